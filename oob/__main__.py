@@ -1,0 +1,3 @@
+from oob.cli.app import main
+
+main()

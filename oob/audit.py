@@ -1,0 +1,67 @@
+"""Append-only audit log of every action that changes a host (JSON lines).
+
+Written *before* an NMI leaves and again after, so that a crash of oob itself still
+leaves a trace of what may have been sent. Nothing is ever truncated or rewritten.
+Records name the host, BMC and method; never a credential.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import threading
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from oob.errors import UsageError
+
+
+def default_audit_path(environ: Mapping[str, str] = os.environ) -> Path:
+    if environ.get("OOB_AUDIT_LOG"):
+        return Path(environ["OOB_AUDIT_LOG"])
+    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "oob" / "audit.jsonl"
+
+
+class AuditLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.run_id = uuid.uuid4().hex[:12]
+        self._lock = threading.Lock()
+        self._user = _user()
+        self._origin = socket.gethostname()
+
+    def record(self, event: str, host: str | None = None, **fields: Any) -> None:
+        entry: dict[str, Any] = {
+            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "run": self.run_id,
+            "user": self._user,
+            "from": self._origin,
+            "event": event,
+        }
+        if host is not None:
+            entry["host"] = host
+        entry.update(fields)
+        line = json.dumps(entry, sort_keys=False, default=str) + "\n"
+        with self._lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, line.encode())
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise UsageError(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

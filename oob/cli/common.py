@@ -1,0 +1,119 @@
+"""Options, inventory loading, confirmation and error handling shared by every command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Sequence
+
+import typer
+
+from oob.errors import OobError, worst_exit_code
+
+InventoryOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--inventory",
+        "-i",
+        help="Inventory file (TOML, YAML or Ansible YAML); repeatable. Default: $OOB_INVENTORY.",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail, and tracebacks on errors.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (automation).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check and show what would happen; send nothing.")]
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure", help="Do not verify BMC certificates (a warning names each host).")
+]
+ViaOpt = Annotated[str | None, typer.Option("--via", help="Use only this method: redfish or ipmi.")]
+ParallelOpt = Annotated[int, typer.Option("--parallel", min=1, max=256, help="Hosts handled at once.")]
+AuditOpt = Annotated[
+    Path | None,
+    typer.Option("--audit-log", help="Audit log (JSON lines). Default: $OOB_AUDIT_LOG or ~/.local/state/oob/audit.jsonl"),
+]
+TargetsArg = Annotated[list[str], typer.Argument(help="Host names, globs (web*), @group, ranges (node[01-20]).")]
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(stream=sys.stderr, format="%(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("oob").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # the redfish library logs request headers (session tokens) at DEBUG: keep it quiet
+    logging.getLogger("redfish").setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def handle_errors(verbose: bool) -> Iterator[None]:
+    """One line and the error's exit code; a traceback only with -v."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except OobError as exc:
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        sys.stderr.write(f"oob: error: {exc}\n")
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("oob: interrupted\n")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # a bug: say so in one line, keep the trace for -v
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        sys.stderr.write(f"oob: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n")
+        raise typer.Exit(1) from None
+
+
+def load_hosts(inventory: list[Path] | None, targets: Sequence[str]) -> list[Any]:
+    from oob.inventory import inventory_paths, load_inventory
+
+    paths = inventory_paths(list(inventory or []), os.environ)
+    return load_inventory(paths).select(list(targets))
+
+
+def make_renderer(json_output: bool) -> Any:
+    if json_output:
+        from oob.render.jsonl import JsonRenderer
+
+        return JsonRenderer()
+    from oob.render.console import ConsoleRenderer
+
+    return ConsoleRenderer()
+
+
+def ask(prompt: str) -> str:
+    """Ask on stderr, read one line from stdin (a terminal or a pipe). EOF is no answer."""
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.strip()
+
+
+def confirm_hosts(names: Sequence[str], what: str, lines: Sequence[str]) -> bool:
+    """The engineer types the host name (one host) or the count (several)."""
+    sys.stderr.write(f"About to {what} on {len(names)} host{'s' if len(names) != 1 else ''}:\n")
+    for line in lines:
+        sys.stderr.write(f"  {line}\n")
+    if len(names) == 1:
+        answer = ask(f"Type the host name ({names[0]}) to confirm: ")
+        ok = answer == names[0]
+    else:
+        answer = ask(f"Type the number of hosts ({len(names)}) to confirm: ")
+        ok = answer == str(len(names))
+    if not ok:
+        sys.stderr.write("not confirmed; nothing was sent\n")
+    return ok
+
+
+def open_audit(path: Path | None) -> Any:
+    from oob.audit import AuditLog, default_audit_path
+
+    return AuditLog(path or default_audit_path())
+
+
+def finish(outcomes: Sequence[Any]) -> None:
+    raise typer.Exit(worst_exit_code([o.exit_code for o in outcomes]))

@@ -1,0 +1,79 @@
+"""``oob inventory``: list and check inventories."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from oob.cli.common import InventoryOpt, JsonOpt, VerboseOpt, handle_errors, setup_logging
+
+inventory_app = typer.Typer(help="List and check inventories.", no_args_is_help=True)
+OptionalTargets = Annotated[list[str] | None, typer.Argument(help="Selectors; default: all hosts.")]
+
+
+def _hosts(inventory: InventoryOpt, targets: list[str] | None) -> list:  # type: ignore[type-arg]
+    import os
+
+    from oob.inventory import inventory_paths, load_inventory
+
+    inv = load_inventory(inventory_paths(list(inventory or []), os.environ))
+    return inv.select(targets or ["all"])
+
+
+@inventory_app.command("list")
+def list_command(
+    targets: OptionalTargets = None,
+    inventory: InventoryOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show the hosts an inventory resolves to (secrets shown as references only)."""
+    setup_logging(verbose)
+    with handle_errors(verbose):
+        hosts = _hosts(inventory, targets)
+        if json_output:
+            from oob.render.jsonl import write_json
+
+            for host in hosts:
+                write_json(host.to_dict())
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for title in ("HOST", "ADDRESS", "GROUPS", "BMC", "KIND", "METHODS", "DUMP TARGET"):
+            table.add_column(title)
+        for host in hosts:
+            table.add_row(
+                host.name,
+                host.address or "-",
+                ",".join(host.groups) or "-",
+                host.bmc.address,
+                host.bmc.kind,
+                ",".join(host.bmc.effective_methods),
+                host.dump.target or "-",
+            )
+        Console(highlight=False).print(table)
+
+
+@inventory_app.command("check")
+def check_command(
+    targets: OptionalTargets = None,
+    inventory: InventoryOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Load the inventory and resolve every credential reference; exit 2 on the first problem."""
+    setup_logging(verbose)
+    with handle_errors(verbose):
+        from oob.secrets import check_secrets
+
+        hosts = _hosts(inventory, targets)
+        check_secrets(hosts)
+        if json_output:
+            from oob.render.jsonl import write_json
+
+            write_json({"status": "ok", "hosts": len(hosts)})
+        else:
+            typer.echo(f"inventory ok: {len(hosts)} host{'s' if len(hosts) != 1 else ''}, credentials resolved", err=True)

@@ -1,0 +1,19 @@
+"""``oob mock serve``: run the mock BMC fleet (same as ``python -m mocks serve``)."""
+
+from __future__ import annotations
+
+import typer
+
+mock_app = typer.Typer(help="The mock BMC fleet, for tests and rehearsals.", no_args_is_help=True)
+
+
+@mock_app.command(
+    "serve",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def serve_command(ctx: typer.Context) -> None:
+    """Serve mock BMCs on loopback (see `oob mock serve --help`)."""
+    from mocks.cli import main
+
+    raise typer.Exit(main(["serve", *ctx.args]))

@@ -1,0 +1,68 @@
+"""``oob nmi``: send one NMI to each target host (the host crashes; kdump saves a dump)."""
+
+from __future__ import annotations
+
+
+
+from oob.cli.common import (
+    AuditOpt,
+    DryRunOpt,
+    InsecureOpt,
+    InventoryOpt,
+    JsonOpt,
+    ParallelOpt,
+    TargetsArg,
+    VerboseOpt,
+    ViaOpt,
+    YesOpt,
+    confirm_hosts,
+    finish,
+    handle_errors,
+    load_hosts,
+    make_renderer,
+    open_audit,
+    setup_logging,
+)
+
+
+def nmi_command(
+    targets: TargetsArg,
+    inventory: InventoryOpt = None,
+    via: ViaOpt = None,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    insecure: InsecureOpt = False,
+    parallel: ParallelOpt = 8,
+    audit_log: AuditOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Send a non-maskable interrupt to hung hosts through their BMC, exactly once each.
+
+    Lists the hosts and asks you to type the host name (or the count for several)
+    unless --yes. Refuses hosts whose power is off.
+    """
+    setup_logging(verbose)
+    with handle_errors(verbose):
+        from oob.errors import UsageError
+        from oob.runbook.nmi import NmiPlan, NmiRequest, run_nmi
+
+        if via not in (None, "redfish", "ipmi"):
+            raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
+        hosts = load_hosts(inventory, targets)
+        renderer = make_renderer(json_output)
+        request = NmiRequest(via=via, insecure=insecure, dry_run=dry_run, assume_yes=yes, parallel=parallel)
+
+        def confirm(plans: list[NmiPlan]) -> bool:
+            lines = [
+                f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}"
+                for p in plans
+            ]
+            return confirm_hosts([p.host.name for p in plans], "send an NMI (crash the kernel)", lines)
+
+        audit = None if dry_run else open_audit(audit_log)
+        outcomes = run_nmi(hosts, request, confirm=confirm, emit=renderer.event, audit=audit)
+        renderer.outcomes(outcomes)
+        finish(outcomes)
+
+

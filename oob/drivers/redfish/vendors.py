@@ -1,0 +1,83 @@
+"""Which vendor's Redfish service this is, and the vendor habits oob must allow for.
+
+Detected from the service root (``Vendor``, ``Oem`` keys, ``Name``) and, failing that,
+from the manager (OpenBMC's bmcweb names its manager ``bmc`` with Model ``OpenBmc``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Vendor:
+    key: str
+    #: shown to people
+    label: str
+    #: the inventory's ``bmc.kind`` for this vendor
+    kind: str
+
+
+HPE = Vendor("hpe", "HPE iLO", "ilo")
+DELL = Vendor("dell", "Dell iDRAC", "idrac")
+LENOVO = Vendor("lenovo", "Lenovo XCC", "xcc")
+SUPERMICRO = Vendor("supermicro", "Supermicro", "supermicro")
+OPENBMC = Vendor("openbmc", "OpenBMC", "openbmc")
+AMI = Vendor("ami", "AMI MegaRAC", "redfish")
+GENERIC = Vendor("generic", "Redfish", "redfish")
+
+_BY_NAME = {
+    "hpe": HPE,
+    "hp": HPE,
+    "dell": DELL,
+    "lenovo": LENOVO,
+    "supermicro": SUPERMICRO,
+    "ami": AMI,
+    "openbmc": OPENBMC,
+}
+
+
+def detect_vendor(root: dict[str, Any], manager: dict[str, Any] | None = None) -> Vendor:
+    vendor_field = str(root.get("Vendor") or "").strip().lower()
+    if vendor_field in _BY_NAME:
+        return _BY_NAME[vendor_field]
+    oem = root.get("Oem") or {}
+    if isinstance(oem, dict):
+        for key in oem:
+            if key.lower() in _BY_NAME:
+                return _BY_NAME[key.lower()]
+    name = str(root.get("Name") or "")
+    if name.startswith("HPE ") or name.startswith("HP "):
+        return HPE
+    product = str(root.get("Product") or "").lower()
+    if "dell" in product:
+        return DELL
+    if manager:
+        model = str(manager.get("Model") or "").lower()
+        if "openbmc" in model:
+            return OPENBMC
+        if "xclarity" in model:
+            return LENOVO
+        if model.startswith("ilo"):
+            return HPE
+    provider = ((root.get("Links") or {}).get("ManagerProvidingService") or {}).get("@odata.id", "")
+    if str(provider).rstrip("/").endswith("/Managers/bmc"):
+        return OPENBMC
+    return GENERIC
+
+
+# Supermicro X12 firmware lists "GracefulShutdownGracefulRestart" in its
+# ResetType@Redfish.AllowableValues (two values run together); it accepts both halves.
+_RUN_TOGETHER = {"GracefulShutdownGracefulRestart": ("GracefulShutdown", "GracefulRestart")}
+
+
+def normalise_reset_values(values: list[Any]) -> tuple[str, ...]:
+    result: list[str] = []
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        for part in _RUN_TOGETHER.get(value, (value,)):
+            if part not in result:
+                result.append(part)
+    return tuple(result)

@@ -1,0 +1,144 @@
+"""The one error tree of oob. Every class carries the exit code the CLI returns for it.
+
+    OobError                         1  internal error (a bug, or something unforeseen)
+    ├── UsageError                   2  bad command line
+    │   ├── InventoryError           2  bad inventory file (names file, host, key)
+    │   └── SecretError              2  a credential reference cannot be resolved
+    ├── NmiNotSent                   -  the request certainly never reached the BMC's action
+    │   ├── BmcUnreachable           3  DNS, connection refused, connect timeout
+    │   │   └── TlsError             3  certificate not trusted, fingerprint mismatch
+    │   ├── BmcAuthError             3  credentials refused, session limit reached
+    │   ├── NmiUnsupported           4  the BMC does not offer Nmi (or the power action)
+    │   └── BmcRefused               4  the BMC answered the action with an error
+    ├── OutcomeUnknown               6  the request was sent but no answer came back
+    ├── DumpTimeout                  5  NMI sent, no complete dump by the deadline
+    └── SafetyRefusal                7  host off or looks healthy, not confirmed, locked
+
+Only ``NmiNotSent`` errors may ever be retried or answered by another method: an
+``OutcomeUnknown`` NMI may have crashed the host already, and a second one must never
+follow it by accident.  Of the ``NmiNotSent`` family only ``retryable`` instances
+(connection refused, DNS, TLS handshake) are retried automatically.
+"""
+
+from __future__ import annotations
+
+
+class OobError(Exception):
+    """Root of every error oob raises on purpose."""
+
+    exit_code: int = 1
+    #: short machine-readable name used in JSON output
+    kind: str = "internal"
+
+    def __init__(self, message: str, *, host: str | None = None, bmc_message: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.host = host
+        #: the BMC's own words (most severe @Message.ExtendedInfo entry), when it gave any
+        self.bmc_message = bmc_message
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.bmc_message and self.bmc_message not in text:
+            text = f"{text} (BMC says: {self.bmc_message})"
+        if self.host:
+            text = f"{self.host}: {text}"
+        return text
+
+    def for_host(self, host: str) -> "OobError":
+        """Attach the inventory host name, keeping the class (and so the exit code)."""
+        if self.host is None:
+            self.host = host
+        return self
+
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"error": self.kind, "message": self.message, "exit_code": self.exit_code}
+        if self.host:
+            data["host"] = self.host
+        if self.bmc_message:
+            data["bmc_message"] = self.bmc_message
+        return data
+
+
+class UsageError(OobError):
+    exit_code = 2
+    kind = "usage"
+
+
+class InventoryError(UsageError):
+    kind = "inventory"
+
+
+class SecretError(UsageError):
+    kind = "secret"
+
+
+class NmiNotSent(OobError):
+    """The request certainly did not take effect: safe to fall back to another method."""
+
+    #: True only when the failure happened before any byte of the request left this machine
+    retryable: bool = False
+
+
+class BmcUnreachable(NmiNotSent):
+    exit_code = 3
+    kind = "unreachable"
+
+    def __init__(
+        self, message: str, *, host: str | None = None, retryable: bool = True, bmc_message: str | None = None
+    ) -> None:
+        super().__init__(message, host=host, bmc_message=bmc_message)
+        self.retryable = retryable
+
+
+class TlsError(BmcUnreachable):
+    kind = "tls"
+
+    def __init__(self, message: str, *, host: str | None = None) -> None:
+        # a certificate that fails verification will fail again: never retried
+        super().__init__(message, host=host, retryable=False)
+
+
+class BmcAuthError(NmiNotSent):
+    exit_code = 3
+    kind = "auth"
+
+
+class NmiUnsupported(NmiNotSent):
+    exit_code = 4
+    kind = "unsupported"
+
+
+class BmcRefused(NmiNotSent):
+    """The BMC answered the action with an error status: it did not perform it."""
+
+    exit_code = 4
+    kind = "refused"
+
+    def __init__(
+        self, message: str, *, host: str | None = None, bmc_message: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, host=host, bmc_message=bmc_message)
+        self.status = status
+
+
+class OutcomeUnknown(OobError):
+    """The request left this machine and no answer came back: it may have been applied."""
+
+    exit_code = 6
+    kind = "outcome_unknown"
+
+
+class DumpTimeout(OobError):
+    exit_code = 5
+    kind = "dump_timeout"
+
+
+class SafetyRefusal(OobError):
+    exit_code = 7
+    kind = "refused_for_safety"
+
+
+def worst_exit_code(codes: list[int]) -> int:
+    """With several hosts the command exits with the worst (highest) code."""
+    return max(codes, default=0)

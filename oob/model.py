@@ -1,0 +1,228 @@
+"""Domain objects: frozen dataclasses without I/O.
+
+An inventory resolves to :class:`Host` objects; drivers, dump watchers and runbooks
+take them as they are.  Secrets stay references (:class:`SecretRef`) until a driver
+needs the value, and never print themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+from urllib.parse import urlsplit
+
+BmcKind = Literal["auto", "redfish", "ilo", "idrac", "openbmc", "supermicro", "xcc", "ipmi"]
+BMC_KINDS: tuple[str, ...] = ("auto", "redfish", "ilo", "idrac", "openbmc", "supermicro", "xcc", "ipmi")
+Method = Literal["redfish", "ipmi"]
+METHODS: tuple[str, ...] = ("redfish", "ipmi")
+DumpLayout = Literal["auto", "rhel", "suse", "debian"]
+DUMP_LAYOUTS: tuple[str, ...] = ("auto", "rhel", "suse", "debian")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret lives: ``env:VAR``, ``file:PATH``, ``keyring:SERVICE/USER`` or a literal.
+
+    ``repr`` and ``str`` never show a literal value.
+    """
+
+    scheme: Literal["env", "file", "keyring", "literal"]
+    location: str = field(repr=False)
+
+    def describe(self) -> str:
+        """Safe to print: the reference, or ``<literal>`` for an inline password."""
+        if self.scheme == "literal":
+            return "<literal>"
+        return f"{self.scheme}:{self.location}"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self.describe()!r})"
+
+
+@dataclass(frozen=True)
+class BmcConfig:
+    kind: str = "auto"
+    #: as written in the inventory: ``https://IP:PORT``, ``IP`` or ``host``
+    address: str = ""
+    username: str | None = None
+    password: SecretRef | None = None
+    #: False only when the user said so (``verify = false`` or ``--insecure``)
+    verify: bool = True
+    ca_file: str | None = None
+    #: SHA-256 of the BMC's certificate, lower-case hex without colons
+    fingerprint: str | None = None
+    #: Redfish system id when the BMC manages several systems
+    system: str | None = None
+    methods: tuple[str, ...] = ("redfish", "ipmi")
+    ipmi_port: int = 623
+    #: seconds for each request to the BMC
+    timeout: float = 15.0
+
+    @property
+    def redfish_url(self) -> str:
+        """Base URL of the Redfish service (scheme and authority, no path)."""
+        address = self.address.strip()
+        if "://" not in address:
+            address = f"https://{address}"
+        parts = urlsplit(address)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def hostname(self) -> str:
+        """The BMC's bare address, for IPMI and for messages."""
+        address = self.address.strip()
+        if "://" not in address:
+            address = f"https://{address}"
+        return urlsplit(address).hostname or self.address
+
+    @property
+    def is_ipmi_only(self) -> bool:
+        return self.kind == "ipmi"
+
+    @property
+    def effective_methods(self) -> tuple[str, ...]:
+        if self.kind == "ipmi":
+            return ("ipmi",)
+        return self.methods
+
+
+@dataclass(frozen=True)
+class DumpConfig:
+    #: ``ssh://user@server[:port]/path`` or ``file:///path``; None when not configured
+    target: str | None = None
+    layout: str = "auto"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    #: the host's own address (SSH, probes, matching dump directory names)
+    address: str | None = None
+    #: further addresses or names the host may use in dump directory names
+    aliases: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    bmc: BmcConfig = field(default_factory=BmcConfig)
+    dump: DumpConfig = field(default_factory=DumpConfig)
+    #: inventory file the host came from, for error messages
+    source: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "groups": list(self.groups),
+            "bmc": {
+                "kind": self.bmc.kind,
+                "address": self.bmc.address,
+                "username": self.bmc.username,
+                "password": self.bmc.password.describe() if self.bmc.password else None,
+                "verify": self.bmc.verify,
+                "ca_file": self.bmc.ca_file,
+                "fingerprint": self.bmc.fingerprint,
+                "system": self.bmc.system,
+                "methods": list(self.bmc.effective_methods),
+                "ipmi_port": self.bmc.ipmi_port,
+            },
+            "dump": {"target": self.dump.target, "layout": self.dump.layout},
+            "source": self.source,
+        }
+
+
+class PowerState(str, Enum):
+    ON = "On"
+    OFF = "Off"
+    POWERING_ON = "PoweringOn"
+    POWERING_OFF = "PoweringOff"
+    UNKNOWN = "Unknown"
+
+    @classmethod
+    def parse(cls, value: object) -> "PowerState":
+        for state in cls:
+            if isinstance(value, str) and value.lower() == state.value.lower():
+                return state
+        return cls.UNKNOWN
+
+
+class PowerAction(str, Enum):
+    """What the user asks for; drivers map it to what the BMC offers."""
+
+    ON = "on"
+    OFF = "off"  # ForceOff
+    SHUTDOWN = "shutdown"  # GracefulShutdown
+    RESET = "reset"  # ForceRestart
+    CYCLE = "cycle"  # PowerCycle, or ForceOff then On
+
+
+@dataclass(frozen=True)
+class NmiSupport:
+    """Whether the BMC offers an NMI, and how oob learnt it."""
+
+    #: True offered, False not offered, None the BMC did not say (allowed, with a warning)
+    offered: bool | None
+    #: "inline" (ResetType@Redfish.AllowableValues), "actioninfo" (@Redfish.ActionInfo),
+    #: "unadvertised" (neither present), "ipmi" (chassis control)
+    source: str
+    allowed: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"offered": self.offered, "source": self.source, "allowed": list(self.allowed)}
+
+
+@dataclass(frozen=True)
+class BmcInfo:
+    host: str
+    method: str
+    vendor: str
+    model: str | None
+    firmware: str | None
+    power: PowerState
+    nmi: NmiSupport
+    system_id: str | None = None
+    manager: str | None = None
+    redfish_version: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "method": self.method,
+            "vendor": self.vendor,
+            "model": self.model,
+            "firmware": self.firmware,
+            "power": self.power.value,
+            "nmi": self.nmi.to_dict(),
+            "system_id": self.system_id,
+            "manager": self.manager,
+            "redfish_version": self.redfish_version,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What the BMC said when it accepted an action."""
+
+    host: str
+    action: str
+    method: str
+    status: int | None = None
+    #: the BMC's own message, if any (iLO answers 200 with a ``...Success`` MessageId)
+    bmc_message: str | None = None
+    task: str | None = None
+    #: the ResetType actually sent (e.g. "ForceOff" for ``off``)
+    sent: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "action": self.action,
+            "via": self.method,
+            "status": self.status,
+            "bmc_message": self.bmc_message,
+            "task": self.task,
+            "sent": list(self.sent),
+        }

@@ -1,0 +1,1 @@
+"""Renderers: turn runbook events and outcomes into text (stderr/stdout) or JSON lines."""

@@ -1,0 +1,1 @@
+"""Runbooks: compose drivers, safety checks and the audit log. They never print."""

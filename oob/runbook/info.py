@@ -1,0 +1,28 @@
+"""What each BMC is and offers: vendor, model, firmware, power, NMI support."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from oob.errors import OobError
+from oob.events import Emit, Event
+from oob.model import Host
+from oob.runbook.common import DriverOptions, Outcome, run_per_host, with_first_method
+
+
+def _info(host: Host, options: DriverOptions, emit: Emit) -> Outcome:
+    try:
+        method, info, fallback, _ = with_first_method(
+            host, options, lambda driver: driver.info(), on_retry=lambda m: emit(Event("warning", m, host.name, "retry"))
+        )
+    except OobError as exc:
+        return Outcome.from_error(host.name, "bmc.info", exc.for_host(host.name))
+    detail = info.to_dict()
+    detail.pop("host", None)
+    detail.pop("method", None)
+    warnings = tuple(detail.pop("warnings", []) or ())
+    return Outcome(host.name, "bmc.info", "ok", via=method, fallback_reason=fallback, warnings=warnings, detail=detail)
+
+
+def run_info(hosts: Sequence[Host], options: DriverOptions, *, emit: Emit, parallel: int = 8) -> list[Outcome]:
+    return run_per_host(hosts, lambda h: _info(h, options, emit), parallel)

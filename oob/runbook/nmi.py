@@ -1,0 +1,220 @@
+"""Send one NMI to each host, exactly once, by the first method that can deliver it.
+
+Plan (per host, sessions closed afterwards) → confirm (the caller asks the human) →
+trigger (audit before, one request, audit after).  A method is abandoned for the next
+one only when it certainly did not deliver (``NmiNotSent``); an ``OutcomeUnknown``
+stops everything for that host: it may already be crashing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from oob.audit import AuditLog
+from oob.drivers.factory import make_driver
+from oob.errors import NmiNotSent, OobError, OutcomeUnknown, SafetyRefusal
+from oob.events import Emit, Event
+from oob.model import ActionResult, Host, NmiSupport, PowerState
+from oob.runbook.common import Outcome, methods_for, run_per_host
+
+
+@dataclass(frozen=True)
+class NmiRequest:
+    #: force one method ("redfish" or "ipmi") instead of the inventory's order
+    via: str | None = None
+    insecure: bool = False
+    dry_run: bool = False
+    assume_yes: bool = False
+    parallel: int = 8
+    connect_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class NmiPlan:
+    host: Host
+    method: str
+    power: PowerState
+    nmi: NmiSupport
+    fallback_reason: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "host": self.host.name,
+            "bmc": self.host.bmc.address,
+            "via": self.method,
+            "power": self.power.value,
+            "nmi": self.nmi.to_dict(),
+        }
+        if self.fallback_reason:
+            data["fallback_reason"] = self.fallback_reason
+        if self.warnings:
+            data["warnings"] = list(self.warnings)
+        return data
+
+
+Confirm = Callable[[list[NmiPlan]], bool]
+
+
+def _describe_unsupported(method: str, error: OobError) -> str:
+    return f"{method}: {error}"
+
+
+def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
+    """Find the first method that can deliver an NMI to a powered-on host."""
+    reasons: list[str] = []
+    first_error: OobError | None = None
+    for method in methods_for(host, request.via):
+        try:
+            driver = make_driver(
+                host,
+                method,
+                insecure=request.insecure,
+                connect_attempts=request.connect_attempts,
+                on_retry=lambda message: emit(Event("warning", message, host.name, "retry")),
+            )
+            with driver:
+                power = driver.power_state()
+                support = driver.nmi_support()
+                warnings = tuple(driver.warnings)
+        except NmiNotSent as exc:
+            exc.for_host(host.name)
+            first_error = first_error or exc
+            reasons.append(_describe_unsupported(method, exc))
+            continue
+        except OobError as exc:
+            return Outcome.from_error(host.name, "nmi", exc.for_host(host.name), via=method)
+        if support.offered is False:
+            offered = ", ".join(support.allowed) or "nothing"
+            reason = f"{method}: NMI not supported by this BMC (it offers {offered})"
+            first_error = first_error or _unsupported(host, reason)
+            reasons.append(reason)
+            continue
+        fallback_reason = "; ".join(reasons) or None
+        if fallback_reason:
+            emit(Event("warning", f"falling back to {method}: {fallback_reason}", host.name, "fallback"))
+        if support.offered is None:
+            warnings += ("the BMC does not list the ResetType values it accepts; sending Nmi unchecked",)
+        for warning in warnings:
+            emit(Event("warning", warning, host.name, "warning"))
+        if power is PowerState.OFF:
+            refusal = SafetyRefusal("host power is Off: an NMI would do nothing; not sending", host=host.name)
+            return Outcome.from_error(host.name, "nmi", refusal, via=method, warnings=warnings)
+        return NmiPlan(host, method, power, support, fallback_reason, warnings)
+    assert first_error is not None
+    if len(reasons) > 1:
+        first_error.message = f"{first_error.message}; " + "; ".join(reasons[1:])
+    _mention_ilo_ipmi(host, first_error, reasons)
+    return Outcome.from_error(host.name, "nmi", first_error, fallback_reason="; ".join(reasons) or None)
+
+
+def _unsupported(host: Host, reason: str) -> OobError:
+    from oob.errors import NmiUnsupported
+
+    return NmiUnsupported(reason, host=host.name)
+
+
+def _mention_ilo_ipmi(host: Host, error: OobError, reasons: list[str]) -> None:
+    # HPE iLO ships with IPMI over LAN disabled: the usual reason a fallback fails there
+    if host.bmc.kind == "ilo" and any(r.startswith("ipmi:") for r in reasons):
+        error.message += " (HPE iLO ships with IPMI over LAN disabled; enable it in iLO's network settings)"
+
+
+def trigger_host(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: AuditLog | None) -> Outcome:
+    host = plan.host
+    method = plan.method
+    base = {"bmc": host.bmc.address, "via": method}
+    try:
+        driver = make_driver(
+            host,
+            method,
+            insecure=request.insecure,
+            connect_attempts=request.connect_attempts,
+            on_retry=lambda message: emit(Event("warning", message, host.name, "retry")),
+        )
+        with driver:
+            power = driver.power_state()
+            if power is PowerState.OFF:
+                raise SafetyRefusal("host power went Off since planning; not sending", host=host.name)
+            if audit:
+                audit.record("nmi.sending", host.name, **base)
+            emit(Event("progress", f"sending NMI via {method}", host.name, "nmi.sending"))
+            try:
+                result = driver.send_nmi()
+            except OobError as exc:
+                if audit:
+                    audit.record("nmi.failed", host.name, error=exc.kind, message=exc.message, **base)
+                raise
+            if audit:
+                audit.record("nmi.sent", host.name, status=result.status, bmc_message=result.bmc_message, **base)
+    except OutcomeUnknown as exc:
+        exc.for_host(host.name)
+        emit(Event("error", f"NMI outcome unknown: {exc.message}; NOT resending", host.name, "nmi.unknown"))
+        return Outcome.from_error(
+            host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=plan.warnings
+        )
+    except OobError as exc:
+        exc.for_host(host.name)
+        return Outcome.from_error(
+            host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=plan.warnings
+        )
+    emit(Event("info", f"NMI sent via {method} (HTTP {result.status})", host.name, "nmi.sent"))
+    return _sent(plan, result)
+
+
+def _sent(plan: NmiPlan, result: ActionResult) -> Outcome:
+    detail: dict[str, Any] = {"http_status": result.status}
+    if result.bmc_message:
+        detail["bmc_message"] = result.bmc_message
+    if result.task:
+        detail["task"] = result.task
+    return Outcome(
+        host=plan.host.name,
+        action="nmi",
+        status="ok",
+        via=plan.method,
+        fallback_reason=plan.fallback_reason,
+        warnings=plan.warnings,
+        detail=detail,
+    )
+
+
+def run_nmi(
+    hosts: Sequence[Host],
+    request: NmiRequest,
+    *,
+    confirm: Confirm,
+    emit: Emit,
+    audit: AuditLog | None,
+) -> list[Outcome]:
+    """Plan every host, ask once, then send each NMI exactly once."""
+    planned = run_per_host(hosts, lambda h: plan_host(h, request, emit), request.parallel)
+    plans = [p for p in planned if isinstance(p, NmiPlan)]
+    outcomes: dict[str, Outcome] = {p.host: p for p in planned if isinstance(p, Outcome)}
+    if plans and request.dry_run:
+        for plan in plans:
+            outcomes[plan.host.name] = Outcome(
+                host=plan.host.name,
+                action="nmi",
+                status="dry-run",
+                via=plan.method,
+                fallback_reason=plan.fallback_reason,
+                warnings=plan.warnings,
+                detail={"power": plan.power.value, "nmi": plan.nmi.to_dict(), "would_send": True},
+            )
+    elif plans:
+        if not request.assume_yes and not confirm(plans):
+            for plan in plans:
+                refusal = SafetyRefusal("not confirmed; nothing was sent", host=plan.host.name)
+                outcomes[plan.host.name] = Outcome.from_error(plan.host.name, "nmi", refusal, via=plan.method)
+        else:
+            if audit:
+                audit.record("nmi.confirmed", None, hosts=[p.host.name for p in plans], yes=request.assume_yes)
+            sent = run_per_host(
+                [p.host for p in plans],
+                lambda h: trigger_host(next(p for p in plans if p.host is h), request, emit, audit),
+                request.parallel,
+            )
+            outcomes.update({o.host: o for o in sent})
+    return [outcomes[h.name] for h in hosts]

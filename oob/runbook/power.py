@@ -1,0 +1,96 @@
+"""Power status and power actions, by the first method that can."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from oob.audit import AuditLog
+from oob.errors import OobError, SafetyRefusal
+from oob.events import Emit, Event
+from oob.model import Host, PowerAction
+from oob.runbook.common import DriverOptions, Outcome, run_per_host, with_first_method
+
+#: actions that interrupt a running host: confirmed first
+DESTRUCTIVE = {PowerAction.OFF, PowerAction.SHUTDOWN, PowerAction.RESET, PowerAction.CYCLE}
+POWER_CHOICES = ("status", *(a.value for a in PowerAction))
+
+
+@dataclass(frozen=True)
+class PowerRequest:
+    #: "status" or a PowerAction value
+    action: str
+    driver: DriverOptions = DriverOptions()
+    assume_yes: bool = False
+    dry_run: bool = False
+    parallel: int = 8
+
+
+ConfirmPower = Callable[[list[Host], str], bool]
+
+
+def _status(host: Host, request: PowerRequest, emit: Emit) -> Outcome:
+    try:
+        method, state, fallback, warnings = with_first_method(
+            host,
+            request.driver,
+            lambda driver: driver.power_state(),
+            on_retry=lambda m: emit(Event("warning", m, host.name, "retry")),
+        )
+    except OobError as exc:
+        return Outcome.from_error(host.name, "power.status", exc.for_host(host.name))
+    return Outcome(
+        host.name, "power.status", "ok", via=method, fallback_reason=fallback, warnings=warnings,
+        detail={"power": state.value},
+    )
+
+
+def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, audit: AuditLog | None) -> Outcome:
+    name = f"power.{action.value}"
+
+    def work(driver: Any) -> Any:
+        if audit:
+            audit.record(f"{name}.sending", host.name, bmc=host.bmc.address, via=driver.method)
+        try:
+            result = driver.power(action)
+        except OobError as exc:
+            if audit:
+                audit.record(f"{name}.failed", host.name, via=driver.method, error=exc.kind, message=exc.message)
+            raise
+        if audit:
+            audit.record(f"{name}.done", host.name, via=driver.method, sent=list(result.sent), status=result.status)
+        return result
+
+    try:
+        method, result, fallback, warnings = with_first_method(
+            host, request.driver, work, on_retry=lambda m: emit(Event("warning", m, host.name, "retry"))
+        )
+    except OobError as exc:
+        return Outcome.from_error(host.name, name, exc.for_host(host.name))
+    emit(Event("info", f"power {action.value} accepted ({', '.join(result.sent)})", host.name, name))
+    detail: dict[str, Any] = {"sent": list(result.sent), "http_status": result.status}
+    if result.bmc_message:
+        detail["bmc_message"] = result.bmc_message
+    return Outcome(host.name, name, "ok", via=method, fallback_reason=fallback, warnings=warnings, detail=detail)
+
+
+def run_power(
+    hosts: Sequence[Host],
+    request: PowerRequest,
+    *,
+    confirm: ConfirmPower,
+    emit: Emit,
+    audit: AuditLog | None,
+) -> list[Outcome]:
+    if request.action == "status":
+        return run_per_host(hosts, lambda h: _status(h, request, emit), request.parallel)
+    action = PowerAction(request.action)
+    name = f"power.{action.value}"
+    if request.dry_run:
+        return [Outcome(h.name, name, "dry-run", detail={"would_send": action.value}) for h in hosts]
+    if action in DESTRUCTIVE and not request.assume_yes and not confirm(list(hosts), action.value):
+        return [
+            Outcome.from_error(h.name, name, SafetyRefusal("not confirmed; nothing was sent", host=h.name))
+            for h in hosts
+        ]
+    return run_per_host(hosts, lambda h: _act(h, action, request, emit, audit), request.parallel)
