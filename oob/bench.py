@@ -1,0 +1,60 @@
+"""Benchmarks that print figures (never assertions in the test suite).
+
+    python -m oob.bench help [--runs N]     wall time of `oob --help` (target <= 150 ms)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HELP_TARGET_MS = 150.0
+
+
+def _time_command(argv: list[str], runs: int) -> list[float]:
+    subprocess.run(argv, capture_output=True, check=True)  # warm the page cache
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def bench_help(runs: int) -> int:
+    commands = {"python -m oob --help": [sys.executable, "-m", "oob", "--help"]}
+    script = shutil.which("oob")
+    if script:
+        commands["oob --help"] = [script, "--help"]
+    worst = 0.0
+    for label, argv in commands.items():
+        samples = _time_command(argv, runs)
+        median = statistics.median(samples)
+        worst = max(worst, median)
+        print(
+            f"{label:<24} median {median:6.1f} ms  min {min(samples):6.1f} ms  "
+            f"max {max(samples):6.1f} ms  ({runs} runs; target <= {HELP_TARGET_MS:.0f} ms)"
+        )
+    verdict = "within" if worst <= HELP_TARGET_MS else "OVER"
+    print(f"result: {verdict} target ({worst:.1f} ms median)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m oob.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="bench", required=True)
+    help_parser = sub.add_parser("help", help="time `oob --help`")
+    help_parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args(argv)
+    if args.bench == "help":
+        return bench_help(args.runs)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
