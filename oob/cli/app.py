@@ -8,6 +8,7 @@ import typer
 
 from oob import __version__
 from oob.cli.bmc import bmc_app
+from oob.cli.demo import demo_command
 from oob.cli.inventory import inventory_app
 from oob.cli.mock import mock_app
 from oob.cli.nmi import nmi_command
@@ -42,6 +43,7 @@ def root(
 
 app.command("nmi")(nmi_command)
 app.command("power")(power_command)
+app.command("demo")(demo_command)
 app.add_typer(bmc_app, name="bmc")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(mock_app, name="mock")
