@@ -1,0 +1,449 @@
+"""The keys an inventory may set, how each is checked, and how a host is built from layers.
+
+Both formats come through here: the native format names keys ``bmc.password``; Ansible names
+them ``bmc_password``.  Each value is checked where it is written (so an error points at that
+line), giving a *layer* (``defaults``, a group, a host) of :class:`Entry` objects; a host is the
+merge of its layers, lowest first.
+
+Messages never show the value of ``bmc.password``, nor of a key whose value may hold a
+credential (``bmc.address``, ``dump.target`` may be written as ``user:pw@...``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import math
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from oob.errors import InventoryError, SecretError
+from oob.model import BMC_KINDS, DUMP_LAYOUTS, METHODS, BmcConfig, DumpConfig, Host
+from oob.secrets import group_or_world_accessible, parse_secret_ref
+
+#: where a value sits in the parsed document: ("hosts", "web01", "bmc", "password")
+KeyPath = tuple[str | int, ...]
+
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
+NAME_RULE = "letters, digits, '_', '.', '-' and ':' only"
+
+
+class VaultValue:
+    """An Ansible ``!vault`` value.  Never shows its ciphertext."""
+
+    def __repr__(self) -> str:
+        return "<vault>"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One inventory file, for messages and relative paths."""
+
+    #: the file as the user named it
+    label: str
+    #: directory relative paths are resolved against (absolute)
+    base_dir: Path
+    #: ``st_mode`` of the file, for the literal-password rule
+    mode: int
+    #: the line (1-based) of a key path, when the format can tell
+    locate: Callable[[KeyPath], int | None]
+
+    def where(self, path: KeyPath = ()) -> str:
+        line = self.locate(path) if path else None
+        return f"{self.label}:{line}" if line else self.label
+
+    def error(
+        self, problem: str, *, path: KeyPath = (), context: str | None = None, key: str | None = None
+    ) -> InventoryError:
+        """``FILE[:LINE]: [CONTEXT: ][key 'KEY': ]PROBLEM`` as one line."""
+        parts = [self.where(path)]
+        if context:
+            parts.append(context)
+        if key:
+            parts.append(f"key '{key}'")
+        parts.append(problem)
+        return InventoryError(": ".join(part.replace("\n", " ") for part in parts))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A checked value and where it was written."""
+
+    value: Any
+    path: KeyPath
+    #: the key as the user wrote it, for messages: 'bmc.password' or 'bmc_password'
+    label: str
+    context: str
+
+
+Layer = dict[str, Entry]
+Fail = Callable[[str], NoReturn]
+
+
+def did_you_mean(word: str, candidates: Sequence[str], *, prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def type_name(value: object) -> str:
+    if isinstance(value, VaultValue):
+        return "a vault-encrypted value"
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, (datetime, date, time)):
+        return "a date/time"
+    return f"a {type(value).__name__}"
+
+
+# --- value checks: each returns the normalised value or calls fail(problem) -------------------
+
+
+def _string(value: Any, fail: Fail, what: str = "a string") -> str:
+    if not isinstance(value, str):
+        fail(f"expected {what}, got {type_name(value)}")
+    if not value.strip():
+        fail(f"expected {what}, got an empty string")
+    return value
+
+
+def _word(value: Any, fail: Fail, what: str = "a string without spaces") -> str:
+    text = _string(value, fail, what)
+    if any(ch.isspace() for ch in text):
+        fail(f"expected {what}, got one with spaces")
+    return text
+
+
+def _address(value: Any, fail: Fail) -> str:
+    return _word(value, fail, "an IP address or host name")
+
+
+def _string_list(value: Any, fail: Fail, what: str = "a list of strings") -> tuple[str, ...]:
+    if isinstance(value, str):
+        fail(f'expected {what}, got a string (write ["{value}"])')
+    if not isinstance(value, list):
+        fail(f"expected {what}, got {type_name(value)}")
+    items: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            fail(f"expected {what}, item {index + 1} is {type_name(item)}")
+        if not item.strip():
+            fail(f"expected {what}, item {index + 1} is empty")
+        if any(ch.isspace() for ch in item):
+            fail(f"expected {what}, item {index + 1} ({item!r}) has spaces")
+        if item not in items:
+            items.append(item)
+    return tuple(items)
+
+
+def _group_list(value: Any, fail: Fail) -> tuple[str, ...]:
+    names = _string_list(value, fail, "a list of group names")
+    for name in names:
+        if not NAME_RE.fullmatch(name) or name == "all":
+            fail(f"group name {name!r} is not valid ({NAME_RULE}; 'all' is reserved)")
+    return names
+
+
+def _enum(choices: Sequence[str]) -> Callable[[Any, Fail], str]:
+    def check(value: Any, fail: Fail) -> str:
+        if not isinstance(value, str) or value.lower() not in choices:
+            got = repr(value) if isinstance(value, str) else type_name(value)
+            fail(f"expected one of {', '.join(choices)}; got {got}{did_you_mean(str(value), choices)}")
+        return value.lower()
+
+    return check
+
+
+def _bool(value: Any, fail: Fail) -> bool:
+    if not isinstance(value, bool):
+        fail(f"expected true or false, got {type_name(value)}")
+    return value
+
+
+def _port(value: Any, fail: Fail) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(f"expected a port number from 1 to 65535, got {type_name(value)}")
+    if not 1 <= value <= 65535:
+        fail(f"expected a port number from 1 to 65535, got {value}")
+    return value
+
+
+def _seconds(value: Any, fail: Fail) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(f"expected a number of seconds, got {type_name(value)}")
+    if not math.isfinite(value) or value <= 0:
+        fail(f"expected a number of seconds greater than 0, got {value}")
+    return float(value)
+
+
+def _methods(value: Any, fail: Fail) -> tuple[str, ...]:
+    what = f"a list of methods from {', '.join(METHODS)}"
+    methods = _string_list(value, fail, what)
+    if not methods:
+        fail(f"expected {what}, got an empty list")
+    for method in methods:
+        if method not in METHODS:
+            fail(f"unknown method {method!r}; expected {', '.join(METHODS)}{did_you_mean(method, METHODS)}")
+    return methods
+
+
+_HEX = re.compile(r"[0-9a-f]*")
+
+
+def _fingerprint(value: Any, fail: Fail) -> str:
+    what = "a SHA-256 fingerprint (64 hex digits, colons allowed)"
+    text = _string(value, fail, what).strip().lower()
+    digits = text.removeprefix("sha256:").replace(":", "")
+    if not _HEX.fullmatch(digits):
+        fail(f"expected {what}, got a value with characters other than hex digits and colons")
+    if len(digits) != 64:
+        fail(f"expected {what}, got {len(digits)} hex digits (is it a SHA-1 or MD5 fingerprint?)")
+    return digits
+
+
+def _bmc_address(value: Any, fail: Fail) -> str:
+    # never echo the value: "https://admin:pw@bmc" must not end up in a message
+    what = "https://HOST[:PORT], an IP address or a host name"
+    text = _word(value, fail, what)
+    try:
+        if "://" not in text and ipaddress.ip_address(text).version == 6:
+            fail("write an IPv6 BMC address in brackets: https://[ADDRESS]")
+    except ValueError:
+        pass
+    parts = urlsplit(text if "://" in text else f"https://{text}")
+    if parts.scheme not in ("https", "http"):
+        fail(f"expected {what}; only https:// and http:// URLs are allowed")
+    if "@" in parts.netloc:
+        fail("do not put credentials in the BMC address; use bmc.username and bmc.password")
+    try:
+        _ = parts.port
+    except ValueError:
+        fail(f"expected {what}; the port is not a number from 1 to 65535")
+    if not parts.hostname:
+        fail(f"expected {what}; no host name in it")
+    return text
+
+
+def _dump_target(value: Any, fail: Fail) -> str:
+    what = "ssh://USER@SERVER[:PORT]/PATH or file:///PATH"
+    text = _word(value, fail, what)
+    parts = urlsplit(text)
+    if parts.query or parts.fragment:
+        fail(f"expected {what}; no '?' or '#' parts")
+    if parts.scheme == "ssh":
+        if parts.password is not None:
+            fail("do not put a password in the dump target; ssh uses keys")
+        if not parts.username:
+            fail(f"expected {what}; the user is missing")
+        if not parts.hostname:
+            fail(f"expected {what}; the server is missing")
+        try:
+            _ = parts.port
+        except ValueError:
+            fail(f"expected {what}; the port is not a number from 1 to 65535")
+        if not parts.path.startswith("/"):
+            fail(f"expected {what}; the path is missing")
+        return text
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            fail(f"expected {what}; a file target is an absolute path: file:///mnt/crash")
+        return text
+    fail(f"expected {what}")
+
+
+# --- the keys --------------------------------------------------------------------------------
+
+Check = Callable[[Any, Fail], Any]
+
+#: native key -> check.  ``bmc.password`` and ``bmc.ca_file`` need the file and are handled in
+#: :func:`check_value`.
+CHECKS: dict[str, Check | None] = {
+    "address": _address,
+    "aliases": _string_list,
+    "groups": _group_list,
+    "bmc.kind": _enum(BMC_KINDS),
+    "bmc.address": _bmc_address,
+    "bmc.username": _string,
+    "bmc.password": None,
+    "bmc.verify": _bool,
+    "bmc.ca_file": None,
+    "bmc.fingerprint": _fingerprint,
+    "bmc.system": _string,
+    "bmc.methods": _methods,
+    "bmc.ipmi_port": _port,
+    "bmc.timeout": _seconds,
+    "dump.target": _dump_target,
+    "dump.layout": _enum(DUMP_LAYOUTS),
+}
+KEYS: tuple[str, ...] = tuple(CHECKS)
+#: keys that describe one machine: not in ``defaults`` nor in a group
+HOST_ONLY: tuple[str, ...] = ("address", "aliases", "groups")
+
+
+def check_value(source: Source, key: str, value: Any, *, path: KeyPath, context: str, label: str) -> Entry:
+    """Check one value of a known key; raise :class:`InventoryError` naming file, context, key."""
+
+    def fail(problem: str) -> NoReturn:
+        raise source.error(problem, path=path, context=context, key=label)
+
+    if isinstance(value, VaultValue):
+        fail("vault-encrypted values are not supported; use env:/file:/keyring:")
+    if key == "bmc.password":
+        return Entry(_password(source, value, fail, label), path, label, context)
+    if key == "bmc.ca_file":
+        ca_file = Path(_string(value, fail, "a path to a PEM file")).expanduser()
+        return Entry(os.path.normpath(source.base_dir / ca_file), path, label, context)
+    check = CHECKS[key]
+    assert check is not None
+    return Entry(check(value, fail), path, label, context)
+
+
+def _password(source: Source, value: Any, fail: Fail, label: str) -> Any:
+    if not isinstance(value, str):
+        # no value, not even its type's repr: a YAML password of 12345 is still a password
+        fail(f"expected a string (env:VAR, file:PATH or keyring:SERVICE/USER), got {type_name(value)}")
+    try:
+        ref = parse_secret_ref(value, base_dir=source.base_dir)
+    except SecretError as exc:
+        fail(exc.message)
+    if ref.scheme == "literal" and group_or_world_accessible(source.mode):
+        fail(
+            "a literal password is only allowed in a file that group and others cannot read "
+            f"(this one has mode {stat.S_IMODE(source.mode):04o}); use env:VAR or file:PATH, "
+            f"or run: chmod 600 {source.label}"
+        )
+    return ref
+
+
+def flatten(table: Mapping[Any, Any], path: KeyPath, prefix: str = "") -> Iterator[tuple[str, Any, KeyPath]]:
+    """``{"bmc": {"kind": "ilo"}}`` and ``{"bmc.kind": "ilo"}`` both give ``("bmc.kind", "ilo", path)``."""
+    for raw_key, value in table.items():
+        key = f"{prefix}{raw_key}"
+        if isinstance(value, dict):
+            yield from flatten(value, (*path, str(raw_key)), f"{key}.")
+        else:
+            yield key, value, (*path, str(raw_key))
+
+
+def native_layer(source: Source, table: Any, path: KeyPath, context: str, *, host: bool) -> Layer:
+    """Check a ``defaults``, group or host table of the native format."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise source.error(
+            f"expected a table of settings, got {type_name(table)}", path=path, context=context
+        )
+    allowed = KEYS if host else tuple(k for k in KEYS if k not in HOST_ONLY)
+    layer: Layer = {}
+    for key, value, key_path in flatten(table, path):
+        if key not in allowed:
+            if key in HOST_ONLY:
+                raise source.error("only allowed in a host", path=key_path, context=context, key=key)
+            raise source.error(
+                f"unknown key{did_you_mean(key, allowed)}", path=key_path, context=context, key=key
+            )
+        if key in layer:
+            raise source.error("set twice", path=key_path, context=context, key=key)
+        layer[key] = check_value(source, key, value, path=key_path, context=context, label=key)
+    return layer
+
+
+def build_host(
+    name: str,
+    source: Source,
+    path: KeyPath,
+    layers: Sequence[Layer],
+    *,
+    groups: tuple[str, ...],
+    label: Callable[[str], str] = lambda key: key,
+) -> Host:
+    """Merge layers (lowest precedence first) into a :class:`Host`."""
+    merged: Layer = {}
+    for layer in layers:
+        merged.update(layer)
+    context = f"host '{name}'"
+
+    def value(key: str, default: Any) -> Any:
+        entry = merged.get(key)
+        return default if entry is None else entry.value
+
+    if "bmc.address" not in merged:
+        raise source.error(
+            "missing: every host needs the address of its BMC",
+            path=path,
+            context=context,
+            key=label("bmc.address"),
+        )
+    kind = value("bmc.kind", "auto")
+    methods = merged.get("bmc.methods")
+    if kind == "ipmi" and methods is not None and "ipmi" not in methods.value:
+        raise source.error(
+            f"{label('bmc.kind')} is 'ipmi' (IPMI only) but this list has no 'ipmi'",
+            path=methods.path,
+            context=context,
+            key=methods.label,
+        )
+    defaults = BmcConfig()
+    bmc = BmcConfig(
+        kind=kind,
+        address=value("bmc.address", defaults.address),
+        username=value("bmc.username", defaults.username),
+        password=value("bmc.password", defaults.password),
+        verify=value("bmc.verify", defaults.verify),
+        ca_file=value("bmc.ca_file", defaults.ca_file),
+        fingerprint=value("bmc.fingerprint", defaults.fingerprint),
+        system=value("bmc.system", defaults.system),
+        methods=value("bmc.methods", defaults.methods),
+        ipmi_port=value("bmc.ipmi_port", defaults.ipmi_port),
+        timeout=value("bmc.timeout", defaults.timeout),
+    )
+    dump = DumpConfig(target=value("dump.target", None), layout=value("dump.layout", "auto"))
+    return Host(
+        name=name,
+        address=value("address", None),
+        aliases=value("aliases", ()),
+        groups=groups,
+        bmc=bmc,
+        dump=dump,
+        source=source.label,
+    )
+
+
+def check_name(source: Source, name: Any, path: KeyPath, what: str) -> str:
+    """Host and group names: selectors split on ',' and treat '@*?[' specially."""
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name == "all":
+        shown = repr(name) if isinstance(name, str) else type_name(name)
+        raise source.error(f"{what} name {shown} is not valid ({NAME_RULE}; 'all' is reserved)", path=path)
+    return name
+
+
+@dataclass
+class FileInventory:
+    """What one file defines, before files are merged."""
+
+    source: Source
+    hosts: list[Host]
+    #: host name -> where it is defined, for "defined twice" messages
+    host_paths: dict[str, KeyPath]
+    #: group -> host names, in host order; groups without hosts too
+    groups: dict[str, list[str]]
