@@ -20,6 +20,10 @@ from typing import Any, Mapping
 from oob.errors import UsageError
 
 
+#: how much of the log's end is read to find recent actions
+_TAIL_BYTES = 4 * 1024 * 1024
+
+
 def default_audit_path(environ: Mapping[str, str] = os.environ) -> Path:
     if environ.get("OOB_AUDIT_LOG"):
         return Path(environ["OOB_AUDIT_LOG"])
@@ -34,6 +38,35 @@ class AuditLog:
         self._lock = threading.Lock()
         self._user = _user()
         self._origin = socket.gethostname()
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.path.parent / "locks"
+
+    def recent(self, host: str, events: tuple[str, ...], window_s: float) -> dict[str, Any] | None:
+        """The newest record of ``events`` for ``host`` within the last ``window_s`` seconds."""
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - _TAIL_BYTES))
+                tail = handle.read().decode(errors="replace").splitlines()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UsageError(f"cannot read the audit log {self.path}: {exc.strerror or exc}") from None
+        now = datetime.now(timezone.utc)
+        for line in reversed(tail):
+            try:
+                entry = json.loads(line)
+                when = datetime.fromisoformat(entry["ts"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a partial first line of the tail, or a foreign line
+            if (now - when).total_seconds() > window_s:
+                return None
+            if entry.get("host") == host and entry.get("event") in events:
+                return dict(entry)
+        return None
 
     def record(self, event: str, host: str | None = None, **fields: Any) -> None:
         entry: dict[str, Any] = {

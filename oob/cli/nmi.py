@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 
+import typer
 
 from oob.cli.common import (
     AuditOpt,
@@ -31,6 +33,9 @@ def nmi_command(
     via: ViaOpt = None,
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send even if this host got an NMI in the last 15 minutes.")
+    ] = False,
     insecure: InsecureOpt = False,
     parallel: ParallelOpt = 8,
     audit_log: AuditOpt = None,
@@ -51,7 +56,9 @@ def nmi_command(
             raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
         hosts = load_hosts(inventory, targets)
         renderer = make_renderer(json_output)
-        request = NmiRequest(via=via, insecure=insecure, dry_run=dry_run, assume_yes=yes, parallel=parallel)
+        request = NmiRequest(
+            via=via, insecure=insecure, dry_run=dry_run, assume_yes=yes, parallel=parallel, force=force
+        )
 
         def confirm(plans: list[NmiPlan]) -> bool:
             lines = [
@@ -60,7 +67,7 @@ def nmi_command(
             ]
             return confirm_hosts([p.host.name for p in plans], "send an NMI (crash the kernel)", lines)
 
-        audit = None if dry_run else open_audit(audit_log)
+        audit = open_audit(audit_log)
         outcomes = run_nmi(hosts, request, confirm=confirm, emit=renderer.event, audit=audit)
         renderer.outcomes(outcomes)
         finish(outcomes)

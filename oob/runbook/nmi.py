@@ -15,6 +15,7 @@ from oob.audit import AuditLog
 from oob.drivers.factory import make_driver
 from oob.errors import NmiNotSent, OobError, OutcomeUnknown, SafetyRefusal
 from oob.events import Emit, Event
+from oob.locks import host_lock
 from oob.model import ActionResult, Host, NmiSupport, PowerState
 from oob.runbook.common import Outcome, methods_for, run_per_host
 
@@ -28,6 +29,9 @@ class NmiRequest:
     assume_yes: bool = False
     parallel: int = 8
     connect_attempts: int = 3
+    #: send even if the audit log shows an NMI to the host within ``repeat_window_s``
+    force: bool = False
+    repeat_window_s: float = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,16 @@ def _mention_ilo_ipmi(host: Host, error: OobError, reasons: list[str]) -> None:
 
 
 def trigger_host(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: AuditLog | None) -> Outcome:
+    if audit is None:
+        return _trigger_locked(plan, request, emit, None)
+    try:
+        with host_lock(audit.lock_dir, plan.host.name):
+            return _trigger_locked(plan, request, emit, audit)
+    except SafetyRefusal as exc:
+        return Outcome.from_error(plan.host.name, "nmi", exc, via=plan.method)
+
+
+def _trigger_locked(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: AuditLog | None) -> Outcome:
     host = plan.host
     method = plan.method
     base = {"bmc": host.bmc.address, "via": method}
@@ -180,6 +194,20 @@ def _sent(plan: NmiPlan, result: ActionResult) -> Outcome:
     )
 
 
+def _recent_nmi(plan: NmiPlan, request: NmiRequest, audit: AuditLog | None) -> SafetyRefusal | None:
+    """An NMI already went to this host a moment ago: a second one is almost surely an accident."""
+    if audit is None or request.force:
+        return None
+    prior = audit.recent(plan.host.name, ("nmi.sending", "nmi.sent"), request.repeat_window_s)
+    if prior is None:
+        return None
+    return SafetyRefusal(
+        f"an NMI was already sent to this host at {prior.get('ts')} by {prior.get('user')} "
+        f"(run {prior.get('run')}); use --force to send another",
+        host=plan.host.name,
+    )
+
+
 def run_nmi(
     hosts: Sequence[Host],
     request: NmiRequest,
@@ -190,8 +218,14 @@ def run_nmi(
 ) -> list[Outcome]:
     """Plan every host, ask once, then send each NMI exactly once."""
     planned = run_per_host(hosts, lambda h: plan_host(h, request, emit), request.parallel)
-    plans = [p for p in planned if isinstance(p, NmiPlan)]
     outcomes: dict[str, Outcome] = {p.host: p for p in planned if isinstance(p, Outcome)}
+    plans: list[NmiPlan] = []
+    for plan in (p for p in planned if isinstance(p, NmiPlan)):
+        repeat = _recent_nmi(plan, request, audit)
+        if repeat is None:
+            plans.append(plan)
+        else:
+            outcomes[plan.host.name] = Outcome.from_error(plan.host.name, "nmi", repeat, via=plan.method)
     if plans and request.dry_run:
         for plan in plans:
             outcomes[plan.host.name] = Outcome(

@@ -85,7 +85,7 @@ def test_password_never_printed_logged_or_audited(
         assert result.code == 0, (args, result.stderr)
         outputs += [result.stdout, result.stderr]
     fleet.set_faults("ilo5-1", auth_failure=True)
-    failure = oob("nmi", "ilo5-1", "--yes", "-v", "-i", inventory)
+    failure = oob("nmi", "ilo5-1", "--yes", "--force", "-v", "-i", inventory)
     assert failure.code == 3
     outputs += [failure.stdout, failure.stderr, audit_path.read_text()]
     assert all(password not in text for text in outputs)

@@ -139,3 +139,30 @@ def test_several_hosts_worst_exit_code_wins(
     statuses = {r["host"]: r["status"] for r in result.records}
     assert statuses == {"ilo5-1": "ok", "ami-1": "failed", "openbmc-1": "ok"}
     assert fleet.bmc("ilo5-1").nmi_count == 1 and fleet.bmc("openbmc-1").nmi_count == 1
+
+
+def test_second_nmi_within_the_window_is_refused_unless_forced(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = fleet_factory(["openbmc"])
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    assert oob("nmi", "openbmc-1", "-i", str(inventory), "--yes").code == 0
+    again = oob("nmi", "openbmc-1", "-i", str(inventory), "--yes", "--json")
+    assert again.code == 7
+    assert "already sent" in again.record("openbmc-1")["message"]
+    assert fleet.bmc("openbmc-1").nmi_count == 1
+    forced = oob("nmi", "openbmc-1", "-i", str(inventory), "--yes", "--force")
+    assert forced.code == 0
+    assert fleet.bmc("openbmc-1").nmi_count == 2
+
+
+def test_host_locked_by_another_run_is_refused(tmp_path: Path) -> None:
+    from oob.errors import SafetyRefusal
+    from oob.locks import host_lock
+
+    with host_lock(tmp_path, "web01"):
+        with pytest.raises(SafetyRefusal, match="another oob run"):
+            with host_lock(tmp_path, "web01"):
+                pass
+    with host_lock(tmp_path, "web01"):  # released when the holder is done
+        pass
