@@ -115,12 +115,6 @@ class BmcRefused(NmiNotSent):
     exit_code = 4
     kind = "refused"
 
-    def __init__(
-        self, message: str, *, host: str | None = None, bmc_message: str | None = None, status: int | None = None
-    ) -> None:
-        super().__init__(message, host=host, bmc_message=bmc_message)
-        self.status = status
-
 
 class OutcomeUnknown(OobError):
     """The request left this machine and no answer came back: it may have been applied."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from oob.audit import AuditLog
+from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
 from oob.errors import NmiNotSent, OobError, OutcomeUnknown, SafetyRefusal
 from oob.events import Emit, Event
@@ -61,6 +62,16 @@ class NmiPlan:
 Confirm = Callable[[list[NmiPlan]], bool]
 
 
+def _driver(host: Host, method: str, request: NmiRequest, emit: Emit) -> BmcDriver:
+    return make_driver(
+        host,
+        method,
+        insecure=request.insecure,
+        connect_attempts=request.connect_attempts,
+        on_retry=lambda message: emit(Event("warning", message, host.name, "retry")),
+    )
+
+
 def _describe_unsupported(method: str, error: OobError) -> str:
     return f"{method}: {error}"
 
@@ -71,14 +82,7 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
     first_error: OobError | None = None
     for method in methods_for(host, request.via):
         try:
-            driver = make_driver(
-                host,
-                method,
-                insecure=request.insecure,
-                connect_attempts=request.connect_attempts,
-                on_retry=lambda message: emit(Event("warning", message, host.name, "retry")),
-            )
-            with driver:
+            with _driver(host, method, request, emit) as driver:
                 power = driver.power_state()
                 support = driver.nmi_support()
                 warnings = tuple(driver.warnings)
@@ -140,14 +144,7 @@ def _trigger_locked(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: Audit
     method = plan.method
     base = {"bmc": host.bmc.address, "via": method}
     try:
-        driver = make_driver(
-            host,
-            method,
-            insecure=request.insecure,
-            connect_attempts=request.connect_attempts,
-            on_retry=lambda message: emit(Event("warning", message, host.name, "retry")),
-        )
-        with driver:
+        with _driver(host, method, request, emit) as driver:
             power = driver.power_state()
             if power is PowerState.OFF:
                 raise SafetyRefusal("host power went Off since planning; not sending", host=host.name)
