@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -41,21 +42,31 @@ def audit_path(tmp_path: Path) -> Path:
 def oob(audit_path: Path) -> Callable[..., CliResult]:
     """Run `python -m oob ARGS` as a real process (stdin closed unless input is given)."""
 
-    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 90) -> CliResult:
+    def run(
+        *args: str, tty_input: str | None = None, env: dict[str, str] | None = None, timeout: float = 90
+    ) -> CliResult:
+        """stdin is empty, or with ``tty_input`` a real pseudo-terminal the answer is typed into."""
         environ = dict(os.environ)
         environ["OOB_AUDIT_LOG"] = str(audit_path)
         environ.pop("OOB_INVENTORY", None)
         environ.update(env or {})
-        proc = subprocess.run(
-            [sys.executable, "-m", "oob", *args],
-            input=input if input is not None else "",
-            capture_output=True,
-            text=True,
-            env=environ,
-            timeout=timeout,
-            cwd=REPO,
-        )
-        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+        argv = [sys.executable, "-m", "oob", *args]
+        if tty_input is None:
+            proc = subprocess.run(
+                argv, input="", capture_output=True, text=True, env=environ, timeout=timeout, cwd=REPO
+            )
+            return CliResult(proc.returncode, proc.stdout, proc.stderr)
+        master, slave = pty.openpty()
+        try:
+            popen = subprocess.Popen(
+                argv, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ, cwd=REPO
+            )
+            os.write(master, tty_input.encode())
+            stdout, stderr = popen.communicate(timeout=timeout)
+        finally:
+            os.close(slave)
+            os.close(master)
+        return CliResult(popen.returncode, stdout, stderr)
 
     return run
 

@@ -85,12 +85,15 @@ def make_renderer(json_output: bool) -> Any:
     return ConsoleRenderer()
 
 
-def ask(prompt: str) -> str:
-    """Ask on stderr, read one line from stdin (a terminal or a pipe). EOF is no answer."""
+def ask(prompt: str) -> str | None:
+    """Ask on stderr, read one line from the terminal. None when there is no terminal:
+    automation must say --yes, never pipe an answer in by accident."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        sys.stderr.write("no terminal to confirm on and no --yes: refusing\n")
+        return None
     sys.stderr.write(prompt)
     sys.stderr.flush()
-    line = sys.stdin.readline() if sys.stdin is not None else ""
-    return line.strip()
+    return sys.stdin.readline().strip()
 
 
 def confirm_hosts(names: Sequence[str], what: str, lines: Sequence[str]) -> bool:
@@ -98,15 +101,13 @@ def confirm_hosts(names: Sequence[str], what: str, lines: Sequence[str]) -> bool
     sys.stderr.write(f"About to {what} on {len(names)} host{'s' if len(names) != 1 else ''}:\n")
     for line in lines:
         sys.stderr.write(f"  {line}\n")
-    if len(names) == 1:
-        answer = ask(f"Type the host name ({names[0]}) to confirm: ")
-        ok = answer == names[0]
-    else:
-        answer = ask(f"Type the number of hosts ({len(names)}) to confirm: ")
-        ok = answer == str(len(names))
-    if not ok:
+    expected = names[0] if len(names) == 1 else str(len(names))
+    what_to_type = f"the host name ({names[0]})" if len(names) == 1 else f"the number of hosts ({len(names)})"
+    answer = ask(f"Type {what_to_type} to confirm: ")
+    if answer != expected:
         sys.stderr.write("not confirmed; nothing was sent\n")
-    return ok
+        return False
+    return True
 
 
 def open_audit(path: Path | None) -> Any:

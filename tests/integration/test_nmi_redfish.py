@@ -81,12 +81,13 @@ def test_confirmation_typed_wrong_sends_nothing(
 ) -> None:
     fleet = fleet_factory(["ilo5"])
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
-    result = oob("nmi", "ilo5-1", "-i", str(inventory), input="ilo5-2\n")
+    result = oob("nmi", "ilo5-1", "-i", str(inventory), tty_input="ilo5-2\n")
     assert result.code == 7
     assert "Type the host name (ilo5-1) to confirm" in result.stderr
     assert fleet.bmc("ilo5-1").nmi_count == 0
-    no_answer = oob("nmi", "ilo5-1", "-i", str(inventory))
-    assert no_answer.code == 7
+    no_terminal = oob("nmi", "ilo5-1", "-i", str(inventory))
+    assert no_terminal.code == 7
+    assert "no terminal" in no_terminal.stderr
     assert fleet.bmc("ilo5-1").nmi_count == 0
     assert fleet.bmc("ilo5-1").open_sessions == 0
 
@@ -96,9 +97,9 @@ def test_confirmation_by_name_and_by_count(
 ) -> None:
     fleet = fleet_factory(["ilo5"], count=3)
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
-    one = oob("nmi", "ilo5-1", "-i", str(inventory), input="ilo5-1\n")
+    one = oob("nmi", "ilo5-1", "-i", str(inventory), tty_input="ilo5-1\n")
     assert one.code == 0, one.stderr
-    many = oob("nmi", "ilo5-[2-3]", "-i", str(inventory), input="2\n")
+    many = oob("nmi", "ilo5-[2-3]", "-i", str(inventory), tty_input="2\n")
     assert many.code == 0, many.stderr
     assert "Type the number of hosts (2)" in many.stderr
     assert [fleet.bmc(f"ilo5-{i}").nmi_count for i in (1, 2, 3)] == [1, 1, 1]
