@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import sys
+
 import typer
 
 from oob.cli.common import InventoryOpt, JsonOpt, VerboseOpt, handle_errors, setup_logging
@@ -54,7 +56,7 @@ def list_command(
                 ",".join(host.bmc.effective_methods),
                 host.dump.target or "-",
             )
-        Console(highlight=False).print(table)
+        Console(highlight=False, width=None if sys.stdout.isatty() else 220).print(table)
 
 
 @inventory_app.command("check")

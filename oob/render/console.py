@@ -15,7 +15,10 @@ _STATUS_STYLE = {"ok": "green", "dry-run": "cyan", "failed": "red", "refused": "
 def _console(stderr: bool) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # piped into a file or grep: do not squeeze tables into 80 columns
+    width = None if stream.isatty() else 220
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 class ConsoleRenderer:

@@ -55,7 +55,8 @@ def test_info_detects_vendor_and_nmi_support(vendor: str, fleet_factory: Callabl
     label, source, offered = EXPECTED[vendor]
     assert (info.vendor, info.nmi.source, info.nmi.offered) == (label, source, offered)
     assert info.power is PowerState.ON
-    assert info.firmware
+    if vendor != "cray-ex":  # the EX425 capture's manager carries no FirmwareVersion
+        assert info.firmware
     assert fleet.bmc(host.name).open_sessions == 0
 
 
