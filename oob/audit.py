@@ -13,12 +13,12 @@ import os
 import socket
 import threading
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from oob.errors import UsageError
-
 
 #: how much of the log's end is read to find recent actions
 _TAIL_BYTES = 4 * 1024 * 1024
@@ -55,7 +55,7 @@ class AuditLog:
             return None
         except OSError as exc:
             raise UsageError(f"cannot read the audit log {self.path}: {exc.strerror or exc}") from None
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for line in reversed(tail):
             try:
                 entry = json.loads(line)
@@ -70,7 +70,7 @@ class AuditLog:
 
     def record(self, event: str, host: str | None = None, **fields: Any) -> None:
         entry: dict[str, Any] = {
-            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "run": self.run_id,
             "user": self._user,
             "from": self._origin,

@@ -45,7 +45,7 @@ class OobError(Exception):
             text = f"{self.host}: {text}"
         return text
 
-    def for_host(self, host: str) -> "OobError":
+    def for_host(self, host: str) -> OobError:
         """Attach the inventory host name, keeping the class (and so the exit code)."""
         if self.host is None:
             self.host = host

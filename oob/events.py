@@ -5,8 +5,9 @@ Runbooks never print: they call an ``emit`` function with these.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

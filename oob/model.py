@@ -140,7 +140,7 @@ class PowerState(str, Enum):
     UNKNOWN = "Unknown"
 
     @classmethod
-    def parse(cls, value: object) -> "PowerState":
+    def parse(cls, value: object) -> PowerState:
         for state in cls:
             if isinstance(value, str) and value.lower() == state.value.lower():
                 return state

@@ -23,13 +23,12 @@ def demo_command(
         from pathlib import Path
 
         from mocks.fleet import Fleet
-
         from oob.audit import AuditLog
+        from oob.cli.common import make_renderer
         from oob.inventory import load_inventory
         from oob.runbook.common import DriverOptions
         from oob.runbook.info import run_info
         from oob.runbook.nmi import NmiRequest, run_nmi
-        from oob.cli.common import make_renderer
 
         renderer = make_renderer(json_output)
         with tempfile.TemporaryDirectory(prefix="oob-demo-") as workdir:

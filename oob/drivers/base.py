@@ -16,7 +16,7 @@ class BmcDriver(ABC):
         #: things the engineer should know that did not stop the work
         self.warnings: list[str] = []
 
-    def __enter__(self) -> "BmcDriver":
+    def __enter__(self) -> BmcDriver:
         self.open()
         return self
 

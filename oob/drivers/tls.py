@@ -45,8 +45,7 @@ def system_ca_bundle() -> str:
 
 def normalise_fingerprint(value: str) -> str:
     text = value.strip().lower()
-    if text.startswith("sha256:"):
-        text = text[len("sha256:") :]
+    text = text.removeprefix("sha256:")
     text = text.replace(":", "").replace(" ", "")
     if len(text) != 64 or any(ch not in "0123456789abcdef" for ch in text):
         raise UsageError(f"not a SHA-256 fingerprint: {value!r} (expected 64 hex digits)")

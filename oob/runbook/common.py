@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from oob.errors import OobError
 from oob.model import Host
@@ -28,7 +29,7 @@ class Outcome:
     detail: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_error(cls, host: str, action: str, error: OobError, **kwargs: Any) -> "Outcome":
+    def from_error(cls, host: str, action: str, error: OobError, **kwargs: Any) -> Outcome:
         status = {"refused_for_safety": "refused", "outcome_unknown": "unknown"}.get(error.kind, "failed")
         return cls(host=host, action=action, status=status, exit_code=error.exit_code, error=error, **kwargs)
 

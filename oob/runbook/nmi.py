@@ -8,8 +8,9 @@ stops everything for that host: it may already be crashing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from oob.audit import AuditLog
 from oob.drivers.base import BmcDriver

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -161,9 +162,8 @@ def test_host_locked_by_another_run_is_refused(tmp_path: Path) -> None:
     from oob.errors import SafetyRefusal
     from oob.locks import host_lock
 
-    with host_lock(tmp_path, "web01"):
-        with pytest.raises(SafetyRefusal, match="another oob run"):
-            with host_lock(tmp_path, "web01"):
-                pass
+    with host_lock(tmp_path, "web01"), pytest.raises(SafetyRefusal, match="another oob run"):
+        with host_lock(tmp_path, "web01"):
+            pass
     with host_lock(tmp_path, "web01"):  # released when the holder is done
         pass

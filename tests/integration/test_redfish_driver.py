@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -201,11 +202,10 @@ def test_basic_auth_without_session_service(fleet_factory: Callable[..., Any], t
 def test_interrupt_inside_the_session_still_logs_out(fleet_factory: Callable[..., Any], tmp_path: Path) -> None:
     fleet = fleet_factory(["idrac9"])
     host = _host(fleet, tmp_path, "idrac9-1")
-    with pytest.raises(KeyboardInterrupt):
-        with _driver(host) as driver:
-            driver.power_state()
-            assert fleet.bmc(host.name).open_sessions == 1
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), _driver(host) as driver:
+        driver.power_state()
+        assert fleet.bmc(host.name).open_sessions == 1
+        raise KeyboardInterrupt
     assert fleet.bmc(host.name).open_sessions == 0
 
 

@@ -7,7 +7,8 @@ URIs are never built or compared literally: oob follows the ``@odata.id`` and
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from oob.drivers.base import BmcDriver
 from oob.drivers.redfish.transport import RedfishTransport
