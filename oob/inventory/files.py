@@ -158,7 +158,11 @@ def _load_yaml(label: str, text: str) -> tuple[Any, Locator]:
         where = f"{label}:{mark.line + 1}" if mark else label
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.problem and exc.context:
-            problem = f"{exc.problem} ({exc.context})"
+            # "while parsing a block mapping" reads as a note; "expected a single document" as a start
+            if exc.context.startswith("while"):
+                problem = f"{exc.problem} ({exc.context})"
+            else:
+                problem = f"{exc.context} {exc.problem}"
         raise InventoryError(f"{where}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
         reason = getattr(exc, "reason", None) or type(exc).__name__

@@ -411,7 +411,8 @@ def build_host(
         ca_file=value("bmc.ca_file", defaults.ca_file),
         fingerprint=value("bmc.fingerprint", defaults.fingerprint),
         system=value("bmc.system", defaults.system),
-        methods=value("bmc.methods", defaults.methods),
+        # kind "ipmi" is a BMC without Redfish: whatever the defaults said, IPMI only
+        methods=("ipmi",) if kind == "ipmi" else value("bmc.methods", defaults.methods),
         ipmi_port=value("bmc.ipmi_port", defaults.ipmi_port),
         timeout=value("bmc.timeout", defaults.timeout),
     )
