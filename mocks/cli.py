@@ -1,0 +1,181 @@
+"""``python -m mocks serve`` (and ``oob mock serve``): run a mock BMC fleet until signalled.
+
+stdout carries exactly one JSON line, ``{"event": "ready", ...}``, once every BMC listens
+(and the inventory, if asked for, is written); everything else goes to stderr.  SIGINT and
+SIGTERM stop the fleet cleanly with exit 0.  Usage errors exit 2 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from mocks.faults import FaultError
+from mocks.flavours import FLAVOURS, MAIN_FLAVOURS
+from mocks.loopback import BindError, loopback_address, loopback_endpoint
+
+PROG = "mocks"
+
+
+class UsageError(Exception):
+    """Bad input from the command line: one line on stderr, exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (without the program name); returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exit_:  # argparse already printed usage or help
+        return int(exit_.code or 0)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "vendors":
+            return _vendors()
+        return _serve(args)
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Mock Redfish BMC fleet on loopback.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve mock BMCs until SIGINT/SIGTERM")
+    serve.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+    )
+    serve.add_argument(
+        "--vendors",
+        default=",".join(MAIN_FLAVOURS),
+        help=f"comma-separated flavours, or 'all' (default: {','.join(MAIN_FLAVOURS)})",
+    )
+    serve.add_argument("--count", type=int, default=1, help="BMCs of each flavour (default 1)")
+    serve.add_argument("--bind", default="127.0.0.1", help="loopback address the BMCs listen on")
+    serve.add_argument("--control", default="127.0.0.1:0", help="HOST:PORT of the control API (port 0: any)")
+    serve.add_argument(
+        "--write-inventory", type=Path, metavar="FILE", help="write an oob inventory once ready"
+    )
+    serve.add_argument("--inventory-tls", choices=("ca", "fingerprint"), default="ca")
+    serve.add_argument(
+        "--password-env", metavar="VAR", help="the BMC password is $VAR; the inventory says env:VAR"
+    )
+    serve.add_argument(
+        "--workdir", type=Path, help="directory for the CA and password file (default: temporary)"
+    )
+    serve.add_argument("--username", default="admin", help="BMC user name (default admin)")
+    serve.add_argument("--password-file", type=Path, help="read the BMC password from this file")
+    commands.add_parser("vendors", help="list the vendor flavours")
+    return parser
+
+
+def _vendors() -> int:
+    for flavour in FLAVOURS.values():
+        print(f"{flavour.name:16} {flavour.kind:11} {flavour.description}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mocks.fleet import Fleet  # the heavier imports only when serving
+
+    vendors = (
+        list(FLAVOURS) if args.vendors.strip() == "all" else [v for v in args.vendors.split(",") if v.strip()]
+    )
+    unknown = [v for v in vendors if v.strip() not in FLAVOURS]
+    if unknown:
+        raise UsageError(f"unknown vendor flavour(s) {', '.join(unknown)}; known: {', '.join(FLAVOURS)}")
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    try:
+        bind = loopback_address(args.bind)
+        loopback_endpoint(args.control)
+    except BindError as error:
+        raise UsageError(str(error)) from None
+    password = _password(args)
+
+    try:
+        fleet = Fleet.start(
+            vendors=vendors,
+            count=args.count,
+            bind=bind,
+            workdir=args.workdir,
+            control=args.control,
+            username=args.username,
+            password=password,
+        )
+    except OSError as error:  # a port in use, an unwritable workdir
+        print(f"{PROG}: error: cannot start the fleet: {error}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    restore = _on_signals(stop)
+    try:
+        inventory = None
+        if args.write_inventory is not None:
+            reference = f"env:{args.password_env}" if args.password_env else "file"
+            inventory = fleet.write_inventory(
+                args.write_inventory, tls=args.inventory_tls, password=reference
+            )
+        ready = {"event": "ready", "inventory": str(inventory) if inventory else None, **fleet.describe()}
+        sys.stdout.write(json.dumps(ready) + "\n")
+        sys.stdout.flush()
+        print(
+            f"{PROG}: {len(fleet.bmcs)} mock BMCs listening on {bind}; control API {fleet.control_url}; "
+            "SIGINT or SIGTERM to stop",
+            file=sys.stderr,
+        )
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass  # signals were not ours to catch (not the main thread): Ctrl-C still stops cleanly
+    except (FaultError, OSError, ValueError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        restore()
+        fleet.stop()
+    print(f"{PROG}: stopped", file=sys.stderr)
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    """From --password-file, else $VAR of --password-env, else None (the fleet picks one)."""
+    if args.password_file is not None:
+        try:
+            return str(args.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
+        except OSError as error:
+            raise UsageError(f"cannot read --password-file: {error.strerror}") from None
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if not value:
+            raise UsageError(f"--password-env {args.password_env}: that variable is not set")
+        return value
+    return None
+
+
+def _on_signals(stop: threading.Event) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore

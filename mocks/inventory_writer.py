@@ -1,0 +1,96 @@
+"""Write an oob inventory (TOML) that describes a running mock fleet.
+
+The file is written atomically (temporary file in the same directory, then rename) with
+mode 0600: it names the password file or variable, and a half-written inventory must never
+be read by a test that polls for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+TlsMode = Literal["ca", "fingerprint"]
+
+HEADER = "# written by the oob mock fleet; valid while that process runs\n"
+
+
+@dataclass(frozen=True)
+class InventoryHost:
+    name: str
+    vendor: str
+    kind: str
+    url: str
+    address: str
+    fingerprint: str
+
+
+def render_inventory(
+    hosts: Sequence[InventoryHost],
+    *,
+    username: str,
+    password_ref: str,
+    ca_file: Path | None,
+    tls: TlsMode = "ca",
+    timeout: int = 10,
+) -> str:
+    if tls not in ("ca", "fingerprint"):
+        raise ValueError(f"tls must be 'ca' or 'fingerprint', not {tls!r}")
+    lines = [
+        HEADER.rstrip("\n"),
+        "[defaults]",
+        f"bmc.username = {_string(username)}",
+        f"bmc.password = {_string(password_ref)}",
+    ]
+    if tls == "ca":
+        if ca_file is None:
+            raise ValueError("tls='ca' needs the fleet CA file")
+        lines.append(f"bmc.ca_file = {_string(str(ca_file))}")
+    lines.append(f"bmc.timeout = {timeout}")
+    for host in hosts:
+        lines += [
+            "",
+            f"[hosts.{_key(host.name)}]",
+            f"address = {_string(host.address)}",
+            f"groups = [{_string('mock')}, {_string(host.vendor)}]",
+            f"bmc.kind = {_string(host.kind)}",
+            f"bmc.address = {_string(host.url)}",
+        ]
+        if tls == "fingerprint":
+            lines.append(f"bmc.fingerprint = {_string(host.fingerprint)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o600) -> Path:
+    path = Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _string(value: str) -> str:
+    # a JSON string is a valid TOML basic string when non-ASCII stays literal (no surrogate pairs)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _key(name: str) -> str:
+    bare = name and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    return name if bare else _string(name)
