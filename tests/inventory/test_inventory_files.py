@@ -60,12 +60,14 @@ def test_not_utf8(tmp_path):
 
 def test_toml_syntax_error_has_the_line(write):
     path = write("a.toml", '[hosts.h]\nbmc.address = "x"\nbmc.kind = ilo\n')
-    assert error_for(path) == f"{path}:3: TOML syntax error: Invalid value (column 12)"
+    message = error_for(path)
+    assert message.startswith(f"{path}:3: TOML syntax error: ")
+    assert message.endswith("(column 12)")
 
 
 def test_toml_syntax_error_at_the_end(write):
     path = write("a.toml", "[hosts.h]\nbmc.address =")
-    assert error_for(path) == f"{path}: TOML syntax error: Invalid value"
+    assert error_for(path).startswith(f"{path}: TOML syntax error: ")
 
 
 def test_yaml_syntax_error_has_the_line(write):

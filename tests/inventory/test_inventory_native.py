@@ -565,7 +565,9 @@ def test_duplicate_host_in_one_toml_file(load_error):
     path, message = load_error(
         "a.toml", '[hosts.web01]\nbmc.address = "x"\n[hosts.web01]\nbmc.address = "y"\n'
     )
-    assert message == f"{path}:3: TOML syntax error: Cannot declare ('hosts', 'web01') twice (column 13)"
+    # tomllib's wording may change between Python versions; the file, line and kind may not
+    assert message.startswith(f"{path}:3: TOML syntax error: ")
+    assert "twice" in message
 
 
 @pytest.mark.parametrize(
