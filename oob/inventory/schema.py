@@ -357,6 +357,13 @@ def native_layer(source: Source, table: Any, path: KeyPath, context: str, *, hos
         if key not in allowed:
             if key in HOST_ONLY:
                 raise source.error("only allowed in a host", path=key_path, context=context, key=key)
+            if key in ("bmc", "dump"):
+                raise source.error(
+                    f"expected a table of {key}.* settings, got {type_name(value)}",
+                    path=key_path,
+                    context=context,
+                    key=key,
+                )
             raise source.error(
                 f"unknown key{did_you_mean(key, allowed)}", path=key_path, context=context, key=key
             )

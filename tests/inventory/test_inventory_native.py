@@ -281,6 +281,11 @@ def test_unknown_key_in_defaults_and_in_a_group(load_error):
     assert message == f"{path}:2: group 'web': key 'bmc.knd': unknown key (did you mean 'bmc.kind'?)"
 
 
+def test_bmc_must_be_a_table(load_error):
+    path, message = load_error("a.toml", '[hosts.h]\nbmc = "192.0.2.1"\n')
+    assert message == f"{path}:2: host 'h': key 'bmc': expected a table of bmc.* settings, got a string"
+
+
 def test_host_keys_are_refused_in_defaults(load_error):
     path, message = load_error("a.toml", '[defaults]\naddress = "192.0.2.1"\n[hosts.h]\nbmc.address = "x"\n')
     assert message == f"{path}:2: defaults: key 'address': only allowed in a host"
