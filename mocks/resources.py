@@ -106,6 +106,7 @@ def build_model(flavour: Flavour) -> ServiceModel:
         return canonical(path, flavour.case_insensitive)
 
     resources = _load(flavour.captures, key)
+    _serve_expanded(resources, key)
     session_template = _take_session_template(resources)
     root = resources.get(key(ROOT))
     if root is None:
@@ -161,8 +162,32 @@ def _load(folders: tuple[str, ...], key: KeyFn) -> dict[str, Json]:
     resources: dict[str, Json] = {}
     for folder in folders:
         for resource in _read_capture(folder):
-            resources.setdefault(key(resource["@odata.id"]), copy.deepcopy(resource))
+            resource = copy.deepcopy(resource)
+            # DSP0266 reserves this annotation for mockups: a live service never sends it
+            resource.pop("@Redfish.Copyright", None)
+            resources.setdefault(key(resource["@odata.id"]), resource)
     return resources
+
+
+def _serve_expanded(resources: dict[str, Json], key: KeyFn) -> None:
+    """An expanded resource inside another (iDRAC's Oem.Dell.DellSystem) is served at its own URI."""
+    found: list[Json] = []
+
+    def walk(node: Any, nested: bool) -> None:
+        if isinstance(node, dict):
+            odata_id = node.get("@odata.id")
+            if nested and isinstance(odata_id, str) and "#" not in odata_id and "@odata.type" in node:
+                found.append(node)
+            for value in node.values():
+                walk(value, True)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, True)
+
+    for resource in list(resources.values()):
+        walk(resource, False)
+    for node in found:
+        resources.setdefault(key(node["@odata.id"]), copy.deepcopy(node))
 
 
 @functools.cache

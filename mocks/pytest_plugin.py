@@ -1,0 +1,60 @@
+"""pytest fixtures for the mock BMC fleet; load with ``pytest_plugins = ["mocks.pytest_plugin"]``.
+
+``mock_fleet_factory``
+    ``start(vendors=[...], count=1, **Fleet.start options) -> Fleet``; every fleet it started
+    is stopped when the test ends (its workdir lives in the test's ``tmp_path``).
+``mock_fleet``
+    One BMC of each main flavour, with a control API.
+``mock_http``
+    ``session(fleet) -> requests.Session`` trusting only the fleet's CA (the environment's
+    ``REQUESTS_CA_BUNDLE`` is ignored); closed when the test ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from mocks.flavours import MAIN_FLAVOURS
+from mocks.fleet import Fleet
+
+
+@pytest.fixture
+def mock_fleet_factory(tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
+    started: list[Fleet] = []
+
+    def start(vendors: list[str] | tuple[str, ...] = MAIN_FLAVOURS, count: int = 1, **options: Any) -> Fleet:
+        options.setdefault("workdir", tmp_path / f"mock-fleet-{len(started) + 1}")
+        options.setdefault("control", "127.0.0.1:0")
+        fleet = Fleet.start(vendors=vendors, count=count, **options)
+        started.append(fleet)
+        return fleet
+
+    yield start
+    for fleet in reversed(started):
+        fleet.stop()
+
+
+@pytest.fixture
+def mock_fleet(mock_fleet_factory: Callable[..., Fleet]) -> Fleet:
+    return mock_fleet_factory(MAIN_FLAVOURS)
+
+
+@pytest.fixture
+def mock_http() -> Iterator[Callable[[Fleet], requests.Session]]:
+    sessions: list[requests.Session] = []
+
+    def session(fleet: Fleet) -> requests.Session:
+        http = requests.Session()
+        http.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise replace ``verify``
+        http.verify = str(fleet.ca_file)
+        sessions.append(http)
+        return http
+
+    yield session
+    for http in sessions:
+        http.close()
