@@ -240,6 +240,9 @@ class HttpsListener:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY, Nagle and the client's
+    # delayed ACK add ~40 ms to every response
+    disable_nagle_algorithm = True
     server: HttpsListener  # type: ignore[assignment]
 
     def _dispatch(self) -> None:
