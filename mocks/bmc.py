@@ -100,7 +100,7 @@ class MockBmc:
 
     @property
     def resets(self) -> dict[str, int]:
-        return dict(self.stats.resets)
+        return self.stats.resets_snapshot()
 
     @property
     def is_listening(self) -> bool:

@@ -247,7 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         listener = self.server
-        body = self._read_body()
+        try:
+            body = self._read_body()
+        except ValueError:  # a Content-Length or chunk size that is not a number
+            self.send_error(400, "bad request body framing")
+            return
         request = Request(
             method=self.command,
             target=self.path,

@@ -91,6 +91,10 @@ class Stats:
         with self._lock:
             self.resets[reset_type] += 1
 
+    def resets_snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.resets)
+
 
 @dataclass(frozen=True)
 class _Principal:
