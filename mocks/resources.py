@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ RESET_ACTION = "#ComputerSystem.Reset"
 INLINE_VALUES = "ResetType@Redfish.AllowableValues"
 #: stands for the caller's own session in the iLO Sessions collection; filled at render time
 MY_SESSION = "{MySession}"
+#: stands for the BMC's own ``host:port``; captured web URLs of the real BMC are rewritten to it
+BMC_AUTHORITY = "{BmcAuthority}"
+_CAPTURED_URL = re.compile(r"^(https?)://\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?(/.*)?$")
 #: properties whose string value is a URI the validator (and clients) would follow
 _LINK_KEYS = ("@Redfish.ActionInfo", "Uri", "DataSourceUri", "TargetComponentURI", "Members@odata.nextLink")
 
@@ -137,6 +141,8 @@ def build_model(flavour: Flavour) -> ServiceModel:
     collection["Members"] = []
     collection["Members@odata.count"] = 0
     _mark_my_session(collection)
+    for resource in resources.values():
+        _own_urls(resource)
 
     served = set(resources) | aliases
     reset_key = key(reset.target)
@@ -377,6 +383,16 @@ def _mark_my_session(collection: Json) -> None:
         links = vendor.get("Links", {}) if isinstance(vendor, dict) else {}
         if isinstance(links.get("MySession"), dict):
             links["MySession"] = {"@odata.id": MY_SESSION}
+
+
+def _own_urls(node: Any) -> None:
+    """A captured URL of the real BMC (iDRAC's ``URLString``) becomes the mock's own."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for name, value in list(items):
+        if isinstance(value, str) and (match := _CAPTURED_URL.match(value)):
+            node[name] = f"https://{BMC_AUTHORITY}{match[2] or ''}"
+        elif isinstance(value, (dict, list)):
+            _own_urls(value)
 
 
 def _prune(node: Any, served: Any, is_reset: Any, top: bool = False) -> bool:

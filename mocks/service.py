@@ -25,7 +25,7 @@ from typing import Any
 from mocks.faults import AfterApply, Faults, FaultState
 from mocks.host import SimulatedHost
 from mocks.messages import STATUS_MESSAGES, MessageRef, error_body, success_body
-from mocks.resources import INLINE_VALUES, MY_SESSION, RESET_ACTION, ROOT, Json, ServiceModel
+from mocks.resources import BMC_AUTHORITY, INLINE_VALUES, MY_SESSION, RESET_ACTION, ROOT, Json, ServiceModel
 from mocks.sessions import Session, SessionLimitReached, SessionStore
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class RedfishService:
             return self._get_only(method, {"v1": "/redfish/v1/"}, "GET")
         if key == self.model.key(ROOT):
             # the service root is readable without authentication, as on every BMC
-            return self._get_only(method, self._render(key, slash, None, faults), "GET")
+            return self._get_only(method, self._render(key, request, None, faults), "GET")
         session_resource = self._is_session_resource(key)
         if session_resource and faults.no_session_service:
             return self._not_found(path)
@@ -177,12 +177,12 @@ class RedfishService:
             return self._reset(request)
         if self.model.is_sessions(key):
             return self._get_only(
-                method, self._render(self.model.sessions, slash, principal, faults), "GET, POST"
+                method, self._render(self.model.sessions, request, principal, faults), "GET, POST"
             )
         if key.startswith(self.model.session_key_prefix()):
             return self._session_member(method, key, path, slash)
         if key in self.model.resources:
-            return self._get_only(method, self._render(key, slash, principal, faults), "GET")
+            return self._get_only(method, self._render(key, request, principal, faults), "GET")
         return self._not_found(path)
 
     def _is_session_resource(self, key: str) -> bool:
@@ -297,8 +297,10 @@ class RedfishService:
 
     # ----------------------------------------------------------------- rendering
 
-    def _render(self, key: str, slash: bool, principal: _Principal | None, faults: Faults) -> Json:
+    def _render(self, key: str, request: Request, principal: _Principal | None, faults: Faults) -> Json:
+        slash = request.path.endswith("/")
         document = copy.deepcopy(self.model.resources[key])
+        _fill(document, BMC_AUTHORITY, request.authority)
         if key == self.model.key(ROOT) and faults.no_session_service:
             document.pop("SessionService", None)
             document.get("Links", {}).pop("Sessions", None)
@@ -401,6 +403,16 @@ class RedfishService:
 
     def _not_found(self, path: str) -> Response:
         return self._error(404, MessageRef("ResourceMissingAtURI", (path,)))
+
+
+def _fill(node: Any, placeholder: str, value: str) -> None:
+    """Replace ``placeholder`` inside every string of ``node``, in place."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for name, item in list(items):
+        if isinstance(item, str) and placeholder in item:
+            node[name] = item.replace(placeholder, value)
+        elif isinstance(item, (dict, list)):
+            _fill(item, placeholder, value)
 
 
 def _json_body(raw: bytes) -> object:

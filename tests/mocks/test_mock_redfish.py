@@ -331,3 +331,17 @@ def test_keep_alive_reuses_one_connection(mock_fleet_factory: Start, mock_http: 
         assert probe.system()["PowerState"] == "On"
     assert bmc.listener.connection_count == 1
     probe.logout()
+
+
+def test_captured_urls_of_the_real_bmc_become_the_mock_s_own(
+    mock_fleet_factory: Start, mock_http: Http
+) -> None:
+    fleet = mock_fleet_factory(["idrac9"])
+    bmc = fleet.bmc("idrac9-1")
+    probe = Probe(mock_http(fleet), bmc)
+    probe.login()
+    card = probe.get("/redfish/v1/Managers/iDRAC.Embedded.1").json()["Oem"]["Dell"]["DelliDRACCard"]
+    assert card["URLString"] == f"https://127.0.0.1:{bmc.port}"
+    # the expanded OEM resource is also served at its own URI, as iDRAC does
+    assert probe.get(card["@odata.id"]).json()["URLString"] == card["URLString"]
+    probe.logout()
