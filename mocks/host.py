@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -133,11 +134,22 @@ class SimulatedHost:
     history: list[HostRecord] = field(default_factory=list)
     since: float = field(default=0.0)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    _watchers: list[Callable[[SimulatedHost, HostRecord], None]] = field(
+        default_factory=list, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.scale <= 0:
             raise ValueError("scale must be positive")
         self.since = self.clock.now()
+
+    def watch(self, callback: Callable[[SimulatedHost, HostRecord], None]) -> None:
+        """Call ``callback(host, record)`` after every event (later phases, e.g. kdump, start here).
+
+        Callbacks run on the thread that fired the event (a BMC request thread) and must not block.
+        """
+        with self._lock:
+            self._watchers.append(callback)
 
     @property
     def power(self) -> str:
@@ -180,11 +192,15 @@ class SimulatedHost:
                 self.nmi_count += 1
             after = TRANSITIONS.get((before, event), before)
             now = self.clock.now()
-            self.history.append(HostRecord(now, event.value, before.value, after.value))
+            record = HostRecord(now, event.value, before.value, after.value)
+            self.history.append(record)
             if after is not before:
                 self.state = after
                 self.since = now
-            return after
+            watchers = list(self._watchers)
+        for callback in watchers:
+            callback(self, record)
+        return after
 
     def to_dict(self) -> dict[str, object]:
         with self._lock:

@@ -80,3 +80,12 @@ def test_real_clock_is_monotonic() -> None:
     first = clock.now()
     clock.sleep(0.01)
     assert clock.now() - first >= 0.009
+
+
+def test_watchers_see_every_event_after_it_happened() -> None:
+    host = SimulatedHost("h", clock=ManualClock())
+    seen: list[tuple[str, str, str]] = []
+    host.watch(lambda h, record: seen.append((record.event, record.after, h.state.value)))
+    host.apply_reset("Nmi")
+    host.apply_reset("ForceOff")
+    assert seen == [("nmi", "panic", "panic"), ("power_off", "off", "off")]
