@@ -12,6 +12,8 @@
     │   └── BmcRefused               4  the BMC answered the action with an error
     ├── OutcomeUnknown               6  the request was sent but no answer came back
     ├── DumpTimeout                  5  NMI sent, no complete dump by the deadline
+    ├── DumpTargetError              5  the dump target cannot be read (connect, login, path)
+    │   └── HostKeyError             5  the dump server's SSH host key is unknown or changed
     └── SafetyRefusal                7  host off or looks healthy, not confirmed, locked
 
 Only ``NmiNotSent`` errors may ever be retried or answered by another method: an
@@ -126,6 +128,21 @@ class OutcomeUnknown(OobError):
 class DumpTimeout(OobError):
     exit_code = 5
     kind = "dump_timeout"
+
+
+class DumpTargetError(OobError):
+    """The dump target (``ssh://`` server or ``file://`` path) cannot be read: no dump can
+    be confirmed, so the exit code is that of a missing dump."""
+
+    exit_code = 5
+    kind = "dump_target"
+
+
+class HostKeyError(DumpTargetError):
+    """The dump server's host key is not in known_hosts (accepted only when the user says
+    so) or differs from the one recorded there (never accepted)."""
+
+    kind = "host_key"
 
 
 class SafetyRefusal(OobError):
