@@ -140,7 +140,8 @@ def test_mock_serve_cli_and_oob_against_it(oob: Callable[..., CliResult], tmp_pa
         assert bmcs["ilo5-1"]["nmi_count"] == 1 and bmcs["ilo5-1"]["open_sessions"] == 0
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
 
 
 def test_demo_runs_end_to_end(oob: Callable[..., CliResult]) -> None:
