@@ -10,6 +10,7 @@ the request with pyghmi's retransmission on, which could put a second NMI on the
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Self
 
 from oob.drivers.base import BmcDriver
 from oob.drivers.ipmi.client import IpmiClient, Reply
@@ -83,6 +84,10 @@ class IpmiDriver(BmcDriver):
         return f"IpmiDriver({self.host.name!r}, {self._client.where!r})"
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:  # typed as IpmiDriver, so callers see cipher_suite
+        self.open()
+        return self
 
     def open(self) -> None:
         try:

@@ -203,8 +203,8 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
             queued = bool(payload) and bool(self.lastpayload)  # pyghmi queues it behind another
             if not queued:
                 if shot.transmitted:
+                    # drop the copy; the caller's timeout still runs its course (_timedout)
                     shot.suppressed += 1
-                    self.lastpayload = None
                     return None
                 if delay_xmit is not None:  # pyghmi would send it later, from its retry timer
                     delay_xmit = None
