@@ -70,7 +70,12 @@ def check_command(
     with handle_errors(verbose):
         from oob.secrets import check_secrets
 
+        from oob.errors import InventoryError
+        from oob.inventory.checks import describe_shared, shared_bmcs
+
         hosts = _hosts(inventory, targets)
+        for first, second in shared_bmcs(hosts):
+            raise InventoryError(f"{first.source}: {describe_shared(first, second)}")
         check_secrets(hosts)
         if json_output:
             from oob.render.jsonl import write_json

@@ -17,6 +17,7 @@ from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
 from oob.errors import NmiNotSent, OobError, OutcomeUnknown, SafetyRefusal
 from oob.events import Emit, Event
+from oob.inventory.checks import describe_shared, shared_bmcs
 from oob.locks import host_lock
 from oob.model import ActionResult, Host, NmiSupport, PowerState
 from oob.runbook.common import Outcome, methods_for, run_per_host
@@ -215,8 +216,14 @@ def run_nmi(
     audit: AuditLog | None,
 ) -> list[Outcome]:
     """Plan every host, ask once, then send each NMI exactly once."""
-    planned = run_per_host(hosts, lambda h: plan_host(h, request, emit), request.parallel)
-    outcomes: dict[str, Outcome] = {p.host: p for p in planned if isinstance(p, Outcome)}
+    outcomes: dict[str, Outcome] = {}
+    for first, second in shared_bmcs(hosts):
+        for host in (first, second):
+            refusal = SafetyRefusal(describe_shared(first, second), host=host.name)
+            outcomes[host.name] = Outcome.from_error(host.name, "nmi", refusal)
+    to_plan = [h for h in hosts if h.name not in outcomes]
+    planned = run_per_host(to_plan, lambda h: plan_host(h, request, emit), request.parallel)
+    outcomes.update({p.host: p for p in planned if isinstance(p, Outcome)})
     plans: list[NmiPlan] = []
     for plan in (p for p in planned if isinstance(p, NmiPlan)):
         repeat = _recent_nmi(plan, request, audit)

@@ -167,3 +167,19 @@ def test_host_locked_by_another_run_is_refused(tmp_path: Path) -> None:
             pass
     with host_lock(tmp_path, "web01"):  # released when the holder is done
         pass
+
+
+def test_two_hosts_on_one_bmc_are_refused(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = fleet_factory(["ilo5"], count=2)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    # a copy-paste slip: ilo5-2's entry points at ilo5-1's BMC
+    text = inventory.read_text().replace(fleet.bmc("ilo5-2").url, fleet.bmc("ilo5-1").url)
+    inventory.write_text(text)
+    result = oob("nmi", "ilo5-1", "ilo5-2", "-i", str(inventory), "--yes", "--json")
+    assert result.code == 7
+    assert all("use the same BMC" in r["message"] for r in result.records)
+    assert fleet.bmc("ilo5-1").nmi_count == 0
+    check = oob("inventory", "check", "-i", str(inventory))
+    assert check.code == 2 and "use the same BMC" in check.stderr
