@@ -183,6 +183,7 @@ class _ServerSession(serversession.ServerSession):  # type: ignore[misc]
     def create_open_session_response(self, request: bytearray) -> bytearray:
         if self.bmc.cipher_mode == "strict" and not _proposal_is_suite3(request):
             self.bmc.cipher_refusals += 1
+            self.clientsessionid = request[4:8]
             # tag, status, reserved, remote console session id: the short error form
             return bytearray([request[0], RMCP_NO_CIPHER_MATCH, 0, 0]) + request[4:8]
         response: bytearray = super().create_open_session_response(request)
@@ -385,7 +386,7 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
             major & 0x7F,
             int(str(minor % 100), 16),  # BCD
             0x02,  # IPMI version 2.0 (BCD, minor in the high nibble)
-            0x01,  # additional device support: sensor device
+            0x00,  # additional device support: none (the mock has no sensors, SEL or FRU)
             *struct.pack("<I", self.identity.manufacturer_id)[:3],
             *struct.pack("<H", self.identity.product_id),
             0,
