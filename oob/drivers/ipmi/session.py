@@ -110,6 +110,8 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         #: cipher suite in use once logged in (3 or 17)
         self.oob_cipher_suite: int | None = None
         self._single_shot: _SingleShot | None = None
+        #: the last request made through send_once, armed or not (transmitted, suppressed...)
+        self.last_shot: _SingleShot | None = None
         super().__init__(*args, **kwargs)
 
     # -- 3. what happened during login ----------------------------------------------------
