@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from oob.drivers.base import BmcDriver
-from oob.errors import NmiUnsupported, UsageError
+from oob.errors import UsageError
 from oob.model import Host
 
 
@@ -35,5 +35,7 @@ def make_driver(
             host, resolve_password(host), tls, connect_attempts=connect_attempts, on_retry=on_retry
         )
     if method == "ipmi":
-        raise NmiUnsupported("IPMI is not available in this version of oob", host=host.name)
+        from oob.drivers.ipmi import IpmiDriver
+
+        return IpmiDriver(host, resolve_password(host), connect_attempts=connect_attempts, on_retry=on_retry)
     raise UsageError(f"host '{host.name}': unknown BMC method '{method}'", host=host.name)
