@@ -104,6 +104,9 @@ class Host:
     address: str | None = None
     #: further addresses or names the host may use in dump directory names
     aliases: tuple[str, ...] = ()
+    #: how to tell the host is alive: "tcp:PORT" or "tcp:ADDRESS:PORT"; None means
+    #: TCP port 22 (SSH) on ``address``
+    probe: str | None = None
     groups: tuple[str, ...] = ()
     bmc: BmcConfig = field(default_factory=BmcConfig)
     dump: DumpConfig = field(default_factory=DumpConfig)
@@ -115,6 +118,7 @@ class Host:
             "name": self.name,
             "address": self.address,
             "groups": list(self.groups),
+            "probe": self.probe,
             "bmc": {
                 "kind": self.bmc.kind,
                 "address": self.bmc.address,

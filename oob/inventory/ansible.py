@@ -39,6 +39,7 @@ from oob.inventory.schema import (
 VARIABLES: dict[str, str] = {
     "ansible_host": "address",
     "oob_aliases": "aliases",
+    "oob_probe": "probe",
     "bmc_address": "bmc.address",
     "bmc_kind": "bmc.kind",
     "bmc_username": "bmc.username",

@@ -269,6 +269,20 @@ def _dump_target(value: Any, fail: Fail) -> str:
     fail(f"expected {what}")
 
 
+def _probe(value: Any, fail: Fail) -> str:
+    what = "tcp:PORT (on the host's address) or tcp:ADDRESS:PORT"
+    text = _word(value, fail, what)
+    scheme, _, rest = text.partition(":")
+    if scheme != "tcp" or not rest:
+        fail(f"expected {what}")
+    host, sep, port = rest.rpartition(":")
+    if sep and not host:
+        fail(f"expected {what}; the address is empty")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        fail(f"expected {what}; the port is not a number from 1 to 65535")
+    return text
+
+
 # --- the keys --------------------------------------------------------------------------------
 
 Check = Callable[[Any, Fail], Any]
@@ -279,6 +293,7 @@ CHECKS: dict[str, Check | None] = {
     "address": _address,
     "aliases": _string_list,
     "groups": _group_list,
+    "probe": _probe,
     "bmc.kind": _enum(BMC_KINDS),
     "bmc.address": _bmc_address,
     "bmc.username": _string,
@@ -428,6 +443,7 @@ def build_host(
         name=name,
         address=value("address", None),
         aliases=value("aliases", ()),
+        probe=value("probe", None),
         groups=groups,
         bmc=bmc,
         dump=dump,
