@@ -615,3 +615,22 @@ def test_relative_paths_are_relative_to_the_inventory_file(write, tmp_path, monk
     host = load_inventory([path]).hosts["h"]
     assert host.bmc.ca_file == str(tmp_path / "certs" / "ca.pem")
     assert host.bmc.password == SecretRef("file", str(tmp_path / "site" / "h.pw"))
+
+
+def test_probe_forms(load, load_error):
+    inv = load(
+        "p.toml",
+        """
+        [defaults]
+        bmc.address = "192.0.2.100"
+        probe = "tcp:2222"
+        [hosts.a]
+        [hosts.b]
+        probe = "tcp:192.0.2.7:22"
+        """,
+    )
+    assert inv.hosts["a"].probe == "tcp:2222"
+    assert inv.hosts["b"].probe == "tcp:192.0.2.7:22"
+    for bad in ("ssh:22", "tcp:", "tcp:99999", "tcp::22"):
+        _, message = load_error("q.toml", f'[hosts.a]\nbmc.address = "192.0.2.1"\nprobe = "{bad}"\n')
+        assert "host 'a': key 'probe': expected tcp:PORT" in message
