@@ -48,10 +48,11 @@ import random
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from mocks.host import Clock, RealClock
 
@@ -277,22 +278,27 @@ class KdumpWriter:
             yield self._rename("vmcore-dmesg-incomplete.txt", "vmcore-dmesg.txt")
         if raw:
             # kdumpctl restores the raw partition straight into vmcore
-            ok = yield from self._vmcore("vmcore", spec.writer_layout.vmcore_format)
-            if ok:
+            outcome = yield from self._vmcore("vmcore", spec.writer_layout.vmcore_format)
+            if outcome == "ok":
                 self._completed(self.directory / "vmcore")
                 yield Step("saved", str(self.directory / "vmcore"))
             return
-        ok = yield from self._vmcore("vmcore-incomplete", spec.writer_layout.vmcore_format)
-        if ok:
+        outcome = yield from self._vmcore("vmcore-incomplete", spec.writer_layout.vmcore_format)
+        if outcome == "stalled":
+            return
+        if outcome == "ok":
             final = "vmcore.flat" if spec.layout == "rhel-ssh" else "vmcore"
             yield self._rename("vmcore-incomplete", final, complete=True)
-        yield self._write("kexec-dmesg.log", kexec_log(spec, self.directory.name, ok).encode())
+        yield self._write("kexec-dmesg.log", kexec_log(spec, self.directory.name, outcome == "ok").encode())
 
     def _suse(self) -> Iterator[Step]:
         spec = self.spec
         yield self._write("README.txt", SUSE_PLACEHOLDER.encode())
         yield self._write("dmesg", dmesg_text(spec).encode(), wait=spec.dmesg_delay)
-        ok = yield from self._vmcore("vmcore", spec.writer_layout.vmcore_format)
+        outcome = yield from self._vmcore("vmcore", spec.writer_layout.vmcore_format)
+        if outcome == "stalled":
+            return
+        ok = outcome == "ok"
         yield self._write("README.txt", suse_readme(spec, self._crash_time, ok).encode(), complete=ok)
 
     def _suse_old(self) -> Iterator[Step]:
@@ -308,9 +314,9 @@ class KdumpWriter:
 
         yield from staged("dmesg.txt", dmesg_text(spec).encode(), wait=spec.dmesg_delay)
         vmcore_name = "vmcore-incomplete" if over_ssh else "vmcore"
-        ok = yield from self._vmcore(vmcore_name, spec.writer_layout.vmcore_format)
-        if not ok:
-            return  # kdumptool stops with an error: no README
+        outcome = yield from self._vmcore(vmcore_name, spec.writer_layout.vmcore_format)
+        if outcome != "ok":
+            return  # hung, or kdumptool stopped with an error: no README
         if over_ssh:
             yield self._rename("vmcore-incomplete", "vmcore")
         yield from staged("README.txt", suse_old_readme(spec, self._crash_time).encode(), complete=True)
@@ -321,20 +327,21 @@ class KdumpWriter:
         stamp = (spec.crash_time or self._crash_time).strftime("%Y%m%d%H%M")
         yield self._write(f"dmesg.{stamp}", dmesg_text(spec).encode(), wait=spec.dmesg_delay)
         if spec.layout == "debian-vmcore":
-            ok = yield from self._vmcore("vmcore-incomplete", "elf")
-            if ok:
+            outcome = yield from self._vmcore("vmcore-incomplete", "elf")
+            if outcome == "ok":
                 yield self._rename("vmcore-incomplete", f"vmcore.{stamp}", complete=True)
             return
         ext = f".{spec.compression}" if spec.layout == "debian-compressed" else ""
         wrapper = spec.compression if ext else None
-        ok = yield from self._vmcore(f"dump-incomplete{ext}", spec.writer_layout.vmcore_format, wrapper)
-        if ok:
+        outcome = yield from self._vmcore(f"dump-incomplete{ext}", spec.writer_layout.vmcore_format, wrapper)
+        if outcome == "ok":
             yield self._rename(f"dump-incomplete{ext}", f"dump.{stamp}{ext}", complete=True)
 
     # -- file operations -------------------------------------------------------------------------
 
-    def _vmcore(self, name: str, fmt: str, wrapper: str | None = None) -> Iterator[Step]:
-        """Grow ``name`` chunk by chunk; returns False when a fault stopped it."""
+    def _vmcore(self, name: str, fmt: str, wrapper: str | None = None) -> Generator[Step, None, str]:
+        """Grow ``name`` chunk by chunk; returns "ok", "stalled" (kdump hangs: nothing more
+        happens) or "failed" (it gives up and goes on to its failure path)."""
         spec = self.spec
         assert self.directory is not None
         path = self.directory / name
@@ -353,16 +360,16 @@ class KdumpWriter:
                 self.written += len(piece)
                 yield Step("write", str(path), wait=len(piece) / spec.rate, bytes=len(piece))
             else:
-                return True
+                return "ok"
             if spec.fault == "stall":
                 self.state = "stalled"
                 yield Step("stall", str(path), wait=0.0)
-                return False
+                return "stalled"
             # disk full: makedumpfile marks what it can, then gives up
             mark_incomplete(handle, fmt if wrapper is None else "wrapped")
         self.state = "failed"
         yield Step("disk full", str(path), wait=0.0)
-        return False
+        return "failed"
 
     def _write(self, name: str, data: bytes, wait: float = 0.0, complete: bool = False) -> Step:
         assert self.directory is not None
@@ -458,11 +465,13 @@ def _wrapped(inner: Iterator[bytes], kind: str, chunk: int) -> Iterator[bytes]:
     if kind == "lz4":
         yield from _lz4_frame(inner)
         return
-    compressor = {
-        "gz": lambda: zlib.compressobj(6, zlib.DEFLATED, 31),
-        "bz2": lambda: bz2.BZ2Compressor(9),
-        "xz": lambda: lzma.LZMACompressor(),
-    }[kind]()
+    compressor: Any
+    if kind == "gz":
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    elif kind == "bz2":
+        compressor = bz2.BZ2Compressor(9)
+    else:
+        compressor = lzma.LZMACompressor()
     pending = b""
     for piece in inner:
         pending += compressor.compress(piece)
@@ -523,12 +532,9 @@ def xxh32(data: bytes, seed: int = 0) -> int:
     return acc
 
 
-def mark_incomplete(handle: "object", fmt: str) -> None:
+def mark_incomplete(handle: BinaryIO, fmt: str) -> None:
     """What makedumpfile does to a dump it cannot finish (ENOSPC): set the incomplete flag
     in the header where the file can be rewritten (not in a stream or a compressed wrapper)."""
-    import io
-
-    assert isinstance(handle, io.BufferedRandom)
     if fmt == "kdump-compressed":
         handle.seek(424)
         (status,) = struct.unpack("<I", handle.read(4))
@@ -560,8 +566,10 @@ _PANIC_TEXTS: dict[str, list[str]] = {
     ],
     # drivers/watchdog/hpwdt.c
     "hpwdt_nmi": [
-        "Kernel panic - not syncing: An NMI occurred. Depending on your system the reason for the NMI "
-        "is logged in any one of the following resources:",
+        (
+            "Kernel panic - not syncing: An NMI occurred. Depending on your system the reason for the NMI "
+            "is logged in any one of the following resources:"
+        ),
         "1. Integrated Management Log (IML)",
         "2. OA Syslog",
         "3. OA Forward Progress Log",
@@ -578,10 +586,10 @@ _PANIC_TEXTS: dict[str, list[str]] = {
 def dmesg_text(spec: DumpSpec, uptime: float = 86_412.345678) -> str:
     """A kernel log ending the way the chosen panic ends it (what vmcore-dmesg extracts)."""
     lines = [
-        (0.0, f"Linux version {spec.kernel} (mockbuild@x86-vm-07.build.eng.example.com) (gcc (GCC) 11.4.1 "
-              "20231218, GNU ld version 2.35.2-43.el9) #1 SMP PREEMPT_DYNAMIC Thu Apr 4 20:44:13 EDT 2024"),
-        (0.0, f"Command line: BOOT_IMAGE=(hd0,gpt2)/vmlinuz-{spec.kernel} root=/dev/mapper/rhel-root ro "
-              "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M"),
+        (0.0, (f"Linux version {spec.kernel} (mockbuild@x86-vm-07.build.eng.example.com) (gcc (GCC) 11.4.1 "
+               "20231218, GNU ld version 2.35.2-43.el9) #1 SMP PREEMPT_DYNAMIC Thu Apr 4 20:44:13 EDT 2024")),
+        (0.0, (f"Command line: BOOT_IMAGE=(hd0,gpt2)/vmlinuz-{spec.kernel} root=/dev/mapper/rhel-root ro "
+               "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M")),
         (0.0, "Reserving 256MB of memory at 3072MB for crashkernel (System RAM: 65536MB)"),
         (1.234567, "NMI watchdog: Enabled. Permanently consumes one hw-PMU counter."),
         (uptime - 120.0, f"{spec.hostname} systemd[1]: Started Session 12 of User root."),

@@ -116,8 +116,12 @@ def detect_format(head: bytes, tail: bytes | None = None) -> VmcoreFormat:
         return _elf(head)
     for name, magic in _WRAPPERS:
         if head.startswith(magic):
-            inner = _unwrap(name, head)
-            return VmcoreFormat(name, inner=detect_format(inner).kind if inner else None)
+            data = _unwrap(name, head)
+            if not data:
+                return VmcoreFormat(name)
+            inner = detect_format(data)
+            return VmcoreFormat(name, inner=inner.kind, compression=inner.compression, kernel=inner.kernel,
+                                nodename=inner.nodename)
     return VmcoreFormat("unknown")
 
 

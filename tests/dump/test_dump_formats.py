@@ -14,7 +14,7 @@ from oob.dump.formats import HEAD_SIZE, TAIL_SIZE, detect_format, needs_tail
 
 
 def image(fmt: str, wrapper: str | None = None, **spec: object) -> bytes:
-    values: dict[str, object] = dict(size=64 * 1024, chunk=8 * 1024, hostname="db01", kernel="6.4.0-150600.23.25-default")
+    values: dict[str, object] = {"size": 64 * 1024, "chunk": 8 * 1024, "hostname": "db01", "kernel": "6.4.0-150600.23.25-default"}
     values.update(spec)
     return b"".join(image_stream(DumpSpec(**values), fmt, wrapper))  # type: ignore[arg-type]
 

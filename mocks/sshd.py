@@ -1,0 +1,284 @@
+"""A real OpenSSH ``sshd`` on loopback, for tests that need an SSH or SFTP server.
+
+    with SshServer.start(tmp_path / "sshd") as server:
+        server.url("/srv/crash")          # ssh://USER@127.0.0.1:PORT/srv/crash
+        server.client_key                 # private key that may log in (OpenSSH format)
+        server.known_hosts                # known_hosts naming this server's host key
+        server.accepted_logins()          # logins so far, from sshd's own log
+        server.sftp_reads()               # [(path, bytes read)] per file closed over SFTP
+
+Everything lives in one directory: a generated ed25519 host key and user key, the
+``authorized_keys``, ``known_hosts``, ``sshd_config`` and the log.  The server listens on
+127.0.0.1 (or ::1) only, on a free port, as the current user (root included), with
+``UsePAM no`` and ``StrictModes no`` so that no system setup is needed, public keys
+only, and OpenSSH's ``sftp-server`` logging every file it serves (``sftp.log``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+from mocks.loopback import loopback_address, url_host
+
+SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
+SFTP_SERVER_CANDIDATES = (
+    "/usr/lib/openssh/sftp-server",  # Debian, Ubuntu
+    "/usr/libexec/openssh/sftp-server",  # Fedora, RHEL
+    "/usr/lib/ssh/sftp-server",  # Arch, SUSE
+    "/usr/libexec/sftp-server",
+)
+
+
+class SshdUnavailable(RuntimeError):
+    """sshd is not installed, or would not start."""
+
+
+def find_sshd() -> str:
+    """Absolute path of sshd (it re-executes itself, so it must be absolute); usually in
+    /usr/sbin, which is not on a normal user's PATH."""
+    found = shutil.which("sshd")
+    candidates = ([found] if found else []) + list(SSHD_CANDIDATES)
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    raise SshdUnavailable("sshd not found: install openssh-server (scripts/test does)")
+
+
+def find_sftp_server() -> str | None:
+    return next((c for c in SFTP_SERVER_CANDIDATES if os.path.isfile(c) and os.access(c, os.X_OK)), None)
+
+
+def generate_keypair(path: Path, comment: str) -> str:
+    """An ed25519 key pair in OpenSSH format (``path`` and ``path.pub``); returns the public line."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    path.write_bytes(private)
+    path.chmod(0o600)
+    line = f"{public.decode()} {comment}"
+    Path(f"{path}.pub").write_text(line + "\n")
+    return line
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+_CLOSE_RE = re.compile(r'close "(?P<path>[^"]*)" bytes read (?P<read>\d+) written (?P<written>\d+)')
+
+
+@dataclass
+class SshServer:
+    workdir: Path
+    host: str
+    port: int
+    user: str
+    #: private key the user logs in with
+    client_key: Path
+    #: a known_hosts file holding this server's host key
+    known_hosts: Path
+    #: the host key's public line (``ssh-ed25519 AAAA...``)
+    host_key: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(
+        cls,
+        workdir: Path | str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        extra_config: Sequence[str] = (),
+        startup_timeout: float = 10.0,
+    ) -> SshServer:
+        """Generate keys and config in ``workdir`` (a new temporary directory if None) and
+        start sshd; returns once it accepts connections."""
+        sshd = find_sshd()
+        host = loopback_address(host)
+        workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="oob-sshd-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        user = getpass.getuser()
+        host_key_path = workdir / "ssh_host_ed25519_key"
+        host_key = generate_keypair(host_key_path, "oob-test-sshd").rsplit(" ", 1)[0]
+        client_key = workdir / "id_ed25519"
+        user_key = generate_keypair(client_key, f"{user}@oob-test")
+        (workdir / "authorized_keys").write_text(user_key + "\n")
+        if os.geteuid() == 0:
+            # sshd started by root insists on its privilege-separation directory
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        last_error = ""
+        for _ in range(5):
+            chosen = port or _free_port(host)
+            server = cls(
+                workdir=workdir, host=host, port=chosen, user=user, client_key=client_key,
+                known_hosts=workdir / "known_hosts", host_key=host_key, log_path=workdir / "sshd.log",
+            )
+            server._write_config(host_key_path, extra_config)
+            server.known_hosts.write_text(f"{server.host_pattern} {host_key}\n")
+            try:
+                server._launch(sshd, startup_timeout)
+                return server
+            except SshdUnavailable as exc:
+                last_error = str(exc)
+                if port or "Address already in use" not in last_error:
+                    raise
+        raise SshdUnavailable(last_error)
+
+    @property
+    def host_pattern(self) -> str:
+        """This server as known_hosts names it (``[127.0.0.1]:PORT``)."""
+        return f"[{self.host}]:{self.port}"
+
+    def url(self, path: str | Path = "/") -> str:
+        return f"ssh://{self.user}@{url_host(self.host)}:{self.port}{path}"
+
+    def _write_config(self, host_key_path: Path, extra: Sequence[str]) -> None:
+        listen = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        lines = [
+            f"ListenAddress {listen}",
+            f"HostKey {host_key_path}",
+            f"PidFile {self.workdir / 'sshd.pid'}",
+            f"AuthorizedKeysFile {self.workdir / 'authorized_keys'}",
+            # no PAM and no ownership checks: runs as any user with files in a temp dir
+            "UsePAM no",
+            "StrictModes no",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password",
+            f"AllowUsers {self.user}",
+            "UseDNS no",
+            "PrintMotd no",
+            # many clients at once in benchmarks
+            "MaxStartups 500:30:1000",
+            "MaxSessions 100",
+            self._sftp_subsystem(),
+            "LogLevel VERBOSE",
+            *extra,
+        ]
+        (self.workdir / "sshd_config").write_text("\n".join(lines) + "\n")
+
+    @property
+    def sftp_log_path(self) -> Path:
+        return self.workdir / "sftp.log"
+
+    def _sftp_subsystem(self) -> str:
+        # sftp-server logs each file it closes with the bytes it served; sshd runs the
+        # subsystem through the user's shell, so its stderr can go to a file.  internal-sftp
+        # would log to syslog only.
+        server = find_sftp_server()
+        if server is None:
+            return "Subsystem sftp internal-sftp"
+        return f"Subsystem sftp {shlex.quote(server)} -e -l INFO 2>>{shlex.quote(str(self.sftp_log_path))}"
+
+    def _launch(self, sshd: str, timeout: float) -> None:
+        self.log_path.write_text("")
+        check = subprocess.run(
+            [sshd, "-t", "-f", str(self.workdir / "sshd_config")], capture_output=True, text=True, check=False
+        )
+        if check.returncode != 0:
+            raise SshdUnavailable(f"sshd rejected its configuration: {check.stderr.strip()}")
+        self.process = subprocess.Popen(
+            [sshd, "-D", "-f", str(self.workdir / "sshd_config"), "-E", str(self.log_path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise SshdUnavailable(f"sshd exited at start: {(self.log() + stderr).strip()}")
+            if "Server listening on" in self.log():
+                try:
+                    with socket.create_connection((self.host, self.port), timeout=1):
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        self.stop()
+        raise SshdUnavailable(f"sshd did not start listening within {timeout} s: {self.log().strip()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def accepted_logins(self) -> int:
+        """Successful logins so far (one per SSH connection that authenticated)."""
+        return self.log().count("Accepted publickey for ")
+
+    def sftp_reads(self) -> list[tuple[str, int]]:
+        """Each file closed over SFTP, with the bytes the client read from it."""
+        if find_sftp_server() is None:
+            raise SshdUnavailable("no sftp-server binary: SFTP reads are not logged (internal-sftp)")
+        try:
+            text = self.sftp_log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        return [(m["path"], int(m["read"])) for m in _CLOSE_RE.finditer(text)]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop sshd and the per-connection processes it forked (found by their parent id)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        children = _children(process.pid)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if process.stderr:
+            process.stderr.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (sshd's per-connection children), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces; split after the last ')'
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,208 @@
+"""What the dump watcher reports, as typed records.
+
+Each becomes an :class:`oob.events.Event` (``to_event``) whose ``kind`` is the JSON
+``event`` name and whose ``data`` holds the fields below, so renderers, the audit log and
+``--json`` need nothing dump-specific:
+
+=====================  ==========  ==============================================================
+kind                   level       data
+=====================  ==========  ==============================================================
+dump_dir_appeared      info        target, directory, location, family, name_time
+dump_progress          progress    directory, file, bytes, rate, state, format?
+dump_stalled           warning     directory, file, bytes, idle, rule
+dump_complete          info        the :class:`~oob.dump.watcher.DumpResult` fields
+dump_failed            error       the :class:`~oob.dump.watcher.DumpResult` fields
+timeout                error       the :class:`~oob.dump.watcher.DumpResult` fields
+dump_unattributed      warning     target, directory, identity, problem, candidates
+dump_target_problem    warning     target, message
+=====================  ==========  ==============================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from oob.events import Event
+
+if TYPE_CHECKING:
+    from oob.dump.watcher import DumpResult
+
+
+def human_bytes(count: float) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover
+
+
+class DumpEvent:
+    kind: ClassVar[str]
+    level: ClassVar[str] = "info"
+    host: str | None
+
+    def message(self) -> str:
+        raise NotImplementedError
+
+    def data(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_event(self) -> Event:
+        return Event(level=self.level, message=self.message(), host=self.host, kind=self.kind, data=self.data())
+
+
+@dataclass(frozen=True)
+class DirAppeared(DumpEvent):
+    kind: ClassVar[str] = "dump_dir_appeared"
+    host: str
+    target: str
+    directory: str
+    location: str
+    family: str
+    #: the crashed host's local time in the name (informative; its clock may be wrong)
+    name_time: str | None
+
+    def message(self) -> str:
+        return f"dump directory appeared: {self.location} ({self.family} layout)"
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "directory": self.directory,
+            "location": self.location,
+            "family": self.family,
+            "name_time": self.name_time,
+        }
+
+
+@dataclass(frozen=True)
+class Progress(DumpEvent):
+    kind: ClassVar[str] = "dump_progress"
+    level: ClassVar[str] = "progress"
+    host: str
+    directory: str
+    file: str | None
+    bytes: int
+    #: bytes per second over the last few seconds
+    rate: float
+    #: "writing", or "resumed" after a stall
+    state: str
+    format: str | None = None
+
+    def message(self) -> str:
+        what = self.file or "dump"
+        text = f"{what}: {human_bytes(self.bytes)} at {human_bytes(self.rate)}/s"
+        return f"resumed after a stall; {text}" if self.state == "resumed" else text
+
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "directory": self.directory,
+            "file": self.file,
+            "bytes": self.bytes,
+            "rate": round(self.rate, 1),
+            "state": self.state,
+        }
+        if self.format:
+            data["format"] = self.format
+        return data
+
+
+@dataclass(frozen=True)
+class Stalled(DumpEvent):
+    kind: ClassVar[str] = "dump_stalled"
+    level: ClassVar[str] = "warning"
+    host: str
+    directory: str
+    file: str | None
+    bytes: int
+    #: seconds without growth
+    idle: float
+    #: how the layout decides completion
+    rule: str
+
+    def message(self) -> str:
+        what = f"{self.file} at {human_bytes(self.bytes)}" if self.file else "no vmcore file yet"
+        return f"dump stalled: no growth for {self.idle:.0f} s while incomplete ({what}; {self.rule})"
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "directory": self.directory,
+            "file": self.file,
+            "bytes": self.bytes,
+            "idle": round(self.idle, 1),
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True)
+class Finished(DumpEvent):
+    """dump_complete, dump_failed or timeout: the host's final result."""
+
+    host: str
+    result: DumpResult
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return {"complete": "dump_complete", "failed": "dump_failed"}.get(self.result.state.value, "timeout")
+
+    @property
+    def level(self) -> str:  # type: ignore[override]
+        return "info" if self.result.state.value == "complete" else "error"
+
+    def message(self) -> str:
+        return self.result.message
+
+    def data(self) -> dict[str, Any]:
+        data = self.result.to_dict()
+        data.pop("host", None)
+        data.pop("message", None)
+        return data
+
+
+@dataclass(frozen=True)
+class Unattributed(DumpEvent):
+    kind: ClassVar[str] = "dump_unattributed"
+    level: ClassVar[str] = "warning"
+    target: str
+    directory: str
+    identity: str | None
+    #: "local-form", "unknown", "ambiguous"
+    problem: str
+    candidates: tuple[str, ...] = ()
+    host: None = None
+
+    def message(self) -> str:
+        if self.problem == "ambiguous":
+            return (f"new dump directory {self.directory} on {self.target} could belong to "
+                    f"{', '.join(self.candidates)}; ignored (give each host distinct addresses)")
+        if self.problem == "local-form":
+            return (f"new dump directory {self.directory} on {self.target} has no host address in its "
+                    "name and several watched hosts use this target; ignored")
+        return (f"new dump directory {self.directory} on {self.target} names {self.identity}, which is no "
+                "watched host's address, alias or name; ignored (add it to the host's aliases?)")
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "directory": self.directory,
+            "identity": self.identity,
+            "problem": self.problem,
+            "candidates": list(self.candidates),
+        }
+
+
+@dataclass(frozen=True)
+class TargetProblem(DumpEvent):
+    kind: ClassVar[str] = "dump_target_problem"
+    level: ClassVar[str] = "warning"
+    target: str
+    problem: str
+    host: None = None
+
+    def message(self) -> str:
+        return f"{self.target}: {self.problem} (still trying)"
+
+    def data(self) -> dict[str, Any]:
+        return {"target": self.target, "problem": self.problem}

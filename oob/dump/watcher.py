@@ -1,0 +1,743 @@
+"""Follow kdump output for many hosts until each dump is complete, failed, or late.
+
+    async with DumpWatcher(hosts, WatchOptions(), emit=renderer.event) as watcher:
+        baseline = await watcher.take_baseline()          # before the NMI
+        ...                                               # send the NMI
+        results = await watcher.watch(baseline)
+
+States of each host::
+
+    waiting -> appeared -> writing -> complete
+                              |  ^--> stalled (no growth for stall_after while incomplete)
+                              '-----> failed  (the layout or the file says so)
+    any state not final at the deadline -> timeout
+
+New means *not in the baseline* (or, with ``since``, changed on the server at or after
+that time): never the time in a directory's name, which is the crashed host's clock.
+
+Cost per interval: one listing of each target directory that still has hosts waiting for
+their dump to appear, plus one listing of each dump directory being followed.  A dump
+file is never copied: the first bytes give its format, the last 16 bytes whether a
+flattened stream is whole, and the end of the dmesg file the panic lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Self, TypeVar
+
+from oob.dump import events as ev
+from oob.dump.formats import HEAD_SIZE, TAIL_SIZE, VmcoreFormat, detect_format, needs_tail
+from oob.dump.layouts import (
+    COMPLETION_RULES,
+    DirName,
+    Family,
+    FileInfo,
+    Verdict,
+    assess,
+    families_for,
+    parse_dir_name,
+    texts_needed,
+)
+from oob.dump.matching import HostMatcher
+from oob.dump.panic import DMESG_TAIL, NO_PANIC, PanicInfo, decode_log, panic_lines
+from oob.dump.targets import DumpTarget, SshOptions, Targets, parse_target
+from oob.errors import DumpTargetError, DumpTimeout, UsageError
+from oob.events import Emit, discard
+from oob.model import Host
+
+#: README.txt and logs are small; never read more of them than this
+TEXT_LIMIT = 64 * 1024
+#: window over which the write rate is computed
+RATE_WINDOW = 5.0
+
+
+class DumpState(str, Enum):
+    WAITING = "waiting"
+    APPEARED = "appeared"
+    WRITING = "writing"
+    COMPLETE = "complete"
+    STALLED = "stalled"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+    @property
+    def final(self) -> bool:
+        return self in (DumpState.COMPLETE, DumpState.FAILED, DumpState.TIMEOUT)
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    #: seconds between two looks at each target
+    interval: float = 0.5
+    #: seconds without growth, while incomplete, before a dump is reported stalled
+    stall_after: float = 120.0
+    #: seconds from the start (the NMI) to give up
+    timeout: float = 1800.0
+    #: at most one dump_progress event per host per this many seconds
+    progress_every: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "stall_after", "timeout"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"{name.replace('_', '-')} must be more than 0 seconds")
+        if self.progress_every < 0:
+            raise UsageError("progress-every must not be negative")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What existed on each target before the trigger."""
+
+    #: target key -> names of the entries present then
+    names: Mapping[str, frozenset[str]]
+    #: when the baseline was taken (this machine's clock, seconds since the epoch)
+    taken_at: float
+    #: instead of the names: a directory is new if the server changed it at or after this
+    #: time (seconds since the epoch; ``oob watch --since``)
+    since: float | None = None
+
+    def knows(self, target_key: str) -> bool:
+        return self.since is not None or target_key in self.names
+
+    def is_new(self, target_key: str, entry: FileInfo) -> bool:
+        if self.since is not None:
+            return entry.mtime >= self.since
+        return entry.name not in self.names.get(target_key, frozenset())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "taken_at": self.taken_at,
+            "since": self.since,
+            "names": {key: sorted(names) for key, names in self.names.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Baseline:
+        return cls(
+            names={key: frozenset(names) for key, names in dict(data.get("names") or {}).items()},
+            taken_at=float(data["taken_at"]),
+            since=None if data.get("since") is None else float(data["since"]),
+        )
+
+
+@dataclass(frozen=True)
+class DumpResult:
+    """Where a host's watch ended."""
+
+    host: str
+    state: DumpState
+    target: str
+    message: str
+    #: the dump directory's name, its full path on the target, and where to fetch it from
+    directory: str | None = None
+    path: str | None = None
+    location: str | None = None
+    family: str | None = None
+    #: the file holding the memory image, and its size in bytes
+    vmcore: str | None = None
+    size: int = 0
+    format: VmcoreFormat | None = None
+    panic: PanicInfo = NO_PANIC
+    #: seconds from the start of the watch (the NMI, for ``oob crash``) to this result
+    seconds: float | None = None
+    #: what the host's state was when the deadline passed (timeout only)
+    last_state: str | None = None
+    #: lines from kdump's own log explaining a failure
+    details: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.state is DumpState.COMPLETE
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else DumpTimeout.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "host": self.host,
+            "state": self.state.value,
+            "target": self.target,
+            "directory": self.directory,
+            "path": self.path,
+            "location": self.location,
+            "family": self.family,
+            "vmcore": self.vmcore,
+            "size": self.size,
+            "format": self.format.to_dict() if self.format else None,
+            "panic": list(self.panic.lines),
+            "panic_cause": self.panic.cause,
+            "seconds": None if self.seconds is None else round(self.seconds, 3),
+            "message": self.message,
+        }
+        if self.last_state:
+            data["last_state"] = self.last_state
+        if self.details:
+            data["details"] = list(self.details)
+        return data
+
+
+@dataclass
+class _Track:
+    """One host's progress (mutable, private to the watcher)."""
+
+    host: Host
+    root: _Root
+    families: tuple[Family, ...]
+    state: DumpState = DumpState.WAITING
+    dirname: DirName | None = None
+    appeared_at: float = 0.0
+    signature: tuple[tuple[str, int], ...] = ()
+    last_change: float = 0.0
+    bytes: int = 0
+    verdict: Verdict | None = None
+    samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
+    fmt: VmcoreFormat | None = None
+    fmt_file: str | None = None
+    panic: PanicInfo | None = None
+    readme: tuple[tuple[int, float], str] | None = None
+    last_progress: float = float("-inf")
+    idle_checked: bool = False
+    settle_signature: tuple[tuple[str, int], ...] | None = None
+    truncated_seen: bool = False
+    vanished: bool = False
+    result: DumpResult | None = None
+
+
+@dataclass
+class _Root:
+    """One target directory and the watched hosts that dump into it."""
+
+    target: DumpTarget
+    tracks: list[_Track]
+    matcher: HostMatcher
+    families: tuple[Family, ...]
+    #: names already attributed or ignored: looked at once
+    seen: set[str] = field(default_factory=set)
+    problem: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.target.spec.key
+
+
+class DumpWatcher:
+    """Watches the dump targets of many hosts at once (one SSH connection per server)."""
+
+    def __init__(
+        self,
+        hosts: Sequence[Host],
+        options: WatchOptions | None = None,
+        *,
+        targets: Targets | None = None,
+        ssh: SshOptions | None = None,
+        emit: Emit = discard,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if not hosts:
+            raise UsageError("no hosts to watch")
+        self.options = options or WatchOptions()
+        self.targets = targets or Targets(ssh)
+        self._own_targets = targets is None
+        self._emit = emit
+        self.clock = clock
+        self.wall = wall
+        self._roots: dict[str, _Root] = {}
+        self._tracks: list[_Track] = []
+        self._baseline: Baseline | None = None
+        self._started = 0.0
+        by_root: dict[str, list[tuple[Host, tuple[Family, ...]]]] = {}
+        specs = {}
+        for host in hosts:
+            if not host.dump.target:
+                raise UsageError(f"host '{host.name}' has no dump.target in the inventory (or pass --target)")
+            try:
+                spec = parse_target(host.dump.target)
+                families = families_for(host.dump.layout)
+            except UsageError as exc:
+                raise exc.for_host(host.name) from None
+            specs[spec.key] = spec
+            by_root.setdefault(spec.key, []).append((host, families))
+        for key, members in by_root.items():
+            union = tuple(dict.fromkeys(f for _, families in members for f in families))
+            root = _Root(
+                target=self.targets.get(specs[key]),
+                tracks=[],
+                matcher=HostMatcher([host for host, _ in members]),
+                families=union,
+            )
+            for host, families in members:
+                track = _Track(host=host, root=root, families=families)
+                root.tracks.append(track)
+            self._roots[key] = root
+        order = {host.name: index for index, host in enumerate(hosts)}
+        self._tracks = sorted((t for r in self._roots.values() for t in r.tracks), key=lambda t: order[t.host.name])
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_targets:
+            await self.targets.close()
+
+    @property
+    def connections_opened(self) -> int:
+        return self.targets.connections_opened
+
+    # -- baseline ----------------------------------------------------------------------------
+
+    async def take_baseline(self, since: float | None = None) -> Baseline:
+        """List every target now.  Raises :class:`DumpTargetError` if one cannot be read
+        (an unknown host key, a wrong path): better before the NMI than after it."""
+        taken_at = self.wall()
+        roots = list(self._roots.values())
+        listings = await asyncio.gather(*(root.target.listdir() for root in roots))
+        names = {root.key: frozenset(e.name for e in listing or ()) for root, listing in zip(roots, listings)}
+        return Baseline(names=names, taken_at=taken_at, since=since)
+
+    # -- watching ----------------------------------------------------------------------------
+
+    def begin(self, baseline: Baseline, started: float | None = None) -> None:
+        """Start following from ``baseline``; ``started`` (the watcher's clock) is when the
+        NMI went out, for the deadline and the reported durations."""
+        missing = [root.target.spec.url for root in self._roots.values() if not baseline.knows(root.key)]
+        if missing:
+            raise UsageError(f"the baseline does not cover {', '.join(missing)}")
+        self._baseline = baseline
+        self._started = self.clock() if started is None else started
+
+    @property
+    def deadline(self) -> float:
+        return self._started + self.options.timeout
+
+    async def watch(self, baseline: Baseline, *, started: float | None = None) -> list[DumpResult]:
+        """Poll until every host is complete or failed, or the deadline passes."""
+        self.begin(baseline, started)
+        while True:
+            round_start = self.clock()
+            if round_start >= self.deadline:
+                break
+            if await self.poll():
+                break
+            pause = self.options.interval - (self.clock() - round_start)
+            await asyncio.sleep(max(0.0, min(pause, self.deadline - self.clock())))
+        self.expire()
+        return self.results()
+
+    async def poll(self) -> bool:
+        """One look at every target; True once every host has a final state."""
+        if self._baseline is None:
+            raise RuntimeError("call begin() (or watch()) first")
+        now = self.clock()
+        await asyncio.gather(*(self._poll_root(root, now) for root in self._roots.values()))
+        return all(track.state.final for track in self._tracks)
+
+    def expire(self) -> None:
+        """Whatever is not final now is late: report it as timed out."""
+        now = self.clock()
+        for track in self._tracks:
+            if not track.state.final:
+                self._finish(track, DumpState.TIMEOUT, self._timeout_message(track, now), now,
+                             last_state=track.state.value)
+
+    def results(self) -> list[DumpResult]:
+        return [track.result or self._snapshot(track) for track in self._tracks]
+
+    def state_of(self, host: str) -> DumpState:
+        return next(track.state for track in self._tracks if track.host.name == host)
+
+    # -- one target --------------------------------------------------------------------------
+
+    async def _poll_root(self, root: _Root, now: float) -> None:
+        if any(track.state is DumpState.WAITING for track in root.tracks):
+            try:
+                entries = await root.target.listdir()
+            except DumpTargetError as exc:
+                self._target_problem(root, exc.message)
+            else:
+                root.problem = None
+                self._discover(root, entries or [], now)
+        active = [t for t in root.tracks if t.dirname is not None and not t.state.final]
+        if active:
+            await asyncio.gather(*(self._follow(track, now) for track in active))
+
+    def _discover(self, root: _Root, entries: list[FileInfo], now: float) -> None:
+        assert self._baseline is not None
+        # oldest first: if a host has two new directories, the first one kdump made wins
+        for entry in sorted(entries, key=lambda e: (e.mtime, e.name)):
+            if not entry.is_dir or entry.name in root.seen:
+                continue
+            if not self._baseline.is_new(root.key, entry):
+                continue
+            root.seen.add(entry.name)
+            dirname = parse_dir_name(entry.name, root.families)
+            if dirname is None:
+                continue  # lost+found, kexec_cmd, someone's notes: not a dump
+            attribution = root.matcher.attribute(dirname)
+            if attribution.host is None:
+                self._send(ev.Unattributed(
+                    target=root.target.spec.location(), directory=entry.name, identity=dirname.identity,
+                    problem=attribution.problem or "unknown", candidates=attribution.candidates,
+                ))
+                continue
+            track = next(t for t in root.tracks if t.host.name == attribution.host)
+            allowed = tuple(f for f in dirname.families if f in track.families)
+            if not allowed or track.dirname is not None:
+                continue
+            track.dirname = dataclasses.replace(dirname, families=allowed)
+            track.state = DumpState.APPEARED
+            track.appeared_at = now
+            track.last_change = now
+            track.samples.append((now, 0))
+            self._send(ev.DirAppeared(
+                host=track.host.name,
+                target=root.target.spec.url,
+                directory=entry.name,
+                location=root.target.spec.location(entry.name),
+                # "rhel/suse-old" until the files inside tell them apart
+                family="/".join(f.value for f in allowed),
+                name_time=dirname.stamp.isoformat(sep=" ") if dirname.stamp else None,
+            ))
+
+    # -- one dump directory ------------------------------------------------------------------
+
+    async def _follow(self, track: _Track, now: float) -> None:
+        assert track.dirname is not None
+        target = track.root.target
+        try:
+            listing = await target.listdir(track.dirname.name)
+        except DumpTargetError as exc:
+            self._target_problem(track.root, exc.message)
+            return
+        if listing is None:
+            if not track.vanished:
+                track.vanished = True
+                self._send(ev.TargetProblem(target=target.spec.location(track.dirname.name),
+                                            problem="the dump directory disappeared"))
+            return
+        track.vanished = False
+        files = {entry.name: entry for entry in listing if not entry.is_dir}
+        signature = tuple(sorted((entry.name, entry.size) for entry in files.values()))
+        changed = signature != track.signature
+        if changed:
+            track.signature = signature
+            track.last_change = now
+            track.idle_checked = False
+        try:
+            texts = await self._texts(track, files)
+            verdict = assess(track.dirname, files, texts)
+            track.verdict = verdict
+            track.bytes = sum(files[name].size for name in verdict.vmcore if name in files)
+            track.samples.append((now, track.bytes))
+            if verdict.status == "complete" and verdict.settle and not self._settled(track, changed):
+                verdict = dataclasses.replace(verdict, status="writing")
+            if verdict.status == "complete":
+                await self._complete(track, verdict, files, now)
+            elif verdict.status == "failed":
+                await self._failed(track, verdict.reason, verdict, files, now)
+            else:
+                await self._writing(track, verdict, files, changed, now)
+        except DumpTargetError as exc:
+            self._target_problem(track.root, exc.message)
+
+    def _settled(self, track: _Track, changed: bool) -> bool:
+        # a file written in place under its final name is done when it stops changing
+        if changed or track.settle_signature != track.signature:
+            track.settle_signature = track.signature
+            return False
+        return True
+
+    async def _texts(self, track: _Track, files: Mapping[str, FileInfo]) -> dict[str, str]:
+        assert track.dirname is not None
+        texts: dict[str, str] = {}
+        for name in texts_needed(track.dirname, files):
+            entry = files[name]
+            key = (entry.size, entry.mtime)
+            if track.readme is None or track.readme[0] != key:
+                data = await track.root.target.read_head(track.dirname.name, name, size=TEXT_LIMIT)
+                track.readme = (key, decode_log(data))
+            texts[name] = track.readme[1]
+        return texts
+
+    async def _writing(
+        self, track: _Track, verdict: Verdict, files: Mapping[str, FileInfo], changed: bool, now: float
+    ) -> None:
+        assert track.dirname is not None
+        vmcore = verdict.vmcore_name
+        if vmcore and vmcore in files:
+            reads: list[Coroutine[Any, Any, None]] = []
+            if track.fmt is None and files[vmcore].size >= HEAD_SIZE:
+                reads.append(self._read_format(track, vmcore, tail=False))
+            if track.panic is None and verdict.dmesg and not verdict.dmesg.endswith("-incomplete.txt"):
+                # the kernel log is written before the vmcore: final by now
+                reads.append(self._read_panic(track, verdict.dmesg))
+            if reads:
+                await asyncio.gather(*reads)
+        if changed:
+            resumed = track.state is DumpState.STALLED
+            first = track.state is DumpState.APPEARED and track.bytes > 0
+            if track.bytes > 0 or resumed:
+                track.state = DumpState.WRITING
+            due = resumed or first or now - track.last_progress >= self.options.progress_every
+            if due and track.state is DumpState.WRITING:
+                track.last_progress = now
+                self._send(ev.Progress(
+                    host=track.host.name, directory=track.dirname.name, file=vmcore, bytes=track.bytes,
+                    rate=self._rate(track), state="resumed" if resumed else "writing",
+                    format=track.fmt.label if track.fmt else None,
+                ))
+            return
+        idle = now - track.last_change
+        if vmcore and vmcore in files and not track.idle_checked:
+            # growth paused: makedumpfile sets a flag in the header when it gives up (disk
+            # full); one look per pause costs a few KiB
+            track.idle_checked = True
+            await self._read_format(track, vmcore, tail=False)
+            if track.fmt is not None and track.fmt.marked_incomplete:
+                await self._failed(track, f"makedumpfile gave up: {vmcore} carries its incomplete flag "
+                                          f"({track.fmt.label}); the target filled up or a write failed",
+                                   verdict, files, now)
+                return
+        if idle >= self.options.stall_after and track.state is not DumpState.STALLED:
+            track.state = DumpState.STALLED
+            self._send(ev.Stalled(
+                host=track.host.name, directory=track.dirname.name, file=vmcore if vmcore in files else None,
+                bytes=track.bytes, idle=idle, rule=COMPLETION_RULES[verdict.family],
+            ))
+
+    async def _complete(self, track: _Track, verdict: Verdict, files: Mapping[str, FileInfo], now: float) -> None:
+        assert track.dirname is not None
+        vmcore = verdict.vmcore_name
+        reads: list[Coroutine[Any, Any, None]] = []
+        if vmcore:
+            reads.append(self._read_format(track, vmcore, tail=True))
+            # the evidence may postdate the listing (SUSE's README is read after it): the
+            # sizes are taken again, after it
+            reads.append(self._restat(track, verdict.vmcore))
+        if (track.panic is None or track.panic.cause == "none") and verdict.dmesg:
+            reads.append(self._read_panic(track, verdict.dmesg))
+        await asyncio.gather(*reads)
+        fmt = track.fmt
+        if fmt is not None and fmt.marked_incomplete:
+            await self._failed(track, f"{vmcore} is marked incomplete by makedumpfile ({fmt.label})",
+                               verdict, files, now)
+            return
+        if fmt is not None and fmt.end_marker is False:
+            if not track.truncated_seen:
+                # a network file system may show the rename before the last bytes: look again
+                track.truncated_seen = True
+                return
+            await self._failed(track, f"{vmcore} is a flattened stream without its end marker: truncated",
+                               verdict, files, now)
+            return
+        size = track.bytes
+        self._finish(track, DumpState.COMPLETE,
+                     f"dump complete: {track.root.target.spec.location(track.dirname.name, vmcore or '')} "
+                     f"({ev.human_bytes(size)}, {fmt.label if fmt else 'no vmcore'}; {verdict.reason})",
+                     now, verdict=verdict)
+
+    async def _failed(
+        self, track: _Track, reason: str, verdict: Verdict, files: Mapping[str, FileInfo], now: float
+    ) -> None:
+        assert track.dirname is not None
+        reads: list[Coroutine[Any, Any, None]] = []
+        vmcore = verdict.vmcore_name
+        if vmcore and vmcore in files and track.fmt is None and files[vmcore].size > 0:
+            reads.append(self._read_format(track, vmcore, tail=False))
+        if (track.panic is None or track.panic.cause == "none") and verdict.dmesg:
+            reads.append(self._read_panic(track, verdict.dmesg))
+        details: list[str] = []
+        if "kexec-dmesg.log" in files:
+            reads.append(self._read_log_lines(track, "kexec-dmesg.log", details))
+        await asyncio.gather(*reads)
+        self._finish(track, DumpState.FAILED, f"dump failed: {reason}", now, verdict=verdict,
+                     details=tuple(details))
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def _read_format(self, track: _Track, name: str, *, tail: bool) -> None:
+        assert track.dirname is not None
+        target = track.root.target
+        head = await target.read_head(track.dirname.name, name, size=HEAD_SIZE)
+        fmt = detect_format(head)
+        if tail and needs_tail(fmt):
+            end = await target.read_tail(track.dirname.name, name, size=TAIL_SIZE)
+            fmt = detect_format(head, end)
+        track.fmt = fmt
+        track.fmt_file = name
+
+    async def _restat(self, track: _Track, names: Sequence[str]) -> None:
+        assert track.dirname is not None
+        target = track.root.target
+        found = await asyncio.gather(*(target.stat(track.dirname.name, name) for name in names))
+        track.bytes = sum(entry.size for entry in found if entry is not None)
+
+    async def _read_panic(self, track: _Track, name: str) -> None:
+        assert track.dirname is not None
+        data = await track.root.target.read_tail(track.dirname.name, name, size=DMESG_TAIL)
+        track.panic = panic_lines(decode_log(data))
+
+    async def _read_log_lines(self, track: _Track, name: str, out: list[str]) -> None:
+        assert track.dirname is not None
+        data = await track.root.target.read_tail(track.dirname.name, name, size=TEXT_LIMIT)
+        lines = [line.strip() for line in decode_log(data).splitlines()]
+        out.extend([line for line in lines if "fail" in line.lower() or "error" in line.lower()][-5:])
+
+    # -- results and events ------------------------------------------------------------------
+
+    def _rate(self, track: _Track) -> float:
+        if len(track.samples) < 2:
+            return 0.0
+        latest_time, latest_bytes = track.samples[-1]
+        for when, count in track.samples:
+            if latest_time - when <= RATE_WINDOW and latest_time > when:
+                return max(0.0, (latest_bytes - count) / (latest_time - when))
+        return 0.0
+
+    def _snapshot(self, track: _Track, state: DumpState | None = None, message: str = "",
+                  now: float | None = None, **extra: Any) -> DumpResult:
+        spec = track.root.target.spec
+        dirname = track.dirname
+        verdict: Verdict | None = extra.pop("verdict", None) or track.verdict
+        return DumpResult(
+            host=track.host.name,
+            state=state or track.state,
+            target=spec.url,
+            message=message or f"{track.state.value}",
+            directory=dirname.name if dirname else None,
+            path=spec.path_of(dirname.name) if dirname else None,
+            location=spec.location(dirname.name) if dirname else None,
+            family=(verdict.family.value if verdict else (dirname.family.value if dirname else None)),
+            vmcore=verdict.vmcore_name if verdict else None,
+            size=track.bytes,
+            format=track.fmt,
+            panic=track.panic or NO_PANIC,
+            seconds=None if now is None else now - self._started,
+            **extra,
+        )
+
+    def _finish(self, track: _Track, state: DumpState, message: str, now: float, **extra: Any) -> None:
+        track.state = state
+        track.result = self._snapshot(track, state, message, now, **extra)
+        self._send(ev.Finished(host=track.host.name, result=track.result))
+
+    def _timeout_message(self, track: _Track, now: float) -> str:
+        waited = now - self._started
+        location = track.root.target.spec.location()
+        if track.dirname is None:
+            problem = f"; last error: {track.root.problem}" if track.root.problem else ""
+            return f"no new dump directory for this host appeared in {location} within {waited:.0f} s{problem}"
+        verdict = track.verdict
+        rule = COMPLETION_RULES[verdict.family] if verdict else ""
+        what = (f"{verdict.vmcore_name} at {ev.human_bytes(track.bytes)}"
+                if verdict and verdict.vmcore_name else "no vmcore file yet")
+        return (f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete after "
+                f"{waited:.0f} s ({track.state.value}: {what}; {rule})")
+
+    def _target_problem(self, root: _Root, problem: str) -> None:
+        if root.problem != problem:
+            root.problem = problem
+            self._send(ev.TargetProblem(target=root.target.spec.location(), problem=problem))
+
+    def _send(self, event: ev.DumpEvent) -> None:
+        self._emit(event.to_event())
+
+
+# ---------------------------------------------------------------------------------------------
+# Synchronous use
+
+
+_T = TypeVar("_T")
+
+
+class BlockingDumpWatcher:
+    """A :class:`DumpWatcher` on its own event-loop thread, for synchronous callers.
+
+    The baseline and the watch run on the same loop, so the SSH connection opened for the
+    baseline (before the NMI) is the one the watch uses.  Events are emitted from the loop
+    thread.
+    """
+
+    def __init__(self, hosts: Sequence[Host], options: WatchOptions | None = None, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="oob-dump-watch", daemon=True)
+        self._thread.start()
+        try:
+            self.watcher = DumpWatcher(hosts, options, **kwargs)
+        except BaseException:
+            self._stop()
+            raise
+
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def take_baseline(self, since: float | None = None) -> Baseline:
+        return self._run(self.watcher.take_baseline(since))
+
+    def watch(self, baseline: Baseline, *, started: float | None = None) -> list[DumpResult]:
+        return self._run(self.watcher.watch(baseline, started=started))
+
+    @property
+    def connections_opened(self) -> int:
+        return self.watcher.connections_opened
+
+    def close(self) -> None:
+        try:
+            self._run(self.watcher.close())
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def watch_dumps(
+    hosts: Sequence[Host],
+    options: WatchOptions | None = None,
+    *,
+    baseline: Baseline | None = None,
+    since: float | None = None,
+    ssh: SshOptions | None = None,
+    emit: Emit = discard,
+) -> list[DumpResult]:
+    """Baseline (now, or ``since``, unless given) and watch, in one call."""
+
+    async def run() -> list[DumpResult]:
+        async with DumpWatcher(hosts, options, ssh=ssh, emit=emit) as watcher:
+            base = baseline or await watcher.take_baseline(since)
+            return await watcher.watch(base)
+
+    return asyncio.run(run())
+
+
+__all__ = [
+    "Baseline",
+    "BlockingDumpWatcher",
+    "DumpResult",
+    "DumpState",
+    "DumpWatcher",
+    "WatchOptions",
+    "watch_dumps",
+]
