@@ -104,8 +104,8 @@ class Host:
     address: str | None = None
     #: further addresses or names the host may use in dump directory names
     aliases: tuple[str, ...] = ()
-    #: how to tell the host is alive: "tcp:PORT" or "tcp:ADDRESS:PORT"; None means
-    #: TCP port 22 (SSH) on ``address``
+    #: how to tell the host is alive: "ssh:[ADDRESS:]PORT" (waits for the SSH banner) or
+    #: "tcp:[ADDRESS:]PORT" (a connection is enough); None means "ssh:22" on ``address``
     probe: str | None = None
     groups: tuple[str, ...] = ()
     bmc: BmcConfig = field(default_factory=BmcConfig)

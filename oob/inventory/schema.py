@@ -270,10 +270,10 @@ def _dump_target(value: Any, fail: Fail) -> str:
 
 
 def _probe(value: Any, fail: Fail) -> str:
-    what = "tcp:PORT (on the host's address) or tcp:ADDRESS:PORT"
+    what = "ssh:PORT or tcp:PORT (on the host's address), or ssh:ADDRESS:PORT or tcp:ADDRESS:PORT"
     text = _word(value, fail, what)
     scheme, _, rest = text.partition(":")
-    if scheme != "tcp" or not rest:
+    if scheme not in ("ssh", "tcp") or not rest:
         fail(f"expected {what}")
     host, sep, port = rest.rpartition(":")
     if sep and not host:

@@ -623,14 +623,14 @@ def test_probe_forms(load, load_error):
         """
         [defaults]
         bmc.address = "192.0.2.100"
-        probe = "tcp:2222"
+        probe = "ssh:2222"
         [hosts.a]
         [hosts.b]
         probe = "tcp:192.0.2.7:22"
         """,
     )
-    assert inv.hosts["a"].probe == "tcp:2222"
+    assert inv.hosts["a"].probe == "ssh:2222"
     assert inv.hosts["b"].probe == "tcp:192.0.2.7:22"
-    for bad in ("ssh:22", "tcp:", "tcp:99999", "tcp::22"):
+    for bad in ("http:22", "tcp:", "tcp:99999", "tcp::22"):
         _, message = load_error("q.toml", f'[hosts.a]\nbmc.address = "192.0.2.1"\nprobe = "{bad}"\n')
-        assert "host 'a': key 'probe': expected tcp:PORT" in message
+        assert "host 'a': key 'probe': expected ssh:PORT or tcp:PORT" in message
