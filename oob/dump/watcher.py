@@ -564,6 +564,8 @@ class DumpWatcher:
         if "kexec-dmesg.log" in files:
             reads.append(self._read_log_lines(track, "kexec-dmesg.log", details))
         await asyncio.gather(*reads)
+        if track.fmt is not None and track.fmt.marked_incomplete and "incomplete flag" not in reason:
+            reason += f"; {vmcore} carries makedumpfile's incomplete flag (the target filled up or a write failed)"
         self._finish(track, DumpState.FAILED, f"dump failed: {reason}", now, verdict=verdict,
                      details=tuple(details))
 
