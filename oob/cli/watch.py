@@ -116,7 +116,8 @@ def watch_command(
                      "is still refused)."),
     ] = False,
     ssh_key: Annotated[
-        list[Path] | None, typer.Option("--ssh-key", help="Private key for ssh:// targets (repeatable). Default: the "
+        list[Path] | None, typer.Option("--ssh-key", exists=True, dir_okay=False,
+                                        help="Private key for ssh:// targets (repeatable). Default: the "
                                         "agent, ~/.ssh/id_* and ~/.ssh/config.")
     ] = None,
     json_output: JsonOpt = False,

@@ -252,6 +252,8 @@ class SshPool:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             connection = self._connections.get(key)
+            if connection is not None and connection.conn.is_closed():
+                connection = None  # the server went away since the last call
             if connection is None:
                 connection = await self._open(spec)
                 self._connections[key] = connection
@@ -285,7 +287,11 @@ class SshPool:
             "keepalive_interval": self.options.keepalive_interval,
         }
         if self.options.identity_files:
-            options["client_keys"] = [str(Path(p).expanduser()) for p in self.options.identity_files]
+            keys = [Path(p).expanduser() for p in self.options.identity_files]
+            missing = [str(key) for key in keys if not key.is_file()]
+            if missing:
+                raise DumpTargetError(f"ssh {where}: private key not found: {', '.join(missing)}")
+            options["client_keys"] = [str(key) for key in keys]
         if self.options.known_hosts:
             path = self.options.known_hosts_path()
             options["known_hosts"] = str(path) if path.exists() else ([], [], [])
@@ -306,9 +312,16 @@ class SshPool:
                         "check it and add it (ssh-keyscan), or pass --accept-new-host-key to trust and record it"
                     ) from None
                 conn = await self._accept_new(spec, options)
-            sftp = await conn.start_sftp_client()
+            try:
+                sftp = await conn.start_sftp_client()
+            except BaseException:
+                conn.abort()
+                raise
         except (HostKeyError, DumpTargetError):
             raise
+        except asyncssh.KeyImportError as exc:
+            # e.g. a passphrase-protected --ssh-key: oob never asks for the passphrase (use the agent)
+            raise DumpTargetError(f"ssh {where}: cannot use the private key: {exc}; load it into ssh-agent") from None
         except asyncssh.PermissionDenied:
             raise DumpTargetError(
                 f"ssh {spec.user}@{where}: login refused (publickey); check the key (--ssh-key), "
@@ -385,12 +398,15 @@ class SshTarget(DumpTarget):
         except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
             return None
         except asyncssh.SFTPPermissionDenied:
-            raise DumpTargetError(f"{self.spec.location()}: {what} {path}: permission denied") from None
-        except (asyncssh.SFTPConnectionLost, asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+            raise DumpTargetError(f"{what} {path}: permission denied") from None
+        except (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection, asyncssh.ConnectionLost,
+                asyncssh.DisconnectError, OSError) as exc:
+            # the next call opens a new connection
             self.pool.forget(self.spec)
-            raise DumpTargetError(f"{self.spec.location()}: connection lost ({exc})") from None
+            reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
+            raise DumpTargetError(f"connection lost ({reason})") from None
         except asyncssh.SFTPError as exc:
-            raise DumpTargetError(f"{self.spec.location()}: {what} {path}: {exc.reason}") from None
+            raise DumpTargetError(f"{what} {path}: {exc.reason}") from None
 
     async def listdir(self, *parts: str) -> list[FileInfo] | None:
         path = self._path(parts)

@@ -4,6 +4,8 @@ server, and reads that never copy a vmcore."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,57 @@ def test_panic_lines_read_remotely_without_copying_the_vmcore(tmp_path: Path, ss
     assert total_vmcore < size / 10
     tails = [p for p, c in reads if c == TAIL_SIZE]
     assert {Path(p).name for p in tails} == {"vmcore.flat", "vmcore"}  # the end markers, once each
+
+
+def test_a_dropped_connection_is_reopened(tmp_path: Path) -> None:
+    from mocks.sshd import _children
+
+    server = SshServer.start(tmp_path / "sshd")
+    try:
+        root = tmp_path / "crash"
+        root.mkdir()
+        options = SshOptions(known_hosts=str(server.known_hosts), identity_files=(str(server.client_key),))
+        host = make_host("web01", server.url(root), address="192.0.2.11")
+        events: list = []
+
+        async def run() -> tuple[DumpState, int]:
+            async with DumpWatcher([host], FAST, ssh=options, emit=events.append) as watcher:
+                watcher.begin(await watcher.take_baseline())
+                await watcher.poll()
+                for pid in _children(server.process.pid):  # the dump server drops us
+                    os.kill(pid, signal.SIGTERM)
+                await asyncio.sleep(0.2)
+                await watcher.poll()  # may fail: reported, not fatal
+                writer = KdumpWriter(root, fast_spec("rhel-ssh", identity="192.0.2.11"))
+                writer.run()
+                for _ in range(20):
+                    if await watcher.poll():
+                        break
+                return watcher.state_of("web01"), watcher.connections_opened
+
+        state, opened = asyncio.run(run())
+        assert state is DumpState.COMPLETE
+        assert opened == 2
+        # depending on when the loss is noticed, one poll may report it (a warning, not fatal)
+        problems = [e for e in events if e.kind == "dump_target_problem"]
+        assert len(problems) <= 1
+        assert all("connection lost" in e.message and e.level == "warning" for e in problems)
+    finally:
+        server.stop()
+
+
+def test_blocking_watcher_keeps_one_connection_from_baseline_to_watch(tmp_path: Path, sshd: SshServer,
+                                                                      ssh_options: SshOptions) -> None:
+    from oob.dump.watcher import BlockingDumpWatcher
+
+    root = tmp_path / "crash"
+    root.mkdir()
+    events: list = []
+    host = make_host("web01", sshd.url(root), address="192.0.2.11")
+    with BlockingDumpWatcher([host], FAST, ssh=ssh_options, emit=events.append) as watcher:
+        baseline = watcher.take_baseline()
+        KdumpWriter(root, fast_spec("debian-ssh", identity="192.0.2.11")).start()
+        (result,) = watcher.watch(baseline)
+        assert result.state is DumpState.COMPLETE and result.format.kind == "flattened"
+        assert watcher.connections_opened == 1
+    assert [e.kind for e in events][-1] == "dump_complete"
