@@ -23,6 +23,9 @@ from mocks.flavours import FLAVOURS, MAIN_FLAVOURS
 from mocks.loopback import BindError, loopback_address, loopback_endpoint
 
 PROG = "mocks"
+#: mocks.ipmi_server.CIPHER_MODES, spelt out: importing that module loads pyghmi, which
+#: ``--help`` and Redfish-only fleets do not need (a test checks the two agree)
+IPMI_CIPHER_MODES: tuple[str, ...] = ("strict", "always3")
 
 
 class UsageError(Exception):
@@ -51,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Mock Redfish BMC fleet on loopback.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Mock BMC fleet (Redfish, IPMI) on loopback.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve mock BMCs until SIGINT/SIGTERM")
@@ -78,6 +81,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--username", default="admin", help="BMC user name (default admin)")
     serve.add_argument("--password-file", type=Path, help="read the BMC password from this file")
+    serve.add_argument(
+        "--ipmi",
+        action="store_true",
+        help="every BMC also answers IPMI 2.0 (RMCP+ lanplus) on UDP, same host and credentials "
+        "(the 'ipmi' flavour always does, and only that)",
+    )
+    serve.add_argument(
+        "--ipmi-cipher-mode",
+        choices=IPMI_CIPHER_MODES,
+        default="strict",
+        help="strict: cipher suite 3 only, other proposals refused so clients fall back (default); "
+        "always3: answer suite 3 whatever was proposed, as stock pyghmi and VirtualBMC do",
+    )
     commands.add_parser("vendors", help="list the vendor flavours")
     return parser
 
@@ -115,6 +131,8 @@ def _serve(args: argparse.Namespace) -> int:
             control=args.control,
             username=args.username,
             password=password,
+            ipmi=args.ipmi,
+            ipmi_cipher_mode=args.ipmi_cipher_mode,
         )
     except OSError as error:  # a port in use, an unwritable workdir
         print(f"{PROG}: error: cannot start the fleet: {error}", file=sys.stderr)
@@ -131,9 +149,11 @@ def _serve(args: argparse.Namespace) -> int:
         ready = {"event": "ready", "inventory": str(inventory) if inventory else None, **fleet.describe()}
         sys.stdout.write(json.dumps(ready) + "\n")
         sys.stdout.flush()
+        with_ipmi = sum(1 for bmc in fleet.bmcs if bmc.ipmi is not None)
+        ipmi_note = f" ({with_ipmi} answer IPMI on UDP)" if with_ipmi else ""
         print(
-            f"{PROG}: {len(fleet.bmcs)} mock BMCs listening on {bind}; control API {fleet.control_url}; "
-            "SIGINT or SIGTERM to stop",
+            f"{PROG}: {len(fleet.bmcs)} mock BMCs listening on {bind}{ipmi_note}; "
+            f"control API {fleet.control_url}; SIGINT or SIGTERM to stop",
             file=sys.stderr,
         )
         while not stop.wait(0.5):

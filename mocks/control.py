@@ -8,6 +8,12 @@ Routes::
     DELETE /bmcs/NAME/faults     clear every fault
     POST   /bmcs/NAME/power      {"state": "On" | "Off"}
 
+A BMC's object counts both protocols (``nmi_count``, ``requests``) and each one apart
+(``nmi_count_redfish``, ``nmi_count_ipmi``, ``requests_redfish``, ``requests_ipmi``); it
+gives ``ipmi_port`` (null without IPMI) and, under ``ipmi``, the IPMI endpoint's details.
+Faults take the Redfish names and the IPMI ones (``ipmi_down``, ``ipmi_drop_after_apply``,
+``ipmi_nmi_unsupported``, ``ipmi_nmi_refused``) in the same object.
+
 Unknown BMC names answer 404.  Errors are ``{"error": "one line"}``.
 """
 
@@ -23,6 +29,7 @@ from mocks.faults import FaultError
 from mocks.loopback import url_host
 
 if TYPE_CHECKING:
+    from mocks.bmc import MockBmc
     from mocks.fleet import Fleet
 
 log = logging.getLogger(__name__)
@@ -102,8 +109,8 @@ class _ControlHandler(BaseHTTPRequestHandler):
             bmc = self._bmc(parts[1])
             if not isinstance(body, dict):
                 raise _HttpError(400, "faults must be a JSON object")
-            faults = bmc.set_faults(body)
-            return 200, {"name": bmc.name, "faults": faults.to_dict()}
+            bmc.set_faults(body)
+            return 200, {"name": bmc.name, "faults": bmc.fault_dict()}
         if len(parts) == 3 and parts[0] == "bmcs" and parts[2] == "power":
             bmc = self._bmc(parts[1])
             state = body.get("state") if isinstance(body, dict) else None
@@ -116,10 +123,11 @@ class _ControlHandler(BaseHTTPRequestHandler):
     def _delete(self, parts: list[str]) -> tuple[int, object]:
         if len(parts) == 3 and parts[0] == "bmcs" and parts[2] == "faults":
             bmc = self._bmc(parts[1])
-            return 200, {"name": bmc.name, "faults": bmc.clear_faults().to_dict()}
+            bmc.clear_faults()
+            return 200, {"name": bmc.name, "faults": bmc.fault_dict()}
         raise _HttpError(404, f"no route DELETE {self.path}")
 
-    def _bmc(self, name: str) -> Any:
+    def _bmc(self, name: str) -> MockBmc:
         try:
             return self.fleet.bmc(name)
         except KeyError:

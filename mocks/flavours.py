@@ -58,6 +58,16 @@ class Flavour:
     also_accepts: tuple[str, ...] = ()
     server_header: str = "mock-bmc"
     notes: tuple[str, ...] = ()
+    #: False for a BMC without Redfish: no HTTPS listener, IPMI only (``bmc.kind = "ipmi"``)
+    redfish: bool = True
+    #: what IPMI Get Device ID reports as manufacturer: the vendor's IANA enterprise number
+    #: (assumed: there is no IPMI capture; 0 = unspecified where the vendor's is not certain)
+    ipmi_manufacturer_id: int = 0
+
+    @property
+    def ipmi_only(self) -> bool:
+        """Served over IPMI whatever the fleet's ``ipmi`` option says, never over Redfish."""
+        return not self.redfish
 
 
 FLAVOURS: dict[str, Flavour] = {
@@ -67,6 +77,7 @@ FLAVOURS: dict[str, Flavour] = {
             name="ilo5",
             description="HPE iLO 5 v2.72 (ProLiant DL385 Gen10 Plus v2)",
             kind="ilo",
+            ipmi_manufacturer_id=11,
             captures=("hpe-ilo5-2.72_dl385-gen10plus-v2",),
             message_style="ilo",
             registry="Base.1.4",
@@ -104,6 +115,7 @@ FLAVOURS: dict[str, Flavour] = {
             name="ilo5-slash",
             description="HPE iLO 5 v1.10-1.15 (ProLiant DL180 Gen10), before trailing-slash tolerance",
             kind="ilo",
+            ipmi_manufacturer_id=11,
             captures=(
                 "hpe-ilo5-1.1x_dl180-gen10_proliantutils",
                 "hpe-ilo5-2.70_xl675d-gen10plus_trailing-slash",
@@ -137,6 +149,7 @@ FLAVOURS: dict[str, Flavour] = {
             name="idrac9",
             description="Dell iDRAC 9 6.00.30.00 (PowerEdge R750)",
             kind="idrac",
+            ipmi_manufacturer_id=674,
             captures=("dell-idrac9-6.00_r750",),
             message_style="idrac",
             registry="Base.1.12",
@@ -166,6 +179,7 @@ FLAVOURS: dict[str, Flavour] = {
             name="idrac9-old",
             description="Dell iDRAC 9 3.34.34.34 (PowerEdge R640)",
             kind="idrac",
+            ipmi_manufacturer_id=674,
             captures=("dell-idrac9-3.34_r640_sushy", "dell-idrac9-6.00_r750"),
             message_style="idrac",
             registry="Base.1.2",
@@ -220,6 +234,7 @@ FLAVOURS: dict[str, Flavour] = {
             name="supermicro",
             description="Supermicro X13 BMC 11.01.01 (SYS-821GE-TNHR)",
             kind="supermicro",
+            ipmi_manufacturer_id=10876,
             captures=("supermicro-x13-11.01.01_sys-821ge-tnhr",),
             message_style="smc",
             registry="Base.v1_4_0",
@@ -243,6 +258,7 @@ FLAVOURS: dict[str, Flavour] = {
             name="supermicro-x12",
             description="Supermicro X12 BMC, Redfish 1.14.0 (SYS-510T-MR)",
             kind="supermicro",
+            ipmi_manufacturer_id=10876,
             captures=("supermicro-x12_sys-510t-mr_bmclib", "supermicro-x13-11.01.01_sys-821ge-tnhr"),
             message_style="smc",
             registry="Base.v1_4_0",
@@ -271,6 +287,7 @@ FLAVOURS: dict[str, Flavour] = {
             name="xcc",
             description="Lenovo XClarity Controller TGBT42S 2.83 (ThinkSystem SR670 V2)",
             kind="xcc",
+            ipmi_manufacturer_id=19046,
             captures=("lenovo-xcc-tgbt42s-2.83_sr670v2",),
             message_style="dmtf",
             registry="Base.1.8",
@@ -325,6 +342,7 @@ FLAVOURS: dict[str, Flavour] = {
             name="intel",
             description="Intel BMC 1.93 (S2600BPB)",
             kind="redfish",
+            ipmi_manufacturer_id=343,
             captures=("intel_s2600bpb",),
             message_style="dmtf",
             registry="Base.1.0",
@@ -352,8 +370,29 @@ FLAVOURS: dict[str, Flavour] = {
                 "Reset -> 204 No Content: DSP0266 allows 200, 202 or 204; the DMTF emulators answer 204",
             ),
         ),
+        Flavour(
+            name="ipmi",
+            description="IPMI 2.0 BMC without Redfish (RMCP+ lanplus on UDP only)",
+            kind="ipmi",
+            # no Redfish service: captures, message style and registry are never read
+            captures=(),
+            message_style="dmtf",
+            registry="",
+            redfish=False,
+            notes=(
+                (
+                    "IPMI only: no HTTPS listener; served by mocks.ipmi_server (cipher suite 3, "
+                    "Chassis Control incl. 0x04 pulse diagnostic interrupt = NMI), as the many "
+                    "fleets still managed over IPMI alone"
+                ),
+                "Get Device ID: manufacturer 0 (unspecified), firmware 1.0",
+            ),
+        ),
     )
 }
+
+#: flavours with a Redfish service (every one but ``ipmi``)
+REDFISH_FLAVOURS: tuple[str, ...] = tuple(name for name, flavour in FLAVOURS.items() if flavour.redfish)
 
 #: what ``--vendors`` defaults to: one flavour per vendor family the DESIGN names
 MAIN_FLAVOURS: tuple[str, ...] = ("ilo5", "ilo5-slash", "idrac9", "openbmc", "supermicro", "xcc", "ami")

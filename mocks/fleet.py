@@ -1,4 +1,4 @@
-"""A fleet of mock Redfish BMCs on loopback, for tests and ``oob mock serve``.
+"""A fleet of mock BMCs on loopback (Redfish over HTTPS, IPMI over UDP), for tests and ``oob mock serve``.
 
 ::
 
@@ -10,7 +10,13 @@
         ...
     # every listener, connection and thread is closed here
 
-BMC names are ``<flavour>-<n>``, n counting from 1 per flavour.
+    with Fleet.start(vendors=["ami", "ipmi"], ipmi=True) as fleet:
+        fleet.bmc("ami-1").ipmi_port       # the same host also answers IPMI 2.0 (lanplus) on UDP
+        fleet.set_faults("ami-1", ipmi_drop_after_apply=True)
+
+BMC names are ``<flavour>-<n>``, n counting from 1 per flavour.  The ``ipmi`` flavour is
+IPMI only and answers IPMI whatever ``ipmi`` says; one IPMI server thread serves every
+IPMI endpoint of the fleet.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from mocks.bmc import MockBmc
 from mocks.control import ControlServer
@@ -34,6 +40,9 @@ from mocks.inventory_writer import InventoryHost, TlsMode, render_inventory, wri
 from mocks.loopback import loopback_address, loopback_endpoint
 from mocks.service import Credentials
 from mocks.tls import FleetCA
+
+if TYPE_CHECKING:  # the IPMI server loads pyghmi: imported only when a fleet serves IPMI
+    from mocks.ipmi_server import CipherMode, IpmiMockServer
 
 PASSWORD_FILE = "bmc-password"
 CA_FILE = "ca.pem"
@@ -63,6 +72,9 @@ class Fleet:
         self._by_name: dict[str, MockBmc] = {}
         self._hub = ConnectionHub()
         self._control: ControlServer | None = None
+        self._ipmi: IpmiMockServer | None = None
+        #: the cipher mode of every IPMI endpoint; None when no BMC answers IPMI
+        self.ipmi_cipher_mode: CipherMode | None = None
         self._stopped = False
 
     @classmethod
@@ -78,13 +90,20 @@ class Fleet:
         password: str | None = None,
         clock: Clock | None = None,
         scale: float = 1.0,
+        ipmi: bool = False,
+        ipmi_cipher_mode: CipherMode = "strict",
     ) -> Fleet:
         """Start ``count`` BMCs of every flavour in ``vendors``, all listening when this returns.
 
         ``control`` (``HOST:PORT``, port 0 for any) also starts the control API.  Without
         ``workdir`` a temporary directory holds the CA and password file and is removed by
         :meth:`stop`.  ``password`` defaults to a random one (see :attr:`password_file`).
-        Raises ValueError for an unknown flavour, a count below 1 or a non-loopback address.
+        ``ipmi`` makes every BMC also answer IPMI 2.0 on UDP (same address, its own port,
+        same host and credentials); ``ipmi_cipher_mode`` is ``"strict"`` (suite 3 only,
+        other proposals refused so clients fall back) or ``"always3"`` (suite 3 whatever
+        was proposed, as stock pyghmi and VirtualBMC answer).
+        Raises ValueError for an unknown flavour or cipher mode, a count below 1 or a
+        non-loopback address.
         """
         flavours = [get_flavour(name) for name in _unique(vendors)]
         if not flavours:
@@ -93,6 +112,12 @@ class Fleet:
             raise ValueError("count must be at least 1")
         address = loopback_address(bind)
         control_endpoint = loopback_endpoint(control) if control is not None else None
+        serves_ipmi = ipmi or any(flavour.ipmi_only for flavour in flavours)
+        if serves_ipmi:
+            from mocks.ipmi_server import CIPHER_MODES
+
+            if ipmi_cipher_mode not in CIPHER_MODES:
+                raise ValueError(f"ipmi_cipher_mode must be one of {', '.join(CIPHER_MODES)}")
         if workdir is None:
             directory, owns = Path(tempfile.mkdtemp(prefix="oob-mock-fleet-")), True
         else:
@@ -125,6 +150,8 @@ class Fleet:
                     )
             for bmc in fleet.bmcs:
                 bmc.start()
+            if serves_ipmi:
+                fleet._serve_ipmi(every=ipmi, cipher_mode=ipmi_cipher_mode)
             if control_endpoint is not None:
                 fleet._control = ControlServer(fleet, *control_endpoint)
                 fleet._control.start()
@@ -136,6 +163,17 @@ class Fleet:
     def _add(self, bmc: MockBmc) -> None:
         self.bmcs.append(bmc)
         self._by_name[bmc.name] = bmc
+
+    def _serve_ipmi(self, *, every: bool, cipher_mode: CipherMode) -> None:
+        """One IPMI server (one thread, one select loop) for every BMC that answers IPMI."""
+        from mocks.ipmi_server import IpmiMockServer
+
+        self._ipmi = IpmiMockServer()
+        self.ipmi_cipher_mode = cipher_mode
+        for bmc in self.bmcs:
+            if every or bmc.flavour.ipmi_only:
+                bmc.serve_ipmi(self._ipmi, cipher_mode)
+        self._ipmi.start()
 
     # -- looking things up
 
@@ -149,6 +187,11 @@ class Fleet:
     @property
     def ca_file(self) -> Path:
         return self.ca.ca_file
+
+    @property
+    def ipmi_server(self) -> IpmiMockServer | None:
+        """The server behind every IPMI endpoint; None when no BMC answers IPMI."""
+        return self._ipmi
 
     @property
     def control_url(self) -> str | None:
@@ -192,7 +235,15 @@ class Fleet:
         else:
             raise ValueError("password must be 'file' or 'env:VAR'")
         hosts = [
-            InventoryHost(bmc.name, bmc.vendor, bmc.flavour.kind, bmc.url, bmc.address, bmc.fingerprint)
+            InventoryHost(
+                bmc.name,
+                bmc.vendor,
+                bmc.flavour.kind,
+                bmc.inventory_address,
+                bmc.address,
+                bmc.fingerprint if bmc.has_redfish else None,
+                ipmi_port=bmc.ipmi_port,
+            )
             for bmc in self.bmcs
         ]
         text = render_inventory(
@@ -207,7 +258,17 @@ class Fleet:
             "ca_file": str(self.ca_file),
             "password_file": str(self.password_file),
             "username": self.username,
-            "bmcs": [{"name": b.name, "vendor": b.vendor, "url": b.url} for b in self.bmcs],
+            "ipmi_cipher_mode": self.ipmi_cipher_mode,
+            "bmcs": [
+                {
+                    "name": b.name,
+                    "vendor": b.vendor,
+                    "url": b.url if b.has_redfish else None,
+                    "address": b.inventory_address,
+                    "ipmi_port": b.ipmi_port,
+                }
+                for b in self.bmcs
+            ],
         }
 
     # -- stopping
@@ -221,6 +282,8 @@ class Fleet:
             self._control.stop()
         for bmc in self.bmcs:
             bmc.stop()
+        if self._ipmi is not None:
+            self._ipmi.stop()  # joins its thread and closes every UDP socket
         # wakes what still waits (latency, held connections), then joins every thread
         self._hub.stop()
         if self._owns_workdir:

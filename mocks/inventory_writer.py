@@ -25,9 +25,16 @@ class InventoryHost:
     name: str
     vendor: str
     kind: str
+    #: ``bmc.address``: the Redfish URL, or the bare IP of an IPMI-only BMC
     url: str
+    #: the host's own address
     address: str
-    fingerprint: str
+    #: SHA-256 of the BMC certificate; None for a BMC without HTTPS
+    fingerprint: str | None
+    #: ``bmc.ipmi_port`` when the BMC answers IPMI.  ``bmc.methods`` is never written: oob's
+    #: default (Redfish, then IPMI) is what a dual-protocol BMC wants, and kind "ipmi" means
+    #: IPMI only
+    ipmi_port: int | None = None
 
 
 def render_inventory(
@@ -61,7 +68,9 @@ def render_inventory(
             f"bmc.kind = {_string(host.kind)}",
             f"bmc.address = {_string(host.url)}",
         ]
-        if tls == "fingerprint":
+        if host.ipmi_port is not None:
+            lines.append(f"bmc.ipmi_port = {int(host.ipmi_port)}")
+        if tls == "fingerprint" and host.fingerprint is not None:
             lines.append(f"bmc.fingerprint = {_string(host.fingerprint)}")
     return "\n".join(lines) + "\n"
 

@@ -5,6 +5,9 @@
     is stopped when the test ends (its workdir lives in the test's ``tmp_path``).
 ``mock_fleet``
     One BMC of each main flavour, with a control API.
+``mock_ipmi_fleet``
+    The same plus one ``ipmi`` (IPMI-only) BMC, every BMC also answering IPMI on UDP
+    (``ipmi=True``; each BMC's ``ipmi_port``, ``nmi_count_ipmi``...).
 ``mock_http``
     ``session(fleet) -> requests.Session`` trusting only the fleet's CA (the environment's
     ``REQUESTS_CA_BUNDLE`` is ignored); closed when the test ends.
@@ -42,6 +45,11 @@ def mock_fleet_factory(tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
 @pytest.fixture
 def mock_fleet(mock_fleet_factory: Callable[..., Fleet]) -> Fleet:
     return mock_fleet_factory(MAIN_FLAVOURS)
+
+
+@pytest.fixture
+def mock_ipmi_fleet(mock_fleet_factory: Callable[..., Fleet]) -> Fleet:
+    return mock_fleet_factory((*MAIN_FLAVOURS, "ipmi"), ipmi=True)
 
 
 @pytest.fixture

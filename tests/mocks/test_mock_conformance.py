@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mocks.flavours import FLAVOURS
+from mocks.flavours import REDFISH_FLAVOURS
 from mocks.fleet import Fleet
 
 pytest_plugins = ["mocks.pytest_plugin"]
@@ -113,7 +113,7 @@ def test_the_log_parser_on_known_lines() -> None:
 def validator_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ValidatorRun]]:
     assert SCHEMAS.is_dir(), f"the DMTF schemas are expected at {SCHEMAS}"
     work = tmp_path_factory.mktemp("conformance")
-    with Fleet.start(vendors=list(FLAVOURS), workdir=work / "fleet") as fleet:
+    with Fleet.start(vendors=list(REDFISH_FLAVOURS), workdir=work / "fleet") as fleet:
         env = dict(os.environ)
         # the validator uses verify=False, but nothing it might fetch should trust another CA
         env["REQUESTS_CA_BUNDLE"] = str(fleet.ca_file)
@@ -153,7 +153,7 @@ def validator_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         yield runs
 
 
-@pytest.mark.parametrize("vendor", sorted(FLAVOURS))
+@pytest.mark.parametrize("vendor", sorted(REDFISH_FLAVOURS))
 def test_validator_finds_only_the_capture_s_own_failures(
     vendor: str, validator_runs: dict[str, ValidatorRun]
 ) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from mocks.flavours import FLAVOURS
+from mocks.flavours import REDFISH_FLAVOURS
 from mocks.fleet import Fleet
 from mocks.probe import Probe
 
@@ -19,7 +19,7 @@ Http = Callable[[Fleet], requests.Session]
 
 
 def test_session_lifecycle_on_every_flavour(mock_fleet_factory: Start, mock_http: Http) -> None:
-    fleet = mock_fleet_factory(sorted(FLAVOURS))
+    fleet = mock_fleet_factory(sorted(REDFISH_FLAVOURS))
     http = mock_http(fleet)
     for bmc in fleet.bmcs:
         probe = Probe(http, bmc)

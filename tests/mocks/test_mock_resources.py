@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mocks.flavours import FLAVOURS, MAIN_FLAVOURS, get_flavour
+from mocks.flavours import FLAVOURS, MAIN_FLAVOURS, REDFISH_FLAVOURS, get_flavour
 from mocks.resources import CAPTURES_DIR, RESET_ACTION, _links, model_for
 
 
@@ -24,7 +24,7 @@ def _targets(node: Any) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("name", sorted(FLAVOURS))
+@pytest.mark.parametrize("name", sorted(REDFISH_FLAVOURS))
 def test_every_link_leads_to_a_served_resource(name: str) -> None:
     model = model_for(name)
     for key, resource in model.resources.items():
@@ -33,7 +33,7 @@ def test_every_link_leads_to_a_served_resource(name: str) -> None:
             assert target in model.resources or model.is_sessions(target), f"{name}: {key} links {uri}"
 
 
-@pytest.mark.parametrize("name", sorted(FLAVOURS))
+@pytest.mark.parametrize("name", sorted(REDFISH_FLAVOURS))
 def test_the_only_action_left_is_the_system_reset(name: str) -> None:
     model = model_for(name)
     targets = [t for resource in model.resources.values() for t in _targets(resource)]
@@ -41,7 +41,7 @@ def test_the_only_action_left_is_the_system_reset(name: str) -> None:
     assert RESET_ACTION in model.resources[model.system]["Actions"]
 
 
-@pytest.mark.parametrize("name", sorted(FLAVOURS))
+@pytest.mark.parametrize("name", sorted(REDFISH_FLAVOURS))
 def test_sessions_and_systems_are_always_served(name: str) -> None:
     model = model_for(name)
     root = model.resources[model.key("/redfish/v1")]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import requests
 
-from mocks.flavours import FLAVOURS
+from mocks.flavours import REDFISH_FLAVOURS
 from mocks.fleet import Fleet
 
 pytest_plugins = ["mocks.pytest_plugin"]
@@ -22,8 +22,8 @@ def test_fifty_of_each_flavour(
     mock_fleet_factory: Callable[..., Fleet], mock_http: Callable[[Fleet], requests.Session]
 ) -> None:
     started = time.monotonic()
-    fleet = mock_fleet_factory(sorted(FLAVOURS), count=50)
-    assert len(fleet.bmcs) == 50 * len(FLAVOURS)
+    fleet = mock_fleet_factory(sorted(REDFISH_FLAVOURS), count=50)
+    assert len(fleet.bmcs) == 50 * len(REDFISH_FLAVOURS)
     assert len({b.port for b in fleet.bmcs}) == len(fleet.bmcs)
     assert len({b.fingerprint for b in fleet.bmcs}) == len(fleet.bmcs)
     assert fleet.bmc("dmtf-50").url.startswith("https://127.0.0.1:")
