@@ -75,7 +75,11 @@ def _driver(host: Host, method: str, request: NmiRequest, emit: Emit) -> BmcDriv
 
 
 def _describe_unsupported(method: str, error: OobError) -> str:
-    return f"{method}: {error}"
+    # not str(error): that starts with the host name, which the record already carries
+    text = error.message
+    if error.bmc_message and error.bmc_message not in text:
+        text = f"{text} (BMC says: {error.bmc_message})"
+    return f"{method}: {text}"
 
 
 def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
@@ -116,7 +120,8 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
     if len(reasons) > 1:
         first_error.message = f"{first_error.message}; " + "; ".join(reasons[1:])
     _mention_ilo_ipmi(host, first_error, reasons)
-    return Outcome.from_error(host.name, "nmi", first_error, fallback_reason="; ".join(reasons) or None)
+    # the message has every reason; the fallback reason is only why earlier methods were left
+    return Outcome.from_error(host.name, "nmi", first_error, fallback_reason="; ".join(reasons[:-1]) or None)
 
 
 def _unsupported(host: Host, reason: str) -> OobError:
@@ -125,9 +130,14 @@ def _unsupported(host: Host, reason: str) -> OobError:
     return NmiUnsupported(reason, host=host.name)
 
 
+#: the IPMI driver already says this when an iLO does not answer IPMI at all
+ILO_IPMI_OFF = "HPE iLO ships with IPMI over LAN disabled"
+
+
 def _mention_ilo_ipmi(host: Host, error: OobError, reasons: list[str]) -> None:
     # HPE iLO ships with IPMI over LAN disabled: the usual reason a fallback fails there
-    if host.bmc.kind == "ilo" and any(r.startswith("ipmi:") for r in reasons):
+    tried_ipmi = any(r.startswith("ipmi:") for r in reasons)
+    if host.bmc.kind == "ilo" and tried_ipmi and ILO_IPMI_OFF not in error.message:
         error.message += " (HPE iLO ships with IPMI over LAN disabled; enable it in iLO's network settings)"
 
 
@@ -172,12 +182,15 @@ def _trigger_locked(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: Audit
         return Outcome.from_error(
             host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=plan.warnings
         )
-    emit(Event("info", f"NMI sent via {method} (HTTP {result.status})", host.name, "nmi.sent"))
+    answer = f"HTTP {result.status}" if method == "redfish" else f"completion code 0x{result.status:02X}"
+    emit(Event("info", f"NMI sent via {method} ({answer})", host.name, "nmi.sent"))
     return _sent(plan, result)
 
 
 def _sent(plan: NmiPlan, result: ActionResult) -> Outcome:
-    detail: dict[str, Any] = {"http_status": result.status}
+    # an IPMI answer is a completion code, not an HTTP status
+    status_key = "http_status" if plan.method == "redfish" else "completion_code"
+    detail: dict[str, Any] = {status_key: result.status}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
     if result.task:
