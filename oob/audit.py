@@ -7,10 +7,8 @@ Records name the host, BMC and method; never a credential.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
 import threading
 import uuid
 from collections.abc import Mapping
@@ -18,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from oob import whoami
 from oob.errors import UsageError
 
 #: how much of the log's end is read to find recent actions
@@ -32,12 +31,14 @@ def default_audit_path(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 class AuditLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, command: Sequence[str] = ()) -> None:
         self.path = path
         self.run_id = uuid.uuid4().hex[:12]
         self._lock = threading.Lock()
-        self._user = _user()
-        self._origin = socket.gethostname()
+        self._user = whoami.user()
+        self._operator = whoami.operator()
+        # oob never takes secrets on its command line, so the command is safe to record
+        self._command = " ".join(command)
 
     @property
     def lock_dir(self) -> Path:
@@ -73,9 +74,11 @@ class AuditLog:
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "run": self.run_id,
             "user": self._user,
-            "from": self._origin,
+            "operator": self._operator,
             "event": event,
         }
+        if self._command:
+            entry["command"] = self._command
         if host is not None:
             entry["host"] = host
         entry.update(fields)
@@ -92,9 +95,3 @@ class AuditLog:
             except OSError as exc:
                 raise UsageError(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from None
 
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

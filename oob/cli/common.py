@@ -114,7 +114,7 @@ def confirm_hosts(names: Sequence[str], what: str, lines: Sequence[str]) -> bool
 def open_audit(path: Path | None) -> Any:
     from oob.audit import AuditLog, default_audit_path
 
-    return AuditLog(path or default_audit_path())
+    return AuditLog(path or default_audit_path(), command=["oob", *sys.argv[1:]])
 
 
 def finish(outcomes: Sequence[Any]) -> None:

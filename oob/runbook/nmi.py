@@ -141,9 +141,12 @@ def _mention_ilo_ipmi(host: Host, error: OobError, reasons: list[str]) -> None:
         error.message += " (HPE iLO ships with IPMI over LAN disabled; enable it in iLO's network settings)"
 
 
-def trigger_host(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: AuditLog | None) -> Outcome:
-    if audit is None:
-        return _trigger_locked(plan, request, emit, None)
+def trigger_host(
+    plan: NmiPlan, request: NmiRequest, emit: Emit, audit: AuditLog | None, *, locked: bool = False
+) -> Outcome:
+    """Send the planned NMI under the host's lock (``locked``: the caller holds it already)."""
+    if audit is None or locked:
+        return _trigger_locked(plan, request, emit, audit)
     try:
         with host_lock(audit.lock_dir, plan.host.name):
             return _trigger_locked(plan, request, emit, audit)
@@ -206,7 +209,7 @@ def _sent(plan: NmiPlan, result: ActionResult) -> Outcome:
     )
 
 
-def _recent_nmi(plan: NmiPlan, request: NmiRequest, audit: AuditLog | None) -> SafetyRefusal | None:
+def recent_nmi_refusal(plan: NmiPlan, request: NmiRequest, audit: AuditLog | None) -> SafetyRefusal | None:
     """An NMI already went to this host a moment ago: a second one is almost surely an accident."""
     if audit is None or request.force:
         return None
@@ -239,7 +242,7 @@ def run_nmi(
     outcomes.update({p.host: p for p in planned if isinstance(p, Outcome)})
     plans: list[NmiPlan] = []
     for plan in (p for p in planned if isinstance(p, NmiPlan)):
-        repeat = _recent_nmi(plan, request, audit)
+        repeat = recent_nmi_refusal(plan, request, audit)
         if repeat is None:
             plans.append(plan)
         else:
