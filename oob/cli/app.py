@@ -8,11 +8,13 @@ import typer
 
 from oob import __version__
 from oob.cli.bmc import bmc_app
+from oob.cli.crash import crash_command
 from oob.cli.demo import demo_command
 from oob.cli.inventory import inventory_app
 from oob.cli.mock import mock_app
 from oob.cli.nmi import nmi_command
 from oob.cli.power import power_command
+from oob.cli.watch import watch_command
 
 app = typer.Typer(
     name="oob",
@@ -41,8 +43,10 @@ def root(
     """Unstick hung Linux servers: NMI through the BMC, then collect the kdump."""
 
 
+app.command("crash")(crash_command)
 app.command("nmi")(nmi_command)
 app.command("power")(power_command)
+app.command("watch")(watch_command)
 app.command("demo")(demo_command)
 app.add_typer(bmc_app, name="bmc")
 app.add_typer(inventory_app, name="inventory")

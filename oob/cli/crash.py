@@ -1,0 +1,247 @@
+"""``oob crash``: preflight, confirm, NMI exactly once, watch the dump, recover, report."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from oob.cli.common import (
+    AuditOpt,
+    DryRunOpt,
+    InsecureOpt,
+    InventoryOpt,
+    JsonOpt,
+    ParallelOpt,
+    TargetsArg,
+    VerboseOpt,
+    ViaOpt,
+    YesOpt,
+    confirm_hosts,
+    handle_errors,
+    load_hosts,
+    open_audit,
+    setup_logging,
+)
+
+#: what --json writes to stdout, one object per line
+CRASH_EVENTS = frozenset({
+    "preflight", "refused", "nmi_sent", "nmi_outcome_unknown", "dump_dir_appeared", "dump_progress",
+    "dump_complete", "dump_stalled", "dump_failed", "timeout", "host_back", "host_not_back", "recovered",
+    "failed", "summary", "interrupted",
+})
+
+
+def crash_command(
+    targets: TargetsArg,
+    inventory: InventoryOpt = None,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Crash a host even if it looks healthy (its probe answers), "
+                     "or got an NMI in the last 15 minutes."),
+    ] = False,
+    recover: Annotated[
+        bool,
+        typer.Option("--recover", help="Power-cycle a host that never dumps, or does not come back after its dump."),
+    ] = False,
+    timeout: Annotated[str, typer.Option("--timeout", help="Give up on the dump after this long (90s, 30m).")] = "30m",
+    stall_after: Annotated[
+        str, typer.Option("--stall-after", help="Report a dump stalled after this long without growth.")
+    ] = "2m",
+    interval: Annotated[float, typer.Option("--interval", min=0.05, help="Seconds between looks at a target.")] = 0.5,
+    reboot_grace: Annotated[
+        str, typer.Option("--reboot-grace", help="How long to wait for the host to come back after its dump (0: not).")
+    ] = "5m",
+    probe_timeout: Annotated[
+        float, typer.Option("--probe-timeout", min=0.1, help="Seconds the host's probe may take to answer.")
+    ] = 3.0,
+    via: ViaOpt = None,
+    insecure: InsecureOpt = False,
+    known_hosts: Annotated[
+        Path | None, typer.Option("--known-hosts", help="known_hosts for ssh:// dump targets.")
+    ] = None,
+    accept_new_host_key: Annotated[
+        bool, typer.Option("--accept-new-host-key", help="Trust and record a dump server's unknown host key.")
+    ] = False,
+    ssh_key: Annotated[
+        list[Path] | None, typer.Option("--ssh-key", exists=True, dir_okay=False, help="Key for ssh:// targets.")
+    ] = None,
+    parallel: ParallelOpt = 8,
+    audit_log: AuditOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Crash hung hosts on purpose and collect their kdump: the whole runbook.
+
+    Per host: the BMC answers, power is On, an NMI is offered, the host looks hung, the
+    dump target is readable (baseline taken). Then you confirm (type the host name, or
+    the count), one NMI goes out per host, and oob watches the dump until it is complete,
+    stalled, failed or late. Exit 0 when every dump is complete; see README for the rest.
+    """
+    setup_logging(verbose)
+    with handle_errors(verbose):
+        from oob.cli.watch import parse_duration
+        from oob.dump.targets import SshOptions
+        from oob.dump.watcher import WatchOptions
+        from oob.errors import UsageError
+        from oob.runbook.common import DriverOptions
+        from oob.runbook.crash import CrashRequest, run_crash
+        from oob.runbook.nmi import NmiPlan
+
+        if via not in (None, "redfish", "ipmi"):
+            raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
+        request = CrashRequest(
+            driver=DriverOptions(via=via, insecure=insecure),
+            watch=WatchOptions(
+                interval=interval,
+                stall_after=parse_duration(stall_after, "--stall-after"),
+                timeout=parse_duration(timeout, "--timeout"),
+            ),
+            ssh=SshOptions(
+                known_hosts=str(known_hosts) if known_hosts else None,
+                accept_new_host_key=accept_new_host_key,
+                identity_files=tuple(str(p) for p in ssh_key or ()),
+            ),
+            assume_yes=yes,
+            dry_run=dry_run,
+            force=force,
+            recover=recover,
+            reboot_grace_s=parse_duration(reboot_grace, "--reboot-grace") if reboot_grace != "0" else 0.0,
+            probe_timeout_s=probe_timeout,
+            parallel=parallel,
+        )
+        hosts = load_hosts(inventory, targets)
+        renderer = _JsonRenderer() if json_output else _ConsoleRenderer([h.name for h in hosts])
+
+        def confirm(plans: list[NmiPlan]) -> bool:
+            lines = [f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}"
+                     for p in plans]
+            with renderer.paused():
+                return confirm_hosts([p.host.name for p in plans], "crash the kernel (NMI) and collect the dump",
+                                     lines)
+
+        cancel = threading.Event()
+        previous = signal.getsignal(signal.SIGINT)
+
+        def interrupt(signum: int, frame: Any) -> None:
+            # first Ctrl-C: no new NMIs, stop watching, log out, report; a second one is abrupt
+            sys.stderr.write("\ninterrupted: no new NMIs; closing sessions and reporting (Ctrl-C again to abort)\n")
+            cancel.set()
+            signal.signal(signal.SIGINT, previous)
+
+        signal.signal(signal.SIGINT, interrupt)
+        try:
+            with renderer:
+                report = run_crash(hosts, request, confirm=confirm, emit=renderer.event, audit=open_audit(audit_log),
+                                   cancel=cancel)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        renderer.report(report)
+        raise typer.Exit(130 if cancel.is_set() and report.exit_code == 0 else report.exit_code)
+
+
+class _JsonRenderer:
+    def __enter__(self) -> "_JsonRenderer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def paused(self) -> Any:
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+    def event(self, event: Any) -> None:
+        from oob.render.jsonl import write_json
+
+        if event.kind in CRASH_EVENTS:
+            write_json(event.to_dict())
+        else:
+            prefix = f"{event.host}: " if event.host else ""
+            sys.stderr.write(f"{prefix}{event.level}: {event.message}\n")
+            sys.stderr.flush()
+
+    def report(self, report: Any) -> None:
+        from oob.render.jsonl import write_json
+
+        for outcome in report.outcomes:
+            write_json({"event": "result", **outcome.to_dict()})
+
+
+class _ConsoleRenderer:
+    """Live progress per host on a terminal (the watch renderer), plain lines otherwise."""
+
+    def __init__(self, hosts: list[str]) -> None:
+        from oob.cli.watch import _Console
+
+        self._console = _Console(hosts)
+        self._live = False
+
+    def __enter__(self) -> "_ConsoleRenderer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live:
+            self._console.__exit__(*exc)
+
+    def paused(self) -> Any:
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+    def event(self, event: Any) -> None:
+        if event.kind == "nmi_sent" and not self._live:
+            # the progress bars start with the watch, after the confirmation prompt
+            self._console.__enter__()
+            self._live = True
+        if event.kind == "summary":
+            return
+        self._console.event(event)
+
+    def report(self, report: Any) -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        from oob.dump.events import human_bytes
+
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("HOST", "STATUS", "BMC", "VIA", "NMI AT", "DUMP", "SIZE", "FORMAT", "NMI→COMPLETE", "PANIC / WHY"):
+            table.add_column(column, overflow="fold")
+        styles = {"complete": "green", "dry-run": "cyan", "refused": "yellow"}
+        for outcome in report.outcomes:
+            dump = outcome.dump
+            where = dump.location if dump is not None and dump.location else "-"
+            if dump is not None and dump.ok:
+                why = dump.panic.panic_line or ""
+            elif outcome.error is not None:
+                why = outcome.error.message
+            elif dump is not None:
+                why = dump.message
+            else:
+                why = ""
+            why = "; ".join(part for part in (why, *outcome.notes) if part)
+            table.add_row(
+                escape(outcome.host),
+                f"[{styles.get(outcome.status, 'red')}]{outcome.status}[/]",
+                escape(outcome.bmc),
+                outcome.via or "-",
+                outcome.nmi_at or "-",
+                escape(where),
+                human_bytes(dump.size) if dump is not None and dump.size else "-",
+                escape(dump.format.label) if dump is not None and dump.format else "-",
+                _minutes(dump.seconds) if dump is not None and dump.ok and dump.seconds is not None else "-",
+                escape(why),
+            )
+        self._console.out.print(table)
+
+
+def _minutes(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"

@@ -1,0 +1,461 @@
+"""``oob crash``: from "web42 is hung" to "the dump is at ..., complete, panic: ...".
+
+Per host, as an on-call engineer would do it by hand:
+
+1. lock the host (one run per host at a time);
+2. preflight: the BMC answers and authenticates, power is On, some configured method
+   offers an NMI, the host looks hung (its probe does not answer), the dump target is
+   readable, and a baseline of the dump directories already there is taken;
+3. confirm (the caller asks the human), or stop here for ``--dry-run``;
+4. send the NMI exactly once (audit before and after);
+5. watch the dump target until the new dump is complete, stalled, failed, or late;
+6. optionally recover: power-cycle a host that never dumped, or did not come back;
+7. report.
+
+One host's failure never stops the others. ``cancel`` (set on Ctrl-C) stops new NMIs
+and the watch; sessions are closed on every path and what was sent is still reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, TypeVar
+
+from oob.audit import AuditLog
+from oob.dump.targets import SshOptions, Targets
+from oob.dump.watcher import Baseline, DumpResult, DumpState, DumpWatcher, WatchOptions
+from oob.errors import OobError, SafetyRefusal, UsageError
+from oob.events import Emit, Event
+from oob.inventory.checks import describe_shared, shared_bmcs
+from oob.locks import host_lock
+from oob.model import Host, PowerAction
+from oob.probe import ProbeResult, probe_host
+from oob.runbook.common import DriverOptions, Outcome, run_per_host, with_first_method
+from oob.runbook.nmi import NmiPlan, NmiRequest, plan_host, recent_nmi_refusal, trigger_host
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class CrashRequest:
+    driver: DriverOptions = DriverOptions()
+    watch: WatchOptions = WatchOptions()
+    ssh: SshOptions | None = None
+    assume_yes: bool = False
+    dry_run: bool = False
+    #: crash a host that looks healthy (or cannot be probed), and allow a repeat NMI
+    force: bool = False
+    #: power-cycle a host that never dumped, or did not come back after its dump
+    recover: bool = False
+    #: seconds to wait for a host to answer its probe again after a complete dump
+    reboot_grace_s: float = 300.0
+    probe_timeout_s: float = 3.0
+    parallel: int = 8
+
+
+@dataclass(frozen=True)
+class CrashOutcome:
+    host: str
+    bmc: str
+    #: "complete", "dry-run", "refused", "failed", "unknown", "stalled", "timeout"
+    status: str
+    exit_code: int
+    via: str | None = None
+    fallback_reason: str | None = None
+    nmi_at: str | None = None
+    error: OobError | None = None
+    dump: DumpResult | None = None
+    probe: ProbeResult | None = None
+    host_back: bool | None = None
+    recovered: bool = False
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"host": self.host, "bmc": self.bmc, "status": self.status}
+        if self.via:
+            data["via"] = self.via
+        if self.fallback_reason:
+            data["fallback_reason"] = self.fallback_reason
+        if self.nmi_at:
+            data["nmi_at"] = self.nmi_at
+        if self.dump is not None:
+            data["dump"] = self.dump.to_dict()
+        if self.probe is not None:
+            data["probe"] = self.probe.to_dict()
+        if self.host_back is not None:
+            data["host_back"] = self.host_back
+        if self.recovered:
+            data["recovered"] = True
+        if self.error is not None:
+            data["error"] = self.error.kind
+            data["message"] = self.error.message
+            if self.error.bmc_message:
+                data["bmc_message"] = self.error.bmc_message
+        if self.warnings:
+            data["warnings"] = list(self.warnings)
+        if self.notes:
+            data["notes"] = list(self.notes)
+        data["exit_code"] = self.exit_code
+        return data
+
+
+@dataclass(frozen=True)
+class CrashReport:
+    outcomes: list[CrashOutcome]
+
+    @property
+    def exit_code(self) -> int:
+        return max((o.exit_code for o in self.outcomes), default=0)
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        return {"hosts": len(self.outcomes), "by_status": counts, "exit_code": self.exit_code}
+
+
+ConfirmCrash = Callable[[list[NmiPlan]], bool]
+
+
+@dataclass
+class _HostRun:
+    """One host's way through the runbook (mutable, private)."""
+
+    host: Host
+    plan: NmiPlan | None = None
+    probe: ProbeResult | None = None
+    outcome: CrashOutcome | None = None
+    nmi: Outcome | None = None
+    nmi_at: str | None = None
+    nmi_monotonic: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def settle(self, status: str, error: OobError, **kwargs: Any) -> None:
+        self.outcome = CrashOutcome(
+            host=self.host.name,
+            bmc=self.host.bmc.address,
+            status=status,
+            exit_code=error.exit_code,
+            error=error,
+            probe=self.probe,
+            **kwargs,
+        )
+
+
+class _Loop:
+    """An asyncio loop on its own thread: the dump watcher is async, the runbook is not,
+    and the SSH connections opened for the baseline must be the ones the watch uses."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="oob-crash-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, _T], cancel: threading.Event | None = None) -> _T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        while cancel is not None:
+            try:
+                return future.result(timeout=0.2)
+            except TimeoutError:
+                if cancel.is_set():
+                    future.cancel()
+                    cancel = None
+        return future.result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _nmi_request(request: CrashRequest) -> NmiRequest:
+    return NmiRequest(
+        via=request.driver.via,
+        insecure=request.driver.insecure,
+        dry_run=request.dry_run,
+        assume_yes=request.assume_yes,
+        parallel=request.parallel,
+        connect_attempts=request.driver.connect_attempts,
+        force=request.force,
+    )
+
+
+def _preflight(run: _HostRun, request: CrashRequest, emit: Emit) -> None:
+    host = run.host
+    if not host.dump.target:
+        run.settle("refused", UsageError(f"host '{host.name}' has no dump.target in the inventory", host=host.name))
+        return
+    planned = plan_host(host, _nmi_request(request), emit)
+    if isinstance(planned, Outcome):
+        assert planned.error is not None
+        run.settle("refused", planned.error, via=planned.via, fallback_reason=planned.fallback_reason)
+        return
+    run.plan = planned
+    run.probe = probe_host(host, request.probe_timeout_s)
+    if run.probe.alive is not False:
+        why = (
+            f"host looks healthy: {run.probe.detail}"
+            if run.probe.alive
+            else f"cannot tell whether the host is hung: {run.probe.detail}"
+        )
+        if not request.force:
+            run.settle("refused", SafetyRefusal(f"{why}; use --force to crash it anyway", host=host.name))
+            return
+        emit(Event("warning", f"{why}; crashing it anyway (--force)", host.name, "warning"))
+
+
+async def _baselines(runs: list[_HostRun], targets: Targets, emit: Emit) -> Baseline | None:
+    """One baseline per dump target, so an unreadable target refuses only its own hosts."""
+    by_target: dict[str, list[_HostRun]] = {}
+    for run in runs:
+        by_target.setdefault(str(run.host.dump.target), []).append(run)
+    names: dict[str, frozenset[str]] = {}
+    taken_at = time.time()
+    for group in by_target.values():
+        try:
+            watcher = DumpWatcher([r.host for r in group], targets=targets)
+            baseline = await watcher.take_baseline()
+        except OobError as exc:
+            for run in group:
+                run.settle("refused", type(exc)(f"dump target not readable: {exc.message}", host=run.host.name))
+            continue
+        names.update(baseline.names)
+        taken_at = min(taken_at, baseline.taken_at)
+    if not names:
+        return None
+    return Baseline(names=names, taken_at=taken_at)
+
+
+def _preflight_event(run: _HostRun, emit: Emit) -> None:
+    assert run.plan is not None and run.probe is not None
+    data = run.plan.to_dict()
+    data.pop("host", None)
+    data["probe"] = run.probe.to_dict()
+    data["dump_target"] = run.host.dump.target
+    emit(Event("info", f"preflight ok: via {run.plan.method}, power {run.plan.power.value}, "
+               f"{run.probe.detail}", run.host.name, "preflight", data))
+
+
+def _power_cycle(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditLog | None, why: str) -> bool:
+    host = run.host
+    emit(Event("warning", f"power-cycling through the BMC: {why}", host.name, "recovering"))
+    try:
+        if audit:
+            audit.record("recover.cycle.sending", host.name, bmc=host.bmc.address, reason=why)
+        method, result, _, _ = with_first_method(host, request.driver, lambda d: d.power(PowerAction.CYCLE))
+        if audit:
+            audit.record("recover.cycle.done", host.name, via=method, sent=list(result.sent))
+    except OobError as exc:
+        if audit:
+            audit.record("recover.cycle.failed", host.name, error=exc.kind, message=exc.message)
+        emit(Event("error", f"power cycle failed: {exc}", host.name, "failed"))
+        return False
+    emit(Event("info", f"power-cycled via {method} ({', '.join(result.sent)})", host.name, "recovered",
+               {"via": method, "sent": list(result.sent), "reason": why}))
+    return True
+
+
+def _wait_back(host: Host, request: CrashRequest, cancel: threading.Event) -> bool:
+    deadline = time.monotonic() + request.reboot_grace_s
+    while not cancel.is_set():
+        if probe_host(host, min(request.probe_timeout_s, 2.0)).alive:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        cancel.wait(min(2.0, max(0.1, request.reboot_grace_s / 20)))
+    return False
+
+
+def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, emit: Emit,
+              audit: AuditLog | None, cancel: threading.Event) -> None:
+    nmi = run.nmi
+    assert nmi is not None
+    host = run.host
+    host_back: bool | None = None
+    recovered = False
+    notes = list(run.notes)
+    if result is not None and result.ok:
+        if nmi.status == "unknown":
+            notes.append("the NMI request got no answer, but the dump proves it was delivered")
+        if request.reboot_grace_s > 0 and not cancel.is_set():
+            host_back = _wait_back(host, request, cancel)
+            if host_back:
+                emit(Event("info", "host is back (its probe answers again)", host.name, "host_back"))
+            else:
+                emit(Event("warning", f"host not back within {request.reboot_grace_s:g} s", host.name, "host_not_back"))
+                if request.recover and not cancel.is_set():
+                    recovered = _power_cycle(run, request, emit, audit, "dump complete but the host did not come back")
+        status, code = "complete", 0
+    else:
+        if request.recover and not cancel.is_set():
+            recovered = _power_cycle(run, request, emit, audit, "no complete dump by the deadline")
+        if nmi.status == "unknown":
+            status, code = "unknown", nmi.exit_code
+        else:
+            status = result.state.value if result is not None else "timeout"
+            code = 5
+            if result is not None and result.state is DumpState.TIMEOUT and result.directory is None:
+                notes.append(
+                    "no dump appeared; is kdump armed (kexec_crash_loaded) and kernel.unknown_nmi_panic=1?"
+                )
+        if cancel.is_set():
+            notes.append("interrupted before the dump was complete")
+    run.outcome = CrashOutcome(
+        host=host.name,
+        bmc=host.bmc.address,
+        status=status,
+        exit_code=code,
+        via=nmi.via,
+        fallback_reason=nmi.fallback_reason,
+        nmi_at=run.nmi_at,
+        error=nmi.error,
+        dump=result,
+        probe=run.probe,
+        host_back=host_back,
+        recovered=recovered,
+        warnings=nmi.warnings,
+        notes=tuple(notes),
+    )
+    if status != "complete":
+        emit(Event("error", "; ".join([f"no complete dump ({status})", *notes]), host.name, "failed",
+                   {"status": status}))
+
+
+def run_crash(
+    hosts: Sequence[Host],
+    request: CrashRequest,
+    *,
+    confirm: ConfirmCrash,
+    emit: Emit,
+    audit: AuditLog | None,
+    cancel: threading.Event | None = None,
+) -> CrashReport:
+    cancel = cancel or threading.Event()
+    runs = [_HostRun(host) for host in hosts]
+    by_name = {run.host.name: run for run in runs}
+    for first, second in shared_bmcs(hosts):
+        for host in (first, second):
+            by_name[host.name].settle("refused", SafetyRefusal(describe_shared(first, second), host=host.name))
+    loop = _Loop()
+    targets = Targets(request.ssh)
+    with ExitStack() as locks:
+        try:
+            if audit is not None:
+                for run in runs:
+                    if run.outcome is None:
+                        try:
+                            locks.enter_context(host_lock(audit.lock_dir, run.host.name, on_stale=_stale(emit)))
+                        except SafetyRefusal as exc:
+                            run.settle("refused", exc)
+            _crash(runs, request, confirm, emit, audit, cancel, loop, targets)
+        finally:
+            try:
+                loop.run(targets.close())
+            finally:
+                loop.close()
+    for run in runs:
+        if run.outcome is not None and run.outcome.status == "refused":
+            outcome = run.outcome
+            emit(Event("error", str(outcome.error.message if outcome.error else "refused"), outcome.host,
+                       "refused", {"error": outcome.error.kind if outcome.error else None,
+                                   "exit_code": outcome.exit_code}))
+    report = CrashReport([run.outcome for run in runs if run.outcome is not None])
+    emit(Event("info", "summary", None, "summary", report.summary()))
+    return report
+
+
+def _stale(emit: Emit) -> Callable[[str, str], None]:
+    def warn(host: str, holder: str) -> None:
+        emit(Event("warning", f"taking over a stale lock left by {holder}", host, "warning"))
+
+    return warn
+
+
+def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, emit: Emit,
+           audit: AuditLog | None, cancel: threading.Event, loop: _Loop, targets: Targets) -> None:
+    pending = [run for run in runs if run.outcome is None]
+    run_per_host([r.host for r in pending], lambda h: _preflight(next(r for r in pending if r.host is h),
+                                                                    request, emit), request.parallel)
+    ready = [run for run in pending if run.outcome is None]
+    baseline = loop.run(_baselines(ready, targets, emit)) if ready else None
+    ready = [run for run in ready if run.outcome is None]
+    for run in ready:
+        assert run.plan is not None
+        repeat = recent_nmi_refusal(run.plan, _nmi_request(request), audit)
+        if repeat is not None:
+            run.settle("refused", repeat)
+    ready = [run for run in ready if run.outcome is None]
+    for run in ready:
+        _preflight_event(run, emit)
+    if not ready or baseline is None:
+        return
+    if request.dry_run:
+        for run in ready:
+            assert run.plan is not None
+            run.outcome = CrashOutcome(run.host.name, run.host.bmc.address, "dry-run", 0, via=run.plan.method,
+                                       fallback_reason=run.plan.fallback_reason, probe=run.probe,
+                                       warnings=run.plan.warnings)
+        return
+    plans = [run.plan for run in ready if run.plan is not None]
+    if not request.assume_yes and not confirm(plans):
+        for run in ready:
+            run.settle("refused", SafetyRefusal("not confirmed; nothing was sent", host=run.host.name))
+        return
+    if audit:
+        audit.record("crash.confirmed", None, hosts=[r.host.name for r in ready], yes=request.assume_yes)
+
+    def trigger(run: _HostRun) -> None:
+        assert run.plan is not None
+        if cancel.is_set():
+            run.settle("refused", SafetyRefusal("interrupted before the NMI; nothing was sent", host=run.host.name))
+            return
+        run.nmi_monotonic = time.monotonic()
+        run.nmi_at = _now_iso()
+        # the lock is already held for the whole run: trigger without taking it again
+        outcome = trigger_host(run.plan, _nmi_request(request), emit, audit, locked=True)
+        run.nmi = outcome
+        if outcome.status == "ok":
+            emit(Event("info", f"NMI sent via {outcome.via}", run.host.name, "nmi_sent",
+                       {"via": outcome.via, "at": run.nmi_at, "fallback_reason": outcome.fallback_reason}))
+        elif outcome.status == "unknown":
+            emit(Event("error", "NMI outcome unknown; not resending, watching for a dump anyway",
+                       run.host.name, "nmi_outcome_unknown", {"via": outcome.via, "at": run.nmi_at}))
+        else:
+            assert outcome.error is not None
+            run.settle("failed", outcome.error, via=outcome.via, fallback_reason=outcome.fallback_reason)
+
+    run_per_host([r.host for r in ready], lambda h: trigger(next(r for r in ready if r.host is h)), request.parallel)
+    sent = [run for run in ready if run.outcome is None and run.nmi is not None]
+    if not sent:
+        return
+    started = min(run.nmi_monotonic for run in sent if run.nmi_monotonic is not None)
+    watcher = DumpWatcher([r.host for r in sent], request.watch, targets=targets, emit=emit)
+    results: dict[str, DumpResult] = {}
+    try:
+        for result in loop.run(watcher.watch(baseline, started=started), cancel):
+            results[result.host] = result
+    except (asyncio.CancelledError, concurrent.futures.CancelledError):
+        emit(Event("warning", "interrupted: stopped watching", None, "interrupted"))
+
+        async def partial() -> list[DumpResult]:
+            watcher.expire()
+            return watcher.results()
+
+        for result in loop.run(partial()):
+            results[result.host] = result
+    run_per_host([r.host for r in sent],
+                 lambda h: _conclude(next(r for r in sent if r.host is h), results.get(h.name), request, emit,
+                                     audit, cancel),
+                 request.parallel)
