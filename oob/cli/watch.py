@@ -7,7 +7,6 @@ changed since then) or ``--baseline now`` (only directories that appear from now
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import time
@@ -91,23 +90,23 @@ def watch_command(
         str | None,
         typer.Option("--baseline", metavar="now", help="'now': count only dump directories that appear from now on."),
     ] = None,
-    timeout: Annotated[str, typer.Option("--timeout", help="Give up after this long (90s, 30m, 1h).")] = "30m",
+    timeout: Annotated[str, typer.Option("--timeout", metavar="DURATION", help="Give up after this long (90s, 30m, 1h).")] = "30m",
     interval: Annotated[
-        float, typer.Option("--interval", min=0.05, help="Seconds between two looks at each dump target.")
+        float, typer.Option("--interval", min=0.05, metavar="SECONDS", help="Seconds between two looks at each dump target.")
     ] = 0.5,
     stall_after: Annotated[
-        str, typer.Option("--stall-after", help="Report a dump stalled after this long without growth.")
+        str, typer.Option("--stall-after", metavar="DURATION", help="Report a dump stalled after this long without growth.")
     ] = "2m",
     target: Annotated[
         str | None,
-        typer.Option("--target", help="Dump target for every host (ssh://USER@SERVER[:PORT]/PATH or file:///PATH), "
+        typer.Option("--target", metavar="URL", help="Dump target for every host (ssh://USER@SERVER[:PORT]/PATH or file:///PATH), "
                      "instead of the inventory's dump.target."),
     ] = None,
     layout: Annotated[
-        str | None, typer.Option("--layout", help="auto, rhel, suse, suse-old or debian, instead of the inventory's.")
+        str | None, typer.Option("--layout", metavar="LAYOUT", help="auto, rhel, suse, suse-old or debian, instead of the inventory's.")
     ] = None,
     known_hosts: Annotated[
-        Path | None, typer.Option("--known-hosts", help="known_hosts file for ssh:// targets. Default: ~/.ssh/known_hosts.")
+        Path | None, typer.Option("--known-hosts", metavar="FILE", help="known_hosts file for ssh:// targets. Default: ~/.ssh/known_hosts.")
     ] = None,
     accept_new_host_key: Annotated[
         bool,
@@ -116,7 +115,7 @@ def watch_command(
                      "is still refused)."),
     ] = False,
     ssh_key: Annotated[
-        list[Path] | None, typer.Option("--ssh-key", exists=True, dir_okay=False,
+        list[Path] | None, typer.Option("--ssh-key", exists=True, dir_okay=False, metavar="FILE",
                                         help="Private key for ssh:// targets (repeatable). Default: the "
                                         "agent, ~/.ssh/id_* and ~/.ssh/config.")
     ] = None,
@@ -164,6 +163,9 @@ def watch_command(
             for host in hosts
         ]
         renderer: _Renderer = _JsonLines() if json_output else _Console([h.name for h in hosts])
+        # imported here: `oob --help` should not pay for asyncio
+        import asyncio
+
         results = asyncio.run(_watch(hosts, options, ssh, since_epoch, renderer))
         raise typer.Exit(0 if all(result.ok for result in results) else DumpTimeout.exit_code)
 

@@ -25,8 +25,6 @@ from oob.errors import UsageError
 from .conftest import fast_spec
 
 REPO = Path(__file__).resolve().parents[2]
-# app.py does not register `watch` yet: run the command through a one-command Typer app
-RUN_WATCH = "import typer; from oob.cli.watch import watch_command; typer.run(watch_command)"
 
 
 class Result:
@@ -45,7 +43,7 @@ class Result:
 
 
 def watch(*args: str, stderr_tty: bool = False, timeout: float = 60) -> Result:
-    argv = [sys.executable, "-c", RUN_WATCH, *args]
+    argv = [sys.executable, "-m", "oob", "watch", *args]
     env = dict(os.environ, COLUMNS="200")
     env.pop("OOB_INVENTORY", None)
     if not stderr_tty:
