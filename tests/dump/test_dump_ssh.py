@@ -205,3 +205,21 @@ def test_blocking_watcher_keeps_one_connection_from_baseline_to_watch(tmp_path: 
         assert result.state is DumpState.COMPLETE and result.format.kind == "flattened"
         assert watcher.connections_opened == 1
     assert [e.kind for e in events][-1] == "dump_complete"
+
+
+def test_ipv6_loopback_server(tmp_path: Path) -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server = SshServer.start(tmp_path / "sshd6", host="::1")
+    try:
+        assert server.url("/x") == f"ssh://{server.user}@[::1]:{server.port}/x"
+        (tmp_path / "crash").mkdir()
+        options = SshOptions(known_hosts=str(server.known_hosts), identity_files=(str(server.client_key),))
+        assert asyncio.run(list_root(server.url(tmp_path / "crash"), options)) == ([], 1)
+    finally:
+        server.stop()
