@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from mocks.cli import main
+from tests.conftest import CliResult
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,6 +145,8 @@ def test_main_returns_codes_in_process(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["serve", "--bind", "192.0.2.7"]) == 2
     assert "not a loopback address" in capsys.readouterr().err
     assert main(["serve", "--no-such-option"]) == 2
+    assert main(["serve", "--ipmi", "--ipmi-cipher-mode", "suite17"]) == 2
+    assert "invalid choice: 'suite17'" in capsys.readouterr().err
     assert main(["vendors"]) == 0
     assert "supermicro-x12" in capsys.readouterr().out
 
@@ -169,5 +172,55 @@ def test_username_and_password_file(tmp_path: Path) -> None:
                 ready["bmcs"][0]["url"] + "/redfish/v1/Systems", auth=("root", "from-a-file"), timeout=5
             )
         assert systems.status_code == 200
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+
+
+def _ipmitool_status(port: int, password: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPMI")}
+    env["IPMI_PASSWORD"] = password  # -E: never on the command line
+    argv = ["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", str(port), "-U", "admin", "-E"]
+    return subprocess.run([*argv, "chassis", "power", "status"], capture_output=True, text=True, env=env,
+                          timeout=30, check=False)  # fmt: skip
+
+
+def test_serve_with_ipmi(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.toml"
+    args = ("--vendors", "idrac9,ipmi", "--ipmi", "--ipmi-cipher-mode", "always3",
+            "--write-inventory", str(inventory), "--workdir", str(tmp_path / "w"))  # fmt: skip
+    with serving(*args) as (proc, ready):
+        assert ready["ipmi_cipher_mode"] == "always3"
+        ports = {b["name"]: b["ipmi_port"] for b in ready["bmcs"]}
+        assert all(ports.values()) and ready["bmcs"][1]["url"] is None
+        hosts = tomllib.loads(inventory.read_text())["hosts"]
+        assert {name: hosts[name]["bmc"]["ipmi_port"] for name in ports} == ports
+        password = (tmp_path / "w" / "bmc-password").read_text()
+        for port in ports.values():
+            status = _ipmitool_status(port, password)
+            assert status.stdout.strip() == "Chassis Power is on", status.stderr
+        with requests.Session() as control:
+            control.trust_env = False
+            idrac = control.get(ready["control"] + "/bmcs/idrac9-1", timeout=5).json()
+        assert idrac["ipmi"]["cipher_mode"] == "always3" and idrac["requests_ipmi"] > 0
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0 and "(2 answer IPMI on UDP)" in err
+
+
+def test_fifty_ipmi_bmcs_in_one_process(tmp_path: Path, oob: Callable[..., CliResult]) -> None:
+    inventory = tmp_path / "inv.toml"
+    args = ("--vendors", "ipmi", "--count", "50", "--write-inventory", str(inventory),
+            "--workdir", str(tmp_path / "w"))  # fmt: skip
+    with serving(*args) as (proc, ready):
+        assert len(ready["bmcs"]) == 50 and len({b["ipmi_port"] for b in ready["bmcs"]}) == 50
+        # oob's own IPMI client, 50 hosts at once, against the one select loop of the mock
+        result = oob("power", "ipmi-*", "status", "-i", str(inventory), "--json", "--parallel", "50")
+        assert result.code == 0, result.stderr
+        assert sorted(r["host"] for r in result.records) == sorted(b["name"] for b in ready["bmcs"])
+        assert {(r["via"], r["power"]) for r in result.records} == {("ipmi", "On")}
+        with requests.Session() as control:
+            control.trust_env = False
+            listing = control.get(ready["control"] + "/bmcs", timeout=5).json()
+        assert all(b["requests_ipmi"] >= 1 and b["ipmi"]["open_sessions"] == 0 for b in listing)
         proc.terminate()
         assert proc.wait(timeout=20) == 0
