@@ -20,6 +20,7 @@ InventoryOpt = Annotated[
     typer.Option(
         "--inventory",
         "-i",
+        metavar="FILE",
         help="Inventory file (TOML, YAML or Ansible YAML); repeatable. Default: $OOB_INVENTORY.",
         show_default=False,
     ),
@@ -31,13 +32,13 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check and show what 
 InsecureOpt = Annotated[
     bool, typer.Option("--insecure", help="Do not verify BMC certificates (a warning names each host).")
 ]
-ViaOpt = Annotated[str | None, typer.Option("--via", help="Use only this method: redfish or ipmi.")]
-ParallelOpt = Annotated[int, typer.Option("--parallel", min=1, max=256, help="Hosts handled at once.")]
+ViaOpt = Annotated[str | None, typer.Option("--via", metavar="METHOD", help="Use only this method: redfish or ipmi.")]
+ParallelOpt = Annotated[int, typer.Option("--parallel", min=1, max=256, metavar="N", help="Hosts handled at once.")]
 AuditOpt = Annotated[
     Path | None,
-    typer.Option("--audit-log", help="Audit log (JSON lines). Default: $OOB_AUDIT_LOG or ~/.local/state/oob/audit.jsonl"),
+    typer.Option("--audit-log", metavar="FILE", help="Audit log (JSON lines). Default: $OOB_AUDIT_LOG or ~/.local/state/oob/audit.jsonl"),
 ]
-TargetsArg = Annotated[list[str], typer.Argument(help="Host names, globs (web*), @group, ranges (node[01-20]).")]
+TargetsArg = Annotated[list[str], typer.Argument(metavar="TARGET", help="Host names, globs (web*), @group, ranges (node[01-20]).")]
 
 
 def setup_logging(verbose: bool) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +25,17 @@ from oob.cli.common import (
     load_hosts,
     open_audit,
     setup_logging,
+)
+from oob.cli.dumpopts import (
+    AcceptNewHostKeyOpt,
+    IntervalOpt,
+    KnownHostsOpt,
+    SshKeyOpt,
+    StallAfterOpt,
+    TimeoutOpt,
+    parse_duration,
+    ssh_options,
+    watch_options,
 )
 
 #: what --json writes to stdout, one object per line
@@ -50,28 +60,20 @@ def crash_command(
         bool,
         typer.Option("--recover", help="Power-cycle a host that never dumps, or does not come back after its dump."),
     ] = False,
-    timeout: Annotated[str, typer.Option("--timeout", help="Give up on the dump after this long (90s, 30m).")] = "30m",
-    stall_after: Annotated[
-        str, typer.Option("--stall-after", help="Report a dump stalled after this long without growth.")
-    ] = "2m",
-    interval: Annotated[float, typer.Option("--interval", min=0.05, help="Seconds between looks at a target.")] = 0.5,
+    timeout: TimeoutOpt = "30m",
+    stall_after: StallAfterOpt = "2m",
+    interval: IntervalOpt = 0.5,
     reboot_grace: Annotated[
-        str, typer.Option("--reboot-grace", help="How long to wait for the host to come back after its dump (0: not).")
+        str, typer.Option("--reboot-grace", metavar="DURATION", help="How long to wait for the host to come back after its dump (0: not).")
     ] = "5m",
     probe_timeout: Annotated[
-        float, typer.Option("--probe-timeout", min=0.1, help="Seconds the host's probe may take to answer.")
+        float, typer.Option("--probe-timeout", min=0.1, metavar="SECONDS", help="Seconds the host's probe may take to answer.")
     ] = 3.0,
     via: ViaOpt = None,
     insecure: InsecureOpt = False,
-    known_hosts: Annotated[
-        Path | None, typer.Option("--known-hosts", help="known_hosts for ssh:// dump targets.")
-    ] = None,
-    accept_new_host_key: Annotated[
-        bool, typer.Option("--accept-new-host-key", help="Trust and record a dump server's unknown host key.")
-    ] = False,
-    ssh_key: Annotated[
-        list[Path] | None, typer.Option("--ssh-key", exists=True, dir_okay=False, help="Key for ssh:// targets.")
-    ] = None,
+    known_hosts: KnownHostsOpt = None,
+    accept_new_host_key: AcceptNewHostKeyOpt = False,
+    ssh_key: SshKeyOpt = None,
     parallel: ParallelOpt = 8,
     audit_log: AuditOpt = None,
     json_output: JsonOpt = False,
@@ -86,9 +88,6 @@ def crash_command(
     """
     setup_logging(verbose)
     with handle_errors(verbose):
-        from oob.cli.watch import parse_duration
-        from oob.dump.targets import SshOptions
-        from oob.dump.watcher import WatchOptions
         from oob.errors import UsageError
         from oob.runbook.common import DriverOptions
         from oob.runbook.crash import CrashRequest, run_crash
@@ -98,16 +97,8 @@ def crash_command(
             raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
         request = CrashRequest(
             driver=DriverOptions(via=via, insecure=insecure),
-            watch=WatchOptions(
-                interval=interval,
-                stall_after=parse_duration(stall_after, "--stall-after"),
-                timeout=parse_duration(timeout, "--timeout"),
-            ),
-            ssh=SshOptions(
-                known_hosts=str(known_hosts) if known_hosts else None,
-                accept_new_host_key=accept_new_host_key,
-                identity_files=tuple(str(p) for p in ssh_key or ()),
-            ),
+            watch=watch_options(interval=interval, stall_after=stall_after, timeout=timeout),
+            ssh=ssh_options(known_hosts, accept_new_host_key, ssh_key),
             assume_yes=yes,
             dry_run=dry_run,
             force=force,
@@ -147,7 +138,12 @@ def crash_command(
 
 
 class _JsonRenderer:
-    def __enter__(self) -> "_JsonRenderer":
+    def __init__(self) -> None:
+        from oob.render.dump import JsonLines
+
+        self._lines = JsonLines(CRASH_EVENTS)
+
+    def __enter__(self) -> _JsonRenderer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -159,14 +155,7 @@ class _JsonRenderer:
         return nullcontext()
 
     def event(self, event: Any) -> None:
-        from oob.render.jsonl import write_json
-
-        if event.kind in CRASH_EVENTS:
-            write_json(event.to_dict())
-        else:
-            prefix = f"{event.host}: " if event.host else ""
-            sys.stderr.write(f"{prefix}{event.level}: {event.message}\n")
-            sys.stderr.flush()
+        self._lines.event(event)
 
     def report(self, report: Any) -> None:
         from oob.render.jsonl import write_json
@@ -179,12 +168,12 @@ class _ConsoleRenderer:
     """Live progress per host on a terminal (the watch renderer), plain lines otherwise."""
 
     def __init__(self, hosts: list[str]) -> None:
-        from oob.cli.watch import _Console
+        from oob.render.dump import LiveConsole
 
-        self._console = _Console(hosts)
+        self._console = LiveConsole(hosts)
         self._live = False
 
-    def __enter__(self) -> "_ConsoleRenderer":
+    def __enter__(self) -> _ConsoleRenderer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -68,10 +68,9 @@ def check_command(
     """Load the inventory and resolve every credential reference; exit 2 on the first problem."""
     setup_logging(verbose)
     with handle_errors(verbose):
-        from oob.secrets import check_secrets
-
         from oob.errors import InventoryError
         from oob.inventory.checks import describe_shared, shared_bmcs
+        from oob.secrets import check_secrets
 
         hosts = _hosts(inventory, targets)
         for first, second in shared_bmcs(hosts):

@@ -19,7 +19,7 @@ import pytest
 from mocks.host import ManualClock
 from mocks.kdump import KdumpWriter
 from mocks.sshd import SshServer
-from oob.cli.watch import parse_duration, parse_since
+from oob.cli.dumpopts import parse_duration, parse_since
 from oob.errors import UsageError
 
 from .conftest import fast_spec

@@ -1,0 +1,111 @@
+"""Options shared by the commands that watch dumps (``oob watch``, ``oob crash``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from oob.errors import UsageError
+
+if TYPE_CHECKING:
+    from oob.dump.targets import SshOptions
+    from oob.dump.watcher import WatchOptions
+
+TimeoutOpt = Annotated[
+    str, typer.Option("--timeout", metavar="DURATION", help="Give up on the dump after this long (90s, 30m, 1h).")
+]
+IntervalOpt = Annotated[
+    float,
+    typer.Option("--interval", min=0.05, metavar="SECONDS", help="Seconds between two looks at each dump target."),
+]
+StallAfterOpt = Annotated[
+    str,
+    typer.Option("--stall-after", metavar="DURATION", help="Report a dump stalled after this long without growth."),
+]
+KnownHostsOpt = Annotated[
+    Path | None,
+    typer.Option("--known-hosts", metavar="FILE",
+                 help="known_hosts file for ssh:// targets. Default: ~/.ssh/known_hosts."),
+]
+AcceptNewHostKeyOpt = Annotated[
+    bool,
+    typer.Option("--accept-new-host-key",
+                 help="Trust a dump server whose host key is not in known_hosts yet, and record it (a changed key "
+                 "is still refused)."),
+]
+SshKeyOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--ssh-key", exists=True, dir_okay=False, metavar="FILE",
+                 help="Private key for ssh:// targets (repeatable). Default: the agent, ~/.ssh/id_* and "
+                 "~/.ssh/config."),
+]
+
+
+def watch_options(*, interval: float, stall_after: str, timeout: str) -> WatchOptions:
+    from oob.dump.watcher import WatchOptions
+
+    return WatchOptions(
+        interval=interval,
+        stall_after=parse_duration(stall_after, "--stall-after"),
+        timeout=parse_duration(timeout, "--timeout"),
+    )
+
+
+def ssh_options(known_hosts: Path | None, accept_new_host_key: bool, ssh_key: list[Path] | None) -> SshOptions:
+    from oob.dump.targets import SshOptions
+
+    return SshOptions(
+        known_hosts=str(known_hosts) if known_hosts else None,
+        accept_new_host_key=accept_new_host_key,
+        identity_files=tuple(str(p) for p in ssh_key or ()),
+    )
+
+
+_DURATION = re.compile(r"(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?")
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``1h30m`` -> seconds."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not text.strip() or match is None or not any(match.groupdict().values()):
+        raise UsageError(f"{option}: '{text}' is not a duration (like 90, 90s, 15m, 2h, 1h30m)")
+    hours, minutes, seconds = (float(match[k] or 0) for k in ("h", "m", "s"))
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def parse_since(text: str, now: datetime | None = None) -> float:
+    """``--since``: an ISO time (``2024-05-02T03:10``, with or without zone), ``03:10``
+    (today, this machine's local time) or a duration ago (``15m``). Seconds since the epoch."""
+    now = now or datetime.now().astimezone()
+    value = text.strip()
+    when: datetime | None = None
+    if re.fullmatch(r"\d{1,2}:\d\d(?::\d\d)?", value):
+        parts = [int(p) for p in value.split(":")] + [0]
+        try:
+            when = now.replace(hour=parts[0], minute=parts[1], second=parts[2], microsecond=0)
+        except ValueError:
+            raise UsageError(f"--since: '{text}' is not a time of day") from None
+    elif re.fullmatch(r"\d{4}-\d\d-\d\d([T ].*)?", value):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise UsageError(f"--since: '{text}' is not an ISO date and time (2024-05-02T03:10)") from None
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time of this machine
+    else:
+        try:
+            return (now - timedelta(seconds=parse_duration(value, "--since"))).timestamp()
+        except UsageError:
+            raise UsageError(
+                f"--since: '{text}' is neither a time (2024-05-02T03:10, 03:10) nor a duration ago (15m)"
+            ) from None
+    if when > now + timedelta(seconds=60):
+        raise UsageError(f"--since: {when.isoformat()} is in the future")
+    return when.timestamp()
+
+
+
