@@ -8,19 +8,20 @@ from urllib.parse import urlsplit
 from oob.model import Host
 
 
-def bmc_identity(host: Host) -> tuple[str, int, str]:
-    """Which machine an action through this host's BMC lands on: (BMC host, port, system)."""
+def bmc_identity(host: Host) -> tuple[str, str, int, str]:
+    """Which machine an action through this host's BMC lands on:
+    (protocol, BMC host, port, system)."""
     if host.bmc.kind == "ipmi":
-        return (host.bmc.hostname.lower(), host.bmc.ipmi_port, "")
+        return ("ipmi", host.bmc.hostname.lower(), host.bmc.ipmi_port, "")
     parts = urlsplit(host.bmc.redfish_url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return ((parts.hostname or "").lower(), port, (host.bmc.system or "").strip("/"))
+    return ("redfish", (parts.hostname or "").lower(), port, (host.bmc.system or "").strip("/"))
 
 
 def shared_bmcs(hosts: Iterable[Host]) -> list[tuple[Host, Host]]:
     """Pairs of hosts whose BMC settings reach the same machine: a copy-paste slip in an
     inventory that would send one host's NMI to another."""
-    seen: dict[tuple[str, int, str], Host] = {}
+    seen: dict[tuple[str, str, int, str], Host] = {}
     pairs: list[tuple[Host, Host]] = []
     for host in hosts:
         key = bmc_identity(host)

@@ -51,7 +51,7 @@ class ConsoleRenderer:
             table.add_column(title)
         table.add_column("DETAIL", overflow="fold")
         for outcome in outcomes:
-            cells = [str(outcome.detail.get(key, "")) for key, _ in columns]
+            cells = [_cell(outcome.detail.get(key)) for key, _ in columns]
             style = _STATUS_STYLE.get(outcome.status, "")
             table.add_row(
                 outcome.host,
@@ -61,6 +61,12 @@ class ConsoleRenderer:
                 _detail(outcome),
             )
         self.out.print(table)
+
+
+def _cell(value: object) -> str:
+    from rich.markup import escape
+
+    return "-" if value is None or value == "" else escape(str(value))
 
 
 def _detail(outcome: Outcome) -> str:

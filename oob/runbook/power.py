@@ -69,7 +69,8 @@ def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, aud
     except OobError as exc:
         return Outcome.from_error(host.name, name, exc.for_host(host.name))
     emit(Event("info", f"power {action.value} accepted ({', '.join(result.sent)})", host.name, name))
-    detail: dict[str, Any] = {"sent": list(result.sent), "http_status": result.status}
+    status_key = "http_status" if method == "redfish" else "completion_code"
+    detail: dict[str, Any] = {"sent": list(result.sent), status_key: result.status}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
     return Outcome(host.name, name, "ok", via=method, fallback_reason=fallback, warnings=warnings, detail=detail)
