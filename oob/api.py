@@ -1,0 +1,75 @@
+"""The library entry points runbook automation calls: the same runbooks as the CLI.
+
+    import oob
+
+    report = oob.crash(["web42"], inventory=["/etc/oob/inventory.toml"], on_event=print)
+    if report.exit_code:
+        ...
+
+Nothing here prints: progress arrives through ``on_event`` (an :class:`oob.events.Event`
+with ``kind``, ``host``, ``message`` and ``data``; ``event.to_dict()`` is the JSON line
+the CLI would write). Library callers confirm by calling these functions at all: they
+act without asking, like ``--yes``. Errors raise :class:`oob.errors.OobError`
+subclasses, each with its ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from oob.events import Emit, discard
+
+if TYPE_CHECKING:
+    from oob.model import Host
+    from oob.runbook.common import Outcome
+    from oob.runbook.crash import CrashReport
+
+
+def select_hosts(targets: Sequence[str], inventory: Sequence[str | Path] = ()) -> list["Host"]:
+    """Hosts from inventory files (default: $OOB_INVENTORY) by names, globs, @groups, ranges."""
+    from oob.inventory import inventory_paths, load_inventory
+
+    paths = inventory_paths([Path(p) for p in inventory], os.environ)
+    return load_inventory(paths).select(list(targets))
+
+
+def _audit(audit_log: str | Path | None) -> Any:
+    from oob.audit import AuditLog, default_audit_path
+
+    return AuditLog(Path(audit_log) if audit_log else default_audit_path(), command=["oob.api"])
+
+
+def crash(
+    targets: Sequence[str],
+    *,
+    inventory: Sequence[str | Path] = (),
+    on_event: Emit = discard,
+    audit_log: str | Path | None = None,
+    **options: Any,
+) -> "CrashReport":
+    """The whole crash runbook; ``options`` are :class:`oob.runbook.crash.CrashRequest` fields
+    (``dry_run``, ``force``, ``recover``, ``watch=WatchOptions(...)``, ``reboot_grace_s``, ...)."""
+    from oob.runbook.crash import CrashRequest, run_crash
+
+    request = CrashRequest(**{"assume_yes": True, **options})
+    hosts = select_hosts(targets, inventory)
+    return run_crash(hosts, request, confirm=lambda plans: True, emit=on_event, audit=_audit(audit_log))
+
+
+def nmi(
+    targets: Sequence[str],
+    *,
+    inventory: Sequence[str | Path] = (),
+    on_event: Emit = discard,
+    audit_log: str | Path | None = None,
+    **options: Any,
+) -> list["Outcome"]:
+    """Send one NMI per host; ``options`` are :class:`oob.runbook.nmi.NmiRequest` fields."""
+    from oob.runbook.nmi import NmiRequest, run_nmi
+
+    request = NmiRequest(**{"assume_yes": True, **options})
+    hosts = select_hosts(targets, inventory)
+    return run_nmi(hosts, request, confirm=lambda plans: True, emit=on_event, audit=_audit(audit_log))
