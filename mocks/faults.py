@@ -3,6 +3,10 @@
 Faults are set through :meth:`mocks.fleet.Fleet.set_faults` or the control API as a JSON
 object that is *merged* into the current set; a ``null``/``false``/``0`` value switches a
 fault off.  Faults that act on "the next" request or Reset are consumed when they fire.
+
+:class:`Faults` are the Redfish service's; :class:`HostFaults` belong to the simulated
+machine behind the BMC (its kdump, its reboot) and act whichever protocol sent the NMI.
+They stay until switched off: a host whose kdump is not armed stays so across reboots.
 """
 
 from __future__ import annotations
@@ -156,3 +160,44 @@ class FaultState:
                 self._faults = replace(self._faults, reset_after_apply=False)
                 return "reset"
             return None
+
+
+@dataclass(frozen=True)
+class HostFaults:
+    """What goes wrong on the machine itself; read when the NMI arrives (and at the reboot)."""
+
+    #: no crash kernel loaded: the NMI panics the host, which reboots after the panic timeout
+    #: and writes no dump (what oob must report as "no dump appeared")
+    kdump_not_armed: bool = False
+    #: kdump stops writing half-way through the vmcore and never finishes; the host stays in
+    #: ``dumping`` until a power action
+    dump_stall: bool = False
+    #: the dump target fills up half-way: a partial vmcore marked incomplete, kdump's failure
+    #: path, then the reboot
+    disk_full: bool = False
+    #: after the dump (or the panic timeout) the host goes down to reboot and never comes
+    #: back until a power action through the BMC (what ``oob crash --recover`` is for)
+    no_reboot: bool = False
+    #: ``kernel.unknown_nmi_panic=0``: the NMI is delivered and counted, the kernel says
+    #: "Dazed and confused, but trying to continue", and the host stays as it was
+    nmi_ignored: bool = False
+
+    def active(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+HOST_FAULT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(HostFaults))
+
+
+def merge_host_faults(current: HostFaults, changes: Mapping[str, object]) -> HostFaults:
+    """``current`` with ``changes`` applied; FaultError for unknown names or non-booleans."""
+    unknown = sorted(set(changes) - set(HOST_FAULT_NAMES))
+    if unknown:
+        raise FaultError(f"unknown host fault(s): {', '.join(unknown)}; known: {', '.join(HOST_FAULT_NAMES)}")
+    for name, value in changes.items():
+        if not isinstance(value, bool) and value is not None:
+            raise FaultError(f"fault {name} takes true or false, not {value!r}")
+    return replace(current, **{name: bool(value) for name, value in changes.items()})

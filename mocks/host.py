@@ -1,12 +1,28 @@
-"""The simulated host behind each mock BMC: power and a crash lifecycle.
+"""The simulated host behind each mock BMC: power, a crash lifecycle, and time.
 
-The host is a small table-driven state machine so that later phases (kdump writing a dump,
-the reboot that follows) can be added as new states and transitions without touching the
-BMC code, which only calls :meth:`SimulatedHost.apply_reset`.
+States and what moves a host between them (``TRANSITIONS``)::
 
-Time comes from an injectable :class:`Clock`; durations that later phases wait for go
-through :meth:`SimulatedHost.scaled`, so tests can run the lifecycle 100x faster with
-``scale=0.01`` or step it by hand with :class:`ManualClock`.
+    off --power on--> rebooting --reboot_time--> running --hang--> hung
+                                                    |                |
+                                                    '------NMI-------'
+                                                           v
+                      rebooting <--panic_timeout-- panicked --capture kernel--> dumping
+                          ^        (kdump not armed)                               |
+                          '-------------------- dump written (or failed) ----------'
+
+Any power action works from any state (off, restart, power cycle); an NMI panics a
+*running* host too, as ``kernel.unknown_nmi_panic=1`` does — only oob refuses to crash a
+healthy host.  The timed steps run on a :class:`Timers` (the fleet's
+:class:`mocks.scheduler.Scheduler`) after durations multiplied by ``scale``; what happens
+while ``panicked`` and ``dumping`` is up to the crash kernel (:mod:`mocks.crashkernel`),
+which watches the host and fires ``kdump`` and ``reboot`` through :meth:`SimulatedHost.fire_if`.
+
+A host without timers (``SimulatedHost("h")`` on its own) boots instantly and, with no
+crash kernel attached, stays ``panicked`` after an NMI (as with ``kernel.panic=0``).
+
+Every timed step carries the host's *epoch*, which changes with every state change: a
+step scheduled before a power action finds the epoch moved on and does nothing, so a
+host powered off mid-dump writes nothing more and never "finishes" rebooting.
 """
 
 from __future__ import annotations
@@ -14,9 +30,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
+
+from mocks.faults import HostFaults, merge_host_faults
+from mocks.layouts import host_layout
 
 
 class Clock(Protocol):
@@ -39,10 +59,15 @@ class RealClock:
 
 @dataclass
 class ManualClock:
-    """A clock that moves only when told to; ``sleep`` advances it instantly."""
+    """A clock that moves only when told to; ``sleep`` advances it instantly.
+
+    Whatever was waiting for the new time (a :class:`mocks.scheduler.Scheduler` registers
+    itself with :meth:`on_advance`) runs inside :meth:`advance`, on the caller's thread.
+    """
 
     current: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _listeners: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
 
     def now(self) -> float:
         with self._lock:
@@ -56,6 +81,19 @@ class ManualClock:
             raise ValueError("a clock does not go backwards")
         with self._lock:
             self.current += seconds
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def on_advance(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+
+class Timers(Protocol):
+    """Runs a callback later on the host's clock (:class:`mocks.scheduler.Scheduler`)."""
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> None: ...
 
 
 class HostState(str, Enum):
@@ -63,8 +101,15 @@ class HostState(str, Enum):
     RUNNING = "running"
     #: the OS no longer answers; only an NMI (or a power action) gets it out
     HUNG = "hung"
-    #: an NMI arrived while the host was powered: the kernel panics and, later, kdump runs
-    PANIC = "panic"
+    #: an NMI arrived: the kernel panicked; the crash kernel boots (or, without one, the
+    #: panic timeout reboots the machine)
+    PANICKED = "panicked"
+    #: the crash kernel's kdump is writing the dump
+    DUMPING = "dumping"
+    #: firmware and OS coming up: the probe stays silent until ``running``
+    REBOOTING = "rebooting"
+    #: the name before the lifecycle had more states (an alias of PANICKED)
+    PANIC = "panicked"  # noqa: PIE796  (an alias on purpose)
 
     @property
     def powered(self) -> bool:
@@ -72,7 +117,7 @@ class HostState(str, Enum):
 
 
 class Event(str, Enum):
-    """What can happen to a host; BMC reset types map onto these."""
+    """What can happen to a host; BMC reset types map onto the first five."""
 
     POWER_ON = "power_on"
     POWER_OFF = "power_off"
@@ -80,18 +125,33 @@ class Event(str, Enum):
     TOGGLE = "toggle"
     NMI = "nmi"
     HANG = "hang"
+    #: a hung host recovers by itself (set through the fleet API)
+    RECOVER = "recover"
+    #: the crash kernel starts saving the dump
+    KDUMP = "kdump"
+    #: the crash kernel (or the panic timeout) reboots the machine
+    REBOOT = "reboot"
+    #: the OS is up: the probe answers again
+    BOOTED = "booted"
 
+
+_POWERED = [s for s in HostState if s.powered]
 
 #: (state, event) -> next state.  A pair that is absent leaves the state unchanged.
 TRANSITIONS: dict[tuple[HostState, Event], HostState] = {
-    (HostState.OFF, Event.POWER_ON): HostState.RUNNING,
-    (HostState.OFF, Event.TOGGLE): HostState.RUNNING,
-    **{(s, Event.POWER_OFF): HostState.OFF for s in HostState if s.powered},
-    **{(s, Event.TOGGLE): HostState.OFF for s in HostState if s.powered},
-    **{(s, Event.RESTART): HostState.RUNNING for s in HostState if s.powered},
+    (HostState.OFF, Event.POWER_ON): HostState.REBOOTING,
+    (HostState.OFF, Event.TOGGLE): HostState.REBOOTING,
+    **{(s, Event.POWER_OFF): HostState.OFF for s in _POWERED},
+    **{(s, Event.TOGGLE): HostState.OFF for s in _POWERED},
+    **{(s, Event.RESTART): HostState.REBOOTING for s in _POWERED},
     (HostState.RUNNING, Event.HANG): HostState.HUNG,
-    (HostState.RUNNING, Event.NMI): HostState.PANIC,
-    (HostState.HUNG, Event.NMI): HostState.PANIC,
+    (HostState.HUNG, Event.RECOVER): HostState.RUNNING,
+    (HostState.RUNNING, Event.NMI): HostState.PANICKED,
+    (HostState.HUNG, Event.NMI): HostState.PANICKED,
+    (HostState.PANICKED, Event.KDUMP): HostState.DUMPING,
+    (HostState.PANICKED, Event.REBOOT): HostState.REBOOTING,
+    (HostState.DUMPING, Event.REBOOT): HostState.REBOOTING,
+    (HostState.REBOOTING, Event.BOOTED): HostState.RUNNING,
 }
 
 #: Redfish ResetType -> host event.  PowerCycle powers on a host that is off, as the
@@ -109,6 +169,55 @@ RESET_EVENTS: dict[str, Event] = {
     "Nmi": Event.NMI,
 }
 
+#: what :meth:`SimulatedHost.set_state` accepts, and the event each one fires
+SETTABLE_STATES: dict[str, Event] = {"hung": Event.HANG, "running": Event.RECOVER}
+
+MIB = 1024 * 1024
+
+
+class HostStateError(ValueError):
+    """A state the host cannot be put in from where it is (power it on, wait for the dump)."""
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """How one simulated machine behaves.  Durations are seconds *before* the fleet's scale.
+
+    At scale 1 the defaults take about a minute from NMI to ``running``: 15 s for the
+    crash kernel to boot, 1 s of kernel log, 16 s of vmcore (1 MiB at 64 KiB/s), 30 s to
+    reboot; at scale 0.02 the same takes about 1.2 s.
+    """
+
+    #: the host's own address: its probe listens there and network dumps carry it
+    address: str | None = None
+    #: the directory its kdump writes into (``/var/crash`` or a dump server's); None: no
+    #: kdump target at all, so the host behaves as not armed
+    dump_target: Path | None = None
+    #: a :data:`mocks.layouts.HOST_LAYOUTS` name (or a family alias such as ``rhel``)
+    layout: str = "rhel-local"
+    #: a crash kernel is loaded (``/sys/kernel/kexec_crash_loaded`` = 1)
+    armed: bool = True
+    #: bytes of memory image kdump writes
+    dump_size: int = MIB
+    #: bytes per second kdump writes
+    dump_rate: float = 64 * 1024
+    #: NMI -> the capture kernel has booted and makes the dump directory
+    boot_delay: float = 15.0
+    #: time kdump spends saving the kernel log before the vmcore
+    dmesg_delay: float = 1.0
+    #: reset (or kdump's final reboot) -> the OS answers its probe again
+    reboot_time: float = 30.0
+    #: ``kernel.panic``: a panic without a crash kernel reboots after this long
+    panic_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layout", host_layout(self.layout).name)
+        if self.dump_size <= 0 or self.dump_rate <= 0:
+            raise ValueError("dump_size and dump_rate must be positive")
+        for name in ("boot_delay", "dmesg_delay", "reboot_time", "panic_timeout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+
 
 @dataclass(frozen=True)
 class HostRecord:
@@ -123,6 +232,9 @@ class HostRecord:
         return {"at": self.at, "event": self.event, "before": self.before, "after": self.after}
 
 
+Watcher = Callable[["SimulatedHost", HostRecord], None]
+
+
 @dataclass
 class SimulatedHost:
     name: str
@@ -130,31 +242,57 @@ class SimulatedHost:
     #: multiplies every duration of the lifecycle (0.01 = a hundred times faster)
     scale: float = 1.0
     state: HostState = HostState.RUNNING
+    config: HostConfig = field(default_factory=HostConfig)
+    #: where timed steps run; None: reboots are instant and nothing else is timed
+    timers: Timers | None = None
+    faults: HostFaults = field(default_factory=HostFaults)
     nmi_count: int = 0
     history: list[HostRecord] = field(default_factory=list)
     since: float = field(default=0.0)
+    #: the directory of the host's latest dump, once its kdump made one
+    dump_directory: Path | None = None
+    #: that dump: "writing", "complete", "stalled", "failed"
+    dump_status: str | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-    _watchers: list[Callable[[SimulatedHost, HostRecord], None]] = field(
-        default_factory=list, repr=False, compare=False
-    )
+    _watchers: list[Watcher] = field(default_factory=list, repr=False, compare=False)
+    _epoch: int = field(default=0, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.scale <= 0:
             raise ValueError("scale must be positive")
         self.since = self.clock.now()
+        self._changed = threading.Condition(self._lock)
 
-    def watch(self, callback: Callable[[SimulatedHost, HostRecord], None]) -> None:
-        """Call ``callback(host, record)`` after every event (later phases, e.g. kdump, start here).
+    def watch(self, callback: Watcher) -> None:
+        """Call ``callback(host, record)`` after every event (the crash kernel starts here).
 
-        Callbacks run on the thread that fired the event (a BMC request thread) and must not block.
+        Callbacks run on the thread that fired the event (a BMC request thread, the
+        scheduler's thread), after the host's lock is released, and must not block.
         """
         with self._lock:
             self._watchers.append(callback)
+
+    # -- what the BMC and the probe see
 
     @property
     def power(self) -> str:
         """The Redfish PowerState: "On" or "Off"."""
         return "On" if self.state.powered else "Off"
+
+    @property
+    def answers_probe(self) -> bool:
+        """The OS is up: sshd sends its banner."""
+        return self.state is HostState.RUNNING
+
+    @property
+    def address(self) -> str | None:
+        return self.config.address
+
+    @property
+    def epoch(self) -> int:
+        """Changes with every state change (see the module's docstring)."""
+        with self._lock:
+            return self._epoch
 
     def scaled(self, seconds: float) -> float:
         """A lifecycle duration as this host experiences it."""
@@ -163,18 +301,22 @@ class SimulatedHost:
     def can_apply(self, reset_type: str) -> bool:
         return reset_type in RESET_EVENTS or reset_type == "PowerCycle"
 
+    # -- what happens to it
+
     def apply_reset(self, reset_type: str) -> HostState:
         """Apply a Redfish ResetType; returns the new state.  Unknown types raise ValueError."""
-        with self._lock:
-            if reset_type == "PowerCycle":
-                # off then on, as one action: the host always ends up running
-                if self.state.powered:
-                    self._fire(Event.POWER_OFF)
-                return self._fire(Event.POWER_ON)
-            event = RESET_EVENTS.get(reset_type)
-            if event is None:
-                raise ValueError(f"the simulated host cannot apply ResetType {reset_type!r}")
-            return self._fire(event)
+        if reset_type == "PowerCycle":
+            # off then on, as one action: the host always ends up booting
+            with self._lock:
+                records = self._apply(Event.POWER_OFF) if self.state.powered else []
+                records += self._apply(Event.POWER_ON)
+                after = self.state
+            self._notify(records)
+            return after
+        event = RESET_EVENTS.get(reset_type)
+        if event is None:
+            raise ValueError(f"the simulated host cannot apply ResetType {reset_type!r}")
+        return self._fire(event)
 
     def set_power(self, power: str) -> HostState:
         if power not in ("On", "Off"):
@@ -184,29 +326,140 @@ class SimulatedHost:
     def hang(self) -> HostState:
         return self._fire(Event.HANG)
 
+    def set_state(self, state: str) -> HostState:
+        """``"hung"`` (a running host stops answering) or ``"running"`` (a hung one recovers).
+
+        Anything else, or from a state those do not apply to, raises HostStateError: a host
+        that is off is powered on through the BMC, and a crash runs its course.
+        """
+        event = SETTABLE_STATES.get(state)
+        if event is None:
+            raise HostStateError(f"a host can be set {' or '.join(SETTABLE_STATES)}, not {state!r}")
+        with self._lock:
+            if self.state.value == state:
+                return self.state
+            if (self.state, event) not in TRANSITIONS:
+                raise HostStateError(
+                    f"{self.name} is {self.state.value}: only a running host can hang and only a hung one "
+                    "recover (use power actions, or wait for the crash to run its course)"
+                )
+            records = self._apply(event)
+            after = self.state
+        self._notify(records)
+        return after
+
+    def fire_if(self, epoch: int, event: Event) -> int | None:
+        """Fire ``event`` only if nothing changed the state since ``epoch`` (timed steps).
+
+        Returns the epoch after the event, or None when the host had moved on (nothing fired).
+        """
+        with self._lock:
+            if self._epoch != epoch:
+                return None
+            records = self._apply(event)
+            epoch = self._epoch
+        self._notify(records)
+        return epoch
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> None:
+        """Run ``callback`` after ``delay`` clock seconds (already scaled) on the host's timers."""
+        if self.timers is None:
+            raise RuntimeError(f"{self.name} has no timers: timed steps need a scheduler")
+        self.timers.call_later(delay, callback)
+
+    # -- configuration, faults, dump bookkeeping
+
+    def configure(self, **changes: Any) -> HostConfig:
+        """Replace fields of :attr:`config` (see :class:`HostConfig`); applies from the next event."""
+        with self._lock:
+            self.config = replace(self.config, **changes)
+            return self.config
+
+    def set_faults(self, changes: dict[str, object]) -> HostFaults:
+        """Merge host faults (``kdump_not_armed``, ``dump_stall``, ...); FaultError if unknown."""
+        with self._lock:
+            self.faults = merge_host_faults(self.faults, changes)
+            return self.faults
+
+    def clear_faults(self) -> HostFaults:
+        with self._lock:
+            self.faults = HostFaults()
+            return self.faults
+
+    def note_dump(self, directory: Path | None, status: str) -> None:
+        """The crash kernel reports where the latest dump is and how it stands."""
+        with self._lock:
+            if directory is not None:
+                self.dump_directory = directory
+            self.dump_status = status
+
+    def wait_for(self, state: HostState | str, timeout: float) -> bool:
+        """Block until the host is in ``state`` (True) or ``timeout`` real seconds pass (False)."""
+        wanted = HostState(state)
+        with self._changed:
+            return self._changed.wait_for(lambda: self.state is wanted, timeout)
+
+    # -- the state machine
+
     def _fire(self, event: Event) -> HostState:
         with self._lock:
-            before = self.state
-            if event is Event.NMI:
-                # recorded even when it changes nothing (host off): the BMC did deliver it
-                self.nmi_count += 1
-            after = TRANSITIONS.get((before, event), before)
-            now = self.clock.now()
-            record = HostRecord(now, event.value, before.value, after.value)
-            self.history.append(record)
-            if after is not before:
-                self.state = after
-                self.since = now
-            watchers = list(self._watchers)
-        for callback in watchers:
-            callback(self, record)
+            records = self._apply(event)
+            after = self.state
+        self._notify(records)
         return after
+
+    def _apply(self, event: Event) -> list[HostRecord]:
+        """One transition, under the lock; watchers are told later, outside it."""
+        before = self.state
+        if event is Event.NMI:
+            # recorded even when it changes nothing (host off): the BMC did deliver it
+            self.nmi_count += 1
+        after = TRANSITIONS.get((before, event), before)
+        if event is Event.NMI and self.faults.nmi_ignored:
+            after = before  # "Dazed and confused, but trying to continue"
+        stuck = event is Event.REBOOT and self.faults.no_reboot
+        if (
+            after is HostState.REBOOTING
+            and not stuck
+            and (self.timers is None or self.config.reboot_time <= 0)
+        ):
+            after = HostState.RUNNING  # nothing to wait for: the host is up at once
+        now = self.clock.now()
+        record = HostRecord(now, event.value, before.value, after.value)
+        self.history.append(record)
+        if after is not before:
+            self.state = after
+            self.since = now
+            self._epoch += 1
+            self._changed.notify_all()
+            if after is HostState.REBOOTING and not stuck:
+                self._boot_later()
+        return [record]
+
+    def _boot_later(self) -> None:
+        epoch = self._epoch
+        self.call_later(self.scaled(self.config.reboot_time), lambda: self.fire_if(epoch, Event.BOOTED))
+
+    def _notify(self, records: list[HostRecord]) -> None:
+        with self._lock:
+            watchers = list(self._watchers)
+        for record in records:
+            for callback in watchers:
+                callback(self, record)
 
     def to_dict(self) -> dict[str, object]:
         with self._lock:
             return {
                 "state": self.state.value,
                 "power": self.power,
+                "since": self.since,
                 "nmi_count": self.nmi_count,
+                "address": self.config.address,
+                "layout": self.config.layout,
+                "armed": self.config.armed and self.config.dump_target is not None,
+                "dump_target": str(self.config.dump_target) if self.config.dump_target else None,
+                "dump_dir": str(self.dump_directory) if self.dump_directory else None,
+                "dump_status": self.dump_status,
+                "faults": self.faults.active(),
                 "history": [record.to_dict() for record in self.history[-20:]],
             }

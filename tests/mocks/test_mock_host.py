@@ -14,8 +14,8 @@ def test_nmi_while_running_or_hung_panics_and_is_counted() -> None:
     assert host.state is HostState.HUNG
     clock.advance(5)
     host.apply_reset("Nmi")
-    assert (host.state, host.nmi_count, host.since) == (HostState.PANIC, 1, 105.0)
-    assert host.history[-1].to_dict() == {"at": 105.0, "event": "nmi", "before": "hung", "after": "panic"}
+    assert (host.state, host.nmi_count, host.since) == (HostState.PANICKED, 1, 105.0)
+    assert host.history[-1].to_dict() == {"at": 105.0, "event": "nmi", "before": "hung", "after": "panicked"}
 
 
 def test_nmi_while_off_is_recorded_but_changes_nothing() -> None:
@@ -88,4 +88,4 @@ def test_watchers_see_every_event_after_it_happened() -> None:
     host.watch(lambda h, record: seen.append((record.event, record.after, h.state.value)))
     host.apply_reset("Nmi")
     host.apply_reset("ForceOff")
-    assert seen == [("nmi", "panic", "panic"), ("power_off", "off", "off")]
+    assert seen == [("nmi", "panicked", "panicked"), ("power_off", "off", "off")]

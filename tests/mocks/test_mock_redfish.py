@@ -192,7 +192,7 @@ def test_nmi_is_applied_and_answered_in_vendor_style(
         assert body["@Message.ExtendedInfo"][0]["MessageId"] == message_id
     else:
         assert response.content == b""
-    assert (bmc.nmi_count, bmc.resets, bmc.host.state.value, bmc.power) == (1, {"Nmi": 1}, "panic", "On")
+    assert (bmc.nmi_count, bmc.resets, bmc.host.state.value, bmc.power) == (1, {"Nmi": 1}, "panicked", "On")
     probe.logout()
 
 
