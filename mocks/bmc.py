@@ -9,6 +9,10 @@ The Redfish-only attributes (``url``, ``port``, ``fingerprint``, ``listener``, `
 raise :class:`NoRedfish`, an AttributeError, on an IPMI-only BMC instead of being Optional:
 most callers use Redfish BMCs and should not have to check for None; ``has_redfish`` (or
 ``hasattr``) tells them apart.
+
+The host behind the BMC has its own address and probe port (:mod:`mocks.liveness`), a
+dump target, and a crash kernel (:mod:`mocks.crashkernel`) that writes its dump after an
+NMI; its faults (``kdump_not_armed``, ``dump_stall``...) are set with the BMC's.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mocks.faults import FAULT_NAMES, FaultError, Faults, FaultState, validate_changes
+from mocks.crashkernel import CrashKernel
+from mocks.faults import FAULT_NAMES, HOST_FAULT_NAMES, FaultError, Faults, FaultState, validate_changes
 from mocks.flavours import Flavour
-from mocks.host import Clock, SimulatedHost
+from mocks.host import Clock, HostConfig, SimulatedHost, Timers
 from mocks.https import ConnectionHub, HttpsListener
+from mocks.layouts import host_layout
+from mocks.liveness import LivenessServer
 from mocks.loopback import url_host
 from mocks.resources import model_for
 from mocks.service import Credentials, RedfishService, Stats
@@ -66,11 +74,21 @@ class MockBmc:
         credentials: Credentials,
         clock: Clock,
         scale: float = 1.0,
+        *,
+        host_config: HostConfig | None = None,
+        timers: Timers | None = None,
+        liveness: LivenessServer | None = None,
     ) -> None:
         self.name = name
         self.flavour = flavour
         self.credentials = credentials
-        self.host = SimulatedHost(name, clock=clock, scale=scale)
+        self.host = SimulatedHost(
+            name, clock=clock, scale=scale, config=host_config or HostConfig(), timers=timers
+        )
+        self.crash_kernel = CrashKernel(self.host)
+        self._liveness = liveness
+        #: the port of the host's SSH-like probe listener, once :meth:`start` opened it
+        self.probe_port: int | None = None
         #: the Redfish faults (IPMI faults live on :attr:`ipmi`)
         self.faults = FaultState()
         self.sessions = SessionStore(flavour.session_ids, flavour.first_session_id)
@@ -94,6 +112,9 @@ class MockBmc:
     def start(self) -> None:
         if self._redfish is not None:
             self._redfish.listener.open()
+        address = self.host.address
+        if self._liveness is not None and address is not None and self.probe_port is None:
+            self.probe_port = self._liveness.add(self.host, address)
 
     def serve_ipmi(self, server: IpmiMockServer, cipher_mode: CipherMode = "strict") -> IpmiBmc:
         """Answer IPMI on ``server`` too, on this BMC's address and a free UDP port."""
@@ -197,6 +218,33 @@ class MockBmc:
         return self.host.power
 
     @property
+    def host_state(self) -> str:
+        """``running``, ``hung``, ``panicked``, ``dumping``, ``rebooting`` or ``off``."""
+        return self.host.state.value
+
+    @property
+    def host_address(self) -> str | None:
+        """The host's own address (where its probe listens; what network dumps are named by)."""
+        return self.host.address
+
+    @property
+    def probe(self) -> str | None:
+        """oob's ``probe`` inventory key for this host: ``ssh:ADDRESS:PORT``."""
+        if self.host.address is None or self.probe_port is None:
+            return None
+        return f"ssh:{self.host.address}:{self.probe_port}"
+
+    @property
+    def dump_target(self) -> Path | None:
+        """The directory the host's kdump writes into (its own, or one shared by many)."""
+        return self.host.config.dump_target
+
+    @property
+    def dump_family(self) -> str:
+        """``dump.layout`` for oob: rhel, suse or debian."""
+        return host_layout(self.host.config.layout).family
+
+    @property
     def open_sessions(self) -> int:
         """Open Redfish sessions (IPMI sessions: ``to_dict()["ipmi"]["open_sessions"]``)."""
         return len(self.sessions)
@@ -239,12 +287,13 @@ class MockBmc:
         FaultError, and then nothing changes.
         """
         merged = {**(changes or {}), **more}
-        unknown = sorted(set(merged) - set(FAULT_NAMES) - set(IPMI_FAULTS))
+        unknown = sorted(set(merged) - set(FAULT_NAMES) - set(IPMI_FAULTS) - set(HOST_FAULT_NAMES))
         if unknown:
-            known = ", ".join((*FAULT_NAMES, *IPMI_FAULTS))
+            known = ", ".join((*FAULT_NAMES, *IPMI_FAULTS, *HOST_FAULT_NAMES))
             raise FaultError(f"unknown fault(s): {', '.join(unknown)}; known: {known}")
         redfish = validate_changes({k: v for k, v in merged.items() if k in FAULT_NAMES})
         ipmi = self._ipmi_changes({k: v for k, v in merged.items() if k in IPMI_FAULTS})
+        host = {k: v for k, v in merged.items() if k in HOST_FAULT_NAMES}
         default = Faults()
         switched_on = [k for k, v in redfish.items() if getattr(default, k) != v]
         if switched_on and self._redfish is None:
@@ -253,6 +302,7 @@ class MockBmc:
                 f"(IPMI faults: {', '.join(IPMI_FAULTS)})"
             )
         with self._lock:
+            self.host.set_faults(host)  # validates first: a bad value changes nothing
             faults = self.faults.update(redfish)
             for name, enabled in ipmi.items():
                 if self.ipmi is not None:
@@ -271,8 +321,9 @@ class MockBmc:
         return {name: bool(value) for name, value in changes.items()}
 
     def clear_faults(self) -> Faults:
-        """Clear every fault, Redfish and IPMI."""
+        """Clear every fault: Redfish, IPMI and the host's."""
         with self._lock:
+            self.host.clear_faults()
             faults = self.faults.clear()
             if self.ipmi is not None:
                 self.ipmi.clear_faults()
@@ -280,10 +331,10 @@ class MockBmc:
             return faults
 
     def fault_dict(self) -> dict[str, object]:
-        """Every fault and its value, Redfish ones then ``ipmi_*`` (same keys on every BMC)."""
+        """Every fault and its value: Redfish, ``ipmi_*``, then the host's (same keys on every BMC)."""
         active = self.ipmi.faults if self.ipmi is not None else frozenset()
         ipmi = {name: fault in active for name, fault in IPMI_FAULTS.items()}
-        return {**self.faults.current.to_dict(), **ipmi}
+        return {**self.faults.current.to_dict(), **ipmi, **self.host.faults.to_dict()}
 
     def set_power(self, state: str) -> None:
         self.host.set_power(state)
@@ -319,6 +370,12 @@ class MockBmc:
             "ipmi_port": self.ipmi_port,
             "listening": self.is_listening,
             "power": self.power,
+            "host_state": self.host_state,
+            "host_address": self.host_address,
+            "probe": self.probe,
+            "dump_target": str(self.dump_target) if self.dump_target else None,
+            "dump_layout": self.dump_family,
+            "dump_dir": str(self.host.dump_directory) if self.host.dump_directory else None,
             "host": self.host.to_dict(),
             "nmi_count": self.nmi_count,
             "nmi_count_redfish": self.nmi_count_redfish,

@@ -3,6 +3,10 @@
 stdout carries exactly one JSON line, ``{"event": "ready", ...}``, once every BMC listens
 (and the inventory, if asked for, is written); everything else goes to stderr.  SIGINT and
 SIGTERM stop the fleet cleanly with exit 0.  Usage errors exit 2 with one line.
+
+With ``--dump-root`` the simulated hosts write crash dumps there after an NMI; ``--hung``
+starts them hung (their probes silent) so that ``oob crash`` runs against them as it
+would against real hung machines, and ``--scale`` makes the crash cycle fast.
 """
 
 from __future__ import annotations
@@ -11,15 +15,18 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TypedDict
 
 from mocks.faults import FaultError
 from mocks.flavours import FLAVOURS, MAIN_FLAVOURS
+from mocks.layouts import DEFAULT_LAYOUTS, HOST_LAYOUTS, host_layout
 from mocks.loopback import BindError, loopback_address, loopback_endpoint
 
 PROG = "mocks"
@@ -94,8 +101,54 @@ def _parser() -> argparse.ArgumentParser:
         help="strict: cipher suite 3 only, other proposals refused so clients fall back (default); "
         "always3: answer suite 3 whatever was proposed, as stock pyghmi and VirtualBMC do",
     )
+    _host_options(serve)
     commands.add_parser("vendors", help="list the vendor flavours")
     return parser
+
+
+def _host_options(serve: argparse.ArgumentParser) -> None:
+    hosts = serve.add_argument_group(
+        "simulated hosts",
+        "Each BMC's host has its own address (127.0.1.N) and an SSH-like probe listener that "
+        "answers while the host runs; an NMI panics it, kdump writes a dump, it reboots.",
+    )
+    hosts.add_argument(
+        "--dump-root",
+        type=Path,
+        metavar="DIR",
+        help="the hosts' kdump targets: DIR/<host> for local layouts, DIR/nfs and DIR/ssh shared "
+        "(default: none, an NMI panics the host and it reboots without a dump)",
+    )
+    hosts.add_argument(
+        "--layouts",
+        default=",".join(DEFAULT_LAYOUTS),
+        metavar="LIST",
+        help=f"comma-separated dump layouts cycled over the hosts (default {','.join(DEFAULT_LAYOUTS)}; "
+        f"known: {', '.join(HOST_LAYOUTS)})",
+    )
+    hosts.add_argument("--hung", action="store_true", help="start every host hung (its probe silent)")
+    hosts.add_argument(
+        "--not-armed", action="store_true", help="no crash kernel loaded: an NMI reboots the host, no dump"
+    )
+    hosts.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply every duration of the crash cycle (default 1: about a minute; 0.02: about 1.2 s)",
+    )
+    hosts.add_argument(
+        "--dump-size", default="1M", metavar="SIZE", help="vmcore bytes (K, M, G suffixes; 1M)"
+    )
+    hosts.add_argument(
+        "--dump-rate", default="64K", metavar="SIZE", help="bytes kdump writes per second (64K)"
+    )
+    hosts.add_argument(
+        "--boot-delay", type=float, default=15.0, metavar="S", help="seconds from NMI to dump directory (15)"
+    )
+    hosts.add_argument(
+        "--reboot-time", type=float, default=30.0, metavar="S", help="seconds a reboot takes (30)"
+    )
 
 
 def _vendors() -> int:
@@ -121,6 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
     except BindError as error:
         raise UsageError(str(error)) from None
     password = _password(args)
+    host_options = _host_settings(args)
 
     try:
         fleet = Fleet.start(
@@ -133,6 +187,7 @@ def _serve(args: argparse.Namespace) -> int:
             password=password,
             ipmi=args.ipmi,
             ipmi_cipher_mode=args.ipmi_cipher_mode,
+            **host_options,
         )
     except OSError as error:  # a port in use, an unwritable workdir
         print(f"{PROG}: error: cannot start the fleet: {error}", file=sys.stderr)
@@ -151,8 +206,9 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         with_ipmi = sum(1 for bmc in fleet.bmcs if bmc.ipmi is not None)
         ipmi_note = f" ({with_ipmi} answer IPMI on UDP)" if with_ipmi else ""
+        dumps_note = f"; hosts dump to {fleet.dump_root}" if fleet.dump_root else ""
         print(
-            f"{PROG}: {len(fleet.bmcs)} mock BMCs listening on {bind}{ipmi_note}; "
+            f"{PROG}: {len(fleet.bmcs)} mock BMCs listening on {bind}{ipmi_note}{dumps_note}; "
             f"control API {fleet.control_url}; SIGINT or SIGTERM to stop",
             file=sys.stderr,
         )
@@ -168,6 +224,61 @@ def _serve(args: argparse.Namespace) -> int:
         fleet.stop()
     print(f"{PROG}: stopped", file=sys.stderr)
     return 0
+
+
+class HostSettings(TypedDict):
+    """Fleet.start's arguments for the simulated hosts."""
+
+    dump_root: Path | None
+    layouts: list[str]
+    hung: bool
+    armed: bool
+    scale: float
+    dump_size: int
+    dump_rate: float
+    boot_delay: float
+    reboot_time: float
+
+
+def _host_settings(args: argparse.Namespace) -> HostSettings:
+    """The Fleet.start arguments of the simulated hosts, checked."""
+    layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
+    try:
+        for name in layouts:
+            host_layout(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if not layouts:
+        raise UsageError("--layouts names no layout")
+    if not args.scale > 0:
+        raise UsageError("--scale must be more than 0")
+    if args.boot_delay < 0 or args.reboot_time < 0:
+        raise UsageError("--boot-delay and --reboot-time must not be negative")
+    return {
+        "dump_root": args.dump_root,
+        "layouts": layouts,
+        "hung": args.hung,
+        "armed": not args.not_armed,
+        "scale": args.scale,
+        "dump_size": parse_size(args.dump_size, "--dump-size"),
+        "dump_rate": parse_size(args.dump_rate, "--dump-rate"),
+        "boot_delay": args.boot_delay,
+        "reboot_time": args.reboot_time,
+    }
+
+
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``4096``, ``512K``, ``1M``, ``1MiB``, ``2G`` (powers of 1024) as a positive byte count."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise UsageError(f"{option} {text!r}: expected a size such as 4096, 512K, 1M or 2G")
+    size = int(float(match[1]) * _UNITS[match[2].lower()])
+    if size < 1:
+        raise UsageError(f"{option} must be at least 1 byte")
+    return size
 
 
 def _password(args: argparse.Namespace) -> str | None:

@@ -7,12 +7,19 @@ Routes::
     POST   /bmcs/NAME/faults     merge a JSON object of faults (unknown names -> 400)
     DELETE /bmcs/NAME/faults     clear every fault
     POST   /bmcs/NAME/power      {"state": "On" | "Off"}
+    POST   /bmcs/NAME/host       {"state": "hung" | "running"}: the host hangs, or recovers
 
 A BMC's object counts both protocols (``nmi_count``, ``requests``) and each one apart
 (``nmi_count_redfish``, ``nmi_count_ipmi``, ``requests_redfish``, ``requests_ipmi``); it
 gives ``ipmi_port`` (null without IPMI) and, under ``ipmi``, the IPMI endpoint's details.
 Faults take the Redfish names and the IPMI ones (``ipmi_down``, ``ipmi_drop_after_apply``,
-``ipmi_nmi_unsupported``, ``ipmi_nmi_refused``) in the same object.
+``ipmi_nmi_unsupported``, ``ipmi_nmi_refused``) in the same object, and the host's
+(``kdump_not_armed``, ``dump_stall``, ``disk_full``, ``no_reboot``, ``nmi_ignored``).
+
+The host behind each BMC shows as ``host_state`` (``running``, ``hung``, ``panicked``,
+``dumping``, ``rebooting``, ``off``), ``host_address``, ``probe`` (``ssh:ADDRESS:PORT``),
+``dump_target``, ``dump_layout`` and ``dump_dir`` (its latest dump; null before one), with
+details under ``host``.  A host state the host cannot take from where it is answers 409.
 
 Unknown BMC names answer 404.  Errors are ``{"error": "one line"}``.
 """
@@ -26,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from mocks.faults import FaultError
+from mocks.host import HostStateError
 from mocks.loopback import url_host
 
 if TYPE_CHECKING:
@@ -87,6 +95,8 @@ class _ControlHandler(BaseHTTPRequestHandler):
             status, document = error.status, {"error": str(error)}
         except FaultError as error:
             status, document = 400, {"error": str(error)}
+        except HostStateError as error:
+            status, document = 409, {"error": str(error)}
         body = json.dumps(document, indent=2).encode() + b"\n"
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -117,6 +127,13 @@ class _ControlHandler(BaseHTTPRequestHandler):
             if state not in ("On", "Off"):
                 raise _HttpError(400, 'power takes {"state": "On"} or {"state": "Off"}')
             bmc.set_power(state)
+            return 200, bmc.to_dict()
+        if len(parts) == 3 and parts[0] == "bmcs" and parts[2] == "host":
+            bmc = self._bmc(parts[1])
+            state = body.get("state") if isinstance(body, dict) else None
+            if state not in ("hung", "running"):
+                raise _HttpError(400, 'host takes {"state": "hung"} or {"state": "running"}')
+            bmc.host.set_state(state)
             return 200, bmc.to_dict()
         raise _HttpError(404, f"no route POST {self.path}")
 

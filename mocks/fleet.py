@@ -14,18 +14,36 @@
         fleet.bmc("ami-1").ipmi_port       # the same host also answers IPMI 2.0 (lanplus) on UDP
         fleet.set_faults("ami-1", ipmi_drop_after_apply=True)
 
+    with Fleet.start(vendors=["ilo5", "idrac9"], dump_root=tmp_path / "crash", hung=True,
+                     layouts=["rhel-nfs", "suse-ssh"], scale=0.02) as fleet:
+        host = fleet.host("ilo5-1")        # hung: its probe (fleet.bmc("ilo5-1").probe) is silent
+        ...                                # an NMI through Redfish or IPMI, and about 1.2 s later
+        host.wait_for("running", 5)        # the dump is complete and the host answers again
+        host.dump_directory                # .../crash/nfs/127.0.1.1-2026-...
+
 BMC names are ``<flavour>-<n>``, n counting from 1 per flavour.  The ``ipmi`` flavour is
 IPMI only and answers IPMI whatever ``ipmi`` says; one IPMI server thread serves every
 IPMI endpoint of the fleet.
+
+Each BMC's host has its own loopback address (127.0.1.1, 127.0.1.2, ... in BMC order:
+Linux routes all of 127/8 to lo), where an SSH-like probe listener answers while the host
+runs (:mod:`mocks.liveness`).  With ``dump_root`` each host's kdump writes there: into
+``dump_root/<name>`` for a local layout (rhel-local, suse, debian...), into the shared
+``dump_root/nfs`` or ``dump_root/ssh`` for a network layout, whose directory names carry
+the host's address or name.  ``layouts`` are cycled over the hosts.  One timer thread
+(:mod:`mocks.scheduler`) runs every host's crash, dump and reboot; ``scale`` multiplies
+their durations (:class:`mocks.host.HostConfig`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -34,10 +52,13 @@ from mocks.bmc import MockBmc
 from mocks.control import ControlServer
 from mocks.faults import Faults
 from mocks.flavours import MAIN_FLAVOURS, get_flavour
-from mocks.host import Clock, RealClock
+from mocks.host import Clock, HostConfig, HostState, RealClock, SimulatedHost
 from mocks.https import ConnectionHub
 from mocks.inventory_writer import InventoryHost, TlsMode, render_inventory, write_atomically
+from mocks.layouts import DEFAULT_LAYOUTS, HostLayout, host_layout
+from mocks.liveness import LivenessServer
 from mocks.loopback import loopback_address, loopback_endpoint
+from mocks.scheduler import Scheduler
 from mocks.service import Credentials
 from mocks.tls import FleetCA
 
@@ -46,6 +67,9 @@ if TYPE_CHECKING:  # the IPMI server loads pyghmi: imported only when a fleet se
 
 PASSWORD_FILE = "bmc-password"
 CA_FILE = "ca.pem"
+#: the first host's address; the others follow
+FIRST_HOST_ADDRESS = "127.0.1.1"
+_HOST_DEFAULTS = HostConfig()
 
 
 class Fleet:
@@ -58,6 +82,7 @@ class Fleet:
         credentials: Credentials,
         clock: Clock,
         scale: float,
+        dump_root: Path | None = None,
     ) -> None:
         self.bind = bind
         self.workdir = workdir
@@ -65,6 +90,12 @@ class Fleet:
         self.credentials = credentials
         self.clock = clock
         self.scale = scale
+        #: where the hosts' kdump targets are; None: hosts have none and write no dump
+        self.dump_root = dump_root
+        #: one timer thread for every host's crash, dump and reboot (started when first needed)
+        self.scheduler = Scheduler(clock)
+        #: one thread for every host's probe listener
+        self.liveness = LivenessServer()
         self.ca = FleetCA(workdir / CA_FILE)
         self.password_file = workdir / PASSWORD_FILE
         write_atomically(self.password_file, credentials.password)
@@ -92,6 +123,16 @@ class Fleet:
         scale: float = 1.0,
         ipmi: bool = False,
         ipmi_cipher_mode: CipherMode = "strict",
+        dump_root: str | os.PathLike[str] | None = None,
+        layouts: Sequence[str] = DEFAULT_LAYOUTS,
+        hung: bool = False,
+        armed: bool = True,
+        dump_size: int = _HOST_DEFAULTS.dump_size,
+        dump_rate: float = _HOST_DEFAULTS.dump_rate,
+        boot_delay: float = _HOST_DEFAULTS.boot_delay,
+        reboot_time: float = _HOST_DEFAULTS.reboot_time,
+        panic_timeout: float = _HOST_DEFAULTS.panic_timeout,
+        first_host_address: str = FIRST_HOST_ADDRESS,
     ) -> Fleet:
         """Start ``count`` BMCs of every flavour in ``vendors``, all listening when this returns.
 
@@ -102,14 +143,26 @@ class Fleet:
         same host and credentials); ``ipmi_cipher_mode`` is ``"strict"`` (suite 3 only,
         other proposals refused so clients fall back) or ``"always3"`` (suite 3 whatever
         was proposed, as stock pyghmi and VirtualBMC answer).
-        Raises ValueError for an unknown flavour or cipher mode, a count below 1 or a
-        non-loopback address.
+
+        The hosts: ``dump_root`` gives them kdump targets (without it an NMI panics the
+        host, which reboots with no dump); ``layouts`` (:data:`mocks.layouts.HOST_LAYOUTS`)
+        are cycled over the hosts in BMC order; ``hung`` starts every host hung (its probe
+        silent); ``armed=False`` loads no crash kernel anywhere; ``dump_size`` (bytes),
+        ``dump_rate`` (bytes/s), ``boot_delay`` (NMI to dump directory), ``reboot_time``
+        and ``panic_timeout`` (seconds) are multiplied by ``scale`` like every duration of
+        the lifecycle; the hosts' addresses start at ``first_host_address``.
+        Raises ValueError for an unknown flavour, cipher mode or layout, a count below 1 or
+        a non-loopback address.
         """
         flavours = [get_flavour(name) for name in _unique(vendors)]
         if not flavours:
             raise ValueError("no vendor flavour given")
         if count < 1:
             raise ValueError("count must be at least 1")
+        host_layouts = [host_layout(name) for name in _unique(layouts)]
+        if not host_layouts:
+            raise ValueError("no dump layout given")
+        first_host = _first_host_address(first_host_address)
         address = loopback_address(bind)
         control_endpoint = loopback_endpoint(control) if control is not None else None
         serves_ipmi = ipmi or any(flavour.ipmi_only for flavour in flavours)
@@ -132,13 +185,31 @@ class Fleet:
             ),
             clock=clock or RealClock(),
             scale=scale,
+            dump_root=Path(dump_root).absolute() if dump_root is not None else None,
         )
         try:
+            template = HostConfig(
+                armed=armed,
+                dump_size=dump_size,
+                dump_rate=dump_rate,
+                boot_delay=boot_delay,
+                reboot_time=reboot_time,
+                panic_timeout=panic_timeout,
+            )
             for flavour in flavours:
                 for n in range(1, count + 1):
+                    name = f"{flavour.name}-{n}"
+                    index = len(fleet.bmcs)
+                    layout = host_layouts[index % len(host_layouts)]
+                    config = replace(
+                        template,
+                        address=str(first_host + index),
+                        layout=layout.name,
+                        dump_target=fleet._dump_target(name, layout),
+                    )
                     fleet._add(
                         MockBmc(
-                            f"{flavour.name}-{n}",
+                            name,
                             flavour,
                             address,
                             fleet._hub,
@@ -146,10 +217,16 @@ class Fleet:
                             fleet.credentials,
                             fleet.clock,
                             scale,
+                            host_config=config,
+                            timers=fleet.scheduler,
+                            liveness=fleet.liveness,
                         )
                     )
             for bmc in fleet.bmcs:
                 bmc.start()
+            if hung:
+                for bmc in fleet.bmcs:
+                    bmc.host.set_state("hung")
             if serves_ipmi:
                 fleet._serve_ipmi(every=ipmi, cipher_mode=ipmi_cipher_mode)
             if control_endpoint is not None:
@@ -163,6 +240,14 @@ class Fleet:
     def _add(self, bmc: MockBmc) -> None:
         self.bmcs.append(bmc)
         self._by_name[bmc.name] = bmc
+
+    def _dump_target(self, name: str, layout: HostLayout) -> Path | None:
+        """The host's own directory for a local layout; the shared nfs/ssh one otherwise."""
+        if self.dump_root is None:
+            return None
+        target = self.dump_root / (layout.share or name)
+        target.mkdir(parents=True, exist_ok=True)  # there before the baseline, as /var/crash is
+        return target
 
     def _serve_ipmi(self, *, every: bool, cipher_mode: CipherMode) -> None:
         """One IPMI server (one thread, one select loop) for every BMC that answers IPMI."""
@@ -183,6 +268,14 @@ class Fleet:
             return self._by_name[name]
         except KeyError:
             raise KeyError(f"no BMC named {name!r}; the fleet has {', '.join(self._by_name)}") from None
+
+    def host(self, name: str) -> SimulatedHost:
+        """The simulated host behind the BMC called ``name``; KeyError when there is none."""
+        return self.bmc(name).host
+
+    @property
+    def hosts(self) -> list[SimulatedHost]:
+        return [bmc.host for bmc in self.bmcs]
 
     @property
     def ca_file(self) -> Path:
@@ -216,6 +309,19 @@ class Fleet:
     def set_power(self, name: str, state: str) -> None:
         self.bmc(name).set_power(state)
 
+    def set_host_state(self, name: str, state: str) -> HostState:
+        """``"hung"`` or ``"running"``; HostStateError (a ValueError) from a state that does not allow it."""
+        return self.host(name).set_state(state)
+
+    def configure_host(self, name: str, **settings: object) -> HostConfig:
+        """Change one host's :class:`~mocks.host.HostConfig` (``layout``, ``armed``, ``dump_size``,
+        ``dump_rate``, ``boot_delay``, ``reboot_time``, ``panic_timeout``); applies from its
+        next crash.  A new layout moves its dump target accordingly: write the inventory after."""
+        host = self.host(name)
+        if "layout" in settings and "dump_target" not in settings:
+            settings["dump_target"] = self._dump_target(name, host_layout(str(settings["layout"])))
+        return host.configure(**settings)
+
     # -- describing the fleet
 
     def write_inventory(
@@ -240,9 +346,12 @@ class Fleet:
                 bmc.vendor,
                 bmc.flavour.kind,
                 bmc.inventory_address,
-                bmc.address,
+                bmc.host_address or bmc.address,
                 bmc.fingerprint if bmc.has_redfish else None,
                 ipmi_port=bmc.ipmi_port,
+                probe=bmc.probe,
+                dump_target=bmc.dump_target.as_uri() if bmc.dump_target else None,
+                dump_layout=bmc.dump_family if bmc.dump_target else None,
             )
             for bmc in self.bmcs
         ]
@@ -259,6 +368,8 @@ class Fleet:
             "password_file": str(self.password_file),
             "username": self.username,
             "ipmi_cipher_mode": self.ipmi_cipher_mode,
+            "dump_root": str(self.dump_root) if self.dump_root else None,
+            "scale": self.scale,
             "bmcs": [
                 {
                     "name": b.name,
@@ -266,6 +377,11 @@ class Fleet:
                     "url": b.url if b.has_redfish else None,
                     "address": b.inventory_address,
                     "ipmi_port": b.ipmi_port,
+                    "host_address": b.host_address,
+                    "probe": b.probe,
+                    "host_state": b.host_state,
+                    "dump_target": str(b.dump_target) if b.dump_target else None,
+                    "dump_layout": b.host.config.layout,
                 }
                 for b in self.bmcs
             ],
@@ -278,6 +394,9 @@ class Fleet:
         if self._stopped:
             return
         self._stopped = True
+        # first the timers: no dump step or reboot runs while the rest closes
+        self.scheduler.stop()
+        self.liveness.stop()
         if self._control is not None:
             self._control.stop()
         for bmc in self.bmcs:
@@ -305,3 +424,11 @@ def _unique(names: Iterable[str]) -> list[str]:
         if name and name not in seen:
             seen.append(name)
     return seen
+
+
+def _first_host_address(text: str) -> ipaddress.IPv4Address:
+    """The first host's address: IPv4 loopback, with room for the fleet after it."""
+    address = loopback_address(text)
+    if ":" in address:
+        raise ValueError(f"first_host_address {text}: hosts need 127.0.0.0/8 addresses (one each)")
+    return ipaddress.IPv4Address(address)

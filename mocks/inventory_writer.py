@@ -35,6 +35,12 @@ class InventoryHost:
     #: default (Redfish, then IPMI) is what a dual-protocol BMC wants, and kind "ipmi" means
     #: IPMI only
     ipmi_port: int | None = None
+    #: ``probe``: ``ssh:ADDRESS:PORT`` of the host's SSH-like listener
+    probe: str | None = None
+    #: ``dump.target``: ``file:///...`` where the host's kdump writes
+    dump_target: str | None = None
+    #: ``dump.layout``: rhel, suse or debian
+    dump_layout: str | None = None
 
 
 def render_inventory(
@@ -72,6 +78,12 @@ def render_inventory(
             lines.append(f"bmc.ipmi_port = {int(host.ipmi_port)}")
         if tls == "fingerprint" and host.fingerprint is not None:
             lines.append(f"bmc.fingerprint = {_string(host.fingerprint)}")
+        if host.probe is not None:
+            lines.append(f"probe = {_string(host.probe)}")
+        if host.dump_target is not None:
+            lines.append(f"dump.target = {_string(host.dump_target)}")
+        if host.dump_layout is not None:
+            lines.append(f"dump.layout = {_string(host.dump_layout)}")
     return "\n".join(lines) + "\n"
 
 

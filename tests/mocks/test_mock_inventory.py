@@ -42,7 +42,10 @@ def test_inventory_with_ca_and_password_file(mock_fleet_factory: Start, tmp_path
     assert kinds == {"ilo5-1": "ilo", "idrac9-1": "idrac", "openbmc-1": "openbmc", "supermicro-1": "supermicro",
                      "xcc-1": "xcc", "ami-1": "redfish", "dmtf-1": "redfish"}  # fmt: skip
     ilo = hosts["ilo5-1"]
-    assert ilo["address"] == "127.0.0.1" and ilo["groups"] == ["mock", "ilo5"]
+    # the host's own address (the BMC's is in bmc.address), where its probe listens
+    assert ilo["address"] == "127.0.1.1" and ilo["groups"] == ["mock", "ilo5"]
+    assert ilo["probe"] == fleet.bmc("ilo5-1").probe and ilo["probe"].startswith("ssh:127.0.1.1:")
+    assert "dump" not in ilo  # no dump_root: no dump target
     assert ilo["bmc"]["address"] == fleet.bmc("ilo5-1").url
     assert "fingerprint" not in ilo["bmc"]
     assert not list(path.parent.glob(".fleet.toml.*")), "the temporary file of the atomic write is left"

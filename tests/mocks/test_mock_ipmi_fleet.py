@@ -137,9 +137,15 @@ def test_the_ipmi_flavour_has_no_https_at_all(mock_fleet_factory: Start) -> None
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((bmc.address, bmc.ipmi_port), timeout=2).close()
     assert ipmitool(bmc, "chassis", "power", "status").stdout.strip() == "Chassis Power is on"
-    assert fleet.describe()["bmcs"] == [
-        {"name": "ipmi-1", "vendor": "ipmi", "url": None, "address": "127.0.0.1", "ipmi_port": bmc.ipmi_port}
-    ]
+    described_bmcs = fleet.describe()["bmcs"]
+    assert isinstance(described_bmcs, list) and len(described_bmcs) == 1
+    assert {k: described_bmcs[0][k] for k in ("name", "vendor", "url", "address", "ipmi_port")} == {
+        "name": "ipmi-1",
+        "vendor": "ipmi",
+        "url": None,
+        "address": "127.0.0.1",
+        "ipmi_port": bmc.ipmi_port,
+    }
 
 
 def test_ipmi_faults_through_the_control_api(mock_fleet_factory: Start, control: requests.Session) -> None:

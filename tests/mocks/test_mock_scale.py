@@ -27,8 +27,9 @@ def test_fifty_of_each_flavour(
     assert len({b.port for b in fleet.bmcs}) == len(fleet.bmcs)
     assert len({b.fingerprint for b in fleet.bmcs}) == len(fleet.bmcs)
     assert fleet.bmc("dmtf-50").url.startswith("https://127.0.0.1:")
-    # idle BMCs cost no thread: one accept loop and the control API serve them all
-    assert sorted(_mock_threads()) == ["mock-bmc-accept", "mock-fleet-control"]
+    # idle BMCs cost no thread: one accept loop, the control API and the hosts' probe listener
+    # serve them all (the hosts' timer thread starts with the first timed step)
+    assert sorted(_mock_threads()) == ["mock-bmc-accept", "mock-fleet-control", "mock-host-liveness"]
     http = mock_http(fleet)
     for bmc in fleet.bmcs:
         assert http.get(bmc.url + "/redfish/v1/", timeout=10).status_code == 200, bmc.name
