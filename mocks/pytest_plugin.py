@@ -8,6 +8,12 @@
 ``mock_ipmi_fleet``
     The same plus one ``ipmi`` (IPMI-only) BMC, every BMC also answering IPMI on UDP
     (``ipmi=True``; each BMC's ``ipmi_port``, ``nmi_count_ipmi``...).
+``mock_hung_fleet``
+    One BMC of each main flavour, all also answering IPMI (``ami`` offers no Redfish NMI),
+    whose hosts are hung (probes silent) and dump to ``tmp_path / "crash"`` in RHEL, SUSE
+    and Debian layouts in turn, at ``scale=0.02``: an NMI gives a complete dump about 0.6 s
+    later and a host answering again at about 1.2 s.  Its inventory
+    (``fleet.write_inventory``) is ready for ``oob crash``.
 ``mock_http``
     ``session(fleet) -> requests.Session`` trusting only the fleet's CA (the environment's
     ``REQUESTS_CA_BUNDLE`` is ignored); closed when the test ends.
@@ -24,6 +30,9 @@ import requests
 
 from mocks.flavours import MAIN_FLAVOURS
 from mocks.fleet import Fleet
+
+#: the time scale of ``mock_hung_fleet``: a crash cycle of about 1.2 s
+HUNG_FLEET_SCALE = 0.02
 
 
 @pytest.fixture
@@ -50,6 +59,13 @@ def mock_fleet(mock_fleet_factory: Callable[..., Fleet]) -> Fleet:
 @pytest.fixture
 def mock_ipmi_fleet(mock_fleet_factory: Callable[..., Fleet]) -> Fleet:
     return mock_fleet_factory((*MAIN_FLAVOURS, "ipmi"), ipmi=True)
+
+
+@pytest.fixture
+def mock_hung_fleet(mock_fleet_factory: Callable[..., Fleet], tmp_path: Path) -> Fleet:
+    return mock_fleet_factory(
+        MAIN_FLAVOURS, ipmi=True, dump_root=tmp_path / "crash", hung=True, scale=HUNG_FLEET_SCALE
+    )
 
 
 @pytest.fixture

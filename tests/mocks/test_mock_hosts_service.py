@@ -133,6 +133,17 @@ def test_serve_hung_hosts_that_dump_on_nmi(tmp_path: Path) -> None:
                 proc.kill()
 
 
+def test_the_hung_fleet_fixture_is_ready_for_oob_crash(mock_hung_fleet: Fleet, tmp_path: Path) -> None:
+    hosts = load_inventory([mock_hung_fleet.write_inventory(tmp_path / "inventory.toml")]).hosts
+    assert len(hosts) == len(mock_hung_fleet.bmcs) and {b.host_state for b in mock_hung_fleet.bmcs} == {
+        "hung"
+    }
+    assert [h.dump.layout for h in hosts.values()][:3] == ["rhel", "suse", "debian"]
+    for host in hosts.values():
+        assert host.dump.target and Path(host.dump.target.removeprefix("file://")).is_dir()
+        assert host.bmc.ipmi_port and probe_host(host, timeout=0.1).alive is False
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
