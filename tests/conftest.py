@@ -79,10 +79,12 @@ def fleet_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 
     started: list[Any] = []
 
-    def start(vendors: list[str], count: int = 1) -> Any:
+    def start(vendors: list[str], count: int = 1, **options: Any) -> Any:
         workdir = tmp_path / f"fleet{len(started)}"
         workdir.mkdir()
-        fleet = Fleet.start(vendors=vendors, count=count, bind="127.0.0.1", workdir=workdir, control="127.0.0.1:0")
+        fleet = Fleet.start(
+            vendors=vendors, count=count, bind="127.0.0.1", workdir=workdir, control="127.0.0.1:0", **options
+        )
         started.append(fleet)
         return fleet
 

@@ -55,7 +55,7 @@ def list_command(
                 ",".join(host.bmc.effective_methods),
                 host.dump.target or "-",
             )
-        Console(highlight=False, width=None if sys.stdout.isatty() else 220).print(table)
+        Console(highlight=False, width=None if sys.stdout.isatty() else 1000).print(table)
 
 
 @inventory_app.command("check")

@@ -13,19 +13,19 @@ _STYLE = {"warning": "yellow", "error": "bold red", "progress": "cyan", "info": 
 _STATUS_STYLE = {"ok": "green", "dry-run": "cyan", "failed": "red", "refused": "yellow", "unknown": "bold red"}
 
 
-def _console(stderr: bool) -> Any:
+def make_console(stderr: bool) -> Any:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     # piped into a file or grep: do not squeeze tables into 80 columns
-    width = None if stream.isatty() else 220
+    width = None if stream.isatty() else 1000
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 class ConsoleRenderer:
     def __init__(self) -> None:
-        self.err = _console(stderr=True)
-        self.out = _console(stderr=False)
+        self.err = make_console(stderr=True)
+        self.out = make_console(stderr=False)
 
     def event(self, event: Event) -> None:
         from rich.markup import escape

@@ -54,10 +54,10 @@ class LiveConsole(DumpRenderer):
     PLAIN_PROGRESS_EVERY = 30.0
 
     def __init__(self, hosts: Sequence[str]) -> None:
-        from rich.console import Console
+        from oob.render.console import make_console
 
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = make_console(stderr=True)
+        self.out = make_console(stderr=False)
         self.hosts = list(hosts)
         self.live = self.err.is_terminal
         self.progress: Any = None

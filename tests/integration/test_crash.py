@@ -1,0 +1,232 @@
+"""`oob crash` end to end: the real CLI against hung simulated hosts, over real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tests.conftest import REPO, CliResult, write_inventory
+
+SCALE = 0.02
+#: fast settings for tests: probes, polling and waits in fractions of a second
+FAST = ("--probe-timeout", "0.3", "--interval", "0.1", "--reboot-grace", "15s", "--timeout", "30s")
+ALL_FLAVOURS = ["ilo5", "idrac9", "openbmc", "supermicro", "xcc", "ami", "ipmi"]
+
+
+def _hung_fleet(fleet_factory: Callable[..., Any], tmp_path: Path, vendors: list[str], **options: Any) -> Any:
+    settings: dict[str, Any] = {"ipmi": True, "dump_root": tmp_path / "crash", "hung": True, "scale": SCALE}
+    settings.update(options)
+    return fleet_factory(vendors, **settings)
+
+
+def _events(result: CliResult, kind: str) -> list[dict[str, Any]]:
+    return [r for r in result.records if r.get("event") == kind]
+
+
+def _result(result: CliResult, host: str) -> dict[str, Any]:
+    matches = [r for r in result.records if r.get("event") == "result" and r["host"] == host]
+    assert len(matches) == 1, result.stdout + result.stderr
+    return matches[0]
+
+
+def test_crash_every_flavour_collects_its_dump(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path, audit_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ALL_FLAVOURS)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    result = oob("crash", "all", "-i", str(inventory), "--yes", "--json", *FAST)
+    assert result.code == 0, result.stderr
+    for bmc in fleet.bmcs:
+        outcome = _result(result, bmc.name)
+        assert outcome["status"] == "complete", outcome
+        host = fleet.host(bmc.name)
+        dump = outcome["dump"]
+        assert dump["state"] == "complete"
+        assert Path(dump["path"]).parent == Path(host.config.dump_target)
+        assert Path(dump["path"]).is_dir()
+        assert dump["size"] > 0
+        assert any("Kernel panic - not syncing" in line for line in dump["panic"])
+        assert outcome["host_back"] is True
+        assert bmc.nmi_count == 1
+        assert bmc.open_sessions == 0
+    assert _result(result, "ami-1")["via"] == "ipmi"
+    assert "NMI not supported" in _result(result, "ami-1")["fallback_reason"]
+    summary = _events(result, "summary")[0]
+    assert summary["by_status"] == {"complete": len(ALL_FLAVOURS)}
+    kinds = [json.loads(line)["event"] for line in audit_path.read_text().splitlines()]
+    assert kinds.count("nmi.sending") == len(ALL_FLAVOURS) == kinds.count("nmi.sent")
+
+
+def test_human_report_names_the_dump(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["idrac9"], layouts=["suse"])
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    result = oob("crash", "idrac9-1", "-i", str(inventory), "--yes", *FAST)
+    assert result.code == 0, result.stderr
+    assert "complete" in result.stdout
+    assert "NMI: Not continuing" in result.stdout
+    assert str(tmp_path / "crash") in result.stdout
+
+
+def test_healthy_host_is_refused_unless_forced(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["openbmc"], hung=False)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    refused = oob("crash", "openbmc-1", "-i", str(inventory), "--yes", "--json", *FAST)
+    assert refused.code == 7
+    outcome = _result(refused, "openbmc-1")
+    assert outcome["status"] == "refused" and "looks healthy" in outcome["message"]
+    assert "SSH-2.0" in outcome["message"]
+    assert fleet.bmc("openbmc-1").nmi_count == 0
+    forced = oob("crash", "openbmc-1", "-i", str(inventory), "--yes", "--json", "--force", *FAST)
+    assert forced.code == 0, forced.stderr
+    assert _result(forced, "openbmc-1")["status"] == "complete"
+    assert fleet.bmc("openbmc-1").nmi_count == 1
+
+
+def test_kdump_not_armed_exits_5_with_the_hint(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["ilo5"], armed=False)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    result = oob("crash", "ilo5-1", "-i", str(inventory), "--yes", "--json", "--probe-timeout", "0.3",
+                 "--interval", "0.1", "--timeout", "3s")
+    assert result.code == 5, result.stderr
+    outcome = _result(result, "ilo5-1")
+    assert outcome["status"] == "timeout"
+    assert any("no dump appeared; is kdump armed (kexec_crash_loaded) and kernel.unknown_nmi_panic=1?" in note
+               for note in outcome["notes"])
+    assert fleet.bmc("ilo5-1").nmi_count == 1
+
+
+def test_stalled_dump_is_reported(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["xcc"], layouts=["rhel"])
+    fleet.set_faults("xcc-1", dump_stall=True)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    result = oob("crash", "xcc-1", "-i", str(inventory), "--yes", "--json", "--probe-timeout", "0.3",
+                 "--interval", "0.1", "--stall-after", "1s", "--timeout", "5s")
+    assert result.code == 5
+    assert _events(result, "dump_stalled"), result.stdout
+    outcome = _result(result, "xcc-1")
+    assert outcome["dump"]["directory"]  # the directory appeared; the vmcore never finished
+
+
+def test_recover_power_cycles_a_host_that_never_dumps(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["idrac9"], armed=False)
+    fleet.set_faults("idrac9-1", no_reboot=True)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    result = oob("crash", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--recover",
+                 "--probe-timeout", "0.3", "--interval", "0.1", "--timeout", "3s")
+    assert result.code == 5
+    recovered = _events(result, "recovered")
+    assert recovered and recovered[0]["host"] == "idrac9-1"
+    assert _result(result, "idrac9-1")["recovered"] is True
+    assert fleet.bmc("idrac9-1").resets.get("PowerCycle", 0) == 1
+    assert fleet.bmc("idrac9-1").open_sessions == 0
+
+
+def test_dry_run_sends_nothing(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["ilo5", "supermicro"])
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    result = oob("crash", "all", "-i", str(inventory), "--dry-run", "--json", *FAST)
+    assert result.code == 0, result.stderr
+    assert {r["host"]: r["status"] for r in result.records if r.get("event") == "result"} == {
+        "ilo5-1": "dry-run", "supermicro-1": "dry-run"}
+    assert len(_events(result, "preflight")) == 2
+    assert all(b.nmi_count == 0 and b.open_sessions == 0 for b in fleet.bmcs)
+
+
+def test_no_terminal_and_no_yes_refuses(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["openbmc"])
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    result = oob("crash", "openbmc-1", "-i", str(inventory), *FAST)
+    assert result.code == 7
+    assert "no terminal" in result.stderr
+    assert fleet.bmc("openbmc-1").nmi_count == 0
+    typed = oob("crash", "openbmc-1", "-i", str(inventory), *FAST, tty_input="openbmc-1\n")
+    assert typed.code == 0, typed.stderr
+    assert fleet.bmc("openbmc-1").nmi_count == 1
+
+
+def _crash_process(inventory: Path, audit: Path, *targets: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, OOB_AUDIT_LOG=str(audit))
+    return subprocess.Popen(
+        [sys.executable, "-m", "oob", "crash", *targets, "-i", str(inventory), "--yes", "--json",
+         "--probe-timeout", "0.3", "--interval", "0.1", "--timeout", "60s", "--reboot-grace", "0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )
+
+
+def _wait_for_event(proc: subprocess.Popen[str], kind: str, count: int = 1, timeout: float = 30) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    seen = 0
+    deadline = time.monotonic() + timeout
+    while seen < count and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if json.loads(line).get("event") == kind:
+            seen += 1
+    assert seen == count, f"saw {seen} {kind} events: {lines}"
+    return lines
+
+
+def test_sigint_stops_cleanly_and_keeps_the_record(
+    fleet_factory: Callable[..., Any], tmp_path: Path, audit_path: Path
+) -> None:
+    # slow dumps, so the run is still watching when interrupted
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["ilo5", "idrac9"], count=5, scale=0.2, dump_size=64 * 1024 * 1024)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    proc = _crash_process(inventory, audit_path, "all")
+    try:
+        _wait_for_event(proc, "nmi_sent", count=10)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0
+    assert "interrupted" in stderr
+    results = [json.loads(line) for line in stdout.splitlines() if json.loads(line).get("event") == "result"]
+    assert len(results) == 10 and all(r.get("nmi_at") for r in results)
+    assert all(b.open_sessions == 0 for b in fleet.bmcs)
+    assert all(b.nmi_count == 1 for b in fleet.bmcs)
+    records = [json.loads(line) for line in audit_path.read_text().splitlines()]
+    assert sum(r["event"] == "nmi.sent" for r in records) == 10
+
+
+def test_concurrent_run_is_refused_by_the_lock(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path, audit_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["openbmc"], scale=0.2, dump_size=64 * 1024 * 1024)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    first = _crash_process(inventory, audit_path, "openbmc-1")
+    try:
+        _wait_for_event(first, "nmi_sent")
+        second = oob("crash", "openbmc-1", "-i", str(inventory), "--yes", "--json", "--force", *FAST)
+        assert second.code == 7
+        message = _result(second, "openbmc-1")["message"]
+        assert "locked by another oob run" in message and f"pid {first.pid}" in message
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    assert fleet.bmc("openbmc-1").nmi_count == 1
