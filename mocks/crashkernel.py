@@ -62,10 +62,11 @@ class CrashKernel:
             return
         if record.before == HostState.PANICKED.value:
             return  # an NMI to a host that already panicked changes nothing
-        epoch = host.epoch
-        config, faults = host.config, host.faults
         if host.timers is None:
             return  # a host on its own: no time passes, it stays panicked (kernel.panic=0)
+        # the epoch of the panic itself: a power action since (on another thread) ends this crash
+        epoch = record.epoch
+        config, faults = host.config, host.faults
         if not config.armed or config.dump_target is None or faults.kdump_not_armed:
             host.call_later(host.scaled(config.panic_timeout), lambda: host.fire_if(epoch, Event.REBOOT))
             return

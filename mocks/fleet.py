@@ -124,7 +124,7 @@ class Fleet:
         ipmi: bool = False,
         ipmi_cipher_mode: CipherMode = "strict",
         dump_root: str | os.PathLike[str] | None = None,
-        layouts: Sequence[str] = DEFAULT_LAYOUTS,
+        layouts: Sequence[str] | str = DEFAULT_LAYOUTS,
         hung: bool = False,
         armed: bool = True,
         dump_size: int = _HOST_DEFAULTS.dump_size,
@@ -145,8 +145,8 @@ class Fleet:
         was proposed, as stock pyghmi and VirtualBMC answer).
 
         The hosts: ``dump_root`` gives them kdump targets (without it an NMI panics the
-        host, which reboots with no dump); ``layouts`` (:data:`mocks.layouts.HOST_LAYOUTS`)
-        are cycled over the hosts in BMC order; ``hung`` starts every host hung (its probe
+        host, which reboots with no dump); ``layouts`` (:data:`mocks.layouts.HOST_LAYOUTS`,
+        a list or one comma-separated string) are cycled over the hosts in BMC order; ``hung`` starts every host hung (its probe
         silent); ``armed=False`` loads no crash kernel anywhere; ``dump_size`` (bytes),
         ``dump_rate`` (bytes/s), ``boot_delay`` (NMI to dump directory), ``reboot_time``
         and ``panic_timeout`` (seconds) are multiplied by ``scale`` like every duration of
@@ -159,7 +159,9 @@ class Fleet:
             raise ValueError("no vendor flavour given")
         if count < 1:
             raise ValueError("count must be at least 1")
-        host_layouts = [host_layout(name) for name in _unique(layouts)]
+        # not de-duplicated: ["rhel", "rhel", "suse"] means two RHEL hosts for each SUSE one
+        names = layouts.split(",") if isinstance(layouts, str) else layouts
+        host_layouts = [host_layout(name) for name in names if name.strip()]
         if not host_layouts:
             raise ValueError("no dump layout given")
         first_host = _first_host_address(first_host_address)

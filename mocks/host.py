@@ -227,6 +227,8 @@ class HostRecord:
     event: str
     before: str
     after: str
+    #: the host's epoch right after this event: what a step it starts must still find
+    epoch: int = field(default=0, compare=False)
 
     def to_dict(self) -> dict[str, object]:
         return {"at": self.at, "event": self.event, "before": self.before, "after": self.after}
@@ -425,8 +427,6 @@ class SimulatedHost:
         ):
             after = HostState.RUNNING  # nothing to wait for: the host is up at once
         now = self.clock.now()
-        record = HostRecord(now, event.value, before.value, after.value)
-        self.history.append(record)
         if after is not before:
             self.state = after
             self.since = now
@@ -434,6 +434,8 @@ class SimulatedHost:
             self._changed.notify_all()
             if after is HostState.REBOOTING and not stuck:
                 self._boot_later()
+        record = HostRecord(now, event.value, before.value, after.value, self._epoch)
+        self.history.append(record)
         return [record]
 
     def _boot_later(self) -> None:
