@@ -22,19 +22,42 @@
    apart (unreachable vs. authentication trouble), so the session records whether any
    datagram came back from the BMC and why it gave up.
 
+4. **Waiting without losing wake-ups, and within oob's deadline.**  pyghmi's one I/O
+   thread reads every datagram of the process, queues it on its session (``pktqueue``)
+   and wakes only the threads that were *already* registered as waiting for that BMC
+   (``_io_wait``).  ``Session.awaitresponse`` sends, then registers: when the answer is
+   read in between, which with many sessions in parallel threads happens often enough,
+   nobody is woken and the thread sleeps with the answer in its queue until its timer
+   runs out (a read's 0.5-1.5 s retransmission timer, a login's, or the whole
+   ``timeout`` of :meth:`OobSession.send_once`).  pyghmi's shared ``wait_for_rsp`` loop
+   also lets any waiting thread handle any session's datagrams and timers.  An
+   :class:`OobSession` instead waits on its own condition variable, notified when the
+   I/O thread queues a datagram for it (:class:`_Inbox`), and is served by its own
+   thread only: it handles its own datagrams and its own retransmission timer
+   (:meth:`OobSession._pump`), during login (:meth:`OobSession._await_login`) and for
+   every request (:meth:`OobSession.awaitresponse`).  Session setup runs until
+   ``login_timeout`` seconds have passed, retransmitting as pyghmi does (setup
+   messages deliver nothing to the host), not until pyghmi's own retry count runs out.
+
 Everything else (framing, RAKP, integrity, AES, sequence numbers) is pyghmi's.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
+import math
 import socket
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Self
 
+from pyghmi.exceptions import IpmiException
 from pyghmi.ipmi.private import constants
 from pyghmi.ipmi.private import session as pyghmi_session
+from pyghmi.ipmi.private import util as pyghmi_util
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +92,28 @@ class _SingleShot:
         return bool(payload[1] >> 2 == self.netfn and payload[5] == self.command)
 
 
+def _now() -> float:
+    return float(pyghmi_util._monotonic_time())  # pyghmi's clock, as for its own timers
+
+
+class _Inbox(collections.deque):  # type: ignore[type-arg]
+    """A session's queue of received datagrams (pyghmi's ``pktqueue``) that wakes its thread.
+
+    pyghmi's I/O thread appends each datagram for the session here; the append notifies
+    the session's condition under its lock, so the session's thread, which checks the
+    queue under the same lock before it sleeps, cannot miss it.
+    """
+
+    def __init__(self, arrived: threading.Condition, items: Iterable[Any] = ()) -> None:
+        super().__init__(items)
+        self._arrived = arrived
+
+    def append(self, item: Any) -> None:
+        with self._arrived:
+            super().append(item)
+            self._arrived.notify_all()
+
+
 class OobSession(pyghmi_session.Session):  # type: ignore[misc]
     """An RMCP+ session to one BMC (see the module docstring for what differs)."""
 
@@ -80,6 +125,8 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
     onlogpayload: Any
     sessioncontext: str | None
     rmcptag: int
+    logging: bool
+    logontries: int
 
     def __new__(cls, bmc: str, userid: str, password: str, port: int = 623, kg: Any = None, **_: Any) -> Self:
         # A new session for every driver, never pyghmi's shared one.  pyghmi's __new__
@@ -103,16 +150,156 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
                 self.forbidsock.append(other.socket)
         return self
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        bmc: str,
+        userid: str,
+        password: str,
+        port: int = 623,
+        kg: Any = None,
+        *,
+        login_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Log in; raises pyghmi's ``IpmiException`` when that fails.
+
+        ``login_timeout``: seconds the whole session setup may take (retransmissions
+        included); None leaves it to pyghmi's retry count (about 5 s).
+        """
         self.oob_heard = False
         self.oob_rmcp_status: int | None = None
         self.oob_failure: str | None = None
         #: cipher suite in use once logged in (3 or 17)
         self.oob_cipher_suite: int | None = None
+        #: the login_timeout that ran out before the session was set up
+        self.oob_login_expired: float | None = None
         self._single_shot: _SingleShot | None = None
         #: the last request made through send_once, armed or not (transmitted, suppressed...)
         self.last_shot: _SingleShot | None = None
-        super().__init__(*args, **kwargs)
+        # 4. this session's own wake-ups: a datagram queued for it, or another thread acting on it
+        self._wake = threading.Condition()
+        self._stirred = False
+        #: the thread waiting on this session (the only one that handles its datagrams and timer)
+        self._pumping: int | None = None
+        self._login_deadline = math.inf if login_timeout is None else _now() + login_timeout
+        self._login_timeout = login_timeout
+        kwargs.pop("onlogon", None)
+        # with a callback pyghmi's constructor only starts the login; _await_login waits for it
+        super().__init__(bmc, userid, password, port=port, kg=kg, onlogon=self._logon_done, **kwargs)
+        self._await_login()
+
+    # -- 4. waiting: each session served by its own thread -------------------------------
+
+    @property
+    def pktqueue(self) -> _Inbox:
+        return self._inbox
+
+    @pktqueue.setter
+    def pktqueue(self, items: Iterable[Any]) -> None:  # pyghmi's __init__ assigns a deque
+        self._inbox = _Inbox(self._wake, items)
+
+    def _logon_done(self, _result: Any) -> None:
+        self._stir()  # _await_login reads the outcome from the session's state
+
+    def _stir(self) -> None:
+        """Wake this session's thread: something happened to the session."""
+        with self._wake:
+            self._stirred = True
+            self._wake.notify_all()
+
+    def process_pktqueue(self) -> None:
+        if not self.pktqueue:
+            return
+        try:
+            super().process_pktqueue()
+        finally:
+            self._stir()
+
+    def _retransmit_at(self) -> float:
+        """When this session's retransmission (or timeout) timer runs out; inf if not set."""
+        with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):
+            entry = pyghmi_session.Session.waiting_sessions.get(self)
+            return float(entry["timeout"]) if entry and "timeout" in entry else math.inf
+
+    def _take_due_timer(self) -> bool:
+        """True (and the timer removed) when this session's timer has run out."""
+        with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):
+            entry = pyghmi_session.Session.waiting_sessions.get(self)
+            if not entry or entry.get("timeout", math.inf) > _now():
+                return False
+            pyghmi_session.Session.waiting_sessions.pop(self, None)
+            return True
+
+    def _pump(self, until: float) -> None:
+        """Handle the datagrams that have arrived; when there were none, sleep until one
+        arrives, another thread acts on this session, its timer runs out or ``until``."""
+        with self._wake:
+            self._stirred = False
+        self.process_pktqueue()
+        # read before taking _wake: pyghmi holds its WAITING_SESSIONS lock when it calls
+        # _timedout, which takes _wake; a timer changed by another thread stirs this one
+        wake_at = min(until, self._retransmit_at())
+        with self._wake:
+            while not self._stirred and not self.pktqueue:
+                remaining = wake_at - _now()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+        self.process_pktqueue()
+
+    def _await_login(self) -> None:
+        previous, self._pumping = self._pumping, threading.get_ident()
+        try:
+            while self.logging and not self.broken:
+                if _now() >= self._login_deadline:
+                    self._abandon_login()
+                    break
+                try:
+                    self._pump(self._login_deadline)
+                    if self._take_due_timer():
+                        self._timedout()
+                except IpmiException as exc:
+                    # raised by a request of the login itself (Set Session Privilege Level)
+                    said = getattr(self, "errormsg", None) or (exc.args[0] if exc.args else None)
+                    raise IpmiException(said) from None
+        finally:
+            self._pumping = previous
+        if self.broken:
+            raise IpmiException(self.errormsg)
+
+    def _abandon_login(self) -> None:
+        self.oob_login_expired = self._login_timeout
+        self._mark_broken(f"no answer within {self._login_timeout:g} s")
+
+    def awaitresponse(self, retry: bool, netfn: int, command: int) -> None:
+        """pyghmi's wait for the answer to the request just sent, on this session's own
+        condition (pyghmi's would sleep through an answer read before it started waiting)."""
+        self.awaitingresponse = True
+        previous, self._pumping = self._pumping, threading.get_ident()
+        try:
+            now = _now()
+            # pyghmi's overall limit, but never shorter than the request's own timeout
+            give_up = max(now + self._getmaxtimeout() * 2, getattr(self, "expiration", now) + 1)
+            while (
+                retry
+                and pyghmi_session.unmatched(self.lastresponse, netfn, command)
+                and (self.logging or self.logged or self.onlogpayload)
+            ):
+                if self.logging and _now() >= self._login_deadline:
+                    # the Set Session Privilege Level of the login: oob's deadline holds here too
+                    self._abandon_login()
+                    return
+                self._pump(min(give_up, self._login_deadline if self.logging else math.inf))
+                if _now() > give_up:
+                    self._mark_broken()
+                    raise IpmiException("Session no longer connected")
+                if self._take_due_timer():
+                    if not self.lastpayload and not self.logging:
+                        return
+                    self._timedout()
+        finally:
+            self._pumping = previous
+            self.awaitingresponse = False
 
     # -- 3. what happened during login ----------------------------------------------------
 
@@ -221,8 +408,26 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         )
 
     def _timedout(self) -> None:
+        pumping = self._pumping
+        if pumping is not None and pumping != threading.get_ident():
+            # pyghmi's shared loop (wait_for_rsp), run by another thread, found this session's
+            # timer out: hand it back to the thread waiting on this session, to handle it there
+            with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):
+                pyghmi_session.Session.waiting_sessions[self] = {"ipmisession": self, "timeout": _now()}
+            self._stir()
+            return
+        try:
+            self._handle_timeout()
+        finally:
+            self._stir()
+
+    def _handle_timeout(self) -> None:
         shot = self._single_shot
         if shot is None or not shot.transmitted or not self.lastpayload:
+            if self._login_timeout is not None and self.logging and _now() < self._login_deadline:
+                # Session setup delivers nothing to the host: keep retransmitting and starting
+                # over (pyghmi's recovery) until oob's login deadline, not pyghmi's retry count.
+                self.logontries = max(self.logontries, 1)
             super()._timedout()
             return
         # No retransmission and no re-login carrying the request: tell the caller.
@@ -238,3 +443,21 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
                 "data": bytearray(),
             }
         )
+
+
+class _SharedQueue(collections.deque):  # type: ignore[type-arg]
+    """pyghmi's process-wide ``sessionqueue``, without oob's sessions.
+
+    pyghmi's I/O thread lists here every session it queued a datagram for, so that any
+    thread in pyghmi's ``wait_for_rsp`` handles it.  An :class:`OobSession` is handled by
+    its own thread only (its :class:`_Inbox` wakes it), so it is left out: no other
+    thread touches its state, and the list does not grow with entries nobody takes.
+    """
+
+    def append(self, session: Any) -> None:
+        if not isinstance(session, OobSession):
+            super().append(session)
+
+
+if not isinstance(pyghmi_session.sessionqueue, _SharedQueue):
+    pyghmi_session.sessionqueue = _SharedQueue(pyghmi_session.sessionqueue)
