@@ -16,7 +16,7 @@ class Event:
     level: str
     message: str
     host: str | None = None
-    #: machine-readable name, e.g. "nmi.sending", "fallback", "retry"
+    #: machine-readable name (the JSON "event"), e.g. "nmi_sent", "fallback", "retry"
     kind: str = ""
     data: dict[str, Any] = field(default_factory=dict)
 

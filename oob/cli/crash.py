@@ -38,13 +38,6 @@ from oob.cli.dumpopts import (
     watch_options,
 )
 
-#: what --json writes to stdout, one object per line
-CRASH_EVENTS = frozenset({
-    "preflight", "refused", "nmi_sent", "nmi_outcome_unknown", "dump_dir_appeared", "dump_progress",
-    "dump_complete", "dump_stalled", "dump_failed", "timeout", "host_back", "host_not_back", "recovered",
-    "failed", "summary", "interrupted",
-})
-
 
 def crash_command(
     targets: TargetsArg,
@@ -89,6 +82,7 @@ def crash_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         from oob.errors import UsageError
+        from oob.render.crash import make_crash_renderer
         from oob.runbook.common import DriverOptions
         from oob.runbook.crash import CrashRequest, run_crash
         from oob.runbook.nmi import NmiPlan
@@ -108,7 +102,7 @@ def crash_command(
             parallel=parallel,
         )
         hosts = load_hosts(inventory, targets)
-        renderer = _JsonRenderer() if json_output else _ConsoleRenderer([h.name for h in hosts])
+        renderer = make_crash_renderer(json_output, [h.name for h in hosts])
 
         def confirm(plans: list[NmiPlan]) -> bool:
             lines = [f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}"
@@ -135,102 +129,3 @@ def crash_command(
             signal.signal(signal.SIGINT, previous)
         renderer.report(report)
         raise typer.Exit(130 if cancel.is_set() and report.exit_code == 0 else report.exit_code)
-
-
-class _JsonRenderer:
-    def __init__(self) -> None:
-        from oob.render.dump import JsonLines
-
-        self._lines = JsonLines(CRASH_EVENTS)
-
-    def __enter__(self) -> _JsonRenderer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def paused(self) -> Any:
-        from contextlib import nullcontext
-
-        return nullcontext()
-
-    def event(self, event: Any) -> None:
-        self._lines.event(event)
-
-    def report(self, report: Any) -> None:
-        from oob.render.jsonl import write_json
-
-        for outcome in report.outcomes:
-            write_json({"event": "result", **outcome.to_dict()})
-
-
-class _ConsoleRenderer:
-    """Live progress per host on a terminal (the watch renderer), plain lines otherwise."""
-
-    def __init__(self, hosts: list[str]) -> None:
-        from oob.render.dump import LiveConsole
-
-        self._console = LiveConsole(hosts)
-        self._live = False
-
-    def __enter__(self) -> _ConsoleRenderer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._live:
-            self._console.__exit__(*exc)
-
-    def paused(self) -> Any:
-        from contextlib import nullcontext
-
-        return nullcontext()
-
-    def event(self, event: Any) -> None:
-        if event.kind == "nmi_sent" and not self._live:
-            # the progress bars start with the watch, after the confirmation prompt
-            self._console.__enter__()
-            self._live = True
-        if event.kind == "summary":
-            return
-        self._console.event(event)
-
-    def report(self, report: Any) -> None:
-        from rich.markup import escape
-        from rich.table import Table
-
-        from oob.dump.events import human_bytes
-
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for column in ("HOST", "STATUS", "BMC", "VIA", "NMI AT", "DUMP", "SIZE", "FORMAT", "NMI→COMPLETE", "PANIC / WHY"):
-            table.add_column(column, overflow="fold")
-        styles = {"complete": "green", "dry-run": "cyan", "refused": "yellow"}
-        for outcome in report.outcomes:
-            dump = outcome.dump
-            where = dump.location if dump is not None and dump.location else "-"
-            if dump is not None and dump.ok:
-                why = dump.panic.panic_line or ""
-            elif outcome.error is not None:
-                why = outcome.error.message
-            elif dump is not None:
-                why = dump.message
-            else:
-                why = ""
-            why = "; ".join(part for part in (why, *outcome.notes) if part)
-            table.add_row(
-                escape(outcome.host),
-                f"[{styles.get(outcome.status, 'red')}]{outcome.status}[/]",
-                escape(outcome.bmc),
-                outcome.via or "-",
-                outcome.nmi_at or "-",
-                escape(where),
-                human_bytes(dump.size) if dump is not None and dump.size else "-",
-                escape(dump.format.label) if dump is not None and dump.format else "-",
-                _minutes(dump.seconds) if dump is not None and dump.ok and dump.seconds is not None else "-",
-                escape(why),
-            )
-        self._console.out.print(table)
-
-
-def _minutes(seconds: float) -> str:
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {rest} s" if minutes else f"{rest} s"

@@ -1,4 +1,9 @@
-"""``oob demo``: rehearse on an embedded mock fleet, no hardware and no setup."""
+"""``oob demo``: rehearse the whole crash runbook on an embedded mock fleet.
+
+No hardware and no setup: mock BMCs (iLO 5, iDRAC 9, OpenBMC, an IPMI-only BMC and an
+AMI MegaRAC that needs the IPMI fallback) in front of simulated hosts that are hung and
+write RHEL, SUSE and Debian dumps into a temporary directory.
+"""
 
 from __future__ import annotations
 
@@ -8,51 +13,80 @@ import typer
 
 from oob.cli.common import JsonOpt, VerboseOpt, handle_errors, setup_logging
 
-DEMO_VENDORS = "ilo5,idrac9,openbmc,supermicro,xcc,ami"
+DEMO_VENDORS = "ilo5,idrac9,openbmc,ipmi,ami"
+#: simulated time runs this much faster than real time (one crash cycle: about 3 s)
+DEMO_SCALE = 0.05
 
 
 def demo_command(
     vendors: Annotated[str, typer.Option(help="Mock BMC flavours to start, comma-separated.")] = DEMO_VENDORS,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the fleet running afterwards and say how to point oob at it.")
+    ] = False,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Start a mock BMC fleet on loopback, show it, and send one NMI to its first host."""
+    """Crash a mock fleet of hung hosts end to end: preflight, NMI, dumps, report."""
     setup_logging(verbose)
     with handle_errors(verbose):
+        import shutil
+        import signal
+        import sys
         import tempfile
         from pathlib import Path
 
         from mocks.fleet import Fleet
         from oob.audit import AuditLog
-        from oob.cli.common import make_renderer
+        from oob.dump.watcher import WatchOptions
         from oob.inventory import load_inventory
-        from oob.runbook.common import DriverOptions
-        from oob.runbook.info import run_info
-        from oob.runbook.nmi import NmiRequest, run_nmi
+        from oob.render.crash import make_crash_renderer
+        from oob.runbook.crash import CrashRequest, run_crash
 
-        renderer = make_renderer(json_output)
-        with tempfile.TemporaryDirectory(prefix="oob-demo-") as workdir:
-            work = Path(workdir)
-            with Fleet.start(vendors=vendors.split(","), count=1, workdir=work) as fleet:
-                inventory_file = work / "inventory.toml"
-                fleet.write_inventory(inventory_file)
-                renderer.message(f"mock fleet of {len(fleet.bmcs)} BMCs on loopback; inventory {inventory_file}")
-                hosts = list(load_inventory([inventory_file]).hosts.values())
-                renderer.outcomes(
-                    run_info(hosts, DriverOptions(), emit=renderer.event),
-                    columns=[("vendor", "VENDOR"), ("model", "MODEL"), ("power", "POWER")],
-                )
-                target = hosts[0]
-                renderer.message(f"sending one NMI to {target.name} (mock: no real host is harmed)")
-                audit = AuditLog(work / "audit.jsonl")
-                outcomes = run_nmi(
-                    [target], NmiRequest(assume_yes=True), confirm=lambda plans: True, emit=renderer.event, audit=audit
-                )
-                renderer.outcomes(outcomes)
-                bmc = fleet.bmc(target.name)
+        work = Path(tempfile.mkdtemp(prefix="oob-demo-"))
+        try:
+            fleet = Fleet.start(
+                vendors=vendors.split(","),
+                workdir=work,
+                control="127.0.0.1:0" if keep else None,
+                ipmi=True,
+                dump_root=work / "crash",
+                layouts=("rhel", "suse", "debian"),
+                hung=True,
+                scale=DEMO_SCALE,
+            )
+            with fleet:
+                inventory = work / "inventory.toml"
+                fleet.write_inventory(inventory)
+                hosts = list(load_inventory([inventory]).hosts.values())
+                renderer = make_crash_renderer(json_output, [h.name for h in hosts])
                 renderer.message(
-                    f"mock {bmc.name}: nmi_count={bmc.nmi_count} open_sessions={bmc.open_sessions} "
-                    f"requests={bmc.requests}"
+                    f"mock fleet: {len(hosts)} hung hosts behind {', '.join(b.vendor for b in fleet.bmcs)} "
+                    f"BMCs on loopback; dumps go to {work / 'crash'}"
                 )
-                code = max(o.exit_code for o in outcomes)
-        raise typer.Exit(code)
+                request = CrashRequest(
+                    assume_yes=True,
+                    watch=WatchOptions(interval=0.2, timeout=60, stall_after=20),
+                    reboot_grace_s=30,
+                    probe_timeout_s=0.5,
+                )
+                with renderer:
+                    report = run_crash(hosts, request, confirm=lambda plans: True, emit=renderer.event,
+                                       audit=AuditLog(work / "audit.jsonl", command=["oob", "demo"]))
+                renderer.report(report)
+                if keep:
+                    renderer.message(
+                        f"\nthe fleet keeps running (Ctrl-C to stop it). Try:\n"
+                        f"  oob bmc info all -i {inventory}\n"
+                        f"  curl -X POST {fleet.control_url}/bmcs/{hosts[0].name}/host -d '{{\"state\": \"hung\"}}'\n"
+                        f"  oob crash {hosts[0].name} -i {inventory}\n"
+                        f"control API: {fleet.control_url}/bmcs   audit log: {work / 'audit.jsonl'}"
+                    )
+                    sys.stdout.flush()
+                    try:
+                        signal.pause()
+                    except KeyboardInterrupt:
+                        pass
+        finally:
+            if not keep:
+                shutil.rmtree(work, ignore_errors=True)
+        raise typer.Exit(report.exit_code)

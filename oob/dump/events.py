@@ -93,7 +93,9 @@ class Progress(DumpEvent):
 
     def message(self) -> str:
         what = self.file or "dump"
-        text = f"{what}: {human_bytes(self.bytes)} at {human_bytes(self.rate)}/s"
+        text = f"{what}: {human_bytes(self.bytes)}"
+        if self.rate > 0:  # the first look has nothing to compare with
+            text += f" at {human_bytes(self.rate)}/s"
         return f"resumed after a stall; {text}" if self.state == "resumed" else text
 
     def data(self) -> dict[str, Any]:

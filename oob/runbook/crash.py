@@ -22,11 +22,11 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from oob.audit import AuditLog
 from oob.dump.targets import SshOptions, Targets
@@ -177,7 +177,7 @@ class _Loop:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _nmi_request(request: CrashRequest) -> NmiRequest:
@@ -425,14 +425,11 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
         run.nmi_at = _now_iso()
         # the lock is already held for the whole run: trigger without taking it again
         outcome = trigger_host(run.plan, _nmi_request(request), emit, audit, locked=True)
-        run.nmi = outcome
-        if outcome.status == "ok":
-            emit(Event("info", f"NMI sent via {outcome.via}", run.host.name, "nmi_sent",
-                       {"via": outcome.via, "at": run.nmi_at, "fallback_reason": outcome.fallback_reason}))
-        elif outcome.status == "unknown":
-            emit(Event("error", "NMI outcome unknown; not resending, watching for a dump anyway",
-                       run.host.name, "nmi_outcome_unknown", {"via": outcome.via, "at": run.nmi_at}))
-        else:
+        run.nmi = outcome  # trigger_host emitted nmi_sent or nmi_outcome_unknown
+        if outcome.status == "unknown":
+            emit(Event("warning", "watching for a dump anyway: it would prove the NMI arrived", run.host.name,
+                       "warning"))
+        elif outcome.status != "ok":
             assert outcome.error is not None
             run.settle("failed", outcome.error, via=outcome.via, fallback_reason=outcome.fallback_reason)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from oob.audit import AuditLog
@@ -165,7 +166,8 @@ def _trigger_locked(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: Audit
                 raise SafetyRefusal("host power went Off since planning; not sending", host=host.name)
             if audit:
                 audit.record("nmi.sending", host.name, **base)
-            emit(Event("progress", f"sending NMI via {method}", host.name, "nmi.sending"))
+            sent_at = datetime.now(UTC).isoformat(timespec="seconds")
+            emit(Event("progress", f"sending NMI via {method}", host.name, "nmi_sending", {"via": method}))
             try:
                 result = driver.send_nmi()
             except OobError as exc:
@@ -176,7 +178,8 @@ def _trigger_locked(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: Audit
                 audit.record("nmi.sent", host.name, status=result.status, bmc_message=result.bmc_message, **base)
     except OutcomeUnknown as exc:
         exc.for_host(host.name)
-        emit(Event("error", f"NMI outcome unknown: {exc.message}; NOT resending", host.name, "nmi.unknown"))
+        emit(Event("error", f"NMI outcome unknown: {exc.message}; NOT resending", host.name, "nmi_outcome_unknown",
+                   {"via": method}))
         return Outcome.from_error(
             host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=plan.warnings
         )
@@ -186,7 +189,10 @@ def _trigger_locked(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: Audit
             host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=plan.warnings
         )
     answer = f"HTTP {result.status}" if method == "redfish" else f"completion code 0x{result.status:02X}"
-    emit(Event("info", f"NMI sent via {method} ({answer})", host.name, "nmi.sent"))
+    data: dict[str, Any] = {"via": method, "at": sent_at, "answer": answer}
+    if plan.fallback_reason:
+        data["fallback_reason"] = plan.fallback_reason
+    emit(Event("info", f"NMI sent via {method} ({answer})", host.name, "nmi_sent", data))
     return _sent(plan, result)
 
 

@@ -147,8 +147,13 @@ def test_mock_serve_cli_and_oob_against_it(oob: Callable[..., CliResult], tmp_pa
 def test_demo_runs_end_to_end(oob: Callable[..., CliResult]) -> None:
     result = oob("demo", "--json")
     assert result.code == 0, result.stderr
-    assert any(r.get("action") == "nmi" and r["status"] == "ok" for r in result.records)
-    assert "nmi_count=1" in result.stderr and "open_sessions=0" in result.stderr
+    results = [r for r in result.records if r.get("event") == "result"]
+    assert {r["host"] for r in results} == {"ilo5-1", "idrac9-1", "openbmc-1", "ipmi-1", "ami-1"}
+    assert all(r["status"] == "complete" for r in results)
+    assert {r["dump"]["family"] for r in results} == {"rhel", "suse", "debian"}
+    assert next(r for r in results if r["host"] == "ami-1")["via"] == "ipmi"
+    human = oob("demo")
+    assert human.code == 0 and "NMI: Not continuing" in human.stdout
 
 
 def test_version_and_help(oob: Callable[..., CliResult]) -> None:
