@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from oob.runbook.crash import CrashReport
 
 
-def select_hosts(targets: Sequence[str], inventory: Sequence[str | Path] = ()) -> list["Host"]:
+def select_hosts(targets: Sequence[str], inventory: Sequence[str | Path] = ()) -> list[Host]:
     """Hosts from inventory files (default: $OOB_INVENTORY) by names, globs, @groups, ranges."""
     from oob.inventory import inventory_paths, load_inventory
 
@@ -49,7 +49,7 @@ def crash(
     on_event: Emit = discard,
     audit_log: str | Path | None = None,
     **options: Any,
-) -> "CrashReport":
+) -> CrashReport:
     """The whole crash runbook; ``options`` are :class:`oob.runbook.crash.CrashRequest` fields
     (``dry_run``, ``force``, ``recover``, ``watch=WatchOptions(...)``, ``reboot_grace_s``, ...)."""
     from oob.runbook.crash import CrashRequest, run_crash
@@ -66,7 +66,7 @@ def nmi(
     on_event: Emit = discard,
     audit_log: str | Path | None = None,
     **options: Any,
-) -> list["Outcome"]:
+) -> list[Outcome]:
     """Send one NMI per host; ``options`` are :class:`oob.runbook.nmi.NmiRequest` fields."""
     from oob.runbook.nmi import NmiRequest, run_nmi
 

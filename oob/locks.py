@@ -12,10 +12,10 @@ import fcntl
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from oob import whoami
 from oob.errors import SafetyRefusal
@@ -72,7 +72,7 @@ def host_lock(
             "pid": os.getpid(),
             "user": whoami.user(),
             "machine": whoami.machine(),
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)

@@ -24,7 +24,7 @@ class CrashJson:
 
         self._lines = JsonLines(CRASH_EVENTS)
 
-    def __enter__(self) -> _JsonRenderer:
+    def __enter__(self) -> CrashJson:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -57,7 +57,7 @@ class CrashConsole:
         self._console = LiveConsole(hosts)
         self._live = False
 
-    def __enter__(self) -> _ConsoleRenderer:
+    def __enter__(self) -> CrashConsole:
         return self
 
     def __exit__(self, *exc: object) -> None:
