@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import cast
@@ -116,11 +117,50 @@ def test_no_answer_at_all_is_unreachable_and_retryable(add_bmc: Callable[..., Ip
     bmc = add_bmc()
     bmc.set_fault("down")
     with pytest.raises(BmcUnreachable) as caught:
-        driver_for(bmc, kind="ilo").open()
+        driver_for(bmc, kind="ilo", timeout=1.0).open()
     assert caught.value.retryable  # nothing was delivered: safe to retry, or to fall back
-    assert "no answer from 127.0.0.1" in str(caught.value)
+    assert "no answer from 127.0.0.1" in str(caught.value) and "session setup within 1 s" in str(caught.value)
     assert "HPE iLO ships with IPMI over LAN disabled" in str(caught.value)
     assert bmc.dropped > 0 and bmc.request_count == 0
+
+
+@pytest.mark.parametrize(("timeout", "attempts"), [(0.5, 1), (1.0, 1), (0.5, 3)])
+def test_a_silent_bmc_fails_in_its_timeout_times_the_attempts(
+    add_bmc: Callable[..., IpmiBmc], timeout: float, attempts: int
+) -> None:
+    """bmc.timeout bounds each login attempt (pyghmi's own timer gave up after about 5.5 s
+    whatever it said: 17 s for three attempts); oob waits 0.5 s, 1 s... between attempts."""
+    bmc = add_bmc()
+    bmc.set_fault("down")
+    retries: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(BmcUnreachable) as caught:
+        driver_for(bmc, timeout=timeout, connect_attempts=attempts, on_retry=retries.append).open()
+    elapsed = time.monotonic() - started
+    pauses = sum(0.5 * 2**n for n in range(attempts - 1))
+    print(f"timeout {timeout:g} s x {attempts} attempt(s): failed after {elapsed:.2f} s")
+    assert timeout * attempts + pauses <= elapsed < timeout * attempts + pauses + 1.5
+    assert caught.value.retryable and f"session setup within {timeout:g} s" in str(caught.value)
+    assert len(retries) == attempts - 1 and all("nothing was sent, retrying" in r for r in retries)
+    assert bmc.request_count == 0
+
+
+def test_login_keeps_trying_for_its_whole_timeout(add_bmc: Callable[..., IpmiBmc]) -> None:
+    """A BMC silent for longer than pyghmi's own login timer (about 5.5 s) but less than
+    bmc.timeout is logged into, within one attempt."""
+    bmc = add_bmc()
+    bmc.set_fault("down")
+    comes_back = threading.Timer(6.5, lambda: bmc.set_fault("down", False))
+    comes_back.start()
+    started = time.monotonic()
+    try:
+        with driver_for(bmc, timeout=10.0, connect_attempts=1) as driver:
+            logged_in = time.monotonic() - started
+            driver.send_nmi()
+    finally:
+        comes_back.cancel()
+    assert 6.5 <= logged_in < 9.0
+    assert bmc.dropped >= 3 and bmc.nmi_count == 1  # the setup messages were retransmitted meanwhile
 
 
 def test_unanswered_login_is_retried_then_works(add_bmc: Callable[..., IpmiBmc]) -> None:
@@ -132,7 +172,7 @@ def test_unanswered_login_is_retried_then_works(add_bmc: Callable[..., IpmiBmc])
         retries.append(message)
         bmc.set_fault("down", False)  # the BMC comes back before the second attempt
 
-    with driver_for(bmc, connect_attempts=2, on_retry=on_retry) as driver:
+    with driver_for(bmc, timeout=1.0, connect_attempts=2, on_retry=on_retry) as driver:
         driver.send_nmi()
     assert len(retries) == 1 and "nothing was sent, retrying (attempt 2 of 2)" in retries[0]
     assert bmc.nmi_count == 1

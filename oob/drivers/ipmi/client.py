@@ -3,7 +3,10 @@
 This is the driver boundary for IPMI: nothing pyghmi raises leaves this module.
 
 * Session setup that never heard back from the BMC  -> ``BmcUnreachable`` (retryable:
-  nothing can have been delivered; retried up to ``connect_attempts`` times).
+  nothing can have been delivered; retried up to ``connect_attempts`` times).  Each
+  attempt lasts at most ``timeout`` seconds (``bmc.timeout``), pyghmi's retransmissions
+  of the setup messages included, so a silent BMC fails in about ``timeout`` times the
+  attempts (plus 0.5 s, 1 s... between them).
 * The BMC refused the user, the password, the role or every cipher suite -> ``BmcAuthError``
   or ``BmcUnreachable(retryable=False)``, as soon as the BMC says so.
 * Reads (status, device ID) use pyghmi's own retransmission: reading twice is harmless.
@@ -45,8 +48,11 @@ class Reply:
 def classify_login_failure(session: OobSession, message: str, *, where: str, username: str) -> NmiNotSent:
     """What a failed pyghmi login means, from what the session saw on the wire."""
     if not getattr(session, "oob_heard", False):
+        expired = getattr(session, "oob_login_expired", None)
+        within = f" within {expired:g} s" if expired is not None else ""
         return BmcUnreachable(
-            f"no answer from {where} to IPMI session setup (UDP; is IPMI over LAN enabled?)", retryable=True
+            f"no answer from {where} to IPMI session setup{within} (UDP; is IPMI over LAN enabled?)",
+            retryable=True,
         )
     failure = getattr(session, "oob_failure", None)
     if failure:
@@ -175,7 +181,7 @@ class IpmiClient:
                 f"cannot resolve the BMC address {self.address}: {exc}", retryable=True
             ) from None
         try:
-            session.__init__(**args)  # type: ignore[misc]
+            session.__init__(**args, login_timeout=self.timeout)  # type: ignore[misc]
         except IpmiException as exc:
             message = str(exc.args[0]) if exc.args and exc.args[0] else "no answer"
             _discard(session)

@@ -50,6 +50,7 @@ import logging
 import math
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -93,7 +94,8 @@ class _SingleShot:
 
 
 def _now() -> float:
-    return float(pyghmi_util._monotonic_time())  # pyghmi's clock, as for its own timers
+    """pyghmi's clock (``os.times()``, 10 ms steps), in which its timers are set."""
+    return float(pyghmi_util._monotonic_time())
 
 
 class _Inbox(collections.deque):  # type: ignore[type-arg]
@@ -181,7 +183,8 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         self._stirred = False
         #: the thread waiting on this session (the only one that handles its datagrams and timer)
         self._pumping: int | None = None
-        self._login_deadline = math.inf if login_timeout is None else _now() + login_timeout
+        #: time.monotonic() by which the login must be done
+        self._login_deadline = math.inf if login_timeout is None else time.monotonic() + login_timeout
         self._login_timeout = login_timeout
         kwargs.pop("onlogon", None)
         # with a callback pyghmi's constructor only starts the login; _await_login waits for it
@@ -232,16 +235,17 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
 
     def _pump(self, until: float) -> None:
         """Handle the datagrams that have arrived; when there were none, sleep until one
-        arrives, another thread acts on this session, its timer runs out or ``until``."""
+        arrives, another thread acts on this session, its timer runs out or ``until``
+        (``time.monotonic()``)."""
         with self._wake:
             self._stirred = False
         self.process_pktqueue()
         # read before taking _wake: pyghmi holds its WAITING_SESSIONS lock when it calls
         # _timedout, which takes _wake; a timer changed by another thread stirs this one
-        wake_at = min(until, self._retransmit_at())
+        timer_at = self._retransmit_at()
         with self._wake:
             while not self._stirred and not self.pktqueue:
-                remaining = wake_at - _now()
+                remaining = min(until - time.monotonic(), timer_at - _now())
                 if remaining <= 0:
                     break
                 self._wake.wait(remaining)
@@ -251,7 +255,7 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         previous, self._pumping = self._pumping, threading.get_ident()
         try:
             while self.logging and not self.broken:
-                if _now() >= self._login_deadline:
+                if time.monotonic() >= self._login_deadline:
                     self._abandon_login()
                     break
                 try:
@@ -279,18 +283,20 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         try:
             now = _now()
             # pyghmi's overall limit, but never shorter than the request's own timeout
-            give_up = max(now + self._getmaxtimeout() * 2, getattr(self, "expiration", now) + 1)
+            give_up = time.monotonic() + max(
+                self._getmaxtimeout() * 2, getattr(self, "expiration", now) + 1 - now
+            )
             while (
                 retry
                 and pyghmi_session.unmatched(self.lastresponse, netfn, command)
                 and (self.logging or self.logged or self.onlogpayload)
             ):
-                if self.logging and _now() >= self._login_deadline:
+                if self.logging and time.monotonic() >= self._login_deadline:
                     # the Set Session Privilege Level of the login: oob's deadline holds here too
                     self._abandon_login()
                     return
                 self._pump(min(give_up, self._login_deadline if self.logging else math.inf))
-                if _now() > give_up:
+                if time.monotonic() > give_up:
                     self._mark_broken()
                     raise IpmiException("Session no longer connected")
                 if self._take_due_timer():
@@ -424,7 +430,7 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
     def _handle_timeout(self) -> None:
         shot = self._single_shot
         if shot is None or not shot.transmitted or not self.lastpayload:
-            if self._login_timeout is not None and self.logging and _now() < self._login_deadline:
+            if self._login_timeout is not None and self.logging and time.monotonic() < self._login_deadline:
                 # Session setup delivers nothing to the host: keep retransmitting and starting
                 # over (pyghmi's recovery) until oob's login deadline, not pyghmi's retry count.
                 self.logontries = max(self.logontries, 1)
