@@ -38,6 +38,9 @@
    every request (:meth:`OobSession.awaitresponse`).  Session setup runs until
    ``login_timeout`` seconds have passed, retransmitting as pyghmi does (setup
    messages deliver nothing to the host), not until pyghmi's own retry count runs out.
+   Nothing runs pyghmi's shared loop for these sessions, so neither does its idle
+   keepalive (a Get Device ID after 25-29 s idle): oob holds a session for one step of
+   a runbook, seconds, and closes it.
 
 Everything else (framing, RAKP, integrity, AES, sequence numbers) is pyghmi's.
 """
