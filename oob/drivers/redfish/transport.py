@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from oob.drivers.pace import pacer_for
 from oob.drivers.redfish.messages import most_severe_message
 from oob.drivers.tls import TlsPolicy
 from oob.errors import (
@@ -160,6 +161,15 @@ class RedfishTransport:
         # Environment (REQUESTS_CA_BUNDLE, proxies, .netrc) must not change whom we trust
         # or where an NMI goes.
         self._client._session.trust_env = False
+        # every request of the library (login and logout included) keeps this BMC's pace
+        pacer = pacer_for(self.base_url)
+        send = self._client._session.request
+
+        def paced_request(*args: Any, **kwargs: Any) -> Any:
+            pacer.wait()
+            return send(*args, **kwargs)
+
+        self._client._session.request = paced_request
         if not self._tls.verifies:
             import urllib3
 
