@@ -372,8 +372,26 @@ def run_crash(
                        "refused", {"error": outcome.error.kind if outcome.error else None,
                                    "exit_code": outcome.exit_code}))
     report = CrashReport([run.outcome for run in runs if run.outcome is not None])
+    if audit is not None:
+        for outcome in report.outcomes:
+            _audit_outcome(audit, outcome)
     emit(Event("info", "summary", None, "summary", report.summary()))
     return report
+
+
+def _audit_outcome(audit: AuditLog, outcome: CrashOutcome) -> None:
+    """Each host's end of the story, flushed like every record (never a secret in it)."""
+    fields: dict[str, Any] = {"bmc": outcome.bmc, "status": outcome.status, "exit_code": outcome.exit_code}
+    if outcome.via:
+        fields["via"] = outcome.via
+    if outcome.error is not None:
+        fields["error"] = outcome.error.kind
+        fields["message"] = outcome.error.message
+    if outcome.dump is not None:
+        fields["dump"] = {"path": outcome.dump.path, "state": outcome.dump.state.value, "size": outcome.dump.size}
+    if outcome.recovered:
+        fields["recovered"] = True
+    audit.record("crash.result", outcome.host, **fields)
 
 
 def _stale(emit: Emit) -> Callable[[str, str], None]:

@@ -59,8 +59,13 @@ def test_crash_every_flavour_collects_its_dump(
     assert "NMI not supported" in _result(result, "ami-1")["fallback_reason"]
     summary = _events(result, "summary")[0]
     assert summary["by_status"] == {"complete": len(ALL_FLAVOURS)}
-    kinds = [json.loads(line)["event"] for line in audit_path.read_text().splitlines()]
+    records = [json.loads(line) for line in audit_path.read_text().splitlines()]
+    kinds = [r["event"] for r in records]
     assert kinds.count("nmi.sending") == len(ALL_FLAVOURS) == kinds.count("nmi.sent")
+    results = {r["host"]: r for r in records if r["event"] == "crash.result"}
+    assert all(r["status"] == "complete" and r["dump"]["state"] == "complete" for r in results.values())
+    assert len(results) == len(ALL_FLAVOURS)
+    assert all(r["command"].startswith("oob crash all") and "@" in r["operator"] for r in records)
 
 
 def test_human_report_names_the_dump(
