@@ -29,12 +29,18 @@ from oob.drivers.ipmi.codes import (
     rmcp_status_name,
 )
 from oob.drivers.ipmi.session import OobSession
+from oob.drivers.retry import retry_unsent
 from oob.errors import BmcAuthError, BmcUnreachable, NmiNotSent, OobError, OutcomeUnknown
 
 log = logging.getLogger(__name__)
 
 #: pyghmi's internal marker for "no response" in a response dict
 NO_RESPONSE = 0xFFFF
+
+
+#: a LAN BMC answers session setup in milliseconds; a silent one should not cost the
+#: full request timeout per attempt (a fallback from Redfish waits on it)
+LOGIN_TIMEOUT_CAP = 5.0
 
 
 @dataclass(frozen=True)
@@ -138,30 +144,9 @@ class IpmiClient:
     # -- lifecycle ------------------------------------------------------------------------
 
     def open(self) -> None:
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
-        def certainly_not_sent(exc: BaseException) -> bool:
-            return isinstance(exc, NmiNotSent) and exc.retryable
-
-        def before_sleep(state: Any) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            message = (
-                f"IPMI login: {exc}; nothing was sent, retrying "
-                f"(attempt {state.attempt_number + 1} of {self._connect_attempts})"
-            )
-            if self._on_retry:
-                self._on_retry(message)
-            else:
-                log.warning("%s", message)
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self._connect_attempts),
-            wait=wait_exponential(multiplier=0.5, max=4),
-            retry=retry_if_exception(certainly_not_sent),
-            before_sleep=before_sleep,
-            reraise=True,
+        self._session = retry_unsent(
+            self._login, what="IPMI login", attempts=self._connect_attempts, on_retry=self._on_retry, log=log
         )
-        self._session = retrying(self._login)
 
     def _login(self) -> OobSession:
         from pyghmi.exceptions import IpmiException
@@ -181,7 +166,7 @@ class IpmiClient:
                 f"cannot resolve the BMC address {self.address}: {exc}", retryable=True
             ) from None
         try:
-            session.__init__(**args, login_timeout=self.timeout)  # type: ignore[misc]
+            session.__init__(**args, login_timeout=min(self.timeout, LOGIN_TIMEOUT_CAP))  # type: ignore[misc]
         except IpmiException as exc:
             message = str(exc.args[0]) if exc.args and exc.args[0] else "no answer"
             _discard(session)

@@ -25,12 +25,12 @@ from typing import Any, TypeVar
 
 from oob.drivers.pace import pacer_for
 from oob.drivers.redfish.messages import most_severe_message
+from oob.drivers.retry import retry_unsent
 from oob.drivers.tls import TlsPolicy
 from oob.errors import (
     BmcAuthError,
     BmcRefused,
     BmcUnreachable,
-    NmiNotSent,
     NmiUnsupported,
     OobError,
     OutcomeUnknown,
@@ -302,30 +302,7 @@ class RedfishTransport:
         return Reply(status=response.status, body=_json_body(response), headers=dict(response.getheaders()))
 
     def _with_retries(self, attempt: Callable[[], _T], what: str) -> _T:
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
-        def certainly_not_sent(exc: BaseException) -> bool:
-            return isinstance(exc, NmiNotSent) and exc.retryable
-
-        def before_sleep(state: Any) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            message = (
-                f"{what}: {exc}; nothing was sent, retrying "
-                f"(attempt {state.attempt_number + 1} of {self._connect_attempts})"
-            )
-            if self._on_retry:
-                self._on_retry(message)
-            else:
-                log.warning("%s", message)
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self._connect_attempts),
-            wait=wait_exponential(multiplier=0.5, max=4),
-            retry=retry_if_exception(certainly_not_sent),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        return retrying(attempt)
+        return retry_unsent(attempt, what=what, attempts=self._connect_attempts, on_retry=self._on_retry, log=log)
 
 
 def _json_body(response: Any) -> Any:

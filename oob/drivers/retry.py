@@ -1,0 +1,48 @@
+"""The one retry policy of every driver: retry only what certainly never left.
+
+A request that may have reached the BMC is never retried (an NMI must not go out
+twice); only ``NmiNotSent`` errors marked ``retryable`` (connection refused, DNS,
+connect timeout, TLS handshake, an IPMI login nobody answered) are, a few times, with
+a growing pause, and each retry is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from oob.errors import NmiNotSent
+
+_T = TypeVar("_T")
+
+
+def retry_unsent(
+    attempt: Callable[[], _T],
+    *,
+    what: str,
+    attempts: int,
+    on_retry: Callable[[str], None] | None,
+    log: logging.Logger,
+) -> _T:
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+    def certainly_not_sent(exc: BaseException) -> bool:
+        return isinstance(exc, NmiNotSent) and exc.retryable
+
+    def before_sleep(state: Any) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        message = f"{what}: {exc}; nothing was sent, retrying (attempt {state.attempt_number + 1} of {attempts})"
+        if on_retry:
+            on_retry(message)
+        else:
+            log.warning("%s", message)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(max(1, attempts)),
+        wait=wait_exponential(multiplier=0.5, max=4),
+        retry=retry_if_exception(certainly_not_sent),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(attempt)
