@@ -98,6 +98,14 @@ class DumpConfig:
 
 
 @dataclass(frozen=True)
+class SshConfig:
+    """How oob logs in to the host itself (``oob preflight``, ``oob drill``): keys only."""
+
+    user: str = "root"
+    port: int = 22
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     #: the host's own address (SSH, probes, matching dump directory names)
@@ -110,6 +118,7 @@ class Host:
     groups: tuple[str, ...] = ()
     bmc: BmcConfig = field(default_factory=BmcConfig)
     dump: DumpConfig = field(default_factory=DumpConfig)
+    ssh: SshConfig = field(default_factory=SshConfig)
     #: inventory file the host came from, for error messages
     source: str = ""
 
@@ -132,6 +141,7 @@ class Host:
                 "ipmi_port": self.bmc.ipmi_port,
             },
             "dump": {"target": self.dump.target, "layout": self.dump.layout},
+            "ssh": {"user": self.ssh.user, "port": self.ssh.port},
             "source": self.source,
         }
 

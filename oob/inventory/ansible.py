@@ -54,6 +54,8 @@ VARIABLES: dict[str, str] = {
     "bmc_timeout": "bmc.timeout",
     "dump_target": "dump.target",
     "dump_layout": "dump.layout",
+    "oob_ssh_user": "ssh.user",
+    "oob_ssh_port": "ssh.port",
 }
 #: variables with these prefixes are ours: an unknown one is a typo, not someone else's variable
 OUR_PREFIXES: tuple[str, ...] = ("bmc_", "dump_", "oob_")

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from oob.errors import InventoryError, SecretError
-from oob.model import BMC_KINDS, DUMP_LAYOUTS, METHODS, BmcConfig, DumpConfig, Host
+from oob.model import BMC_KINDS, DUMP_LAYOUTS, METHODS, BmcConfig, DumpConfig, Host, SshConfig
 from oob.secrets import group_or_world_accessible, parse_secret_ref
 
 #: where a value sits in the parsed document: ("hosts", "web01", "bmc", "password")
@@ -269,6 +269,16 @@ def _dump_target(value: Any, fail: Fail) -> str:
     fail(f"expected {what}")
 
 
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")
+
+
+def _ssh_user(value: Any, fail: Fail) -> str:
+    text = _word(value, fail, "a user name")
+    if not _USER.fullmatch(text):
+        fail("expected a user name (letters, digits, '_', '.', '-'; no '@' or ':')")
+    return text
+
+
 def _probe(value: Any, fail: Fail) -> str:
     what = "ssh:PORT or tcp:PORT (on the host's address), or ssh:ADDRESS:PORT or tcp:ADDRESS:PORT"
     text = _word(value, fail, what)
@@ -307,6 +317,8 @@ CHECKS: dict[str, Check | None] = {
     "bmc.timeout": _seconds,
     "dump.target": _dump_target,
     "dump.layout": _enum(DUMP_LAYOUTS),
+    "ssh.user": _ssh_user,
+    "ssh.port": _port,
 }
 KEYS: tuple[str, ...] = tuple(CHECKS)
 #: keys that describe one machine: not in ``defaults`` nor in a group
@@ -372,7 +384,7 @@ def native_layer(source: Source, table: Any, path: KeyPath, context: str, *, hos
         if key not in allowed:
             if key in HOST_ONLY:
                 raise source.error("only allowed in a host", path=key_path, context=context, key=key)
-            if key in ("bmc", "dump"):
+            if key in ("bmc", "dump", "ssh"):
                 raise source.error(
                     f"expected a table of {key}.* settings, got {type_name(value)}",
                     path=key_path,
@@ -439,6 +451,8 @@ def build_host(
         timeout=value("bmc.timeout", defaults.timeout),
     )
     dump = DumpConfig(target=value("dump.target", None), layout=value("dump.layout", "auto"))
+    ssh_defaults = SshConfig()
+    ssh = SshConfig(user=value("ssh.user", ssh_defaults.user), port=value("ssh.port", ssh_defaults.port))
     return Host(
         name=name,
         address=value("address", None),
@@ -447,6 +461,7 @@ def build_host(
         groups=groups,
         bmc=bmc,
         dump=dump,
+        ssh=ssh,
         source=source.label,
     )
 
