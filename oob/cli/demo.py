@@ -73,6 +73,8 @@ def demo_command(
                     report = run_crash(hosts, request, confirm=lambda plans: True, emit=renderer.event,
                                        audit=AuditLog(work / "audit.jsonl", command=["oob", "demo"]))
                 renderer.report(report)
+                if not keep:
+                    renderer.message(f"(the demo removes {work} now; run it with --keep to look at the dumps)")
                 if keep:
                     renderer.message(
                         f"\nthe fleet keeps running (Ctrl-C to stop it). Try:\n"
