@@ -33,6 +33,7 @@ def demo_command(
         import signal
         import sys
         import tempfile
+        import threading
         from pathlib import Path
 
         from mocks.fleet import Fleet
@@ -84,9 +85,11 @@ def demo_command(
                         f"control API: {fleet.control_url}/bmcs   audit log: {work / 'audit.jsonl'}"
                     )
                     sys.stdout.flush()
-                    try:
-                        signal.pause()
-                    except KeyboardInterrupt:
+                    stop = threading.Event()
+                    # explicit handlers: a shell's background job starts with SIGINT ignored
+                    for signum in (signal.SIGINT, signal.SIGTERM):
+                        signal.signal(signum, lambda *_: stop.set())
+                    while not stop.wait(1.0):
                         pass
         finally:
             if not keep:

@@ -162,3 +162,29 @@ def test_version_and_help(oob: Callable[..., CliResult]) -> None:
     assert oob("--version").stdout.strip() == f"oob {__version__}"
     assert oob("--help").code == 0
     assert os.path.exists(REPO / "README.md")
+
+
+def test_demo_keep_leaves_the_fleet_running_until_stopped(tmp_path: Path) -> None:
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oob", "demo", "--keep", "--vendors", "ilo5,ipmi"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env=dict(os.environ, OOB_AUDIT_LOG=str(tmp_path / "audit.jsonl")),
+    )
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("control API:"):
+                break
+        control = line.split()[2]
+        bmcs = httpx.get(control, trust_env=False).json()
+        assert {b["name"] for b in bmcs} == {"ilo5-1", "ipmi-1"}
+        assert all(b["nmi_count"] == 1 for b in bmcs)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "complete" in out
