@@ -58,7 +58,7 @@ class CrashKernel:
             return self._writer
 
     def _on_event(self, host: SimulatedHost, record: HostRecord) -> None:
-        if record.event != Event.NMI.value or record.after != HostState.PANICKED.value:
+        if record.event not in (Event.NMI.value, Event.SYSRQ_CRASH.value) or record.after != HostState.PANICKED.value:
             return
         if record.before == HostState.PANICKED.value:
             return  # an NMI to a host that already panicked changes nothing
@@ -70,12 +70,12 @@ class CrashKernel:
         if not config.armed or config.dump_target is None or faults.kdump_not_armed:
             host.call_later(host.scaled(config.panic_timeout), lambda: host.fire_if(epoch, Event.REBOOT))
             return
-        writer = self._new_writer()
+        writer = self._new_writer("sysrq" if record.event == Event.SYSRQ_CRASH.value else "unknown_nmi")
         with self._lock:
             self._writer = writer
         self._advance(writer, epoch)
 
-    def _new_writer(self) -> KdumpWriter:
+    def _new_writer(self, panic: str = "unknown_nmi") -> KdumpWriter:
         host, config, faults = self.host, self.host.config, self.host.faults
         assert config.dump_target is not None
         layout = host_layout(config.layout)
@@ -92,6 +92,7 @@ class CrashKernel:
             fault="stall" if faults.dump_stall else "disk_full" if faults.disk_full else None,
             kernel=KERNELS[layout.family],
             seed=host.nmi_count,
+            panic=panic,
         )
         crash_time = datetime.now().replace(microsecond=0)
         for minutes in range(24 * 60):

@@ -63,6 +63,7 @@ from mocks.service import Credentials
 from mocks.tls import FleetCA
 
 if TYPE_CHECKING:  # the IPMI server loads pyghmi: imported only when a fleet serves IPMI
+    from mocks.hostfs import HostSsh
     from mocks.ipmi_server import CipherMode, IpmiMockServer
 
 PASSWORD_FILE = "bmc-password"
@@ -106,6 +107,8 @@ class Fleet:
         self._ipmi: IpmiMockServer | None = None
         #: the cipher mode of every IPMI endpoint; None when no BMC answers IPMI
         self.ipmi_cipher_mode: CipherMode | None = None
+        #: the hosts' own sshd and fake trees (``host_ssh=True``); None otherwise
+        self.host_ssh: HostSsh | None = None
         self._stopped = False
 
     @classmethod
@@ -133,6 +136,7 @@ class Fleet:
         reboot_time: float = _HOST_DEFAULTS.reboot_time,
         panic_timeout: float = _HOST_DEFAULTS.panic_timeout,
         first_host_address: str = FIRST_HOST_ADDRESS,
+        host_ssh: bool = False,
     ) -> Fleet:
         """Start ``count`` BMCs of every flavour in ``vendors``, all listening when this returns.
 
@@ -151,6 +155,9 @@ class Fleet:
         ``dump_rate`` (bytes/s), ``boot_delay`` (NMI to dump directory), ``reboot_time``
         and ``panic_timeout`` (seconds) are multiplied by ``scale`` like every duration of
         the lifecycle; the hosts' addresses start at ``first_host_address``.
+        ``host_ssh`` also starts a real sshd on every host's address whose commands read a
+        per-host fake /proc, /sys and /etc (:mod:`mocks.hostfs`: ``fleet.host_ssh``), for
+        ``oob preflight`` and ``oob drill``; the inventory then gives ``ssh.user``/``ssh.port``.
         Raises ValueError for an unknown flavour, cipher mode or layout, a count below 1 or
         a non-loopback address.
         """
@@ -229,6 +236,10 @@ class Fleet:
             if hung:
                 for bmc in fleet.bmcs:
                     bmc.host.set_state("hung")
+            if host_ssh:
+                from mocks.hostfs import HostSsh
+
+                fleet.host_ssh = HostSsh.start(fleet.workdir / "hosts", {b.name: b.host for b in fleet.bmcs})
             if serves_ipmi:
                 fleet._serve_ipmi(every=ipmi, cipher_mode=ipmi_cipher_mode)
             if control_endpoint is not None:
@@ -354,6 +365,8 @@ class Fleet:
                 probe=bmc.probe,
                 dump_target=bmc.dump_target.as_uri() if bmc.dump_target else None,
                 dump_layout=bmc.dump_family if bmc.dump_target else None,
+                ssh_user=self.host_ssh.user if self.host_ssh else None,
+                ssh_port=self.host_ssh.port if self.host_ssh else None,
             )
             for bmc in self.bmcs
         ]
@@ -398,6 +411,8 @@ class Fleet:
         self._stopped = True
         # first the timers: no dump step or reboot runs while the rest closes
         self.scheduler.stop()
+        if self.host_ssh is not None:
+            self.host_ssh.stop()
         self.liveness.stop()
         if self._control is not None:
             self._control.stop()

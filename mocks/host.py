@@ -133,6 +133,8 @@ class Event(str, Enum):
     REBOOT = "reboot"
     #: the OS is up: the probe answers again
     BOOTED = "booted"
+    #: ``echo c > /proc/sysrq-trigger`` on the running host (``oob drill``'s default)
+    SYSRQ_CRASH = "sysrq_crash"
 
 
 _POWERED = [s for s in HostState if s.powered]
@@ -148,6 +150,8 @@ TRANSITIONS: dict[tuple[HostState, Event], HostState] = {
     (HostState.HUNG, Event.RECOVER): HostState.RUNNING,
     (HostState.RUNNING, Event.NMI): HostState.PANICKED,
     (HostState.HUNG, Event.NMI): HostState.PANICKED,
+    # only a running host has a shell to write the trigger from
+    (HostState.RUNNING, Event.SYSRQ_CRASH): HostState.PANICKED,
     (HostState.PANICKED, Event.KDUMP): HostState.DUMPING,
     (HostState.PANICKED, Event.REBOOT): HostState.REBOOTING,
     (HostState.DUMPING, Event.REBOOT): HostState.REBOOTING,
@@ -327,6 +331,10 @@ class SimulatedHost:
 
     def hang(self) -> HostState:
         return self._fire(Event.HANG)
+
+    def sysrq_crash(self) -> HostState:
+        """``echo c > /proc/sysrq-trigger``: a running host panics ("sysrq triggered crash")."""
+        return self._fire(Event.SYSRQ_CRASH)
 
     def set_state(self, state: str) -> HostState:
         """``"hung"`` (a running host stops answering) or ``"running"`` (a hung one recovers).

@@ -41,6 +41,9 @@ class InventoryHost:
     dump_target: str | None = None
     #: ``dump.layout``: rhel, suse or debian
     dump_layout: str | None = None
+    #: ``ssh.user`` / ``ssh.port``: the host's own sshd (``host_ssh=True``)
+    ssh_user: str | None = None
+    ssh_port: int | None = None
 
 
 def render_inventory(
@@ -84,6 +87,10 @@ def render_inventory(
             lines.append(f"dump.target = {_string(host.dump_target)}")
         if host.dump_layout is not None:
             lines.append(f"dump.layout = {_string(host.dump_layout)}")
+        if host.ssh_user is not None:
+            lines.append(f"ssh.user = {_string(host.ssh_user)}")
+        if host.ssh_port is not None:
+            lines.append(f"ssh.port = {int(host.ssh_port)}")
     return "\n".join(lines) + "\n"
 
 

@@ -277,6 +277,22 @@ class SshPool:
     async def _open(self, spec: TargetSpec) -> _Connection:
         import asyncssh
 
+        conn = await self.connect(spec)
+        try:
+            sftp = await conn.start_sftp_client()
+        except asyncssh.Error as exc:
+            conn.abort()
+            raise DumpTargetError(f"ssh {spec.server_address}:{spec.port}: {exc.reason or type(exc).__name__}") from None
+        except BaseException:
+            conn.abort()
+            raise
+        return _Connection(conn, sftp)
+
+    async def connect(self, spec: TargetSpec) -> Any:
+        """A new SSH connection (asyncssh) to ``spec``'s server: keys only, host key checked as
+        for dump targets.  Also what ``oob preflight`` and ``oob drill`` use to reach a host."""
+        import asyncssh
+
         where = f"{spec.server_address}:{spec.port}"
         options: dict[str, Any] = {
             "username": spec.user,
@@ -312,11 +328,6 @@ class SshPool:
                         "check it and add it (ssh-keyscan), or pass --accept-new-host-key to trust and record it"
                     ) from None
                 conn = await self._accept_new(spec, options)
-            try:
-                sftp = await conn.start_sftp_client()
-            except BaseException:
-                conn.abort()
-                raise
         except (HostKeyError, DumpTargetError):
             raise
         except asyncssh.KeyImportError as exc:
@@ -332,7 +343,7 @@ class SshPool:
         except (TimeoutError, OSError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise DumpTargetError(f"ssh {where}: cannot connect: {reason}") from None
-        return _Connection(conn, sftp)
+        return conn
 
     def _known_key_for(self, spec: TargetSpec) -> list[Any] | None:
         """The keys known_hosts holds for this server, or None when it has none."""

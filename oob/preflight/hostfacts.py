@@ -1,0 +1,27 @@
+"""Gather a host's kdump facts over SSH: one script, then ``df`` of a local dump target."""
+
+from __future__ import annotations
+
+from oob.dump.targets import SshOptions
+from oob.model import Host
+from oob.preflight.checks import HostView, local_dump_path
+from oob.preflight.facts import FACTS_SCRIPT, HostFacts, df_script, parse_facts
+from oob.preflight.hostssh import HostShell
+
+
+async def gather(host: Host, options: SshOptions | None = None, *, hpe: bool | None = None,
+                 timeout: float = 30.0) -> HostView:
+    """The host's facts (raises :class:`~oob.errors.DumpTargetError` when SSH fails)."""
+    async with HostShell(host, options) as shell:
+        ran = await shell.run(FACTS_SCRIPT, timeout=timeout)
+        facts: HostFacts = parse_facts(ran.stdout)
+        if ran.rc is None and not facts.files:
+            from oob.errors import DumpTargetError
+
+            raise DumpTargetError(f"the facts script did not run: {ran.stderr.strip()}", host=host.name)
+        view = HostView.of(host, facts, hpe=hpe)
+        path = local_dump_path(view)
+        if path is not None:
+            df = await shell.run(df_script(path), timeout=timeout)
+            view = HostView.of(host, facts.with_free(path, df.stdout + df.stderr), hpe=hpe)
+    return view
