@@ -10,6 +10,7 @@
     │   ├── BmcAuthError             3  credentials refused, session limit reached
     │   ├── NmiUnsupported           4  the BMC does not offer Nmi (or the power action)
     │   └── BmcRefused               4  the BMC answered the action with an error
+    │   └── HostSshError             3  the host's own SSH (oob drill's sysrq) refused: nothing crashed
     ├── OutcomeUnknown               6  the request was sent but no answer came back
     ├── DumpTimeout                  5  NMI sent, no complete dump by the deadline
     ├── DumpTargetError              5  the dump target cannot be read (connect, login, path)
@@ -116,6 +117,14 @@ class BmcRefused(NmiNotSent):
 
     exit_code = 4
     kind = "refused"
+
+
+class HostSshError(NmiNotSent):
+    """``oob drill`` could not log in to the host, or the write to /proc/sysrq-trigger
+    failed: the host was certainly not crashed."""
+
+    exit_code = 3
+    kind = "host_ssh"
 
 
 class OutcomeUnknown(OobError):

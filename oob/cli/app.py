@@ -10,10 +10,12 @@ from oob import __version__
 from oob.cli.bmc import bmc_app
 from oob.cli.crash import crash_command
 from oob.cli.demo import demo_command
+from oob.cli.drill import drill_command
 from oob.cli.inventory import inventory_app
 from oob.cli.mock import mock_app
 from oob.cli.nmi import nmi_command
 from oob.cli.power import power_command
+from oob.cli.preflight import preflight_command
 from oob.cli.watch import watch_command
 
 app = typer.Typer(
@@ -48,6 +50,8 @@ app.command("nmi")(nmi_command)
 app.command("power")(power_command)
 app.command("watch")(watch_command)
 app.command("demo")(demo_command)
+app.command("preflight")(preflight_command)
+app.command("drill")(drill_command)
 app.add_typer(bmc_app, name="bmc")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(mock_app, name="mock")

@@ -58,6 +58,9 @@ class CrashRequest:
     reboot_grace_s: float = 300.0
     probe_timeout_s: float = 3.0
     parallel: int = 8
+    #: True (``oob crash``): the host must look hung; False (``oob drill``): it must look
+    #: healthy — in both cases ``force`` goes ahead anyway
+    expect_hung: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class CrashOutcome:
     recovered: bool = False
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: seconds from the trigger until the host answered its probe again
+    back_after_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"host": self.host, "bmc": self.bmc, "status": self.status}
@@ -92,6 +97,8 @@ class CrashOutcome:
             data["probe"] = self.probe.to_dict()
         if self.host_back is not None:
             data["host_back"] = self.host_back
+        if self.back_after_s is not None:
+            data["back_after_s"] = round(self.back_after_s, 3)
         if self.recovered:
             data["recovered"] = True
         if self.error is not None:
@@ -123,6 +130,12 @@ class CrashReport:
 
 
 ConfirmCrash = Callable[[list[NmiPlan]], bool]
+#: crashes one planned host, exactly once: the BMC's NMI by default (``oob drill`` may
+#: write to /proc/sysrq-trigger over SSH instead); emits its own sent / unknown events
+Trigger = Callable[[NmiPlan, Emit, AuditLog | None], Outcome]
+#: a last look at a host before it may be crashed (``oob drill``: is kdump ready?); returns
+#: the refusal, or None to go ahead
+Gate = Callable[[Host, NmiPlan], OobError | None]
 
 
 @dataclass
@@ -192,7 +205,7 @@ def _nmi_request(request: CrashRequest) -> NmiRequest:
     )
 
 
-def _preflight(run: _HostRun, request: CrashRequest, emit: Emit) -> None:
+def _preflight(run: _HostRun, request: CrashRequest, emit: Emit, gate: Gate | None = None) -> None:
     host = run.host
     if not host.dump.target:
         run.settle("refused", UsageError(f"host '{host.name}' has no dump.target in the inventory", host=host.name))
@@ -204,16 +217,29 @@ def _preflight(run: _HostRun, request: CrashRequest, emit: Emit) -> None:
         return
     run.plan = planned
     run.probe = probe_host(host, request.probe_timeout_s)
-    if run.probe.alive is not False:
+    if request.expect_hung and run.probe.alive is not False:
         why = (
             f"host looks healthy: {run.probe.detail}"
             if run.probe.alive
             else f"cannot tell whether the host is hung: {run.probe.detail}"
         )
+    elif not request.expect_hung and run.probe.alive is not True:
+        why = (
+            f"host does not look healthy: {run.probe.detail}"
+            if run.probe.alive is False
+            else f"cannot tell whether the host is healthy: {run.probe.detail}"
+        )
+    else:
+        why = ""
+    if why:
         if not request.force:
             run.settle("refused", SafetyRefusal(f"{why}; use --force to crash it anyway", host=host.name))
             return
         emit(Event("warning", f"{why}; crashing it anyway (--force)", host.name, "warning"))
+    if gate is not None:
+        refusal = gate(host, planned)
+        if refusal is not None:
+            run.settle("refused", refusal.for_host(host.name))
 
 
 async def _baselines(runs: list[_HostRun], targets: Targets, emit: Emit) -> Baseline | None:
@@ -268,6 +294,7 @@ def _power_cycle(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditL
 
 
 def _wait_back(host: Host, request: CrashRequest, cancel: threading.Event) -> bool:
+    """Polls the probe until it answers (True), ``reboot_grace_s`` passes or ``cancel`` (False)."""
     deadline = time.monotonic() + request.reboot_grace_s
     while not cancel.is_set():
         if probe_host(host, min(request.probe_timeout_s, 2.0)).alive:
@@ -284,6 +311,7 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
     assert nmi is not None
     host = run.host
     host_back: bool | None = None
+    back_after_s: float | None = None
     recovered = False
     notes = list(run.notes)
     if result is not None and result.ok:
@@ -291,6 +319,8 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
             notes.append("the NMI request got no answer, but the dump proves it was delivered")
         if request.reboot_grace_s > 0 and not cancel.is_set():
             host_back = _wait_back(host, request, cancel)
+            if host_back and run.nmi_monotonic is not None:
+                back_after_s = time.monotonic() - run.nmi_monotonic
             if host_back:
                 emit(Event("info", "host is back (its probe answers again)", host.name, "host_back"))
             else:
@@ -327,6 +357,7 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
         recovered=recovered,
         warnings=nmi.warnings,
         notes=tuple(notes),
+        back_after_s=back_after_s,
     )
     if status != "complete":
         emit(Event("error", "; ".join([f"no complete dump ({status})", *notes]), host.name, "failed",
@@ -341,7 +372,11 @@ def run_crash(
     emit: Emit,
     audit: AuditLog | None,
     cancel: threading.Event | None = None,
+    trigger: Trigger | None = None,
+    gate: Gate | None = None,
 ) -> CrashReport:
+    """The runbook for ``hosts``; ``trigger`` replaces the BMC's NMI, ``gate`` adds a last
+    per-host check before the confirmation (both for ``oob drill``)."""
     cancel = cancel or threading.Event()
     runs = [_HostRun(host) for host in hosts]
     by_name = {run.host.name: run for run in runs}
@@ -359,7 +394,7 @@ def run_crash(
                             locks.enter_context(host_lock(audit.lock_dir, run.host.name, on_stale=_stale(emit)))
                         except SafetyRefusal as exc:
                             run.settle("refused", exc)
-            _crash(runs, request, confirm, emit, audit, cancel, loop, targets)
+            _crash(runs, request, confirm, emit, audit, cancel, loop, targets, trigger, gate)
         finally:
             try:
                 loop.run(targets.close())
@@ -402,10 +437,11 @@ def _stale(emit: Emit) -> Callable[[str, str], None]:
 
 
 def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, emit: Emit,
-           audit: AuditLog | None, cancel: threading.Event, loop: _Loop, targets: Targets) -> None:
+           audit: AuditLog | None, cancel: threading.Event, loop: _Loop, targets: Targets,
+           trigger_with: Trigger | None = None, gate: Gate | None = None) -> None:
     pending = [run for run in runs if run.outcome is None]
     run_per_host([r.host for r in pending], lambda h: _preflight(next(r for r in pending if r.host is h),
-                                                                    request, emit), request.parallel)
+                                                                    request, emit, gate), request.parallel)
     ready = [run for run in pending if run.outcome is None]
     baseline = loop.run(_baselines(ready, targets, emit)) if ready else None
     ready = [run for run in ready if run.outcome is None]
@@ -441,8 +477,11 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
             return
         run.nmi_monotonic = time.monotonic()
         run.nmi_at = _now_iso()
-        # the lock is already held for the whole run: trigger without taking it again
-        outcome = trigger_host(run.plan, _nmi_request(request), emit, audit, locked=True)
+        if trigger_with is not None:
+            outcome = trigger_with(run.plan, emit, audit)
+        else:
+            # the lock is already held for the whole run: trigger without taking it again
+            outcome = trigger_host(run.plan, _nmi_request(request), emit, audit, locked=True)
         run.nmi = outcome  # trigger_host emitted nmi_sent or nmi_outcome_unknown
         if outcome.status == "unknown":
             emit(Event("warning", "watching for a dump anyway: it would prove the NMI arrived", run.host.name,

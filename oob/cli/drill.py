@@ -1,0 +1,145 @@
+"""``oob drill``: crash a healthy, ready host on purpose and check its dump (maintenance windows)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from oob.cli.common import (
+    AuditOpt,
+    DryRunOpt,
+    InsecureOpt,
+    InventoryOpt,
+    JsonOpt,
+    ParallelOpt,
+    TargetsArg,
+    VerboseOpt,
+    ViaOpt,
+    YesOpt,
+    confirm_hosts,
+    handle_errors,
+    load_hosts,
+    open_audit,
+    setup_logging,
+)
+from oob.cli.dumpopts import (
+    AcceptNewHostKeyOpt,
+    IntervalOpt,
+    KnownHostsOpt,
+    SshKeyOpt,
+    StallAfterOpt,
+    TimeoutOpt,
+    parse_duration,
+    ssh_options,
+    watch_options,
+)
+from oob.cli.preflight import StrictOpt
+
+
+def drill_command(
+    targets: TargetsArg,
+    inventory: InventoryOpt = None,
+    method: Annotated[
+        str, typer.Option("--method", metavar="METHOD",
+                          help="sysrq: write c to /proc/sysrq-trigger over SSH; nmi: through the BMC.")
+    ] = "sysrq",
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Drill a host even if preflight says it is not ready, or it does not "
+                           "look healthy.")
+    ] = False,
+    strict: StrictOpt = False,
+    recover: Annotated[
+        bool, typer.Option("--recover", help="Power-cycle a host that never dumps, or does not come back.")
+    ] = False,
+    timeout: TimeoutOpt = "30m",
+    stall_after: StallAfterOpt = "2m",
+    interval: IntervalOpt = 0.5,
+    reboot_grace: Annotated[
+        str, typer.Option("--reboot-grace", metavar="DURATION", help="How long to wait for the host to come back.")
+    ] = "10m",
+    probe_timeout: Annotated[
+        float, typer.Option("--probe-timeout", min=0.1, metavar="SECONDS", help="Seconds the host's probe may take.")
+    ] = 3.0,
+    via: ViaOpt = None,
+    insecure: InsecureOpt = False,
+    known_hosts: KnownHostsOpt = None,
+    accept_new_host_key: AcceptNewHostKeyOpt = False,
+    ssh_key: SshKeyOpt = None,
+    parallel: ParallelOpt = 8,
+    audit_log: AuditOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Kdump fire drill: crash healthy hosts on purpose and check that the dump arrives.
+
+    Runs preflight (refuses a host that is not ready unless --force), asks, crashes each
+    host once (sysrq over SSH, or --method nmi through the BMC), watches the dump until it
+    is complete, waits for the host to come back, and reports pass/fail with timings.
+    Exit 0 when every drill passed; 5 no dump (or host not back); 7 refused.
+    """
+    setup_logging(verbose)
+    with handle_errors(verbose):
+        from oob.errors import UsageError
+        from oob.render.drill import make_drill_renderer
+        from oob.runbook.common import DriverOptions
+        from oob.runbook.crash import CrashRequest
+        from oob.runbook.drill import METHODS, DrillRequest, run_drill
+        from oob.runbook.nmi import NmiPlan
+        from oob.runbook.preflight import PreflightRequest
+
+        if method not in METHODS:
+            raise UsageError(f"--method must be sysrq or nmi, not '{method}'")
+        if via not in (None, "redfish", "ipmi"):
+            raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
+        driver = DriverOptions(via=via, insecure=insecure)
+        ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key)
+        request = DrillRequest(
+            crash=CrashRequest(
+                driver=driver,
+                watch=watch_options(interval=interval, stall_after=stall_after, timeout=timeout),
+                ssh=ssh,
+                assume_yes=yes,
+                dry_run=dry_run,
+                force=force,
+                recover=recover,
+                reboot_grace_s=parse_duration(reboot_grace, "--reboot-grace") if reboot_grace != "0" else 0.0,
+                probe_timeout_s=probe_timeout,
+                parallel=parallel,
+                expect_hung=False,
+            ),
+            preflight=PreflightRequest(driver=driver, ssh=ssh, parallel=parallel, strict=strict),
+            method=method,
+        )
+        hosts = load_hosts(inventory, targets)
+        renderer = make_drill_renderer(json_output, [h.name for h in hosts])
+        how = "writing c to /proc/sysrq-trigger" if method == "sysrq" else "an NMI"
+
+        def confirm(plans: list[NmiPlan]) -> bool:
+            lines = [f"{p.host.name:<20} {p.host.ssh.user}@{p.host.address}  BMC {p.host.bmc.address}" for p in plans]
+            with renderer.paused():
+                return confirm_hosts([p.host.name for p in plans], f"crash the kernel ({how}) as a kdump drill",
+                                     lines)
+
+        cancel = threading.Event()
+        previous = signal.getsignal(signal.SIGINT)
+
+        def interrupt(signum: int, frame: Any) -> None:
+            sys.stderr.write("\ninterrupted: no new crashes; reporting (Ctrl-C again to abort)\n")
+            cancel.set()
+            signal.signal(signal.SIGINT, previous)
+
+        signal.signal(signal.SIGINT, interrupt)
+        try:
+            with renderer:
+                report = run_drill(hosts, request, confirm=confirm, emit=renderer.event,
+                                   audit=open_audit(audit_log), cancel=cancel)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        renderer.report(report)
+        raise typer.Exit(130 if cancel.is_set() and report.exit_code == 0 else report.exit_code)

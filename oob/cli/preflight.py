@@ -1,0 +1,66 @@
+"""``oob preflight``: is kdump ready on these hosts?  BMC side and host side, no changes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from oob.cli.common import (
+    InsecureOpt,
+    InventoryOpt,
+    JsonOpt,
+    ParallelOpt,
+    TargetsArg,
+    VerboseOpt,
+    ViaOpt,
+    handle_errors,
+    load_hosts,
+    setup_logging,
+)
+from oob.cli.dumpopts import AcceptNewHostKeyOpt, KnownHostsOpt, SshKeyOpt, ssh_options
+
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Count warnings as not ready too.")]
+
+
+def preflight_command(
+    targets: TargetsArg,
+    inventory: InventoryOpt = None,
+    strict: StrictOpt = False,
+    via: ViaOpt = None,
+    insecure: InsecureOpt = False,
+    known_hosts: KnownHostsOpt = None,
+    accept_new_host_key: AcceptNewHostKeyOpt = False,
+    ssh_key: SshKeyOpt = None,
+    parallel: ParallelOpt = 8,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Check that a crash dump would be written: BMC and kdump readiness, per host.
+
+    BMC: reachable, credentials, TLS, power, NMI offered (and how).  Host, over SSH
+    (ssh.user@address:ssh.port): crashkernel=, kexec_crash_size, kexec_crash_loaded,
+    kernel.unknown_nmi_panic, kernel.panic, the kdump service, the configured dump target
+    against dump.target, free space, hpwdt on HPE.  Changes nothing.  Exit 0 when every
+    host is ready, 1 otherwise, 2 for bad input.
+    """
+    setup_logging(verbose)
+    with handle_errors(verbose):
+        from oob.errors import UsageError
+        from oob.render.preflight import make_preflight_renderer
+        from oob.runbook.common import DriverOptions
+        from oob.runbook.preflight import PreflightRequest, run_preflight
+
+        if via not in (None, "redfish", "ipmi"):
+            raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
+        request = PreflightRequest(
+            driver=DriverOptions(via=via, insecure=insecure),
+            ssh=ssh_options(known_hosts, accept_new_host_key, ssh_key),
+            parallel=parallel,
+            strict=strict,
+        )
+        hosts = load_hosts(inventory, targets)
+        renderer = make_preflight_renderer(json_output)
+        report = run_preflight(hosts, request, emit=renderer.event)
+        renderer.report(report)
+        raise typer.Exit(report.exit_code)

@@ -1,0 +1,76 @@
+"""Rendering of ``oob drill``: the crash renderers, plus readiness and the sysrq trigger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oob.render.crash import CRASH_EVENTS, CrashConsole, CrashJson
+
+DRILL_EVENTS = CRASH_EVENTS | {"readiness", "sysrq_sending", "sysrq_sent"}
+
+
+def make_drill_renderer(json_output: bool, hosts: list[str]) -> DrillJson | DrillConsole:
+    return DrillJson() if json_output else DrillConsole(hosts)
+
+
+class DrillJson(CrashJson):
+    def __init__(self) -> None:
+        from oob.render.dump import JsonLines
+
+        self._lines = JsonLines(DRILL_EVENTS)
+
+    def report(self, report: Any) -> None:
+        from oob.render.jsonl import write_json
+
+        for outcome in report.outcomes:
+            write_json({"event": "result", **outcome.to_dict()})
+
+
+class DrillConsole(CrashConsole):
+    def event(self, event: Any) -> None:
+        if event.kind == "readiness":
+            level = "info" if event.data.get("ready") else "warning"
+            self.message(f"{event.host}: {'ready' if level == 'info' else event.message}")
+            return
+        if event.kind == "sysrq_sent" and not self._live:
+            self._console.__enter__()
+            self._live = True
+        super().event(event)
+
+    def report(self, report: Any) -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        from oob.dump.events import human_bytes
+
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("HOST", "DRILL", "METHOD", "AT", "DUMP", "SIZE", "→COMPLETE", "→BACK", "PANIC / WHY"):
+            table.add_column(column, overflow="fold")
+        styles = {"pass": "green", "refused": "yellow", "dry-run": "cyan"}
+        for outcome in report.outcomes:
+            data = outcome.to_dict()
+            crash, dump = outcome.crash, outcome.crash.dump
+            if dump is not None and dump.ok:
+                why = dump.panic.panic_line or ""
+            elif crash.error is not None:
+                why = crash.error.message
+            else:
+                why = dump.message if dump is not None else ""
+            why = "; ".join(part for part in (why, *crash.notes) if part)
+            timings = outcome.timings()
+            table.add_row(
+                escape(crash.host),
+                f"[{styles.get(data['drill'], 'red')}]{data['drill']}[/]",
+                outcome.method,
+                crash.nmi_at or "-",
+                escape(dump.location) if dump is not None and dump.location else "-",
+                human_bytes(dump.size) if dump is not None and dump.size else "-",
+                _seconds(timings["trigger_to_complete_s"]),
+                _seconds(timings["trigger_to_back_s"]),
+                escape(why),
+            )
+        self._console.out.print(table)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"

@@ -1,0 +1,87 @@
+"""Rendering of ``oob preflight``: a host × check table with the reasons, or JSON lines."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from oob.preflight.checks import HOST_CHECK_NAMES
+from oob.runbook.preflight import BMC_CHECK_NAMES
+
+#: what --json writes to stdout: one ``readiness`` object per host, then ``summary``
+PREFLIGHT_EVENTS = frozenset({"readiness", "summary"})
+COLUMNS: tuple[str, ...] = (*BMC_CHECK_NAMES, *HOST_CHECK_NAMES)
+_CELL = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "-"}
+
+
+def make_preflight_renderer(json_output: bool) -> PreflightJson | PreflightConsole:
+    return PreflightJson() if json_output else PreflightConsole()
+
+
+class PreflightJson:
+    def __init__(self) -> None:
+        from oob.render.dump import JsonLines
+
+        self._lines = JsonLines(PREFLIGHT_EVENTS)
+
+    def event(self, event: Any) -> None:
+        self._lines.event(event)
+
+    def report(self, report: Any) -> None:
+        """Everything was written as it came."""
+
+
+class PreflightConsole:
+    def __init__(self) -> None:
+        from oob.render.console import make_console
+
+        self.err = make_console(stderr=True)
+        self.out = make_console(stderr=False)
+
+    def event(self, event: Any) -> None:
+        from rich.markup import escape
+
+        if event.kind in ("readiness", "summary"):
+            return
+        prefix = f"{event.host}: " if event.host else ""
+        style = {"warning": "yellow", "error": "red"}.get(event.level, "")
+        text = escape(f"{prefix}{event.message}")
+        self.err.print(f"[{style}]{text}[/]" if style else text)
+
+    def report(self, report: Any) -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        grid = Table(box=None, pad_edge=False, header_style="bold")
+        grid.add_column("HOST")
+        grid.add_column("READY")
+        for name in COLUMNS:
+            grid.add_column(name.upper().replace("_", " "))
+        for host in report.hosts:
+            cells = []
+            for name in COLUMNS:
+                check = host.check(name)
+                cells.append(_CELL.get(check.status, check.status) if check is not None else "-")
+            ready = "[green]yes[/]" if host.ready else "[red]NO[/]"
+            grid.add_row(escape(host.host), ready, *cells)
+        self.out.print(grid)
+        reasons = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("HOST", "CHECK", "STATUS", "WHY"):
+            reasons.add_column(column, overflow="fold")
+        rows = 0
+        for host in report.hosts:
+            for check in host.checks:
+                if check.status in ("warn", "fail") or check.name in ("crashkernel", "nmi") and check.status == "ok":
+                    why = check.reason + (" [needs root]" if check.needs_root else "")
+                    reasons.add_row(escape(host.host), check.name, _CELL[check.status], escape(why))
+                    rows += 1
+        if rows:
+            self.out.print()
+            self.out.print(reasons)
+        needed = [(h.host, [c.name for c in h.checks if c.needs_root]) for h in report.hosts]
+        for host, names in needed:
+            if names:
+                self.out.print(escape(f"{host}: needed root for {', '.join(names)}"))
+        summary = report.summary()
+        self.out.print(f"\n{summary['ready']} of {summary['hosts']} host(s) ready")
+        sys.stdout.flush()

@@ -1,0 +1,186 @@
+"""``oob drill``: crash a *healthy*, ready host on purpose and check that its dump arrives.
+
+For maintenance windows.  The crash runbook (:func:`oob.runbook.crash.run_crash`: locks,
+audit, confirmation, watch, recover, report) with three changes: the host must look
+healthy (its probe answers), :func:`oob.runbook.preflight.readiness` must say it is ready
+(refused otherwise, exit 7, unless ``force``), and the crash is ``echo c >
+/proc/sysrq-trigger`` over SSH (``method="sysrq"``, the classic kdump test) or the BMC's
+NMI (``method="nmi"``, which also proves the NMI path).  A drill passes when the dump is
+complete and the host came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from oob.audit import AuditLog
+from oob.errors import HostSshError, OobError, SafetyRefusal
+from oob.events import Emit, Event
+from oob.model import Host
+from oob.runbook.common import Outcome
+from oob.runbook.crash import ConfirmCrash, CrashOutcome, CrashReport, CrashRequest, Gate, Trigger, run_crash
+from oob.runbook.nmi import NmiPlan
+from oob.runbook.preflight import HostReadiness, PreflightRequest, emit_readiness, readiness
+
+METHODS = ("sysrq", "nmi")
+
+#: sync, then the write that crashes the kernel; without root through ``sudo -n`` (never a prompt)
+SYSRQ_SCRIPT = (
+    "sync\n"
+    'if [ "$(id -u)" = 0 ]; then printf c | tee /proc/sysrq-trigger >/dev/null\n'
+    "else printf c | sudo -n tee /proc/sysrq-trigger >/dev/null; fi\n"
+    'echo "@@oob rc $?"\n'
+)
+
+
+@dataclass(frozen=True)
+class DrillRequest:
+    crash: CrashRequest = field(default_factory=lambda: CrashRequest(expect_hung=False))
+    preflight: PreflightRequest = field(default_factory=PreflightRequest)
+    #: "sysrq" (over SSH) or "nmi" (through the BMC)
+    method: str = "sysrq"
+    #: seconds the sysrq write may take before the connection is taken as gone with the kernel
+    sysrq_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class DrillOutcome:
+    crash: CrashOutcome
+    method: str
+    readiness: HostReadiness | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.crash.status == "complete" and self.crash.host_back is not False
+
+    @property
+    def verdict(self) -> str:
+        """"pass", "fail", "refused" or "dry-run"."""
+        if self.crash.status in ("refused", "dry-run"):
+            return self.crash.status
+        return "pass" if self.passed else "fail"
+
+    @property
+    def exit_code(self) -> int:
+        if self.crash.status == "complete" and not self.passed:
+            return 5  # the dump arrived, the host did not come back: the drill failed
+        return self.crash.exit_code
+
+    def timings(self) -> dict[str, float | None]:
+        dump = self.crash.dump
+        return {
+            "trigger_to_complete_s": round(dump.seconds, 3) if dump is not None and dump.ok and dump.seconds else None,
+            "trigger_to_back_s": round(self.crash.back_after_s, 3) if self.crash.back_after_s is not None else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.crash.to_dict()
+        data["drill"] = self.verdict
+        data["method"] = self.method
+        data["timings"] = self.timings()
+        if self.readiness is not None:
+            data["ready"] = self.readiness.ready
+            data["problems"] = [f"{c.name}: {c.reason}" for c in self.readiness.problems]
+        data["exit_code"] = self.exit_code
+        return data
+
+
+@dataclass(frozen=True)
+class DrillReport:
+    outcomes: list[DrillOutcome]
+
+    @property
+    def exit_code(self) -> int:
+        return max((o.exit_code for o in self.outcomes), default=0)
+
+
+def sysrq_trigger(request: DrillRequest) -> Trigger:
+    """Write ``c`` to the host's /proc/sysrq-trigger over SSH, once."""
+
+    def trigger(plan: NmiPlan, emit: Emit, audit: AuditLog | None) -> Outcome:
+        host = plan.host
+        where = {"address": host.address, "user": host.ssh.user, "port": host.ssh.port}
+        if audit:
+            audit.record("sysrq.sending", host.name, **where)
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        emit(Event("progress", "writing c to /proc/sysrq-trigger over SSH", host.name, "sysrq_sending",
+                   {"via": "sysrq"}))
+        try:
+            rc, detail = asyncio.run(_write_trigger(host, request))
+        except OobError as exc:
+            if audit:
+                audit.record("sysrq.failed", host.name, error=exc.kind, message=exc.message, **where)
+            error = HostSshError(f"sysrq over SSH: {exc.message}; nothing was crashed", host=host.name)
+            return Outcome.from_error(host.name, "sysrq", error, via="sysrq")
+        if rc is not None and rc != 0:
+            if audit:
+                audit.record("sysrq.failed", host.name, error="host_ssh", message=detail, **where)
+            error = HostSshError(f"writing /proc/sysrq-trigger failed: {detail}; nothing was crashed", host=host.name)
+            return Outcome.from_error(host.name, "sysrq", error, via="sysrq")
+        answer = "the write returned" if rc == 0 else f"the connection went down with the kernel ({detail})"
+        if audit:
+            audit.record("sysrq.sent", host.name, answer=answer, **where)
+        emit(Event("info", f"sysrq crash triggered over SSH ({answer})", host.name, "sysrq_sent",
+                   {"via": "sysrq", "at": at, "answer": answer}))
+        return Outcome(host.name, "sysrq", "ok", via="sysrq", detail={"answer": answer})
+
+    return trigger
+
+
+async def _write_trigger(host: Host, request: DrillRequest) -> tuple[int | None, str]:
+    from oob.preflight.hostssh import HostShell
+
+    async with HostShell(host, request.crash.ssh) as shell:
+        ran = await shell.run(SYSRQ_SCRIPT, timeout=request.sysrq_timeout_s)
+    marks = [line for line in ran.stdout.splitlines() if line.startswith("@@oob rc ")]
+    if marks:
+        code = marks[-1].split()[-1]
+        return (int(code) if code.isdigit() else 1), ran.stderr.strip() or ran.stdout.strip()
+    if ran.rc not in (None, 0):
+        return ran.rc, ran.stderr.strip() or f"exit status {ran.rc}"
+    return None, ran.stderr.strip() or "no answer"
+
+
+def readiness_gate(request: DrillRequest, emit: Emit, seen: dict[str, HostReadiness]) -> Gate:
+    lock = threading.Lock()
+
+    def gate(host: Host, plan: NmiPlan) -> OobError | None:
+        result = readiness(host, plan, request.preflight)
+        with lock:
+            seen[host.name] = result
+        emit_readiness(result, emit)
+        ssh = result.check("ssh")
+        if request.method == "sysrq" and ssh is not None and ssh.status == "fail":
+            return HostSshError(f"{ssh.reason}: a sysrq drill needs SSH to the host", host=host.name)
+        if result.ready:
+            return None
+        problems = "; ".join(f"{c.name}: {c.reason}" for c in result.problems if c.status == "fail"
+                             or request.preflight.strict)
+        if request.crash.force:
+            emit(Event("warning", f"not ready ({problems}); drilling anyway (--force)", host.name, "warning"))
+            return None
+        return SafetyRefusal(f"not ready for a drill: {problems}; fix it, or use --force to crash it anyway",
+                             host=host.name)
+
+    return gate
+
+
+def run_drill(
+    hosts: Sequence[Host],
+    request: DrillRequest,
+    *,
+    confirm: ConfirmCrash,
+    emit: Emit,
+    audit: AuditLog | None,
+    cancel: threading.Event | None = None,
+) -> DrillReport:
+    seen: dict[str, HostReadiness] = {}
+    trigger = sysrq_trigger(request) if request.method == "sysrq" else None
+    report: CrashReport = run_crash(hosts, request.crash, confirm=confirm, emit=emit, audit=audit, cancel=cancel,
+                                    trigger=trigger, gate=readiness_gate(request, emit, seen))
+    return DrillReport([DrillOutcome(o, request.method, seen.get(o.host)) for o in report.outcomes])

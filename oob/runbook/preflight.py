@@ -1,0 +1,187 @@
+"""``oob preflight``: will a dump be written if this host hangs tonight?
+
+Per host, the BMC side (reachable, credentials, TLS as configured, power, NMI offered and
+how: :func:`oob.runbook.nmi.plan_host`, sessions closed afterwards) and the host side over
+SSH (:mod:`oob.preflight`: crashkernel=, kexec_crash_size, kexec_crash_loaded, NMI sysctls,
+kernel.panic, the kdump service, the configured dump target against the inventory's, free
+space, hpwdt).  A host is ready when no check failed (``strict``: and none warned).
+Nothing is changed on any host or BMC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from oob.dump.targets import SshOptions
+from oob.errors import OobError
+from oob.events import Emit, Event
+from oob.model import Host
+from oob.preflight.checks import FAIL, OK, SKIP, WARN, CheckResult, HostView, host_checks
+from oob.runbook.common import DriverOptions, Outcome, run_per_host
+from oob.runbook.nmi import NmiPlan, NmiRequest, plan_host
+
+BMC_CHECK_NAMES: tuple[str, ...] = ("reachable", "auth", "tls", "power", "nmi")
+
+
+@dataclass(frozen=True)
+class PreflightRequest:
+    driver: DriverOptions = DriverOptions()  # noqa: RUF009 - frozen, shared safely
+    ssh: SshOptions | None = None
+    parallel: int = 8
+    #: warnings make a host not ready too
+    strict: bool = False
+    ssh_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class HostReadiness:
+    host: str
+    bmc: str
+    checks: tuple[CheckResult, ...]
+    strict: bool = False
+    family: str | None = None
+    ram: int | None = None
+    #: the SSH login was root (None: not logged in)
+    root: bool | None = None
+
+    @property
+    def ready(self) -> bool:
+        bad = (FAIL, WARN) if self.strict else (FAIL,)
+        return not any(c.status in bad for c in self.checks)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ready else 1
+
+    @property
+    def problems(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status in (FAIL, WARN)]
+
+    def check(self, name: str) -> CheckResult | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "bmc": self.bmc,
+            "ready": self.ready,
+            "distro": self.family,
+            "ram": self.ram,
+            "root": self.root,
+            "needed_root": [c.name for c in self.checks if c.needs_root],
+            "checks": [c.to_dict() for c in self.checks],
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    hosts: list[HostReadiness]
+
+    @property
+    def exit_code(self) -> int:
+        return max((h.exit_code for h in self.hosts), default=0)
+
+    def summary(self) -> dict[str, Any]:
+        return {"hosts": len(self.hosts), "ready": sum(h.ready for h in self.hosts),
+                "not_ready": [h.host for h in self.hosts if not h.ready], "exit_code": self.exit_code}
+
+
+def _tls(host: Host, insecure: bool) -> CheckResult:
+    if host.bmc.is_ipmi_only:
+        return CheckResult("tls", "bmc", SKIP, "IPMI only: no TLS")
+    if insecure or not host.bmc.verify:
+        why = "--insecure" if insecure else "bmc.verify = false"
+        return CheckResult("tls", "bmc", WARN, f"certificate not verified ({why})")
+    if host.bmc.fingerprint:
+        return CheckResult("tls", "bmc", OK, "certificate pinned (bmc.fingerprint)")
+    if host.bmc.ca_file:
+        return CheckResult("tls", "bmc", OK, f"verified against {host.bmc.ca_file}")
+    return CheckResult("tls", "bmc", OK, "verified against the system CA bundle")
+
+
+def bmc_checks(plan: NmiPlan | Outcome, host: Host, insecure: bool) -> list[CheckResult]:
+    """What :func:`plan_host` found, as checks."""
+    tls = _tls(host, insecure)
+    if isinstance(plan, NmiPlan):
+        nmi_status = WARN if plan.nmi.offered is None else OK
+        how = f"via {plan.method} ({plan.nmi.source})"
+        if plan.fallback_reason:
+            how += f"; {plan.fallback_reason}"
+        return [
+            CheckResult("reachable", "bmc", OK, f"{host.bmc.address} answers ({plan.method})"),
+            CheckResult("auth", "bmc", OK, "credentials accepted"),
+            tls,
+            CheckResult("power", "bmc", OK, f"power {plan.power.value}", data={"power": plan.power.value}),
+            CheckResult("nmi", "bmc", nmi_status, f"NMI offered {how}" if nmi_status == OK
+                        else f"the BMC does not list its ResetType values; NMI {how} unchecked",
+                        data={"via": plan.method, "nmi": plan.nmi.to_dict()}),
+        ]
+    error = plan.error
+    assert error is not None
+    skipped = {name: CheckResult(name, "bmc", SKIP, "not checked") for name in BMC_CHECK_NAMES}
+    skipped["tls"] = tls
+    failing = {"unreachable": "reachable", "tls": "tls", "auth": "auth", "unsupported": "nmi", "refused": "nmi",
+               "refused_for_safety": "power"}.get(error.kind, "reachable")
+    order = list(BMC_CHECK_NAMES)
+    for name in order[: order.index(failing)]:
+        if skipped[name].status == SKIP:
+            skipped[name] = CheckResult(name, "bmc", OK, "ok")
+    skipped[failing] = CheckResult(failing, "bmc", FAIL, error.message)
+    return [skipped[name] for name in order]
+
+
+def host_side(host: Host, request: PreflightRequest) -> tuple[list[CheckResult], HostView | None]:
+    from oob.preflight.hostfacts import gather
+
+    if not host.address:
+        return [CheckResult("ssh", "host", FAIL, "no address in the inventory: cannot log in to the host")], None
+    try:
+        view = asyncio.run(gather(host, request.ssh, timeout=request.ssh_timeout_s))
+    except OobError as exc:
+        return [CheckResult("ssh", "host", FAIL, f"cannot run the checks over SSH: {exc.message}")], None
+    login = f"logged in as {host.ssh.user}@{host.address}:{host.ssh.port}"
+    if view.facts.root is False:
+        login += " (not root: some checks may need root)"
+    return [CheckResult("ssh", "host", OK, login), *host_checks(view)], view
+
+
+def readiness(host: Host, plan: NmiPlan | Outcome, request: PreflightRequest) -> HostReadiness:
+    checks = bmc_checks(plan, host, request.driver.insecure)
+    host_results, view = host_side(host, request)
+    return HostReadiness(
+        host=host.name,
+        bmc=host.bmc.address,
+        checks=(*checks, *host_results),
+        strict=request.strict,
+        family=view.family if view else None,
+        ram=view.ram if view else None,
+        root=view.facts.root if view else None,
+    )
+
+
+def emit_readiness(result: HostReadiness, emit: Emit) -> None:
+    problems = "; ".join(f"{c.name}: {c.reason}" for c in result.problems)
+    message = "ready" if result.ready else f"not ready: {problems}"
+    if result.ready and problems:
+        message = f"ready, with warnings: {problems}"
+    emit(Event("info" if result.ready else "warning", message, result.host, "readiness", result.to_dict()))
+
+
+def check_one(host: Host, request: PreflightRequest, emit: Emit) -> HostReadiness:
+    nmi_request = NmiRequest(via=request.driver.via, insecure=request.driver.insecure, dry_run=True,
+                             connect_attempts=request.driver.connect_attempts)
+    plan = plan_host(host, nmi_request, emit)
+    result = readiness(host, plan, request)
+    emit_readiness(result, emit)
+    return result
+
+
+def run_preflight(hosts: Sequence[Host], request: PreflightRequest, *, emit: Emit) -> PreflightReport:
+    results = run_per_host(hosts, lambda h: check_one(h, request, emit), request.parallel)
+    report = PreflightReport(list(results))
+    emit(Event("info", "summary", None, "summary", report.summary()))
+    return report
