@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +40,8 @@ TargetsArg = Annotated[list[str], typer.Argument(metavar="TARGET", help="Host na
 
 
 def setup_logging(verbose: bool) -> None:
+    import logging  # here, not at the top: `oob --help` should not pay for it
+
     logging.basicConfig(stream=sys.stderr, format="%(name)s: %(message)s", level=logging.WARNING)
     logging.getLogger("oob").setLevel(logging.DEBUG if verbose else logging.WARNING)
     # the redfish library logs request headers (session tokens) at DEBUG: keep it quiet
@@ -57,6 +57,8 @@ def handle_errors(verbose: bool) -> Iterator[None]:
         raise
     except OobError as exc:
         if verbose:
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
         sys.stderr.write(f"oob: error: {exc}\n")
         raise typer.Exit(exc.exit_code) from None
@@ -65,6 +67,8 @@ def handle_errors(verbose: bool) -> Iterator[None]:
         raise typer.Exit(130) from None
     except Exception as exc:  # a bug: say so in one line, keep the trace for -v
         if verbose:
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
         sys.stderr.write(f"oob: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n")
         raise typer.Exit(1) from None

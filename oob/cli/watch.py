@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -34,7 +34,9 @@ from oob.cli.dumpopts import (
     watch_options,
 )
 from oob.errors import DumpTimeout, UsageError
-from oob.render.dump import DumpRenderer, JsonLines, LiveConsole
+
+if TYPE_CHECKING:
+    from oob.render.dump import DumpRenderer
 
 
 def watch_command(
@@ -97,6 +99,8 @@ def watch_command(
             replace(host, dump=replace(host.dump, target=target or host.dump.target, layout=layout or host.dump.layout))
             for host in hosts
         ]
+        from oob.render.dump import JsonLines, LiveConsole
+
         renderer: DumpRenderer = JsonLines() if json_output else LiveConsole([h.name for h in hosts])
         # imported here: `oob --help` should not pay for asyncio
         import asyncio
