@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,3 +125,29 @@ def open_audit(path: Path | None) -> Any:
 
 def finish(outcomes: Sequence[Any]) -> None:
     raise typer.Exit(worst_exit_code([o.exit_code for o in outcomes]))
+
+
+@contextmanager
+def first_interrupt_cancels(message: str) -> Iterator[threading.Event]:
+    """The first Ctrl-C sets the returned event (the runbook stops starting new crashes,
+    logs out and reports); a second one interrupts at once."""
+    import signal
+
+    cancel = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        sys.stderr.write(f"\ninterrupted: {message} (Ctrl-C again to abort)\n")
+        cancel.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def exit_after_run(cancel: threading.Event, exit_code: int) -> None:
+    """A run cut short by Ctrl-C never exits 0."""
+    raise typer.Exit(130 if cancel.is_set() and exit_code == 0 else exit_code)

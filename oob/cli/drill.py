@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,6 +18,8 @@ from oob.cli.common import (
     ViaOpt,
     YesOpt,
     confirm_hosts,
+    exit_after_run,
+    first_interrupt_cancels,
     handle_errors,
     load_hosts,
     open_audit,
@@ -30,10 +29,13 @@ from oob.cli.dumpopts import (
     AcceptNewHostKeyOpt,
     IntervalOpt,
     KnownHostsOpt,
+    ProbeTimeoutOpt,
+    RebootGraceOpt,
+    RecoverOpt,
     SshKeyOpt,
     StallAfterOpt,
     TimeoutOpt,
-    parse_duration,
+    reboot_grace_seconds,
     ssh_options,
     watch_options,
 )
@@ -54,18 +56,12 @@ def drill_command(
                            "look healthy.")
     ] = False,
     strict: StrictOpt = False,
-    recover: Annotated[
-        bool, typer.Option("--recover", help="Power-cycle a host that never dumps, or does not come back.")
-    ] = False,
+    recover: RecoverOpt = False,
     timeout: TimeoutOpt = "30m",
     stall_after: StallAfterOpt = "2m",
     interval: IntervalOpt = 0.5,
-    reboot_grace: Annotated[
-        str, typer.Option("--reboot-grace", metavar="DURATION", help="How long to wait for the host to come back.")
-    ] = "10m",
-    probe_timeout: Annotated[
-        float, typer.Option("--probe-timeout", min=0.1, metavar="SECONDS", help="Seconds the host's probe may take.")
-    ] = 3.0,
+    reboot_grace: RebootGraceOpt = "10m",
+    probe_timeout: ProbeTimeoutOpt = 3.0,
     via: ViaOpt = None,
     insecure: InsecureOpt = False,
     known_hosts: KnownHostsOpt = None,
@@ -108,7 +104,7 @@ def drill_command(
                 dry_run=dry_run,
                 force=force,
                 recover=recover,
-                reboot_grace_s=parse_duration(reboot_grace, "--reboot-grace") if reboot_grace != "0" else 0.0,
+                reboot_grace_s=reboot_grace_seconds(reboot_grace),
                 probe_timeout_s=probe_timeout,
                 parallel=parallel,
                 expect_hung=False,
@@ -126,20 +122,8 @@ def drill_command(
                 return confirm_hosts([p.host.name for p in plans], f"crash the kernel ({how}) as a kdump drill",
                                      lines)
 
-        cancel = threading.Event()
-        previous = signal.getsignal(signal.SIGINT)
-
-        def interrupt(signum: int, frame: Any) -> None:
-            sys.stderr.write("\ninterrupted: no new crashes; reporting (Ctrl-C again to abort)\n")
-            cancel.set()
-            signal.signal(signal.SIGINT, previous)
-
-        signal.signal(signal.SIGINT, interrupt)
-        try:
-            with renderer:
-                report = run_drill(hosts, request, confirm=confirm, emit=renderer.event,
-                                   audit=open_audit(audit_log), cancel=cancel)
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        with first_interrupt_cancels("no new crashes; reporting") as cancel, renderer:
+            report = run_drill(hosts, request, confirm=confirm, emit=renderer.event,
+                               audit=open_audit(audit_log), cancel=cancel)
         renderer.report(report)
-        raise typer.Exit(130 if cancel.is_set() and report.exit_code == 0 else report.exit_code)
+        exit_after_run(cancel, report.exit_code)

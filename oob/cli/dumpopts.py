@@ -44,6 +44,24 @@ SshKeyOpt = Annotated[
                  "~/.ssh/config."),
 ]
 
+RecoverOpt = Annotated[
+    bool,
+    typer.Option("--recover", help="Power-cycle a host that never dumps, or does not come back after its dump."),
+]
+RebootGraceOpt = Annotated[
+    str,
+    typer.Option("--reboot-grace", metavar="DURATION",
+                 help="How long to wait for the host to come back after its dump (0: do not wait)."),
+]
+ProbeTimeoutOpt = Annotated[
+    float,
+    typer.Option("--probe-timeout", min=0.1, metavar="SECONDS", help="Seconds the host's probe may take to answer."),
+]
+
+
+def reboot_grace_seconds(text: str) -> float:
+    return 0.0 if text.strip() == "0" else parse_duration(text, "--reboot-grace")
+
 
 def watch_options(*, interval: float, stall_after: str, timeout: str) -> WatchOptions:
     from oob.dump.watcher import WatchOptions
