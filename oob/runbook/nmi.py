@@ -36,6 +36,8 @@ class NmiRequest:
     #: send even if the audit log shows an NMI to the host within ``repeat_window_s``
     force: bool = False
     repeat_window_s: float = 15 * 60
+    #: also read the BMC's open sessions (Redfish SessionService) while planning: preflight
+    sessions: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class NmiPlan:
     nmi: NmiSupport
     fallback_reason: str | None = None
     warnings: tuple[str, ...] = ()
+    #: ``RedfishDriver.session_usage()`` when asked (``NmiRequest.sessions``): a SessionUsage,
+    #: None when not read, or the error text when reading it failed
+    sessions: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -87,12 +92,15 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
     """Find the first method that can deliver an NMI to a powered-on host."""
     reasons: list[str] = []
     first_error: OobError | None = None
+    sessions: Any = None
     for method in methods_for(host, request.via):
         try:
             with _driver(host, method, request, emit) as driver:
                 power = driver.power_state()
                 support = driver.nmi_support()
                 warnings = tuple(driver.warnings)
+                if request.sessions and sessions is None and hasattr(driver, "session_usage"):
+                    sessions = _session_usage(driver)
         except NmiNotSent as exc:
             exc.for_host(host.name)
             first_error = first_error or exc
@@ -116,13 +124,20 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
         if power is PowerState.OFF:
             refusal = SafetyRefusal("host power is Off: an NMI would do nothing; not sending", host=host.name)
             return Outcome.from_error(host.name, "nmi", refusal, via=method, warnings=warnings)
-        return NmiPlan(host, method, power, support, fallback_reason, warnings)
+        return NmiPlan(host, method, power, support, fallback_reason, warnings, sessions)
     assert first_error is not None
     if len(reasons) > 1:
         first_error.message = f"{first_error.message}; " + "; ".join(reasons[1:])
     _mention_ilo_ipmi(host, first_error, reasons)
     # the message has every reason; the fallback reason is only why earlier methods were left
     return Outcome.from_error(host.name, "nmi", first_error, fallback_reason="; ".join(reasons[:-1]) or None)
+
+
+def _session_usage(driver: BmcDriver) -> Any:
+    try:
+        return driver.session_usage()  # type: ignore[attr-defined]
+    except OobError as exc:
+        return f"cannot read the SessionService: {exc.message}"
 
 
 def _unsupported(host: Host, reason: str) -> OobError:

@@ -1,7 +1,8 @@
 """``oob preflight``: will a dump be written if this host hangs tonight?
 
 Per host, the BMC side (reachable, credentials, TLS as configured, power, NMI offered and
-how: :func:`oob.runbook.nmi.plan_host`, sessions closed afterwards) and the host side over
+how: :func:`oob.runbook.nmi.plan_host`, open sessions and their timeout from the Redfish
+SessionService, read with oob's own session, which is closed afterwards) and the host side over
 SSH (:mod:`oob.preflight`: crashkernel=, kexec_crash_size, kexec_crash_loaded, NMI sysctls,
 kernel.panic, the kdump service, the configured dump target against the inventory's, free
 space, hpwdt).  A host is ready when no check failed (``strict``: and none warned).
@@ -23,7 +24,7 @@ from oob.preflight.checks import FAIL, OK, SKIP, WARN, CheckResult, HostView, ho
 from oob.runbook.common import DriverOptions, Outcome, run_per_host
 from oob.runbook.nmi import NmiPlan, NmiRequest, plan_host
 
-BMC_CHECK_NAMES: tuple[str, ...] = ("reachable", "auth", "tls", "power", "nmi")
+BMC_CHECK_NAMES: tuple[str, ...] = ("reachable", "auth", "tls", "power", "nmi", "sessions")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,33 @@ def _tls(host: Host, insecure: bool) -> CheckResult:
     return CheckResult("tls", "bmc", OK, "verified against the system CA bundle")
 
 
+def _sessions(plan: NmiPlan) -> CheckResult:
+    """Open-session headroom, where the BMC's SessionService says (read with oob's own session)."""
+    from oob.drivers.redfish.vendors import SESSION_LIMITS
+
+    usage = plan.sessions
+    if usage is None:
+        return CheckResult("sessions", "bmc", SKIP, "not read: no Redfish session was opened")
+    if isinstance(usage, str):
+        return CheckResult("sessions", "bmc", WARN if usage.startswith("cannot") else SKIP, usage)
+    data = {"sessions": usage.to_dict()}
+    timeout = f", timeout {usage.timeout} s" if usage.timeout is not None else ""
+    if usage.enabled is False:
+        return CheckResult("sessions", "bmc", WARN, f"the SessionService says ServiceEnabled = false{timeout}",
+                           data=data)
+    if usage.open is None:
+        return CheckResult("sessions", "bmc", OK, f"the BMC does not count its sessions{timeout}", data=data)
+    limit = SESSION_LIMITS.get(usage.vendor)
+    text = f"{usage.open} open (oob's included){timeout}"
+    if limit is None:
+        return CheckResult("sessions", "bmc", OK, text, data=data)
+    data["sessions"]["limit"] = limit
+    if usage.open >= limit:
+        return CheckResult("sessions", "bmc", WARN, f"{text}: at the {limit} a {usage.vendor} BMC allows; "
+                           "the next login may be refused", data=data)
+    return CheckResult("sessions", "bmc", OK, f"{text}, of the {limit} a {usage.vendor} BMC allows", data=data)
+
+
 def bmc_checks(plan: NmiPlan | Outcome, host: Host, insecure: bool) -> list[CheckResult]:
     """What :func:`plan_host` found, as checks."""
     tls = _tls(host, insecure)
@@ -119,6 +147,7 @@ def bmc_checks(plan: NmiPlan | Outcome, host: Host, insecure: bool) -> list[Chec
             CheckResult("nmi", "bmc", nmi_status, f"NMI offered {how}" if nmi_status == OK
                         else f"the BMC does not list its ResetType values; NMI {how} unchecked",
                         data={"via": plan.method, "nmi": plan.nmi.to_dict()}),
+            _sessions(plan),
         ]
     error = plan.error
     assert error is not None
@@ -126,12 +155,16 @@ def bmc_checks(plan: NmiPlan | Outcome, host: Host, insecure: bool) -> list[Chec
     skipped["tls"] = tls
     failing = {"unreachable": "reachable", "tls": "tls", "auth": "auth", "unsupported": "nmi", "refused": "nmi",
                "refused_for_safety": "power"}.get(error.kind, "reachable")
-    order = list(BMC_CHECK_NAMES)
+    order = list(BMC_CHECK_NAMES[:-1])
+    said = f"{error.message} {error.bmc_message or ''}".lower()
+    if any(words in said for words in ("sessionlimit", "simultaneous sessions", "session limit")):
+        skipped["sessions"] = CheckResult("sessions", "bmc", FAIL, "the BMC has no session free: every one it "
+                                          "allows is open (oob could not log in)")
     for name in order[: order.index(failing)]:
         if skipped[name].status == SKIP:
             skipped[name] = CheckResult(name, "bmc", OK, "ok")
     skipped[failing] = CheckResult(failing, "bmc", FAIL, error.message)
-    return [skipped[name] for name in order]
+    return [skipped[name] for name in BMC_CHECK_NAMES]
 
 
 def host_side(host: Host, request: PreflightRequest) -> tuple[list[CheckResult], HostView | None]:
@@ -173,7 +206,7 @@ def emit_readiness(result: HostReadiness, emit: Emit) -> None:
 
 def check_one(host: Host, request: PreflightRequest, emit: Emit) -> HostReadiness:
     nmi_request = NmiRequest(via=request.driver.via, insecure=request.driver.insecure, dry_run=True,
-                             connect_attempts=request.driver.connect_attempts)
+                             connect_attempts=request.driver.connect_attempts, sessions=True)
     plan = plan_host(host, nmi_request, emit)
     result = readiness(host, plan, request)
     emit_readiness(result, emit)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from oob.drivers.base import BmcDriver
@@ -27,6 +28,27 @@ _RESET_TYPES: dict[PowerAction, tuple[str, ...]] = {
     PowerAction.RESET: ("ForceRestart",),
     PowerAction.CYCLE: ("PowerCycle",),
 }
+
+
+@dataclass(frozen=True)
+class SessionUsage:
+    """What the BMC's SessionService says, read with oob's own session (counted in ``open``)."""
+
+    #: ``Members@odata.count`` of the Sessions collection (None: not told)
+    open: int | None
+    #: ``SessionTimeout`` in seconds
+    timeout: int | None
+    #: ``ServiceEnabled``
+    enabled: bool | None
+    #: the vendor's ``bmc.kind`` (for its known session limit)
+    vendor: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"open": self.open, "timeout": self.timeout, "enabled": self.enabled, "vendor": self.vendor}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _odata_id(link: Any) -> str | None:
@@ -182,6 +204,30 @@ class RedfishDriver(BmcDriver):
         except BmcUnreachable:
             return {}
         return body if isinstance(body, dict) else {}
+
+    def session_usage(self) -> SessionUsage | None:
+        """Open sessions and their timeout, from the SessionService, with the session already open.
+
+        None when the service has no SessionService (HTTP Basic).  Two GETs, nothing opened.
+        """
+        root = self._transport.root
+        service_uri = _odata_id(root.get("SessionService"))
+        if service_uri is None:
+            return None
+        service = self._transport.get(service_uri).body
+        service = service if isinstance(service, dict) else {}
+        sessions_uri = _odata_id(service.get("Sessions")) or _odata_id((root.get("Links") or {}).get("Sessions"))
+        count: int | None = None
+        if sessions_uri:
+            collection = self._transport.get(sessions_uri).body
+            if isinstance(collection, dict):
+                count = _int(collection.get("Members@odata.count"))
+                if count is None and isinstance(collection.get("Members"), list):
+                    count = len(collection["Members"])
+        enabled = service.get("ServiceEnabled")
+        kind = self.host.bmc.kind if self.host.bmc.kind not in ("auto", "redfish") else self.vendor().kind
+        return SessionUsage(count, _int(service.get("SessionTimeout")),
+                            enabled if isinstance(enabled, bool) else None, kind)
 
     def vendor(self, manager: dict[str, Any] | None = None) -> Vendor:
         return detect_vendor(self._transport.root, manager)

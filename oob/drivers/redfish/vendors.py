@@ -27,6 +27,10 @@ OPENBMC = Vendor("openbmc", "OpenBMC", "openbmc")
 AMI = Vendor("ami", "AMI MegaRAC", "redfish")
 GENERIC = Vendor("generic", "Redfish", "redfish")
 
+#: open Redfish sessions a vendor's BMC allows, where a source gives the number (DESIGN.md:
+#: "Supermicro 16"; iDRAC's is not given there, only that exhaustion locks logins out ~20 min)
+SESSION_LIMITS: dict[str, int] = {"supermicro": 16}
+
 _BY_NAME = {
     "hpe": HPE,
     "hp": HPE,
@@ -48,7 +52,7 @@ def detect_vendor(root: dict[str, Any], manager: dict[str, Any] | None = None) -
             if key.lower() in _BY_NAME:
                 return _BY_NAME[key.lower()]
     name = str(root.get("Name") or "")
-    if name.startswith("HPE ") or name.startswith("HP "):
+    if name.startswith(("HPE ", "HP ")):
         return HPE
     product = str(root.get("Product") or "").lower()
     if "dell" in product:
