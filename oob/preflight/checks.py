@@ -232,6 +232,25 @@ def check_space(view: HostView) -> CheckResult:
                        data=data)
 
 
+def check_target_space(view: HostView, measured: tuple[str, int] | str | None) -> CheckResult:
+    """Free space at the inventory's ``dump.target`` as oob sees it (file:// here, ssh:// by df)."""
+    if measured is None:
+        return CheckResult("target_space", "host", SKIP, "no dump.target in the inventory")
+    if isinstance(measured, str):
+        return CheckResult("target_space", "host", WARN, measured)
+    where, available = measured
+    data = {"free": available, "ram": view.ram, "at": where}
+    if view.ram is None:
+        return CheckResult("target_space", "host", WARN, f"{human(available)} free at dump.target {where}; "
+                           "RAM unknown", data=data)
+    if available < view.ram:
+        return CheckResult("target_space", "host", WARN, f"only {human(available)} free at dump.target {where}, "
+                           f"less than the {human(view.ram)} of RAM (a filtered dump is usually smaller)",
+                           data=data)
+    return CheckResult("target_space", "host", OK, f"{human(available)} free at dump.target {where} for "
+                       f"{human(view.ram)} of RAM", data=data)
+
+
 def check_hpwdt(view: HostView) -> CheckResult:
     if not view.hpe:
         return CheckResult("hpwdt", "host", SKIP, "not an HPE host")
@@ -247,7 +266,7 @@ HOST_CHECKS: tuple[Callable[[HostView], CheckResult], ...] = (
     check_service, check_target, check_space, check_hpwdt,
 )
 HOST_CHECK_NAMES: tuple[str, ...] = ("ssh", "crashkernel", "crash_size", "crash_loaded", "nmi_panic", "panic",
-                                     "sysrq", "service", "target", "space", "hpwdt")
+                                     "sysrq", "service", "target", "space", "target_space", "hpwdt")
 
 
 def host_checks(view: HostView) -> list[CheckResult]:

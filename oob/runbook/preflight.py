@@ -5,8 +5,9 @@ how: :func:`oob.runbook.nmi.plan_host`, open sessions and their timeout from the
 SessionService, read with oob's own session, which is closed afterwards) and the host side over
 SSH (:mod:`oob.preflight`: crashkernel=, kexec_crash_size, kexec_crash_loaded, NMI sysctls,
 kernel.panic, the kdump service, the configured dump target against the inventory's, free
-space, hpwdt).  A host is ready when no check failed (``strict``: and none warned).
-Nothing is changed on any host or BMC.
+space at a local kdump target on the host and at the inventory's ``dump.target`` (``file://``
+here, ``ssh://`` by ``df`` on the dump server), hpwdt).  A host is ready when no check
+failed (``strict``: and none warned).  Nothing is changed on any host or BMC.
 """
 
 from __future__ import annotations
@@ -179,7 +180,16 @@ def host_side(host: Host, request: PreflightRequest) -> tuple[list[CheckResult],
     login = f"logged in as {host.ssh.user}@{host.address}:{host.ssh.port}"
     if view.facts.root is False:
         login += " (not root: some checks may need root)"
-    return [CheckResult("ssh", "host", OK, login), *host_checks(view)], view
+    return [CheckResult("ssh", "host", OK, login), *host_checks(view), target_space(host, view, request)], view
+
+
+def target_space(host: Host, view: HostView, request: PreflightRequest) -> CheckResult:
+    from oob.preflight.checks import check_target_space
+    from oob.preflight.targetspace import measure
+
+    if not host.dump.target:
+        return check_target_space(view, None)
+    return check_target_space(view, measure(host.dump.target, request.ssh, timeout=request.ssh_timeout_s))
 
 
 def readiness(host: Host, plan: NmiPlan | Outcome, request: PreflightRequest) -> HostReadiness:

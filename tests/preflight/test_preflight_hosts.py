@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import CliResult, write_inventory
 
-M, G = 1 << 20, 1 << 30
+M, G, T = 1 << 20, 1 << 30, 1 << 40
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,8 @@ MISSING: list[tuple[str, dict[str, Any], str, str, str]] = [
     ("idrac9-1", {"target_path": "/var/crash"}, "target", "warn", "mismatch: kdump writes to /var/crash (local)"),
     ("openbmc-1", {"free": 2 * G}, "space", "warn", "only 2G free at"),
     ("openbmc-1", {"panic": 0}, "panic", "warn", "the host hangs instead of rebooting"),
+    # the inventory's file:// dump.target (here, on this machine's disk) is smaller than the RAM
+    ("openbmc-1", {"mem_total": 64 * T, "free": 128 * T}, "target_space", "warn", "less than the 65536G of RAM"),
 ]
 
 
