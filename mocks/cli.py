@@ -7,6 +7,7 @@ SIGTERM stop the fleet cleanly with exit 0.  Usage errors exit 2 with one line.
 With ``--dump-root`` the simulated hosts write crash dumps there after an NMI; ``--hung``
 starts them hung (their probes silent) so that ``oob crash`` runs against them as it
 would against real hung machines, and ``--scale`` makes the crash cycle fast.
+``--host-ssh`` makes the hosts answer SSH with a fake, ready kdump state (``oob preflight``).
 """
 
 from __future__ import annotations
@@ -149,6 +150,13 @@ def _host_options(serve: argparse.ArgumentParser) -> None:
     hosts.add_argument(
         "--reboot-time", type=float, default=30.0, metavar="S", help="seconds a reboot takes (30)"
     )
+    hosts.add_argument(
+        "--host-ssh",
+        action="store_true",
+        help="the hosts also answer SSH on their address (a real sshd on loopback, one port for all) "
+        "with a fake, ready /proc /sys /etc each, for 'oob preflight' and 'oob drill'; the ready line "
+        "gives the port, user, client key and known_hosts file",
+    )
 
 
 def _vendors() -> int:
@@ -202,6 +210,13 @@ def _serve(args: argparse.Namespace) -> int:
                 args.write_inventory, tls=args.inventory_tls, password=reference
             )
         ready = {"event": "ready", "inventory": str(inventory) if inventory else None, **fleet.describe()}
+        if fleet.host_ssh is not None:
+            ready["host_ssh"] = {
+                "port": fleet.host_ssh.port,
+                "user": fleet.host_ssh.user,
+                "client_key": str(fleet.host_ssh.client_key),
+                "known_hosts": str(fleet.host_ssh.known_hosts),
+            }
         sys.stdout.write(json.dumps(ready) + "\n")
         sys.stdout.flush()
         with_ipmi = sum(1 for bmc in fleet.bmcs if bmc.ipmi is not None)
@@ -238,6 +253,7 @@ class HostSettings(TypedDict):
     dump_rate: float
     boot_delay: float
     reboot_time: float
+    host_ssh: bool
 
 
 def _host_settings(args: argparse.Namespace) -> HostSettings:
@@ -264,6 +280,7 @@ def _host_settings(args: argparse.Namespace) -> HostSettings:
         "dump_rate": parse_size(args.dump_rate, "--dump-rate"),
         "boot_delay": args.boot_delay,
         "reboot_time": args.reboot_time,
+        "host_ssh": args.host_ssh,
     }
 
 
