@@ -13,7 +13,9 @@ One OpenSSH sshd listens on every host's address (127.0.1.N) on one port.  Its
 to (``$SSH_CONNECTION``), and runs the client's ``sh -s`` script with ``PATH`` starting at
 shims of ``cat``, ``tee``, ``id``, ``systemctl``, ``df`` and ``sudo`` that map absolute
 paths into that host's tree (``<workdir>/<address>/...``) and answer from its state.  oob's
-own script is the one it runs on a real host; only the commands under it are fakes.  A
+own script is the one it runs on a real host; only the commands under it are fakes (and,
+first on ``PATH``, the host's own ``kdumpctl`` or ``kdump-config`` for its distribution,
+answering ``status`` from the fake state).  A
 script that redirects into ``/proc`` or ``/sys`` (rather than ``tee``) is refused, so the
 test machine's own files are never written.
 
@@ -102,7 +104,7 @@ case "$script" in
     echo "simulated host: write through tee, not a redirect" >&2; exit 97;;
 esac
 export OOB_FAKE_ROOT="$ROOT"
-export PATH="@SHIMS@:/usr/bin:/bin"
+export PATH="$ROOT/.oob-mock/bin:@SHIMS@:/usr/bin:/bin"
 printf '%s\n' "$script" | /bin/sh -s
 """
 
@@ -147,6 +149,25 @@ echo "/dev/mapper/sim-root $size $((size - avail)) $avail 50% $last"
 if [ ! -e "$OOB_FAKE_ROOT/.oob-mock/sudo" ]; then echo "sudo: a password is required" >&2; exit 1; fi
 OOB_FAKE_UID=0 exec "$@"
 """,
+}
+
+
+#: the distribution's kdump status command, in the host's own bin (so ``command -v`` finds it
+#: only on that family's hosts), answering from the fake state as the real one would (KDUMP-FACTS)
+_STATUS_TOOLS: dict[str, tuple[str, str]] = {
+    "rhel": ("kdumpctl", "#!/bin/sh\n" + _UID + r"""if [ "$uid" != 0 ]; then echo "kdump: Error: $0 can only be run as root" >&2; exit 1; fi
+if [ "$1" != status ]; then echo "simulated kdumpctl: only status" >&2; exit 1; fi
+state=$(/bin/cat "$OOB_FAKE_ROOT/.oob-mock/services/kdump")
+loaded=$(/bin/cat "$OOB_FAKE_ROOT/sys/kernel/kexec_crash_loaded")
+if [ "$state" = active ] && [ "$loaded" = 1 ]; then echo "kdump: Kdump is operational" >&2; exit 0; fi
+echo "kdump: Kdump is not operational" >&2; exit 3
+"""),
+    "debian": ("kdump-config", r"""#!/bin/sh
+if [ "$1" != status ]; then echo "simulated kdump-config: only status" >&2; exit 1; fi
+loaded=$(/bin/cat "$OOB_FAKE_ROOT/sys/kernel/kexec_crash_loaded")
+if [ "$loaded" = 1 ]; then echo "current state   : ready to kdump"; exit 0; fi
+echo "current state   : Not ready to kdump"; exit 3
+"""),
 }
 
 
@@ -216,6 +237,11 @@ class HostTree:
             active = r.service_active and unit == SERVICE[family]
             _write(mock / "services" / unit, "active\n" if active else "inactive\n")
         _write(mock / "df", f"{max(r.free, r.mem_total) * 2 // 1024} {r.free // 1024}\n")
+        for tool_family, (tool, text) in _STATUS_TOOLS.items():
+            if tool_family == family:
+                _write(mock / "bin" / tool, text, 0o755)
+            else:
+                (mock / "bin" / tool).unlink(missing_ok=True)
         if r.sudo:
             _write(mock / "sudo", "")
         else:

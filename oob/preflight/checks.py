@@ -14,7 +14,7 @@ from typing import Any
 from oob.model import Host
 from oob.preflight import kdumpconf
 from oob.preflight.crashkernel import CrashkernelError, Reservation, human, reservation
-from oob.preflight.facts import HostFacts
+from oob.preflight.facts import NEEDS_ROOT, NOT_INSTALLED, ROOT_TOOLS, STATUS_TOOLS, HostFacts, Read
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 #: files that are root-only on some distributions (SUSE's sysconfig holds SMTP passwords)
@@ -148,7 +148,32 @@ def check_sysrq(view: HostView) -> CheckResult:
                        data={"sysrq": value})
 
 
+def status_tool(view: HostView) -> tuple[str, Read] | None:
+    """The distribution's own kdump status command that answered (installed), if any."""
+    for tool in STATUS_TOOLS:
+        read = view.facts.statuses.get(tool)
+        if read is not None and read.rc != NOT_INSTALLED:
+            return tool, read
+    return None
+
+
+def _tool_verdict(tool: str, read: Read) -> tuple[bool | None, str]:
+    """(operational?, what it said); None: it did not say."""
+    if read.rc == NEEDS_ROOT:
+        return None, f"{tool} status needs root: not run"
+    lines = [line.strip() for line in read.text.splitlines() if line.strip()]
+    key = "operational" if tool == "kdumpctl" else "ready to kdump"
+    line = next((line for line in lines if key in line.lower()), None)
+    if line is None:
+        return None, f"{tool} status gave no verdict (rc {read.rc}): {lines[0] if lines else 'no output'}"
+    lower = line.lower()
+    ok = ("not operational" not in lower) if tool == "kdumpctl" else ("not ready" not in lower)
+    return ok, f"{tool} status: {line}"
+
+
 def check_service(view: HostView) -> CheckResult:
+    """systemctl is-active for the family's unit, and ``kdumpctl status`` / ``kdump-config status``
+    where installed (which one spoke is in the reason and ``status_tool``)."""
     if view.family is None:
         return CheckResult("service", "host", WARN, "distribution not recognised from /etc/os-release")
     unit = kdumpconf.SERVICE[view.family]
@@ -158,10 +183,26 @@ def check_service(view: HostView) -> CheckResult:
         config = view.facts.file(kdumpconf.CONFIG["debian"])
         if config.ok and kdumpconf.debian_disabled(config.text):
             return CheckResult("service", "host", FAIL, "USE_KDUMP=0 in /etc/default/kdump-tools: kdump-tools is off")
-    if read is not None and read.ok and state == "active":
-        return CheckResult("service", "host", OK, f"{unit} is active", data={"service": unit})
-    return CheckResult("service", "host", FAIL, f"{unit} is {state}: the crash kernel will not be reloaded at boot",
-                       data={"service": unit, "state": state})
+    data: dict[str, Any] = {"service": unit}
+    verdict: bool | None = None
+    said = ""
+    root = False
+    found = status_tool(view)
+    if found is not None:
+        tool, tool_read = found
+        verdict, said = _tool_verdict(tool, tool_read)
+        root = tool in ROOT_TOOLS
+        data.update(status_tool=tool, status_said=said)
+    active = read is not None and read.ok and state == "active"
+    no_systemctl = read is not None and read.rc == NOT_INSTALLED
+    if active or (no_systemctl and verdict):
+        text = f"{unit} is active" if active else "no systemctl"
+        if verdict is False:
+            return CheckResult("service", "host", WARN, f"{text}, but {said}", needs_root=root, data=data)
+        return CheckResult("service", "host", OK, f"{text}; {said}" if said else text, needs_root=root, data=data)
+    data["state"] = state
+    why = f"{unit} is {state}: the crash kernel will not be reloaded at boot"
+    return CheckResult("service", "host", FAIL, f"{why}; {said}" if said else why, needs_root=root, data=data)
 
 
 def configured(view: HostView) -> tuple[kdumpconf.ConfiguredTarget | None, CheckResult | None]:

@@ -1,6 +1,7 @@
 """What oob reads on a live host, and the one shell script that reads it.
 
-The script is plain POSIX sh using only ``id``, ``cat``, ``systemctl`` and ``df``: it runs
+The script is plain POSIX sh using only ``id``, ``cat``, ``systemctl``, ``df`` and, where
+installed, ``kdumpctl status`` / ``kdump-config status`` (read-only): it runs
 unchanged on RHEL/Fedora, SUSE and Debian/Ubuntu, as root or not.  Each item is framed by
 ``@@oob`` marker lines with the command's exit status, so a file that cannot be read (not
 there, permission denied) is told apart from an empty one.  No I/O here: parsing only.
@@ -32,8 +33,15 @@ FILES: tuple[str, ...] = (
 )
 #: systemd units asked about: RHEL/Fedora and SUSE call it kdump, Debian/Ubuntu kdump-tools
 SERVICES: tuple[str, ...] = ("kdump", "kdump-tools")
+#: the distribution's own kdump status, where installed (KDUMP-FACTS): RHEL/Fedora ``kdumpctl
+#: status`` ("Kdump is operational", on stderr; root only, so not run without it), Debian/Ubuntu
+#: ``kdump-config status`` ("ready to kdump").  rc 127: not installed; 126: not run, needs root.
+STATUS_TOOLS: tuple[str, ...] = ("kdumpctl", "kdump-config")
+ROOT_TOOLS = frozenset({"kdumpctl"})
+NOT_INSTALLED, NEEDS_ROOT = 127, 126
 
 MARK = "@@oob"
+_ROOT_TOOL_TEST = " || ".join(f'[ "$t" = {tool} ]' for tool in sorted(ROOT_TOOLS))
 
 FACTS_SCRIPT = "\n".join([
     "LC_ALL=C; export LC_ALL",
@@ -43,6 +51,15 @@ FACTS_SCRIPT = "\n".join([
     "done",
     f"for s in {' '.join(SERVICES)}; do",
     f'  echo "{MARK} service $s"; systemctl is-active "$s" 2>&1; rc=$?; echo; echo "{MARK} rc $rc"',
+    "done",
+    "uid=$(id -u 2>/dev/null)",
+    f"for t in {' '.join(STATUS_TOOLS)}; do",
+    f'  echo "{MARK} status $t"',
+    f'  if ! command -v "$t" >/dev/null 2>&1; then echo "not installed"; rc={NOT_INSTALLED}',
+    f'  elif [ "$uid" != 0 ] && {{ {_ROOT_TOOL_TEST}; }}; then',
+    f'    echo "not run: needs root"; rc={NEEDS_ROOT}',
+    '  else "$t" status </dev/null 2>&1; rc=$?; fi',
+    f'  echo; echo "{MARK} rc $rc"',
     "done",
     "",
 ])
@@ -90,6 +107,8 @@ class HostFacts:
     uid: int | None
     files: dict[str, Read] = field(default_factory=dict)
     services: dict[str, Read] = field(default_factory=dict)
+    #: ``kdumpctl status`` / ``kdump-config status`` (:data:`STATUS_TOOLS`)
+    statuses: dict[str, Read] = field(default_factory=dict)
     #: ``df -P -k`` of the configured local dump path: (path, available bytes), when asked
     free: tuple[str, int] | None = None
     free_error: str | None = None
@@ -140,6 +159,7 @@ def parse_facts(output: str) -> HostFacts:
     uid: int | None = None
     files: dict[str, Read] = {}
     services: dict[str, Read] = {}
+    statuses: dict[str, Read] = {}
     kind, name, lines = "", "", []  # type: ignore[var-annotated]
     for line in output.split("\n"):
         if line.startswith(f"{MARK} rc "):
@@ -152,13 +172,15 @@ def parse_facts(output: str) -> HostFacts:
                 files[name] = Read(text, rc)
             elif kind == "service":
                 services[name] = Read(text, rc)
+            elif kind == "status":
+                statuses[name] = Read(text, rc)
             kind, name, lines = "", "", []
         elif line.startswith(f"{MARK} "):
             parts = line.split(" ", 2)
             kind, name, lines = parts[1], parts[2] if len(parts) > 2 else "", []
         else:
             lines.append(line)
-    return HostFacts(uid=uid, files=files, services=services)
+    return HostFacts(uid=uid, files=files, services=services, statuses=statuses)
 
 
 def parse_df(output: str) -> tuple[int | None, str | None]:

@@ -104,12 +104,42 @@ def test_each_missing_piece_has_its_own_reason(
     assert found["status"] == status, found
     assert reason in found["reason"]
     others = [c for c in record["checks"] if c["status"] in ("fail", "warn") and c["check"] != check
-              and not (check == "crashkernel" and c["check"] in ("crash_size", "crash_loaded"))]
+              and not (check == "crashkernel" and c["check"] in ("crash_size", "crash_loaded", "service"))]
     assert others == [], others
     # a failure makes the host not ready (exit 1); a warning only with --strict
     assert result.code == (1 if status == "fail" else 0), result.stderr
     assert record["ready"] is (status != "fail")
     assert strict.code == 1 and _host(strict, host)["ready"] is False
+
+
+def test_service_asks_kdumpctl_or_kdump_config_where_installed(
+    ready_fleet: Any, oob: Callable[..., CliResult]
+) -> None:
+    fleet, inventory = ready_fleet
+    result = oob("preflight", "all", "-i", str(inventory), "--json", *ssh_args(fleet))
+    rhel, suse, debian = (_check(_host(result, name), "service") for name in ("ilo5-1", "idrac9-1", "openbmc-1"))
+    assert rhel["status"] == "ok" and rhel["status_tool"] == "kdumpctl" and rhel["needs_root"] is True
+    assert rhel["reason"] == "kdump is active; kdumpctl status: kdump: Kdump is operational"
+    assert debian["status"] == "ok" and debian["status_tool"] == "kdump-config" and "needs_root" not in debian
+    assert debian["reason"] == "kdump-tools is active; kdump-config status: current state   : ready to kdump"
+    assert suse["status"] == "ok" and "status_tool" not in suse and suse["reason"] == "kdump is active"
+    tree = fleet.host_ssh.tree("ilo5-1")
+    tree.configure(loaded=False)
+    try:
+        unloaded = oob("preflight", "ilo5-1", "-i", str(inventory), "--json", *ssh_args(fleet))
+    finally:
+        tree.configure(loaded=True)
+    service = _check(_host(unloaded, "ilo5-1"), "service")
+    assert service["status"] == "warn", service
+    assert service["reason"] == "kdump is active, but kdumpctl status: kdump: Kdump is not operational"
+    tree.configure(uid=1000)
+    try:
+        user = oob("preflight", "ilo5-1", "-i", str(inventory), "--json", *ssh_args(fleet))
+    finally:
+        tree.configure(uid=0)
+    service = _check(_host(user, "ilo5-1"), "service")
+    assert service["status"] == "ok" and service["needs_root"] is True
+    assert service["reason"] == "kdump is active; kdumpctl status needs root: not run"
 
 
 def test_checks_that_need_root_say_so(ready_fleet: Any, oob: Callable[..., CliResult]) -> None:
