@@ -9,7 +9,7 @@ have no capture or document for and chose to keep the mock plausible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from mocks.messages import MessageStyle
@@ -70,67 +70,119 @@ class Flavour:
         return not self.redfish
 
 
+# The vendors' base flavours; the older-firmware flavours below differ from them only in
+# the fields they name ("other habits as ..."), so a vendor habit is written once.
+ILO5 = Flavour(
+    name="ilo5",
+    description="HPE iLO 5 v2.72 (ProLiant DL385 Gen10 Plus v2)",
+    kind="ilo",
+    ipmi_manufacturer_id=11,
+    captures=("hpe-ilo5-2.72_dl385-gen10plus-v2",),
+    message_style="ilo",
+    registry="Base.1.4",
+    slash="echo",
+    case_insensitive=True,
+    reset_status=200,
+    reset_body=True,
+    logout_status=200,
+    logout_body=True,
+    session_ids="ilo",
+    absolute_location=True,
+    server_header="HPE-iLO-Server/1.30",
+    notes=(
+        "resources: capture hpe-ilo5-2.72 (NVIDIA/libredfish)",
+        (
+            "both slash forms served, links echo the caller's form: iLO 5 changelog, "
+            "'Trailing slashes on URIs' (HPEDevCom/redfishdocs), see captures/SOURCES.md"
+        ),
+        (
+            "Reset -> 200 with an error object whose MessageId is Base.1.x.Success: "
+            "HPE redfishdocs 'Redfish error responses and messages'"
+        ),
+        (
+            "401 body Base.1.4.NoValidSession, Location an absolute URL, session ids "
+            "<user>0000000066be767a...: HPE redfishdocs 'Redfish authentication and sessions' "
+            "and the captured session"
+        ),
+        (
+            "logout 200 with the Success error object: assumed (iLO answers every "
+            "completed operation that way)"
+        ),
+    ),
+)
+
+IDRAC9 = Flavour(
+    name="idrac9",
+    description="Dell iDRAC 9 6.00.30.00 (PowerEdge R750)",
+    kind="idrac",
+    ipmi_manufacturer_id=674,
+    captures=("dell-idrac9-6.00_r750",),
+    message_style="idrac",
+    registry="Base.1.12",
+    reset_status=204,
+    logout_status=200,
+    logout_body=False,
+    value_not_in_list="PropertyValueNotInList",
+    session_limit_status=400,
+    first_session_id=275,
+    server_header="Apache",
+    notes=(
+        "resources: capture dell-idrac9-6.00 (NVIDIA/libredfish)",
+        "Reset -> 204 No Content: DESIGN.md (Redfish) and Dell's scripts",
+        (
+            "an unlisted ResetType -> 400 GeneralError wrapping PropertyValueNotInList "
+            "('The value X for the property ResetType is not in the list of acceptable "
+            "values.'): quadsproject/badfish#118, DMTF/Redfish-Tacklebox#82"
+        ),
+        (
+            "session limit -> 400 with SessionLimitExceeded: assumed (iDRAC refuses, then "
+            "locks the user out; DESIGN.md)"
+        ),
+        "session ids are counters (captured session 274)",
+    ),
+)
+
+SUPERMICRO = Flavour(
+    name="supermicro",
+    description="Supermicro X13 BMC 11.01.01 (SYS-821GE-TNHR)",
+    kind="supermicro",
+    ipmi_manufacturer_id=10876,
+    captures=("supermicro-x13-11.01.01_sys-821ge-tnhr",),
+    message_style="smc",
+    registry="Base.v1_4_0",
+    reset_status=200,
+    reset_body=True,
+    logout_status=200,
+    logout_body=True,
+    first_session_id=3,
+    server_header="mock-bmc",
+    notes=(
+        "resources: capture supermicro-x13 (NVIDIA/libredfish); Reset via ActionInfo only",
+        (
+            "success bodies {'Success': {'code': 'Base.v1_4_0.Success', ...}} and relative "
+            "session Location: Supermicro X11 session create/delete quoted in public notes; "
+            "assumed unchanged on X13"
+        ),
+        "session limit 16 in real firmware (DESIGN.md); here only with the session_limit fault",
+    ),
+)
+
+
 FLAVOURS: dict[str, Flavour] = {
     f.name: f
     for f in (
-        Flavour(
-            name="ilo5",
-            description="HPE iLO 5 v2.72 (ProLiant DL385 Gen10 Plus v2)",
-            kind="ilo",
-            ipmi_manufacturer_id=11,
-            captures=("hpe-ilo5-2.72_dl385-gen10plus-v2",),
-            message_style="ilo",
-            registry="Base.1.4",
-            slash="echo",
-            case_insensitive=True,
-            reset_status=200,
-            reset_body=True,
-            logout_status=200,
-            logout_body=True,
-            session_ids="ilo",
-            absolute_location=True,
-            server_header="HPE-iLO-Server/1.30",
-            notes=(
-                "resources: capture hpe-ilo5-2.72 (NVIDIA/libredfish)",
-                (
-                    "both slash forms served, links echo the caller's form: iLO 5 changelog, "
-                    "'Trailing slashes on URIs' (HPEDevCom/redfishdocs), see captures/SOURCES.md"
-                ),
-                (
-                    "Reset -> 200 with an error object whose MessageId is Base.1.x.Success: "
-                    "HPE redfishdocs 'Redfish error responses and messages'"
-                ),
-                (
-                    "401 body Base.1.4.NoValidSession, Location an absolute URL, session ids "
-                    "<user>0000000066be767a...: HPE redfishdocs 'Redfish authentication and sessions' "
-                    "and the captured session"
-                ),
-                (
-                    "logout 200 with the Success error object: assumed (iLO answers every "
-                    "completed operation that way)"
-                ),
-            ),
-        ),
-        Flavour(
+        ILO5,
+        replace(
+            ILO5,
             name="ilo5-slash",
             description="HPE iLO 5 v1.10-1.15 (ProLiant DL180 Gen10), before trailing-slash tolerance",
-            kind="ilo",
-            ipmi_manufacturer_id=11,
             captures=(
                 "hpe-ilo5-1.1x_dl180-gen10_proliantutils",
                 "hpe-ilo5-2.70_xl675d-gen10plus_trailing-slash",
                 "hpe-ilo5-2.72_dl385-gen10plus-v2",
             ),
-            message_style="ilo",
             registry="Base.1.0",
             slash="redirect",
-            case_insensitive=True,
-            reset_status=200,
-            reset_body=True,
-            logout_status=200,
-            logout_body=True,
-            session_ids="ilo",
-            absolute_location=True,
             server_header="HPE-iLO-Server/1.10",
             notes=(
                 (
@@ -145,50 +197,14 @@ FLAVOURS: dict[str, Flavour] = {
                 "Reset and logout bodies as ilo5",
             ),
         ),
-        Flavour(
-            name="idrac9",
-            description="Dell iDRAC 9 6.00.30.00 (PowerEdge R750)",
-            kind="idrac",
-            ipmi_manufacturer_id=674,
-            captures=("dell-idrac9-6.00_r750",),
-            message_style="idrac",
-            registry="Base.1.12",
-            reset_status=204,
-            logout_status=200,
-            logout_body=False,
-            value_not_in_list="PropertyValueNotInList",
-            session_limit_status=400,
-            first_session_id=275,
-            server_header="Apache",
-            notes=(
-                "resources: capture dell-idrac9-6.00 (NVIDIA/libredfish)",
-                "Reset -> 204 No Content: DESIGN.md (Redfish) and Dell's scripts",
-                (
-                    "an unlisted ResetType -> 400 GeneralError wrapping PropertyValueNotInList "
-                    "('The value X for the property ResetType is not in the list of acceptable "
-                    "values.'): quadsproject/badfish#118, DMTF/Redfish-Tacklebox#82"
-                ),
-                (
-                    "session limit -> 400 with SessionLimitExceeded: assumed (iDRAC refuses, then "
-                    "locks the user out; DESIGN.md)"
-                ),
-                "session ids are counters (captured session 274)",
-            ),
-        ),
-        Flavour(
+        IDRAC9,
+        replace(
+            IDRAC9,
             name="idrac9-old",
             description="Dell iDRAC 9 3.34.34.34 (PowerEdge R640)",
-            kind="idrac",
-            ipmi_manufacturer_id=674,
             captures=("dell-idrac9-3.34_r640_sushy", "dell-idrac9-6.00_r750"),
-            message_style="idrac",
             registry="Base.1.2",
-            reset_status=204,
-            logout_status=200,
-            value_not_in_list="PropertyValueNotInList",
-            session_limit_status=400,
             first_session_id=41,
-            server_header="Apache",
             notes=(
                 (
                     "root, system and managers: capture dell-idrac9-3.34 (openstack/sushy); Systems "
@@ -230,42 +246,13 @@ FLAVOURS: dict[str, Flavour] = {
                 ),
             ),
         ),
-        Flavour(
-            name="supermicro",
-            description="Supermicro X13 BMC 11.01.01 (SYS-821GE-TNHR)",
-            kind="supermicro",
-            ipmi_manufacturer_id=10876,
-            captures=("supermicro-x13-11.01.01_sys-821ge-tnhr",),
-            message_style="smc",
-            registry="Base.v1_4_0",
-            reset_status=200,
-            reset_body=True,
-            logout_status=200,
-            logout_body=True,
-            first_session_id=3,
-            server_header="mock-bmc",
-            notes=(
-                "resources: capture supermicro-x13 (NVIDIA/libredfish); Reset via ActionInfo only",
-                (
-                    "success bodies {'Success': {'code': 'Base.v1_4_0.Success', ...}} and relative "
-                    "session Location: Supermicro X11 session create/delete quoted in public notes; "
-                    "assumed unchanged on X13"
-                ),
-                "session limit 16 in real firmware (DESIGN.md); here only with the session_limit fault",
-            ),
-        ),
-        Flavour(
+        SUPERMICRO,
+        replace(
+            SUPERMICRO,
             name="supermicro-x12",
             description="Supermicro X12 BMC, Redfish 1.14.0 (SYS-510T-MR)",
-            kind="supermicro",
-            ipmi_manufacturer_id=10876,
             captures=("supermicro-x12_sys-510t-mr_bmclib", "supermicro-x13-11.01.01_sys-821ge-tnhr"),
-            message_style="smc",
-            registry="Base.v1_4_0",
-            reset_status=200,
-            reset_body=True,
-            logout_status=200,
-            logout_body=True,
+            first_session_id=1,
             action_info_mirrors_inline=True,
             also_accepts=("GracefulShutdown", "GracefulRestart"),
             notes=(
