@@ -54,12 +54,17 @@ class OobError(Exception):
             self.host = host
         return self
 
-    def to_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {"error": self.kind, "message": self.message, "exit_code": self.exit_code}
-        if self.host:
-            data["host"] = self.host
+    def report_fields(self) -> dict[str, object]:
+        """What a per-host report carries of the error: its kind, message and the BMC's words."""
+        data: dict[str, object] = {"error": self.kind, "message": self.message}
         if self.bmc_message:
             data["bmc_message"] = self.bmc_message
+        return data
+
+    def to_dict(self) -> dict[str, object]:
+        data = {**self.report_fields(), "exit_code": self.exit_code}
+        if self.host:
+            data["host"] = self.host
         return data
 
 

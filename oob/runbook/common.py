@@ -41,10 +41,7 @@ class Outcome:
             data["fallback_reason"] = self.fallback_reason
         data.update(self.detail)
         if self.error is not None:
-            data["error"] = self.error.kind
-            data["message"] = self.error.message
-            if self.error.bmc_message:
-                data["bmc_message"] = self.error.bmc_message
+            data.update(self.error.report_fields())
         if self.warnings:
             data["warnings"] = list(self.warnings)
         data["exit_code"] = self.exit_code

@@ -102,10 +102,7 @@ class CrashOutcome:
         if self.recovered:
             data["recovered"] = True
         if self.error is not None:
-            data["error"] = self.error.kind
-            data["message"] = self.error.message
-            if self.error.bmc_message:
-                data["bmc_message"] = self.error.bmc_message
+            data.update(self.error.report_fields())
         if self.warnings:
             data["warnings"] = list(self.warnings)
         if self.notes:
