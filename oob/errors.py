@@ -9,12 +9,16 @@
     │   │   └── TlsError             3  certificate not trusted, fingerprint mismatch
     │   ├── BmcAuthError             3  credentials refused, session limit reached
     │   ├── NmiUnsupported           4  the BMC does not offer Nmi (or the power action)
-    │   └── BmcRefused               4  the BMC answered the action with an error
+    │   ├── BmcRefused               4  the BMC answered the action with an error
+    │   └── BmcProtocolError         4  the BMC answered with something oob will not follow
+    │                                   or cannot read (a URI off its origin, a redirect, a
+    │                                   body too large or too deep, a wrong shape)
     │   └── HostSshError             3  the host's own SSH (oob drill's sysrq) refused: nothing crashed
     ├── OutcomeUnknown               6  the request was sent but no answer came back
     ├── DumpTimeout                  5  NMI sent, no complete dump by the deadline
     ├── DumpTargetError              5  the dump target cannot be read (connect, login, path)
     │   └── HostKeyError             5  the dump server's SSH host key is unknown or changed
+    ├── AuditLogError                2  the audit log cannot be read or written whole
     └── SafetyRefusal                7  host off or looks healthy, not confirmed, locked
 
 Only ``NmiNotSent`` errors may ever be retried or answered by another method: an
@@ -124,6 +128,16 @@ class BmcRefused(NmiNotSent):
     kind = "refused"
 
 
+class BmcProtocolError(NmiNotSent):
+    """The BMC's answer breaks a rule oob keeps for its own safety: a URI that leaves the
+    BMC's origin, a redirect, a body too large or nested too deep, a value of the wrong
+    shape.  Raised before an action is sent (so nothing was sent); after an action's
+    bytes left, the same finding never turns the outcome into "not sent"."""
+
+    exit_code = 4
+    kind = "bmc_protocol"
+
+
 class HostSshError(NmiNotSent):
     """``oob drill`` could not log in to the host, or the write to /proc/sysrq-trigger
     failed: the host was certainly not crashed."""
@@ -157,6 +171,15 @@ class HostKeyError(DumpTargetError):
     so) or differs from the one recorded there (never accepted)."""
 
     kind = "host_key"
+
+
+class AuditLogError(OobError):
+    """The audit log cannot be read, or a record cannot be written whole (full disk,
+    permissions, a symlink where the log should be).  Before an action oob refuses to act;
+    after one, the action's real outcome is reported and the missing record is said."""
+
+    exit_code = 2
+    kind = "audit_log"
 
 
 class SafetyRefusal(OobError):
