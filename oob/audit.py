@@ -1,23 +1,35 @@
 """Append-only audit log of every action that changes a host (JSON lines).
 
 Written *before* an NMI leaves and again after, so that a crash of oob itself still
-leaves a trace of what may have been sent. Nothing is ever truncated or rewritten.
+leaves a trace of what may have been sent. Nothing is ever truncated or rewritten —
+except the torn bytes of oob's *own* record when a write came up short (a full disk):
+those are cut off again at once, so that every line in the log is a whole record.
 Records name the host, BMC and method; never a credential.
+
+The log is also the memory of the repeat guard (:meth:`AuditLog.recent`): a record it
+cannot read near the end is a record of an NMI it cannot rule out, so it makes oob
+refuse, never skip.  Hence the care: whole records or none, ``fsync`` of the file (and
+of its directory when the file is new), ``O_NOFOLLOW`` (a symlink planted where the log
+should be is refused, not written through), and an exclusive ``flock`` while appending
+so that two oob processes never interleave or cut each other's records.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import stat
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from oob import whoami
-from oob.errors import UsageError
+from oob.errors import AuditLogError
 
 #: how much of the log's end is read to find recent actions
 _TAIL_BYTES = 4 * 1024 * 1024
@@ -28,6 +40,29 @@ def default_audit_path(environ: Mapping[str, str] = os.environ) -> Path:
         return Path(environ["OOB_AUDIT_LOG"])
     state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "oob" / "audit.jsonl"
+
+
+@dataclass(frozen=True)
+class TornRecord:
+    """A line near the end of the log that is not a whole record."""
+
+    #: byte offset of the line in the file
+    offset: int
+    text: str
+
+
+def private_directory(path: Path, what: str) -> None:
+    """Create ``path`` (0700) or check an existing one: a real directory, not a symlink,
+    not writable by other users (they could plant files or symlinks in it)."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise AuditLogError(f"cannot create the {what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise AuditLogError(f"the {what} {path} is a symlink or not a directory; refusing to use it")
+    if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+        raise AuditLogError(f"the {what} {path} is writable by other users; refusing to use it (chmod o-w)")
 
 
 class AuditLog:
@@ -44,32 +79,89 @@ class AuditLog:
     def lock_dir(self) -> Path:
         return self.path.parent / "locks"
 
-    def recent(self, host: str, events: tuple[str, ...], window_s: float) -> dict[str, Any] | None:
-        """The newest record of ``events`` for ``host`` within the last ``window_s`` seconds."""
+    # -- reading --------------------------------------------------------------------------
+
+    def _tail(self) -> tuple[int, bytes]:
+        """The offset and bytes of the log's last ``_TAIL_BYTES`` (empty when there is no log)."""
         try:
-            with open(self.path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - _TAIL_BYTES))
-                tail = handle.read().decode(errors="replace").splitlines()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            return None
+            return 0, b""
         except OSError as exc:
-            raise UsageError(f"cannot read the audit log {self.path}: {exc.strerror or exc}") from None
+            raise AuditLogError(
+                f"cannot read the audit log {self.path}: {exc.strerror or exc}"
+                + (" (it is a symlink; refusing to follow it)" if os.path.islink(self.path) else "")
+            ) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise AuditLogError(f"the audit log {self.path} is not a regular file; refusing to use it")
+            start = max(0, info.st_size - _TAIL_BYTES)
+            chunks: list[bytes] = []
+            offset = start
+            while offset < info.st_size:
+                chunk = os.pread(fd, info.st_size - offset, offset)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                offset += len(chunk)
+            return start, b"".join(chunks)
+        except OSError as exc:
+            raise AuditLogError(f"cannot read the audit log {self.path}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+
+    def recent(
+        self,
+        events: Iterable[str],
+        window_s: float,
+        *,
+        host: str | None = None,
+        bmc: str | None = None,
+    ) -> dict[str, Any] | TornRecord | None:
+        """The newest record of ``events`` for ``host`` or for ``bmc`` (whichever matches)
+        within the last ``window_s`` seconds; a :class:`TornRecord` when a line that is
+        not a whole record stands among the records of that window (it could be the one
+        wanted); None when there is neither."""
+        wanted = frozenset(events)
+        start, data = self._tail()
+        if not data:
+            return None
+        lines = data.split(b"\n")
+        offsets = []
+        position = start
+        for line in lines:
+            offsets.append(position)
+            position += len(line) + 1
+        if start > 0:
+            # the first line of a tail that starts mid-file is a fragment by construction
+            lines, offsets = lines[1:], offsets[1:]
+        last = lines.pop()
+        offsets.pop()
+        if last:  # the file does not end with a newline: its last record is torn
+            return TornRecord(position - len(last) - 1, last[:200].decode(errors="replace"))
         now = datetime.now(UTC)
-        for line in reversed(tail):
+        for line, offset in zip(reversed(lines), reversed(offsets), strict=True):
             try:
                 entry = json.loads(line)
                 when = datetime.fromisoformat(entry["ts"])
-            except (ValueError, KeyError, TypeError):
-                continue  # a partial first line of the tail, or a foreign line
+                if when.tzinfo is None:
+                    raise ValueError("naive timestamp")
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                return TornRecord(offset, line[:200].decode(errors="replace"))
             if (now - when).total_seconds() > window_s:
                 return None
-            if entry.get("host") == host and entry.get("event") in events:
+            if entry.get("event") in wanted and (
+                (host is not None and entry.get("host") == host) or (bmc is not None and entry.get("bmc") == bmc)
+            ):
                 return dict(entry)
         return None
 
+    # -- writing --------------------------------------------------------------------------
+
     def record(self, event: str, host: str | None = None, **fields: Any) -> None:
+        """Append one whole record and make it durable, or raise :class:`AuditLogError`
+        having left the log as it was."""
         entry: dict[str, Any] = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "run": self.run_id,
@@ -82,16 +174,64 @@ class AuditLog:
         if host is not None:
             entry["host"] = host
         entry.update(fields)
-        line = json.dumps(entry, sort_keys=False, default=str) + "\n"
+        line = (json.dumps(entry, sort_keys=False, default=str) + "\n").encode()
         with self._lock:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, line.encode())
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise UsageError(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from None
+            self._append(line)
 
+    def _append(self, line: bytes) -> None:
+        private_directory(self.path.parent, "audit log directory")
+        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        created = False
+        try:
+            try:
+                fd = os.open(self.path, flags)
+            except FileNotFoundError:
+                fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+                created = True
+        except OSError as exc:
+            symlink = " (it is a symlink; refusing to write through it)" if os.path.islink(self.path) else ""
+            raise AuditLogError(f"cannot write the audit log {self.path}: {exc.strerror or exc}{symlink}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise AuditLogError(f"the audit log {self.path} is not a regular file; refusing to use it")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            try:
+                _write_all(fd, line)
+                os.fsync(fd)
+                if created:
+                    _fsync_directory(self.path.parent)
+            except OSError as exc:
+                _cut_back(fd, size)
+                raise AuditLogError(
+                    f"cannot write the audit log {self.path}: {exc.strerror or exc}; the record was not written"
+                ) from None
+        finally:
+            os.close(fd)  # also drops the flock
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:  # pragma: no cover - os.write raises rather than return 0 for files
+            raise OSError(28, "short write")
+        view = view[written:]
+
+
+def _cut_back(fd: int, size: int) -> None:
+    """Remove the torn end of our own record. If even that fails, the torn line stays and
+    the repeat guard will refuse on it (it never skips one): safe, and said loudly."""
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:
+        pass
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -4,6 +4,11 @@
 host locked. The lock file names its holder (user@machine, pid, since when) so that a
 refused run can say who holds it; a holder record left by a dead process is taken over
 with a warning.
+
+A lock is taken for the host's name *and* for its BMC's address, so that two inventories
+that name one machine differently still exclude each other.  Lock files are opened with
+``O_NOFOLLOW`` in a private directory: a symlink planted as a lock file would otherwise
+have oob (often root) truncate whatever it points to.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ import fcntl
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from oob import whoami
-from oob.errors import SafetyRefusal
+from oob.audit import private_directory
+from oob.errors import AuditLogError, SafetyRefusal
 
 
 def _lock_name(host: str) -> str:
@@ -51,20 +58,46 @@ def _alive(pid: object) -> bool:
     return True
 
 
+def _open_lock_file(path: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        symlink = " (it is a symlink; refusing to follow it)" if os.path.islink(path) else ""
+        raise AuditLogError(f"cannot open the lock file {path}: {exc.strerror or exc}{symlink}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise AuditLogError(f"the lock file {path} is not a regular file; refusing to use it")
+    return fd
+
+
 @contextmanager
 def host_lock(
-    directory: Path, host: str, *, on_stale: Callable[[str, str], None] | None = None
+    directory: Path, host: str, *, on_stale: Callable[[str, str], None] | None = None, bmc: str | None = None
 ) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / _lock_name(host)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold the lock of ``host`` (and of ``bmc``, its BMC address, when given) for the block."""
+    if bmc is None:
+        with _one_lock(directory, host, host, on_stale):
+            yield
+        return
+    with _one_lock(directory, host, host, on_stale), _one_lock(directory, f"bmc {bmc}", host, on_stale):
+        yield
+
+
+@contextmanager
+def _one_lock(
+    directory: Path, name: str, host: str, on_stale: Callable[[str, str], None] | None
+) -> Iterator[None]:
+    private_directory(directory, "lock directory")
+    path = directory / _lock_name(name)
+    fd = _open_lock_file(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_holder(fd)
             who = _describe(holder) if holder else "another process"
-            raise SafetyRefusal(f"locked by another oob run: {who}; not acting", host=host) from None
+            what = "" if name == host else f" (its BMC {name.removeprefix('bmc ')})"
+            raise SafetyRefusal(f"locked{what} by another oob run: {who}; not acting", host=host) from None
         stale = _read_holder(fd)
         if stale and on_stale and not _alive(stale.get("pid")):
             on_stale(host, _describe(stale))

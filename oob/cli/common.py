@@ -100,7 +100,18 @@ def ask(prompt: str) -> str | None:
         return None
     sys.stderr.write(prompt)
     sys.stderr.flush()
-    return sys.stdin.readline().strip()
+    _prompting.set()
+    try:
+        return sys.stdin.readline().strip()
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM/SIGHUP) at the question: the answer is no
+        sys.stderr.write("\n")
+        return None
+    finally:
+        _prompting.clear()
+
+
+#: set while ask() waits for an answer: a stop signal then ends the question at once
+_prompting = threading.Event()
 
 
 def confirm_hosts(names: Sequence[str], what: str, lines: Sequence[str]) -> bool:
@@ -127,27 +138,55 @@ def finish(outcomes: Sequence[Any]) -> None:
     raise typer.Exit(worst_exit_code([o.exit_code for o in outcomes]))
 
 
+class Interruption(threading.Event):
+    """Set by the first SIGINT, SIGTERM or SIGHUP; ``signum`` says which."""
+
+    signum: int | None = None
+
+
+#: what ends a run the way Ctrl-C does: the terminal closing (SIGHUP) or a supervisor (SIGTERM)
+_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
 @contextmanager
-def first_interrupt_cancels(message: str) -> Iterator[threading.Event]:
-    """The first Ctrl-C sets the returned event (the runbook stops starting new crashes,
-    logs out and reports); a second one interrupts at once."""
+def first_interrupt_cancels(message: str) -> Iterator[Interruption]:
+    """The first Ctrl-C, SIGTERM or SIGHUP sets the returned event: the runbook starts no
+    new crash, lets requests in flight finish within their deadline, logs out and reports
+    (``--json`` result lines included).  A second Ctrl-C aborts at once."""
     import signal
 
-    cancel = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
+    cancel = Interruption()
+    signals = [signal.Signals[name] for name in _STOP_SIGNALS]
+    previous = {signum: signal.getsignal(signum) for signum in signals}
 
     def interrupt(signum: int, frame: Any) -> None:
-        sys.stderr.write(f"\ninterrupted: {message} (Ctrl-C again to abort)\n")
+        if cancel.is_set():
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        cancel.signum = signum
         cancel.set()
-        signal.signal(signal.SIGINT, previous)
+        if _prompting.is_set():
+            raise KeyboardInterrupt  # ends the question; ask() answers no
+        sys.stderr.write(f"\ninterrupted ({signal.Signals(signum).name}): {message} (Ctrl-C again to abort)\n")
 
-    signal.signal(signal.SIGINT, interrupt)
+    for signum in signals:
+        signal.signal(signum, interrupt)
     try:
         yield cancel
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def exit_after_run(cancel: threading.Event, exit_code: int) -> None:
-    """A run cut short by Ctrl-C never exits 0."""
-    raise typer.Exit(130 if cancel.is_set() and exit_code == 0 else exit_code)
+def exit_after_run(cancel: Interruption, exit_codes: Sequence[int]) -> None:
+    """A run cut short by a signal never exits 0: 6 when any crash request may have left
+    without an answer (the host may be crashing), else 128 + the signal (130 for Ctrl-C,
+    143 for SIGTERM, 129 for SIGHUP)."""
+    if not cancel.is_set():
+        raise typer.Exit(worst_exit_code(list(exit_codes)))
+    from oob.errors import OutcomeUnknown
+
+    if OutcomeUnknown.exit_code in exit_codes:
+        raise typer.Exit(OutcomeUnknown.exit_code)
+    raise typer.Exit(128 + (cancel.signum or 2))

@@ -110,4 +110,4 @@ def crash_command(
             report = run_crash(hosts, request, confirm=confirm, emit=renderer.event, audit=open_audit(audit_log),
                                cancel=cancel)
         renderer.report(report)
-        exit_after_run(cancel, report.exit_code)
+        exit_after_run(cancel, [o.exit_code for o in report.outcomes])

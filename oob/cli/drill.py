@@ -126,4 +126,4 @@ def drill_command(
             report = run_drill(hosts, request, confirm=confirm, emit=renderer.event,
                                audit=open_audit(audit_log), cancel=cancel)
         renderer.report(report)
-        exit_after_run(cancel, report.exit_code)
+        exit_after_run(cancel, [o.exit_code for o in report.outcomes])

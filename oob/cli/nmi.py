@@ -18,7 +18,8 @@ from oob.cli.common import (
     ViaOpt,
     YesOpt,
     confirm_hosts,
-    finish,
+    exit_after_run,
+    first_interrupt_cancels,
     handle_errors,
     load_hosts,
     make_renderer,
@@ -68,8 +69,9 @@ def nmi_command(
             return confirm_hosts([p.host.name for p in plans], "send an NMI (crash the kernel)", lines)
 
         audit = open_audit(audit_log)
-        outcomes = run_nmi(hosts, request, confirm=confirm, emit=renderer.event, audit=audit)
+        with first_interrupt_cancels("no new NMIs; waiting for requests in flight, then reporting") as cancel:
+            outcomes = run_nmi(hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel)
         renderer.outcomes(outcomes)
-        finish(outcomes)
+        exit_after_run(cancel, [o.exit_code for o in outcomes])
 
 

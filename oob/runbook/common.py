@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -9,6 +10,9 @@ from typing import Any, TypeVar
 
 from oob.errors import OobError
 from oob.model import Host
+from oob.runbook.methods import DriverOptions  # noqa: F401 - where the commands import it from
+
+log = logging.getLogger("oob.runbook")
 
 _R = TypeVar("_R")
 
@@ -48,54 +52,37 @@ class Outcome:
         return data
 
 
-def run_per_host(hosts: Sequence[Host], work: Callable[[Host], _R], parallel: int) -> list[_R]:
-    """Run ``work`` for every host, at most ``parallel`` at once; results in input order."""
-    if len(hosts) <= 1 or parallel <= 1:
-        return [work(host) for host in hosts]
-    with ThreadPoolExecutor(max_workers=min(parallel, len(hosts)), thread_name_prefix="oob-host") as pool:
-        return list(pool.map(work, hosts))
+def run_per_host(
+    hosts: Sequence[Host],
+    work: Callable[[Host], _R],
+    parallel: int,
+    on_bug: Callable[[Host, Exception], _R] | None = None,
+) -> list[_R]:
+    """Run ``work`` for every host, at most ``parallel`` at once; results in input order.
 
+    ``on_bug`` turns an exception that is not an ``OobError`` (a bug, or hostile data
+    that slipped past a check) into that host's result, so one host can never take the
+    others' results with it."""
 
-def methods_for(host: Host, via: str | None) -> tuple[str, ...]:
-    return (via,) if via else host.bmc.effective_methods
-
-
-@dataclass(frozen=True)
-class DriverOptions:
-    via: str | None = None
-    insecure: bool = False
-    connect_attempts: int = 3
-
-
-def with_first_method(
-    host: Host,
-    options: DriverOptions,
-    work: Callable[[Any], _R],
-    on_retry: Callable[[str], None] | None = None,
-) -> tuple[str, _R, str | None, tuple[str, ...]]:
-    """Run ``work(driver)`` with the first method that certainly can.
-
-    Moves to the next method only on ``NmiNotSent`` (nothing happened). Returns the
-    method used, the result, why earlier methods were skipped, and driver warnings.
-    """
-    from oob.drivers.factory import make_driver
-    from oob.errors import NmiNotSent
-
-    reasons: list[str] = []
-    first_error: NmiNotSent | None = None
-    for method in methods_for(host, options.via):
+    def guarded(host: Host) -> _R:
         try:
-            driver = make_driver(
-                host, method, insecure=options.insecure, connect_attempts=options.connect_attempts, on_retry=on_retry
-            )
-            with driver:
-                result = work(driver)
-                return method, result, "; ".join(reasons) or None, tuple(driver.warnings)
-        except NmiNotSent as exc:
-            exc.for_host(host.name)
-            first_error = first_error or exc
-            reasons.append(f"{method}: {exc.message}")
-    assert first_error is not None
-    if len(reasons) > 1:
-        first_error.message = "; ".join(reasons)
-    raise first_error
+            return work(host)
+        except OobError:
+            raise
+        except Exception as exc:
+            if on_bug is None:
+                raise
+            # the report carries the one line; the traceback only with -v
+            log.debug("%s: internal error", host.name, exc_info=True)
+            return on_bug(host, exc)
+
+    if len(hosts) <= 1 or parallel <= 1:
+        return [guarded(host) for host in hosts]
+    with ThreadPoolExecutor(max_workers=min(parallel, len(hosts)), thread_name_prefix="oob-host") as pool:
+        return list(pool.map(guarded, hosts))
+
+
+def internal_error(host: Host, exc: Exception) -> OobError:
+    """The report's error for a bug met while handling ``host``."""
+    return OobError(f"internal error: {type(exc).__name__}: {exc} (a bug: run with -v and report it)",
+                    host=host.name)

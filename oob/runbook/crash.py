@@ -31,14 +31,15 @@ from typing import Any, TypeVar
 from oob.audit import AuditLog
 from oob.dump.targets import SshOptions, Targets
 from oob.dump.watcher import Baseline, DumpResult, DumpState, DumpWatcher, WatchOptions
-from oob.errors import OobError, SafetyRefusal, UsageError
+from oob.errors import AuditLogError, OobError, SafetyRefusal, UsageError
 from oob.events import Emit, Event
 from oob.inventory.checks import describe_shared, shared_bmcs
-from oob.locks import host_lock
 from oob.model import Host, PowerAction
 from oob.probe import ProbeResult, probe_host
-from oob.runbook.common import DriverOptions, Outcome, run_per_host, with_first_method
-from oob.runbook.nmi import NmiPlan, NmiRequest, plan_host, recent_nmi_refusal, trigger_host
+from oob.runbook.common import Outcome, internal_error, run_per_host
+from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
+from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
+from oob.runbook.nmi import NmiPlan, NmiRequest, plan_host, trigger_host
 
 _T = TypeVar("_T")
 
@@ -277,14 +278,15 @@ def _power_cycle(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditL
     try:
         if audit:
             audit.record("recover.cycle.sending", host.name, bmc=host.bmc.address, reason=why)
-        method, result, _, _ = with_first_method(host, request.driver, lambda d: d.power(PowerAction.CYCLE))
-        if audit:
-            audit.record("recover.cycle.done", host.name, via=method, sent=list(result.sent))
-    except OobError as exc:
-        if audit:
-            audit.record("recover.cycle.failed", host.name, error=exc.kind, message=exc.message)
-        emit(Event("error", f"power cycle failed: {exc}", host.name, "failed"))
+        cycled = first_method(host, request.driver, lambda d: d.power(PowerAction.CYCLE))
+    except (OobError, MethodsFailed) as exc:
+        error = exc.error if isinstance(exc, MethodsFailed) else exc
+        record_quietly(audit, "recover.cycle.failed", host.name, error=error.kind, message=error.message)
+        emit(Event("error", f"power cycle failed: {error}", host.name, "failed"))
         return False
+    method, result = cycled.method, cycled.result
+    for missing in record_quietly(audit, "recover.cycle.done", host.name, via=method, sent=list(result.sent)):
+        emit(Event("warning", missing, host.name, "audit_record_missing"))
     emit(Event("info", f"power-cycled via {method} ({', '.join(result.sent)})", host.name, "recovered",
                {"via": method, "sent": list(result.sent), "reason": why}))
     return True
@@ -385,12 +387,13 @@ def run_crash(
     with ExitStack() as locks:
         try:
             if audit is not None:
+                # lock, then the audit log: a host refused by it is never probed nor asked
                 for run in runs:
                     if run.outcome is None:
-                        try:
-                            locks.enter_context(host_lock(audit.lock_dir, run.host.name, on_stale=_stale(emit)))
-                        except SafetyRefusal as exc:
-                            run.settle("refused", exc)
+                        refusal = lock_host(locks, audit, run.host, _stale(emit)) or repeat_refusal(
+                            audit, run.host, force=request.force, window_s=_nmi_request(request).repeat_window_s)
+                        if refusal is not None:
+                            run.settle("refused", refusal)
             _crash(runs, request, confirm, emit, audit, cancel, loop, targets, trigger, gate)
         finally:
             try:
@@ -423,7 +426,7 @@ def _audit_outcome(audit: AuditLog, outcome: CrashOutcome) -> None:
         fields["dump"] = {"path": outcome.dump.path, "state": outcome.dump.state.value, "size": outcome.dump.size}
     if outcome.recovered:
         fields["recovered"] = True
-    audit.record("crash.result", outcome.host, **fields)
+    record_quietly(audit, "crash.result", outcome.host, **fields)
 
 
 def _stale(emit: Emit) -> Callable[[str, str], None]:
@@ -437,16 +440,15 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
            audit: AuditLog | None, cancel: threading.Event, loop: _Loop, targets: Targets,
            trigger_with: Trigger | None = None, gate: Gate | None = None) -> None:
     pending = [run for run in runs if run.outcome is None]
-    run_per_host([r.host for r in pending], lambda h: _preflight(next(r for r in pending if r.host is h),
-                                                                    request, emit, gate), request.parallel)
+    by_name = {run.host.name: run for run in runs}
+
+    def bug(host: Host, exc: Exception) -> None:
+        by_name[host.name].settle("failed", internal_error(host, exc))
+
+    run_per_host([r.host for r in pending], lambda h: _preflight(by_name[h.name], request, emit, gate),
+                 request.parallel, on_bug=bug)
     ready = [run for run in pending if run.outcome is None]
     baseline = loop.run(_baselines(ready, targets, emit)) if ready else None
-    ready = [run for run in ready if run.outcome is None]
-    for run in ready:
-        assert run.plan is not None
-        repeat = recent_nmi_refusal(run.plan, _nmi_request(request), audit)
-        if repeat is not None:
-            run.settle("refused", repeat)
     ready = [run for run in ready if run.outcome is None]
     for run in ready:
         _preflight_event(run, emit)
@@ -460,12 +462,17 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
                                        warnings=run.plan.warnings)
         return
     plans = [run.plan for run in ready if run.plan is not None]
-    if not request.assume_yes and not confirm(plans):
+    if cancel.is_set() or (not request.assume_yes and not confirm(plans)):
+        why = "interrupted before the NMI" if cancel.is_set() else "not confirmed"
         for run in ready:
-            run.settle("refused", SafetyRefusal("not confirmed; nothing was sent", host=run.host.name))
+            run.settle("refused", SafetyRefusal(f"{why}; nothing was sent", host=run.host.name))
         return
-    if audit:
-        audit.record("crash.confirmed", None, hosts=[r.host.name for r in ready], yes=request.assume_yes)
+    missing = record_quietly(audit, "crash.confirmed", None, hosts=[r.host.name for r in ready],
+                             yes=request.assume_yes)
+    if missing:  # the run's own record failed: the per-host ones would too
+        for run in ready:
+            run.settle("refused", AuditLogError(f"{missing[0]}; nothing was sent", host=run.host.name))
+        return
 
     def trigger(run: _HostRun) -> None:
         assert run.plan is not None
@@ -475,10 +482,15 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
         run.nmi_monotonic = time.monotonic()
         run.nmi_at = _now_iso()
         if trigger_with is not None:
+            # the guard again, under the lock held for the whole run (trigger_host reads it itself)
+            repeat = repeat_refusal(audit, run.host, force=request.force,
+                                    window_s=_nmi_request(request).repeat_window_s)
+            if repeat is not None:
+                run.settle("refused", repeat)
+                return
             outcome = trigger_with(run.plan, emit, audit)
         else:
-            # the lock is already held for the whole run: trigger without taking it again
-            outcome = trigger_host(run.plan, _nmi_request(request), emit, audit, locked=True)
+            outcome = trigger_host(run.plan, _nmi_request(request), emit, audit, cancel=cancel)
         run.nmi = outcome  # trigger_host emitted nmi_sent or nmi_outcome_unknown
         if outcome.status == "unknown":
             emit(Event("warning", "watching for a dump anyway: it would prove the NMI arrived", run.host.name,
@@ -487,7 +499,7 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
             assert outcome.error is not None
             run.settle("failed", outcome.error, via=outcome.via, fallback_reason=outcome.fallback_reason)
 
-    run_per_host([r.host for r in ready], lambda h: trigger(next(r for r in ready if r.host is h)), request.parallel)
+    run_per_host([r.host for r in ready], lambda h: trigger(by_name[h.name]), request.parallel, on_bug=bug)
     sent = [run for run in ready if run.outcome is None and run.nmi is not None]
     if not sent:
         return
@@ -507,6 +519,5 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
         for result in loop.run(partial()):
             results[result.host] = result
     run_per_host([r.host for r in sent],
-                 lambda h: _conclude(next(r for r in sent if r.host is h), results.get(h.name), request, emit,
-                                     audit, cancel),
-                 request.parallel)
+                 lambda h: _conclude(by_name[h.name], results.get(h.name), request, emit, audit, cancel),
+                 request.parallel, on_bug=bug)

@@ -24,6 +24,7 @@ from oob.events import Emit, Event
 from oob.model import Host
 from oob.runbook.common import Outcome
 from oob.runbook.crash import ConfirmCrash, CrashOutcome, CrashReport, CrashRequest, Gate, Trigger, run_crash
+from oob.runbook.guard import record_quietly
 from oob.runbook.nmi import NmiPlan
 from oob.runbook.preflight import HostReadiness, PreflightRequest, emit_readiness, readiness
 
@@ -106,28 +107,30 @@ def sysrq_trigger(request: DrillRequest) -> Trigger:
         host = plan.host
         where = {"address": host.address, "user": host.ssh.user, "port": host.ssh.port}
         if audit:
-            audit.record("sysrq.sending", host.name, **where)
+            try:
+                audit.record("sysrq.sending", host.name, **where)
+            except OobError as exc:
+                return Outcome.from_error(host.name, "sysrq", exc.for_host(host.name), via="sysrq")
         at = datetime.now(UTC).isoformat(timespec="seconds")
         emit(Event("progress", "writing c to /proc/sysrq-trigger over SSH", host.name, "sysrq_sending",
                    {"via": "sysrq"}))
         try:
             rc, detail = asyncio.run(_write_trigger(host, request))
         except OobError as exc:
-            if audit:
-                audit.record("sysrq.failed", host.name, error=exc.kind, message=exc.message, **where)
+            record_quietly(audit, "sysrq.failed", host.name, error=exc.kind, message=exc.message, **where)
             error = HostSshError(f"sysrq over SSH: {exc.message}; nothing was crashed", host=host.name)
             return Outcome.from_error(host.name, "sysrq", error, via="sysrq")
         if rc is not None and rc != 0:
-            if audit:
-                audit.record("sysrq.failed", host.name, error="host_ssh", message=detail, **where)
+            record_quietly(audit, "sysrq.failed", host.name, error="host_ssh", message=detail, **where)
             error = HostSshError(f"writing /proc/sysrq-trigger failed: {detail}; nothing was crashed", host=host.name)
             return Outcome.from_error(host.name, "sysrq", error, via="sysrq")
         answer = "the write returned" if rc == 0 else f"the connection went down with the kernel ({detail})"
-        if audit:
-            audit.record("sysrq.sent", host.name, answer=answer, **where)
+        missing = record_quietly(audit, "sysrq.sent", host.name, answer=answer, **where)
+        for warning in missing:
+            emit(Event("warning", warning, host.name, "audit_record_missing"))
         emit(Event("info", f"sysrq crash triggered over SSH ({answer})", host.name, "sysrq_sent",
                    {"via": "sysrq", "at": at, "answer": answer}))
-        return Outcome(host.name, "sysrq", "ok", via="sysrq", detail={"answer": answer})
+        return Outcome(host.name, "sysrq", "ok", via="sysrq", warnings=missing, detail={"answer": answer})
 
     return trigger
 

@@ -7,16 +7,20 @@ from collections.abc import Sequence
 from oob.errors import OobError
 from oob.events import Emit, Event
 from oob.model import Host
-from oob.runbook.common import DriverOptions, Outcome, run_per_host, with_first_method
+from oob.runbook.common import Outcome, internal_error, run_per_host
+from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 
 
 def _info(host: Host, options: DriverOptions, emit: Emit) -> Outcome:
     try:
-        method, info, fallback, _ = with_first_method(
+        found = first_method(
             host, options, lambda driver: driver.info(), on_retry=lambda m: emit(Event("warning", m, host.name, "retry"))
         )
+    except MethodsFailed as failed:
+        return Outcome.from_error(host.name, "bmc.info", failed.error)
     except OobError as exc:
         return Outcome.from_error(host.name, "bmc.info", exc.for_host(host.name))
+    method, info, fallback = found.method, found.result, found.fallback_reason
     detail = info.to_dict()
     detail.pop("host", None)
     detail.pop("method", None)
@@ -25,4 +29,5 @@ def _info(host: Host, options: DriverOptions, emit: Emit) -> Outcome:
 
 
 def run_info(hosts: Sequence[Host], options: DriverOptions, *, emit: Emit, parallel: int = 8) -> list[Outcome]:
-    return run_per_host(hosts, lambda h: _info(h, options, emit), parallel)
+    return run_per_host(hosts, lambda h: _info(h, options, emit), parallel,
+                        on_bug=lambda h, exc: Outcome.from_error(h.name, "bmc.info", internal_error(h, exc)))

@@ -1,14 +1,18 @@
 """Send one NMI to each host, exactly once, by the first method that can deliver it.
 
-Plan (per host, sessions closed afterwards) → confirm (the caller asks the human) →
-trigger (audit before, one request, audit after).  A method is abandoned for the next
-one only when it certainly did not deliver (``NmiNotSent``); an ``OutcomeUnknown``
-stops everything for that host: it may already be crashing.
+Lock the hosts and read the audit log (:mod:`oob.runbook.guard`) → plan (per host,
+sessions closed afterwards) → confirm (the caller asks the human) → trigger (the guard
+read again, audit before, one request, audit after), all under the same locks.  A method
+is abandoned for the next one only when it certainly did not deliver (``NmiNotSent``,
+:mod:`oob.runbook.methods`); an ``OutcomeUnknown`` stops everything for that host: it may
+already be crashing.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,12 +20,13 @@ from typing import Any
 from oob.audit import AuditLog
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
-from oob.errors import NmiNotSent, OobError, OutcomeUnknown, SafetyRefusal
+from oob.errors import AuditLogError, NmiUnsupported, OobError, OutcomeUnknown, SafetyRefusal
 from oob.events import Emit, Event
 from oob.inventory.checks import describe_shared, shared_bmcs
-from oob.locks import host_lock
 from oob.model import ActionResult, Host, NmiSupport, PowerState
-from oob.runbook.common import Outcome, methods_for, run_per_host
+from oob.runbook.common import Outcome, internal_error, run_per_host
+from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
+from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 
 
 @dataclass(frozen=True)
@@ -70,67 +75,43 @@ class NmiPlan:
 Confirm = Callable[[list[NmiPlan]], bool]
 
 
-def _driver(host: Host, method: str, request: NmiRequest, emit: Emit) -> BmcDriver:
-    return make_driver(
-        host,
-        method,
-        insecure=request.insecure,
-        connect_attempts=request.connect_attempts,
-        on_retry=lambda message: emit(Event("warning", message, host.name, "retry")),
-    )
-
-
-def _describe_unsupported(method: str, error: OobError) -> str:
-    # not str(error): that starts with the host name, which the record already carries
-    text = error.message
-    if error.bmc_message and error.bmc_message not in text:
-        text = f"{text} (BMC says: {error.bmc_message})"
-    return f"{method}: {text}"
+def _on_retry(host: Host, emit: Emit) -> Callable[[str], None]:
+    return lambda message: emit(Event("warning", message, host.name, "retry"))
 
 
 def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
     """Find the first method that can deliver an NMI to a powered-on host."""
-    reasons: list[str] = []
-    first_error: OobError | None = None
-    sessions: Any = None
-    for method in methods_for(host, request.via):
-        try:
-            with _driver(host, method, request, emit) as driver:
-                power = driver.power_state()
-                support = driver.nmi_support()
-                warnings = tuple(driver.warnings)
-                if request.sessions and sessions is None and hasattr(driver, "session_usage"):
-                    sessions = _session_usage(driver)
-        except NmiNotSent as exc:
-            exc.for_host(host.name)
-            first_error = first_error or exc
-            reasons.append(_describe_unsupported(method, exc))
-            continue
-        except OobError as exc:
-            return Outcome.from_error(host.name, "nmi", exc.for_host(host.name), via=method)
+
+    def look(driver: BmcDriver) -> tuple[PowerState, NmiSupport, Any]:
+        power = driver.power_state()
+        support = driver.nmi_support()
         if support.offered is False:
             offered = ", ".join(support.allowed) or "nothing"
-            reason = f"{method}: NMI not supported by this BMC (it offers {offered})"
-            first_error = first_error or _unsupported(host, reason)
-            reasons.append(reason)
-            continue
-        fallback_reason = "; ".join(reasons) or None
-        if fallback_reason:
-            emit(Event("warning", f"falling back to {method}: {fallback_reason}", host.name, "fallback"))
-        if support.offered is None:
-            warnings += ("the BMC does not list the ResetType values it accepts; sending Nmi unchecked",)
-        for warning in warnings:
-            emit(Event("warning", warning, host.name, "warning"))
-        if power is PowerState.OFF:
-            refusal = SafetyRefusal("host power is Off: an NMI would do nothing; not sending", host=host.name)
-            return Outcome.from_error(host.name, "nmi", refusal, via=method, warnings=warnings)
-        return NmiPlan(host, method, power, support, fallback_reason, warnings, sessions)
-    assert first_error is not None
-    if len(reasons) > 1:
-        first_error.message = f"{first_error.message}; " + "; ".join(reasons[1:])
-    _mention_ilo_ipmi(host, first_error, reasons)
-    # the message has every reason; the fallback reason is only why earlier methods were left
-    return Outcome.from_error(host.name, "nmi", first_error, fallback_reason="; ".join(reasons[:-1]) or None)
+            raise NmiUnsupported(f"NMI not supported by this BMC (it offers {offered})", host=host.name)
+        sessions = _session_usage(driver) if request.sessions and hasattr(driver, "session_usage") else None
+        return power, support, sessions
+
+    options = DriverOptions(request.via, request.insecure, request.connect_attempts)
+    try:
+        found = first_method(host, options, look, on_retry=_on_retry(host, emit))
+    except MethodsFailed as failed:
+        # the message has every reason; the fallback reason is only why earlier methods were left
+        return Outcome.from_error(host.name, "nmi", failed.error, fallback_reason=failed.fallback_reason)
+    except OobError as exc:
+        return Outcome.from_error(host.name, "nmi", exc.for_host(host.name))
+    method = found.method
+    power, support, sessions = found.result
+    warnings = found.warnings
+    if found.fallback_reason:
+        emit(Event("warning", f"falling back to {method}: {found.fallback_reason}", host.name, "fallback"))
+    if support.offered is None:
+        warnings += ("the BMC does not list the ResetType values it accepts; sending Nmi unchecked",)
+    for warning in warnings:
+        emit(Event("warning", warning, host.name, "warning"))
+    if power is PowerState.OFF:
+        refusal = SafetyRefusal("host power is Off: an NMI would do nothing; not sending", host=host.name)
+        return Outcome.from_error(host.name, "nmi", refusal, via=method, warnings=warnings)
+    return NmiPlan(host, method, power, support, found.fallback_reason, warnings, sessions)
 
 
 def _session_usage(driver: BmcDriver) -> Any:
@@ -140,78 +121,74 @@ def _session_usage(driver: BmcDriver) -> Any:
         return f"cannot read the SessionService: {exc.message}"
 
 
-def _unsupported(host: Host, reason: str) -> OobError:
-    from oob.errors import NmiUnsupported
-
-    return NmiUnsupported(reason, host=host.name)
-
-
-#: the IPMI driver already says this when an iLO does not answer IPMI at all
-ILO_IPMI_OFF = "HPE iLO ships with IPMI over LAN disabled"
-
-
-def _mention_ilo_ipmi(host: Host, error: OobError, reasons: list[str]) -> None:
-    # HPE iLO ships with IPMI over LAN disabled: the usual reason a fallback fails there
-    tried_ipmi = any(r.startswith("ipmi:") for r in reasons)
-    if host.bmc.kind == "ilo" and tried_ipmi and ILO_IPMI_OFF not in error.message:
-        error.message += " (HPE iLO ships with IPMI over LAN disabled; enable it in iLO's network settings)"
-
-
 def trigger_host(
-    plan: NmiPlan, request: NmiRequest, emit: Emit, audit: AuditLog | None, *, locked: bool = False
+    plan: NmiPlan,
+    request: NmiRequest,
+    emit: Emit,
+    audit: AuditLog | None,
+    *,
+    cancel: threading.Event | None = None,
 ) -> Outcome:
-    """Send the planned NMI under the host's lock (``locked``: the caller holds it already)."""
-    if audit is None or locked:
-        return _trigger_locked(plan, request, emit, audit)
-    try:
-        with host_lock(audit.lock_dir, plan.host.name):
-            return _trigger_locked(plan, request, emit, audit)
-    except SafetyRefusal as exc:
-        return Outcome.from_error(plan.host.name, "nmi", exc, via=plan.method)
-
-
-def _trigger_locked(plan: NmiPlan, request: NmiRequest, emit: Emit, audit: AuditLog | None) -> Outcome:
+    """Send the planned NMI, exactly once. The caller holds the host's lock (see
+    :mod:`oob.runbook.guard`): the repeat guard is read again here, under it, right
+    before the ``nmi.sending`` record."""
     host = plan.host
     method = plan.method
     base = {"bmc": host.bmc.address, "via": method}
+    warnings = plan.warnings
     try:
-        with _driver(host, method, request, emit) as driver:
+        with make_driver(host, method, insecure=request.insecure, connect_attempts=request.connect_attempts,
+                         on_retry=_on_retry(host, emit)) as driver:
             power = driver.power_state()
             if power is PowerState.OFF:
                 raise SafetyRefusal("host power went Off since planning; not sending", host=host.name)
+            if cancel is not None and cancel.is_set():
+                raise SafetyRefusal("interrupted before the NMI; nothing was sent", host=host.name)
+            repeat = repeat_refusal(audit, host, force=request.force, window_s=request.repeat_window_s)
+            if repeat is not None:
+                raise repeat
             if audit:
-                audit.record("nmi.sending", host.name, **base)
+                audit.record("nmi.sending", host.name, **base)  # AuditLogError: refuse, nothing sent
             sent_at = datetime.now(UTC).isoformat(timespec="seconds")
             emit(Event("progress", f"sending NMI via {method}", host.name, "nmi_sending", {"via": method}))
             try:
                 result = driver.send_nmi()
             except OobError as exc:
-                if audit:
-                    audit.record("nmi.failed", host.name, error=exc.kind, message=exc.message, **base)
+                warnings += record_quietly(audit, "nmi.failed", host.name, error=exc.kind, message=exc.message,
+                                            **base)
                 raise
-            if audit:
-                audit.record("nmi.sent", host.name, status=result.status, bmc_message=result.bmc_message, **base)
+            except Exception as exc:
+                # a bug met after the request may have left: it may have been applied
+                unknown = OutcomeUnknown(f"internal error while sending ({type(exc).__name__}: {exc}); "
+                                         "the NMI may have been applied", host=host.name)
+                warnings += record_quietly(audit, "nmi.failed", host.name, error=unknown.kind,
+                                            message=unknown.message, **base)
+                raise unknown from exc
+            warnings += record_quietly(audit, "nmi.sent", host.name, status=result.status,
+                                        bmc_message=result.bmc_message, **base)
     except OutcomeUnknown as exc:
         exc.for_host(host.name)
-        emit(Event("error", f"NMI outcome unknown: {exc.message}; NOT resending", host.name, "nmi_outcome_unknown",
-                   {"via": method}))
+        emit(Event("error", f"NMI outcome unknown: {exc.message}; it may have been applied — NOT resending",
+                   host.name, "nmi_outcome_unknown", {"via": method}))
         return Outcome.from_error(
-            host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=plan.warnings
+            host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=warnings
         )
     except OobError as exc:
         exc.for_host(host.name)
         return Outcome.from_error(
-            host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=plan.warnings
+            host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=warnings
         )
+    for warning in warnings[len(plan.warnings):]:
+        emit(Event("warning", warning, host.name, "audit_record_missing"))
     answer = f"HTTP {result.status}" if method == "redfish" else f"completion code 0x{result.status:02X}"
     data: dict[str, Any] = {"via": method, "at": sent_at, "answer": answer}
     if plan.fallback_reason:
         data["fallback_reason"] = plan.fallback_reason
     emit(Event("info", f"NMI sent via {method} ({answer})", host.name, "nmi_sent", data))
-    return _sent(plan, result)
+    return _sent(plan, result, warnings)
 
 
-def _sent(plan: NmiPlan, result: ActionResult) -> Outcome:
+def _sent(plan: NmiPlan, result: ActionResult, warnings: tuple[str, ...]) -> Outcome:
     # an IPMI answer is a completion code, not an HTTP status
     status_key = "http_status" if plan.method == "redfish" else "completion_code"
     detail: dict[str, Any] = {status_key: result.status}
@@ -225,22 +202,8 @@ def _sent(plan: NmiPlan, result: ActionResult) -> Outcome:
         status="ok",
         via=plan.method,
         fallback_reason=plan.fallback_reason,
-        warnings=plan.warnings,
+        warnings=warnings,
         detail=detail,
-    )
-
-
-def recent_nmi_refusal(plan: NmiPlan, request: NmiRequest, audit: AuditLog | None) -> SafetyRefusal | None:
-    """An NMI already went to this host a moment ago: a second one is almost surely an accident."""
-    if audit is None or request.force:
-        return None
-    prior = audit.recent(plan.host.name, ("nmi.sending", "nmi.sent"), request.repeat_window_s)
-    if prior is None:
-        return None
-    return SafetyRefusal(
-        f"an NMI was already sent to this host at {prior.get('ts')} by {prior.get('user')} "
-        f"(run {prior.get('run')}); use --force to send another",
-        host=plan.host.name,
     )
 
 
@@ -251,46 +214,64 @@ def run_nmi(
     confirm: Confirm,
     emit: Emit,
     audit: AuditLog | None,
+    cancel: threading.Event | None = None,
 ) -> list[Outcome]:
-    """Plan every host, ask once, then send each NMI exactly once."""
+    """Lock, check the audit log, plan every host, ask once, then send each NMI exactly
+    once (``cancel``: no NMI starts once it is set; those in flight finish)."""
+    cancel = cancel or threading.Event()
     outcomes: dict[str, Outcome] = {}
     for first, second in shared_bmcs(hosts):
         for host in (first, second):
             refusal = SafetyRefusal(describe_shared(first, second), host=host.name)
             outcomes[host.name] = Outcome.from_error(host.name, "nmi", refusal)
-    to_plan = [h for h in hosts if h.name not in outcomes]
-    planned = run_per_host(to_plan, lambda h: plan_host(h, request, emit), request.parallel)
-    outcomes.update({p.host: p for p in planned if isinstance(p, Outcome)})
-    plans: list[NmiPlan] = []
-    for plan in (p for p in planned if isinstance(p, NmiPlan)):
-        repeat = recent_nmi_refusal(plan, request, audit)
-        if repeat is None:
-            plans.append(plan)
-        else:
-            outcomes[plan.host.name] = Outcome.from_error(plan.host.name, "nmi", repeat, via=plan.method)
-    if plans and request.dry_run:
-        for plan in plans:
-            outcomes[plan.host.name] = Outcome(
-                host=plan.host.name,
-                action="nmi",
-                status="dry-run",
-                via=plan.method,
-                fallback_reason=plan.fallback_reason,
-                warnings=plan.warnings,
-                detail={"power": plan.power.value, "nmi": plan.nmi.to_dict(), "would_send": True},
+    with ExitStack() as locks:
+        # the cheap checks first, and under the lock: a host refused by the audit log is not asked
+        for host in (h for h in hosts if h.name not in outcomes and audit is not None):
+            assert audit is not None
+            refusal = lock_host(locks, audit, host) or repeat_refusal(
+                audit, host, force=request.force, window_s=request.repeat_window_s
             )
-    elif plans:
-        if not request.assume_yes and not confirm(plans):
+            if refusal is not None:
+                outcomes[host.name] = Outcome.from_error(host.name, "nmi", refusal)
+        to_plan = [h for h in hosts if h.name not in outcomes]
+        planned = run_per_host(to_plan, lambda h: plan_host(h, request, emit), request.parallel,
+                               on_bug=lambda h, exc: Outcome.from_error(h.name, "nmi", internal_error(h, exc)))
+        outcomes.update({p.host: p for p in planned if isinstance(p, Outcome)})
+        plans = [p for p in planned if isinstance(p, NmiPlan)]
+        if plans and request.dry_run:
             for plan in plans:
-                refusal = SafetyRefusal("not confirmed; nothing was sent", host=plan.host.name)
-                outcomes[plan.host.name] = Outcome.from_error(plan.host.name, "nmi", refusal, via=plan.method)
-        else:
-            if audit:
-                audit.record("nmi.confirmed", None, hosts=[p.host.name for p in plans], yes=request.assume_yes)
-            sent = run_per_host(
-                [p.host for p in plans],
-                lambda h: trigger_host(next(p for p in plans if p.host is h), request, emit, audit),
-                request.parallel,
-            )
-            outcomes.update({o.host: o for o in sent})
+                outcomes[plan.host.name] = Outcome(
+                    host=plan.host.name,
+                    action="nmi",
+                    status="dry-run",
+                    via=plan.method,
+                    fallback_reason=plan.fallback_reason,
+                    warnings=plan.warnings,
+                    detail={"power": plan.power.value, "nmi": plan.nmi.to_dict(), "would_send": True},
+                )
+        elif plans:
+            if cancel.is_set() or (not request.assume_yes and not confirm(plans)):
+                why = "interrupted before the NMI" if cancel.is_set() else "not confirmed"
+                for plan in plans:
+                    refusal = SafetyRefusal(f"{why}; nothing was sent", host=plan.host.name)
+                    outcomes[plan.host.name] = Outcome.from_error(plan.host.name, "nmi", refusal, via=plan.method)
+            else:
+                confirmed = record_quietly(audit, "nmi.confirmed", None,
+                                            hosts=[p.host.name for p in plans], yes=request.assume_yes)
+                if confirmed:  # the run's own record failed: the per-host ones would too
+                    for plan in plans:
+                        error = AuditLogError(f"{confirmed[0]}; nothing was sent", host=plan.host.name)
+                        outcomes[plan.host.name] = Outcome.from_error(plan.host.name, "nmi", error, via=plan.method)
+                else:
+                    by_host = {p.host.name: p for p in plans}
+                    sent = run_per_host(
+                        [p.host for p in plans],
+                        lambda h: trigger_host(by_host[h.name], request, emit, audit, cancel=cancel),
+                        request.parallel,
+                        on_bug=lambda h, exc: Outcome.from_error(h.name, "nmi", internal_error(h, exc)),
+                    )
+                    outcomes.update({o.host: o for o in sent})
+    if cancel.is_set() and audit is not None:
+        record_quietly(audit, "run.interrupted", None,
+                        hosts={name: o.status for name, o in outcomes.items()})
     return [outcomes[h.name] for h in hosts]

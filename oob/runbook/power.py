@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,9 @@ from oob.audit import AuditLog
 from oob.errors import OobError, SafetyRefusal
 from oob.events import Emit, Event
 from oob.model import Host, PowerAction
-from oob.runbook.common import DriverOptions, Outcome, run_per_host, with_first_method
+from oob.runbook.common import Outcome, internal_error, run_per_host
+from oob.runbook.guard import lock_host, record_quietly
+from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 
 #: actions that interrupt a running host: confirmed first
 DESTRUCTIVE = {PowerAction.OFF, PowerAction.SHUTDOWN, PowerAction.RESET, PowerAction.CYCLE}
@@ -32,48 +35,61 @@ ConfirmPower = Callable[[list[Host], str], bool]
 
 def _status(host: Host, request: PowerRequest, emit: Emit) -> Outcome:
     try:
-        method, state, fallback, warnings = with_first_method(
+        found = first_method(
             host,
             request.driver,
             lambda driver: driver.power_state(),
             on_retry=lambda m: emit(Event("warning", m, host.name, "retry")),
         )
+    except MethodsFailed as failed:
+        return Outcome.from_error(host.name, "power.status", failed.error)
     except OobError as exc:
         return Outcome.from_error(host.name, "power.status", exc.for_host(host.name))
     return Outcome(
-        host.name, "power.status", "ok", via=method, fallback_reason=fallback, warnings=warnings,
-        detail={"power": state.value},
+        host.name, "power.status", "ok", via=found.method, fallback_reason=found.fallback_reason,
+        warnings=found.warnings, detail={"power": found.result.value},
     )
 
 
 def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, audit: AuditLog | None) -> Outcome:
     name = f"power.{action.value}"
+    missing: list[str] = []
 
     def work(driver: Any) -> Any:
-        if audit:
+        if audit:  # AuditLogError: nothing is sent
             audit.record(f"{name}.sending", host.name, bmc=host.bmc.address, via=driver.method)
         try:
             result = driver.power(action)
         except OobError as exc:
-            if audit:
-                audit.record(f"{name}.failed", host.name, via=driver.method, error=exc.kind, message=exc.message)
+            missing.extend(record_quietly(audit, f"{name}.failed", host.name, via=driver.method, error=exc.kind,
+                                          message=exc.message))
             raise
-        if audit:
-            audit.record(f"{name}.done", host.name, via=driver.method, sent=list(result.sent), status=result.status)
+        missing.extend(record_quietly(audit, f"{name}.done", host.name, via=driver.method,
+                                      sent=list(result.sent), status=result.status))
         return result
 
-    try:
-        method, result, fallback, warnings = with_first_method(
-            host, request.driver, work, on_retry=lambda m: emit(Event("warning", m, host.name, "retry"))
-        )
-    except OobError as exc:
-        return Outcome.from_error(host.name, name, exc.for_host(host.name))
+    with ExitStack() as locks:
+        refusal = lock_host(locks, audit, host) if audit is not None else None
+        if refusal is not None:
+            return Outcome.from_error(host.name, name, refusal)
+        try:
+            found = first_method(
+                host, request.driver, work, on_retry=lambda m: emit(Event("warning", m, host.name, "retry"))
+            )
+        except MethodsFailed as failed:
+            return Outcome.from_error(host.name, name, failed.error, warnings=tuple(missing))
+        except OobError as exc:
+            return Outcome.from_error(host.name, name, exc.for_host(host.name), warnings=tuple(missing))
+    method, result = found.method, found.result
+    for warning in missing:
+        emit(Event("warning", warning, host.name, "audit_record_missing"))
     emit(Event("info", f"power {action.value} accepted ({', '.join(result.sent)})", host.name, name))
     status_key = "http_status" if method == "redfish" else "completion_code"
     detail: dict[str, Any] = {"sent": list(result.sent), status_key: result.status}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
-    return Outcome(host.name, name, "ok", via=method, fallback_reason=fallback, warnings=warnings, detail=detail)
+    return Outcome(host.name, name, "ok", via=method, fallback_reason=found.fallback_reason,
+                   warnings=found.warnings + tuple(missing), detail=detail)
 
 
 def run_power(
@@ -85,7 +101,8 @@ def run_power(
     audit: AuditLog | None,
 ) -> list[Outcome]:
     if request.action == "status":
-        return run_per_host(hosts, lambda h: _status(h, request, emit), request.parallel)
+        return run_per_host(hosts, lambda h: _status(h, request, emit), request.parallel,
+                            on_bug=lambda h, exc: Outcome.from_error(h.name, "power.status", internal_error(h, exc)))
     action = PowerAction(request.action)
     name = f"power.{action.value}"
     if request.dry_run:
@@ -95,4 +112,13 @@ def run_power(
             Outcome.from_error(h.name, name, SafetyRefusal("not confirmed; nothing was sent", host=h.name))
             for h in hosts
         ]
-    return run_per_host(hosts, lambda h: _act(h, action, request, emit, audit), request.parallel)
+    return run_per_host(hosts, lambda h: _act(h, action, request, emit, audit), request.parallel,
+                        on_bug=lambda h, exc: Outcome.from_error(h.name, name, _bug_after_send(h, exc)))
+
+
+def _bug_after_send(host: Host, exc: Exception) -> OobError:
+    # a bug met while the power request may have been on its way: it may have been applied
+    from oob.errors import OutcomeUnknown
+
+    return OutcomeUnknown(f"internal error ({type(exc).__name__}: {exc}); the power action may have been "
+                          "applied", host=host.name)

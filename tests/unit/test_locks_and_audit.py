@@ -44,5 +44,7 @@ def test_audit_appends_and_never_rewrites(tmp_path: Path) -> None:
     assert "@" in records[0]["operator"]
     assert records[0]["run"] != records[1]["run"]
     assert (path.stat().st_mode & 0o077) == 0
-    assert second.recent("web01", ("nmi.sending", "nmi.sent"), 60)["event"] == "nmi.sent"
-    assert second.recent("web02", ("nmi.sent",), 60) is None
+    assert second.recent(("nmi.sending", "nmi.sent"), 60, host="web01")["event"] == "nmi.sent"
+    assert second.recent(("nmi.sent",), 60, host="web02") is None
+    # keyed on the BMC too: another inventory's name for the same machine
+    assert second.recent(("nmi.sending",), 60, host="other", bmc="https://192.0.2.1")["host"] == "web01"

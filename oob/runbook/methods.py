@@ -1,0 +1,139 @@
+"""Try a host's configured methods (Redfish, then IPMI, ...) in order: the one place that
+decides when moving on to the next method is safe.
+
+A method is left for the next only when it certainly did nothing (``NmiNotSent``).  Two
+exceptions stop the search even then:
+
+* an authentication failure: the next method would log in with the same credentials,
+  and every failed login counts toward the BMC's lockout (iDRAC locks the user);
+* anything else (``OutcomeUnknown`` above all: the host may already be crashing).
+
+Errors are never edited after they were raised: the error reported when every method
+failed is a new one, built here with every method's reason and the hints that apply.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from oob.drivers.base import BmcDriver
+from oob.drivers.factory import make_driver
+from oob.errors import BmcAuthError, NmiNotSent, OobError
+from oob.model import Host
+
+_R = TypeVar("_R")
+
+#: HPE iLO ships with IPMI over LAN disabled: the usual reason a fallback fails there
+ILO_IPMI_OFF = "HPE iLO ships with IPMI over LAN disabled"
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    via: str | None = None
+    insecure: bool = False
+    connect_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A method that was tried and certainly did nothing, and why."""
+
+    method: str
+    error: NmiNotSent
+
+    def describe(self) -> str:
+        # not str(error): that starts with the host name, which the report already carries
+        text = self.error.message
+        if self.error.bmc_message and self.error.bmc_message not in text:
+            text = f"{text} (BMC says: {self.error.bmc_message})"
+        return f"{self.method}: {text}"
+
+
+@dataclass(frozen=True)
+class MethodRun(Generic[_R]):
+    """What the first method that worked returned, and the methods left before it."""
+
+    method: str
+    result: _R
+    attempts: tuple[Attempt, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def fallback_reason(self) -> str | None:
+        return "; ".join(a.describe() for a in self.attempts) or None
+
+
+class MethodsFailed(Exception):
+    """Every method was tried (or the search stopped early); ``error`` is what to report."""
+
+    def __init__(self, error: OobError, attempts: tuple[Attempt, ...]) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempts = attempts
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why the methods before the last one were left."""
+        return "; ".join(a.describe() for a in self.attempts[:-1]) or None
+
+
+def methods_for(host: Host, via: str | None) -> tuple[str, ...]:
+    return (via,) if via else host.bmc.effective_methods
+
+
+def first_method(
+    host: Host,
+    options: DriverOptions,
+    work: Callable[[BmcDriver], _R],
+    *,
+    on_retry: Callable[[str], None] | None = None,
+) -> MethodRun[_R]:
+    """Run ``work(driver)`` with the first of the host's methods that certainly can.
+
+    ``work`` raises an ``NmiNotSent`` error to say "not this method" (e.g. NMI not
+    offered); any other error ends the search and propagates as it is.  Raises
+    :class:`MethodsFailed` when no method could.
+    """
+    methods = methods_for(host, options.via)
+    attempts: list[Attempt] = []
+    for index, method in enumerate(methods):
+        try:
+            driver = make_driver(
+                host, method, insecure=options.insecure, connect_attempts=options.connect_attempts, on_retry=on_retry
+            )
+            with driver:
+                result = work(driver)
+                return MethodRun(method, result, tuple(attempts), tuple(driver.warnings))
+        except NmiNotSent as exc:
+            attempts.append(Attempt(method, exc))
+            if isinstance(exc, BmcAuthError) and index + 1 < len(methods):
+                skipped = ", ".join(methods[index + 1 :])
+                stop = (
+                    f"not trying {skipped} with the same credentials: each failed login counts toward the "
+                    f"BMC's lockout (use --via {methods[index + 1]} to try it on purpose)"
+                )
+                raise MethodsFailed(_combined(host, attempts, stop), tuple(attempts)) from None
+    raise MethodsFailed(_combined(host, attempts, None), tuple(attempts))
+
+
+def _combined(host: Host, attempts: list[Attempt], stop: str | None) -> OobError:
+    """The error to report: the first method's (its class gives the exit code), a new
+    instance carrying every method's reason and the hints that apply."""
+    first = attempts[0].error
+    error = copy.copy(first)
+    # with several methods tried, every reason names its method
+    parts = [a.describe() for a in attempts] if len(attempts) > 1 else [first.message]
+    if stop:
+        parts.append(stop)
+    message = "; ".join(parts)
+    tried_ipmi = any(a.method == "ipmi" for a in attempts)
+    if host.bmc.kind == "ilo" and tried_ipmi and ILO_IPMI_OFF not in message:
+        message += f" ({ILO_IPMI_OFF}; enable it in iLO's network settings)"
+    error.message = message
+    error.args = (message,)
+    if error.host is None:
+        error.host = host.name
+    return error
