@@ -381,7 +381,7 @@ FLAVOURS: dict[str, Flavour] = {
 #: flavours with a Redfish service (every one but ``ipmi``)
 REDFISH_FLAVOURS: tuple[str, ...] = tuple(name for name, flavour in FLAVOURS.items() if flavour.redfish)
 
-#: what ``--vendors`` defaults to: one flavour per vendor family the DESIGN names
+#: what ``--vendors`` defaults to: one flavour per main vendor family of the captures
 MAIN_FLAVOURS: tuple[str, ...] = ("ilo5", "ilo5-slash", "idrac9", "openbmc", "supermicro", "xcc", "ami")
 
 

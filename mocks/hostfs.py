@@ -153,7 +153,7 @@ OOB_FAKE_UID=0 exec "$@"
 
 
 #: the distribution's kdump status command, in the host's own bin (so ``command -v`` finds it
-#: only on that family's hosts), answering from the fake state as the real one would (KDUMP-FACTS)
+#: only on that family's hosts), answering from the fake state as the real one would (docs/KDUMP.md)
 _STATUS_TOOLS: dict[str, tuple[str, str]] = {
     "rhel": ("kdumpctl", "#!/bin/sh\n" + _UID + r"""if [ "$uid" != 0 ]; then echo "kdump: Error: $0 can only be run as root" >&2; exit 1; fi
 if [ "$1" != status ]; then echo "simulated kdumpctl: only status" >&2; exit 1; fi

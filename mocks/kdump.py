@@ -8,7 +8,7 @@
 A simulated host calls this after an NMI: the writer makes the directory, writes the
 kernel log (with the real text of an unknown-NMI panic), grows the vmcore in chunks under
 its incomplete name with a real header for its format, then renames it / rewrites the
-README, exactly in that distribution's order (../shared/KDUMP-FACTS.md).
+README, exactly in that distribution's order (docs/KDUMP.md).
 
 Layouts (``DumpSpec.layout``); ``identity`` (IP or host name) switches any of them to the
 name form of a dump sent over the network (``<identity>-<stamp>``):

@@ -4,7 +4,7 @@ A *host layout* is what a fleet user picks (``layouts=["rhel-local", "suse-ssh",
 a :mod:`mocks.kdump` writer layout, plus whether the dump goes to the host's own
 directory (a local disk, as ``/var/crash``) or to a directory shared by many hosts (an
 NFS export, an SSH dump server), and then which identity kdump puts in the directory
-name so that oob can tell the hosts apart there (KDUMP-FACTS: RHEL, old SUSE and Debian
+name so that oob can tell the hosts apart there (docs/KDUMP.md: RHEL, old SUSE and Debian
 write the IP address, SUSE >= 1.9 the host name).
 
 Plain data, no imports from the rest of the mock: :mod:`mocks.host` validates against it

@@ -1,7 +1,7 @@
 """How each distribution names its dump directories and when a dump in one is complete.
 
 Pure functions over names, file listings and small texts (README.txt): no I/O, so every
-rule of ../shared/KDUMP-FACTS.md is tested here without a file system.
+rule of docs/KDUMP.md is tested here without a file system.
 
 Directory names under the target path (times are the crashed host's local time, and are
 informative only: never compare them with our clock to decide what is new):

@@ -33,7 +33,7 @@ FILES: tuple[str, ...] = (
 )
 #: systemd units asked about: RHEL/Fedora and SUSE call it kdump, Debian/Ubuntu kdump-tools
 SERVICES: tuple[str, ...] = ("kdump", "kdump-tools")
-#: the distribution's own kdump status, where installed (KDUMP-FACTS): RHEL/Fedora ``kdumpctl
+#: the distribution's own kdump status, where installed (docs/KDUMP.md): RHEL/Fedora ``kdumpctl
 #: status`` ("Kdump is operational", on stderr; root only, so not run without it), Debian/Ubuntu
 #: ``kdump-config status`` ("ready to kdump").  rc 127: not installed; 126: not run, needs root.
 STATUS_TOOLS: tuple[str, ...] = ("kdumpctl", "kdump-config")

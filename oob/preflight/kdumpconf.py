@@ -2,7 +2,7 @@
 
 RHEL/Fedora ``/etc/kdump.conf`` (``path``, ``nfs``, ``ssh``), SUSE ``/etc/sysconfig/kdump``
 (``KDUMP_SAVEDIR``), Debian/Ubuntu ``/etc/default/kdump-tools`` (``KDUMP_COREDIR``,
-``NFS``, ``SSH``).  Where each lands (KDUMP-FACTS "Where targets land"): RHEL nfs
+``NFS``, ``SSH``).  Where each lands (docs/KDUMP.md, "where they land"): RHEL nfs
 ``srv:/export`` + ``path /var/crash`` -> ``srv:/export/var/crash``; ssh -> ``path`` on the
 server; SUSE ``nfs://HOST/DIR`` -> ``HOST:/DIR``; Debian NFS is mounted over
 ``KDUMP_COREDIR``, so the export itself.  Pure functions, no I/O.

@@ -1,4 +1,4 @@
-"""Directory names and completion rules of every layout (../shared/KDUMP-FACTS.md), without I/O."""
+"""Directory names and completion rules of every layout (docs/KDUMP.md), without I/O."""
 
 from __future__ import annotations
 

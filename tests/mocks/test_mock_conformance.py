@@ -3,6 +3,9 @@
 Each flavour must pass with no failure except the ones its real capture causes; those are
 listed below with the capture that has them, and the set of failures must equal the list
 exactly: a new failure is a bug in the mock, a missing one means a vendor quirk was lost.
+
+The schemas are the repository's own copy of the DSP8010 files the validator needs
+(tests/data/redfish-schemas, see SOURCES.md there); a test fails when it needs one more.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from mocks.fleet import Fleet
 
 pytest_plugins = ["mocks.pytest_plugin"]
 
-REPO = Path(__file__).resolve().parents[2]
-SCHEMAS = REPO.parent / "shared" / "redfish-schemas" / "csdl"
+SCHEMA_DATA = Path(__file__).resolve().parents[1] / "data" / "redfish-schemas"
+SCHEMAS = SCHEMA_DATA / "csdl"
+#: namespaces of every schema in the DSP8010 bundle (csdl/<name>_v1.xml), copied here or not
+DSP8010_NAMESPACES = frozenset((SCHEMA_DATA / "dsp8010-schemas.txt").read_text().split())
 VALIDATOR = "import sys; from redfish_service_validator.console_scripts import main; sys.exit(main())"
 
 #: (resource URI, property path, error class) of each failure the imitated capture causes
@@ -56,6 +61,8 @@ class ValidatorRun:
     failures: tuple[Failure, ...]
     #: the FAIL column of the summary table (None when the table is missing)
     summary_fails: int | None
+    #: namespaces of the types and actions whose schema the validator did not find
+    unlocated: frozenset[str]
     output: str
     seconds: float
 
@@ -65,6 +72,9 @@ _FAIL = re.compile(r" - ERROR - FAIL - (?P<rest>.*)$")
 _PROPERTY = re.compile(r"^(?P<prop>/\S*) \((?P<value>.*?)\): (?P<message>.*)$")
 _SUMMARY_ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_UNLOCATED = re.compile(
+    r"Unable to locate the schema definition for the '#?(?P<name>[^'.]+)[^']*' (?:type|action)"
+)
 
 
 def parse_validator_log(log: str) -> list[Failure]:
@@ -82,6 +92,11 @@ def parse_validator_log(log: str) -> list[Failure]:
                 Failure(uri, prop["prop"] if prop else "", message.split(":", 1)[0].strip(), message)
             )
     return failures
+
+
+def unlocated_namespaces(log: str) -> frozenset[str]:
+    """Namespaces the validator found no schema for (a FAIL, or a WARN that skips the object)."""
+    return frozenset(match["name"] for match in _UNLOCATED.finditer(log))
 
 
 def parse_summary_fails(output: str) -> int | None:
@@ -107,11 +122,21 @@ def test_the_log_parser_on_known_lines() -> None:
         "| PASS | WARN | FAIL | NOT TESTED |\n|  \x1b[32m 70 \x1b[0m |  3  |  \x1b[31m 1 \x1b[0m |  0  |\n"
     )
     assert parse_summary_fails(table) == 1
+    unlocated = (
+        "WARN - /Oem/Dell ([Object]): Schema Error: Unable to locate the schema definition for the "
+        "'DellOem.v1_3_0.DellOemLinks' type.\n"
+        "WARN - Schema Error: Unable to locate the schema definition for the '#Chassis.Reset' action.\n"
+        "FAIL - /Members/0 ([Link to: /redfish/v1/Chassis/1]): Schema Error: Unable to locate the "
+        "schema definition for the 'Chassis.Chassis' type.\n"
+    )
+    assert unlocated_namespaces(unlocated) == {"DellOem", "Chassis"}
+    assert {"Chassis", "ComputerSystem", "Resource"} <= DSP8010_NAMESPACES
+    assert "DellOem" not in DSP8010_NAMESPACES
 
 
 @pytest.fixture(scope="module")
 def validator_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ValidatorRun]]:
-    assert SCHEMAS.is_dir(), f"the DMTF schemas are expected at {SCHEMAS}"
+    assert sorted(SCHEMAS.glob("*.xml")), f"the DMTF schemas are expected at {SCHEMAS}"
     work = tmp_path_factory.mktemp("conformance")
     with Fleet.start(vendors=list(REDFISH_FLAVOURS), workdir=work / "fleet") as fleet:
         env = dict(os.environ)
@@ -141,11 +166,13 @@ def validator_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             finally:
                 output.close()
             logs = sorted((work / vendor).glob("*/RedfishServiceValidatorDebug_*.log"))
+            log = logs[-1].read_text() if logs else ""
             text = (work / vendor / "stdout.txt").read_text()
             runs[vendor] = ValidatorRun(
                 returncode,
-                tuple(parse_validator_log(logs[-1].read_text()) if logs else ()),
+                tuple(parse_validator_log(log)),
                 parse_summary_fails(text),
+                unlocated_namespaces(log),
                 text,
                 time.monotonic() - started,
             )
@@ -163,3 +190,17 @@ def test_validator_finds_only_the_capture_s_own_failures(
     found = {failure.key for failure in run.failures}
     assert found == EXPECTED_FAILURES.get(vendor, set()), "\n".join(f.message for f in run.failures)
     assert run.returncode == (1 if found else 0)
+
+
+@pytest.mark.parametrize("vendor", sorted(REDFISH_FLAVOURS))
+def test_the_repository_holds_every_dmtf_schema_the_validator_needs(
+    vendor: str, validator_runs: dict[str, ValidatorRun]
+) -> None:
+    # A missing schema is only a WARN for the resource itself (the validator then skips it),
+    # so without this check a new resource type in the mock would silently go unvalidated.
+    # OEM namespaces (Dell, Hpe, ...) have no DMTF schema; the validator only warns about them.
+    missing = sorted(validator_runs[vendor].unlocated & DSP8010_NAMESPACES)
+    assert not missing, (
+        f"copy {', '.join(f'csdl/{name}_v1.xml' for name in missing)} of DSP8010 2025.4 into {SCHEMAS} "
+        "(see SOURCES.md there)"
+    )

@@ -27,7 +27,7 @@ OPENBMC = Vendor("openbmc", "OpenBMC", "openbmc")
 AMI = Vendor("ami", "AMI MegaRAC", "redfish")
 GENERIC = Vendor("generic", "Redfish", "redfish")
 
-#: open Redfish sessions a vendor's BMC allows, where a source gives the number (DESIGN.md:
+#: open Redfish sessions a vendor's BMC allows, where a source gives the number (docs/REDFISH.md:
 #: "Supermicro 16"; iDRAC's is not given there, only that exhaustion locks logins out ~20 min)
 SESSION_LIMITS: dict[str, int] = {"supermicro": 16}
 
