@@ -128,7 +128,7 @@ IDRAC9 = Flavour(
     server_header="Apache",
     notes=(
         "resources: capture dell-idrac9-6.00 (NVIDIA/libredfish)",
-        "Reset -> 204 No Content: DESIGN.md (Redfish) and Dell's scripts",
+        "Reset -> 204 No Content: docs/REDFISH.md (Redfish) and Dell's scripts",
         (
             "an unlisted ResetType -> 400 GeneralError wrapping PropertyValueNotInList "
             "('The value X for the property ResetType is not in the list of acceptable "
@@ -136,7 +136,7 @@ IDRAC9 = Flavour(
         ),
         (
             "session limit -> 400 with SessionLimitExceeded: assumed (iDRAC refuses, then "
-            "locks the user out; DESIGN.md)"
+            "locks the user out; docs/REDFISH.md)"
         ),
         "session ids are counters (captured session 274)",
     ),
@@ -163,7 +163,7 @@ SUPERMICRO = Flavour(
             "session Location: Supermicro X11 session create/delete quoted in public notes; "
             "assumed unchanged on X13"
         ),
-        "session limit 16 in real firmware (DESIGN.md); here only with the session_limit fault",
+        "session limit 16 in real firmware (docs/REDFISH.md); here only with the session_limit fault",
     ),
 )
 
@@ -302,7 +302,7 @@ FLAVOURS: dict[str, Flavour] = {
                 (
                     "resources: capture ami-megarac (Cray-HPE/csm-redfish-interface-emulator); the "
                     "ResetActionInfo offers no Nmi, so a Nmi POST gets 400 "
-                    "ActionParameterValueNotInList (DESIGN.md: AMI MegaRAC has no NMI)"
+                    "ActionParameterValueNotInList (docs/REDFISH.md: AMI MegaRAC has no NMI)"
                 ),
                 "Managers collection synthesized (only Managers/Self was captured)",
                 "Reset -> 204: assumed",
