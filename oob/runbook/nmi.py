@@ -168,8 +168,9 @@ def trigger_host(
                                         bmc_message=result.bmc_message, **base)
     except OutcomeUnknown as exc:
         exc.for_host(host.name)
-        emit(Event("error", f"NMI outcome unknown: {exc.message}; it may have been applied — NOT resending",
-                   host.name, "nmi_outcome_unknown", {"via": method}))
+        said = exc.message if "may have been applied" in exc.message else f"{exc.message}; it may have been applied"
+        emit(Event("error", f"NMI outcome unknown: {said} — NOT resending", host.name, "nmi_outcome_unknown",
+                   {"via": method}))
         return Outcome.from_error(
             host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=warnings
         )

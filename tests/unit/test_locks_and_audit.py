@@ -48,3 +48,98 @@ def test_audit_appends_and_never_rewrites(tmp_path: Path) -> None:
     assert second.recent(("nmi.sent",), 60, host="web02") is None
     # keyed on the BMC too: another inventory's name for the same machine
     assert second.recent(("nmi.sending",), 60, host="other", bmc="https://192.0.2.1")["host"] == "web01"
+
+
+def test_a_symlinked_audit_log_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    from oob.errors import AuditLogError
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "state").mkdir(mode=0o700)
+    path = tmp_path / "state" / "audit.jsonl"
+    path.symlink_to(victim)
+    log = AuditLog(path)
+    with pytest.raises(AuditLogError, match="symlink"):
+        log.record("nmi.sending", "web01")
+    with pytest.raises(AuditLogError, match="symlink"):
+        log.recent(("nmi.sending",), 60, host="web01")
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_not_truncated(tmp_path: Path) -> None:
+    from oob.errors import AuditLogError
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o700)
+    (locks / "web01.lock").symlink_to(victim)
+    with pytest.raises(AuditLogError, match="symlink"):
+        with host_lock(locks, "web01"):
+            pass
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o757])
+def test_a_lock_directory_writable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    from oob.errors import AuditLogError
+
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    locks.chmod(mode)
+    with pytest.raises(AuditLogError, match="writable by other users"):
+        with host_lock(locks, "web01"):
+            pass
+    link = tmp_path / "linked"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    with pytest.raises(AuditLogError, match="symlink"):
+        with host_lock(link, "web01"):
+            pass
+
+
+def test_the_bmc_address_is_locked_too(tmp_path: Path) -> None:
+    with host_lock(tmp_path, "web01", bmc="https://192.0.2.1"):
+        with pytest.raises(SafetyRefusal, match="its BMC https://192.0.2.1"):
+            with host_lock(tmp_path, "web01-alias", bmc="https://192.0.2.1"):
+                pass
+
+
+@pytest.mark.parametrize("tail", [b'{"ts": "2099-01-01T00:00:00+00:00", "event": "nmi.sen', b"\x00\x00garbage\n"])
+def test_a_torn_record_near_the_end_is_reported_never_skipped(tmp_path: Path, tail: bytes) -> None:
+    from oob.audit import TornRecord
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.record("nmi.sent", "web02", bmc="https://192.0.2.2")
+    with open(path, "ab") as handle:
+        handle.write(tail)
+    size_before = path.stat().st_size
+    found = log.recent(("nmi.sending", "nmi.sent"), 900, host="web01", bmc="https://192.0.2.1")
+    assert isinstance(found, TornRecord) and found.offset < size_before
+    # the guard refuses on it, saying how to look; --force goes ahead
+    from oob.model import BmcConfig, Host
+    from oob.runbook.guard import repeat_refusal
+
+    host = Host(name="web01", bmc=BmcConfig(address="https://192.0.2.1"))
+    refusal = repeat_refusal(log, host, force=False, window_s=900)
+    assert refusal is not None and refusal.exit_code == 7 and "tail -c +" in refusal.message
+    assert repeat_refusal(log, host, force=True, window_s=900) is None
+
+
+def test_a_short_write_leaves_no_torn_record(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path).record("old", "web01")
+    size = path.stat().st_size
+    script = (
+        "import resource, sys; from pathlib import Path; from oob.audit import AuditLog\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({size + 40}, {size + 40}))\n"
+        f"AuditLog(Path({str(path)!r})).record('nmi.sending', 'web01', bmc='https://192.0.2.1')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert run.returncode != 0 and "AuditLogError" in run.stderr and "not written" in run.stderr
+    assert path.stat().st_size == size  # the 40 bytes that did fit were cut off again
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["old"]
