@@ -49,14 +49,19 @@ def setup_logging(verbose: bool) -> None:
         """Log lines quote BMCs, hosts and dump targets: their control characters are
         escaped (one record, one line); a traceback keeps its own line breaks."""
 
-        def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-            return printable(super().formatMessage(record))
-
-        def formatException(self, ei: Any) -> str:  # noqa: N802
-            return printable(super().formatException(ei), keep_newlines=True)
-
-        def formatStack(self, stack_info: str) -> str:  # noqa: N802
-            return printable(super().formatStack(stack_info), keep_newlines=True)
+        def format(self, record: logging.LogRecord) -> str:
+            record.message = record.getMessage()
+            if self.usesTime():
+                record.asctime = self.formatTime(record, self.datefmt)
+            parts = [printable(self.formatMessage(record))]
+            # not record.exc_text: another handler may have cached it unescaped
+            if record.exc_info:
+                parts.append(self.formatException(record.exc_info))
+            elif record.exc_text:
+                parts.append(record.exc_text)
+            if record.stack_info:
+                parts.append(self.formatStack(record.stack_info))
+            return "\n".join([parts[0], *(printable(part, keep_newlines=True) for part in parts[1:])])
 
     class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """Writes to whatever sys.stderr is at the time (a test may have replaced it)."""
