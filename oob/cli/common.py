@@ -68,7 +68,7 @@ def setup_logging(verbose: bool) -> None:
 
         oob_terminal_safe = True
 
-        @property  # type: ignore[override]
+        @property
         def stream(self) -> Any:
             return sys.stderr
 

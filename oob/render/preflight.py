@@ -6,10 +6,13 @@ BMC's messages): shown through :mod:`oob.render.text` (escaped, never markup).""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oob.preflight.checks import HOST_CHECK_NAMES
 from oob.runbook.preflight import BMC_CHECK_NAMES
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 #: what --json writes to stdout: one ``readiness`` object per host, then ``summary``
 PREFLIGHT_EVENTS = frozenset({"readiness", "summary"})
@@ -92,7 +95,7 @@ class PreflightConsole:
         sys.stdout.flush()
 
 
-def _status(status: str) -> Any:
+def _status(status: str) -> Text:
     from oob.render.text import safe
 
     word, style = _CELL.get(status, (status, ""))
