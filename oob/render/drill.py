@@ -32,8 +32,11 @@ class DrillJson(CrashJson):
 class DrillConsole(CrashConsole):
     def event(self, event: Any) -> None:
         if event.kind == "readiness":
-            level = "info" if event.data.get("ready") else "warning"
-            self.message(f"{event.host}: {'ready' if level == 'info' else event.message}")
+            from oob.render.text import safe
+
+            # one line: the reasons quote the host, whose newlines must not start lines of ours
+            ready = bool(event.data.get("ready"))
+            self._console.err.print(safe(f"{event.host}: {'ready' if ready else event.message}"))
             return
         if event.kind == "sysrq_sent" and not self._live:
             self._console.__enter__()

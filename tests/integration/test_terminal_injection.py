@@ -146,3 +146,29 @@ def test_live_progress_on_a_terminal_carries_none_of_the_host_sequences(
     assert_no_raw_control(table)
     assert ESCAPED_DIRECTORY in table
     assert (hostile_target / DIRECTORY).is_dir()
+
+
+def test_inventory_list_escapes_what_an_inventory_carries(oob: Callable[..., CliResult], tmp_path: Path) -> None:
+    """An inventory generated from host facts may carry ESC sequences: whether the loader
+    takes them (table) or refuses them (error line), the console shows them escaped."""
+    path = tmp_path / "inv.toml"
+    path.write_text(textwrap.dedent("""
+        [hosts.web01]
+        address = "192.0.2.11\\u001b[2J"
+        bmc.address = "192.0.2.201"
+        bmc.password = "env:OOB_TEST_UNUSED"
+        dump.target = "file:///srv/crash/\\u001b]0;pwned\\u0007"
+    """))
+    path.chmod(0o600)
+    result = oob("inventory", "list", "-i", str(path))
+    assert_no_raw_control(result.stdout)
+    assert_no_raw_control(result.stderr)
+    assert "192.0.2.11\\x1b[2J" in result.stdout + result.stderr
+    if result.code == 0:
+        assert "file:///srv/crash/\\x1b]0;pwned\\x07" in result.stdout
+        json_result = oob("inventory", "list", "-i", str(path), "--json")
+        (record,) = json_result.records
+        assert record["address"] == "192.0.2.11\x1b[2J"
+        assert record["dump"]["target"] == "file:///srv/crash/\x1b]0;pwned\x07"
+    else:
+        assert result.code == 2 and result.stderr.startswith("oob: error: ")
