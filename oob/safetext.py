@@ -12,15 +12,26 @@ from __future__ import annotations
 import re
 
 # C0 and C1 controls, DEL, and the Unicode format characters that reorder or hide text
-# (bidi overrides and isolates, zero-width joiners, the BOM), and lone surrogates (bytes that
-# were not UTF-8): shown escaped, never sent.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
+# (bidi marks, overrides and isolates, zero-width joiners, the BOM, the invisible tag
+# characters), the line and paragraph separators some terminals break lines on, and lone
+# surrogates (bytes that were not UTF-8): shown escaped, never sent.
+_UNSAFE = re.compile(
+    "["
+    "\x00-\x1f\x7f-\x9f"  # C0, DEL, C1 (0x9b is CSI on a terminal that reads C1)
+    "\u061c\u180e"  # Arabic letter mark, Mongolian vowel separator
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f"  # zero-width, LRM/RLM, separators, embeddings, isolates
+    "\ufeff\ufff9-\ufffb"  # BOM, interlinear annotation
+    "\ud800-\udfff"  # lone surrogates (surrogateescape'd bytes)
+    "\U000e0000-\U000e007f"  # tag characters
+    "]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    code = ord(match.group())
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: object, *, keep_newlines: bool = False) -> str:

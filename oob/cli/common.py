@@ -43,7 +43,47 @@ TargetsArg = Annotated[list[str], typer.Argument(metavar="TARGET", help="Host na
 def setup_logging(verbose: bool) -> None:
     import logging  # here, not at the top: `oob --help` should not pay for it
 
-    logging.basicConfig(stream=sys.stderr, format="%(name)s: %(message)s", level=logging.WARNING)
+    from oob.safetext import printable
+
+    class TerminalSafeFormatter(logging.Formatter):
+        """Log lines quote BMCs, hosts and dump targets: their control characters are
+        escaped (one record, one line); a traceback keeps its own line breaks."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            record.message = record.getMessage()
+            if self.usesTime():
+                record.asctime = self.formatTime(record, self.datefmt)
+            parts = [printable(self.formatMessage(record))]
+            # not record.exc_text: another handler may have cached it unescaped
+            if record.exc_info:
+                parts.append(self.formatException(record.exc_info))
+            elif record.exc_text:
+                parts.append(record.exc_text)
+            if record.stack_info:
+                parts.append(self.formatStack(record.stack_info))
+            return "\n".join([parts[0], *(printable(part, keep_newlines=True) for part in parts[1:])])
+
+    class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+        """Writes to whatever sys.stderr is at the time (a test may have replaced it)."""
+
+        oob_terminal_safe = True
+
+        @property
+        def stream(self) -> Any:
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value: Any) -> None:
+            pass
+
+    root = logging.getLogger()
+    # once per process: a second call (tests) replaces the formatter, not the handler
+    handler = next((h for h in root.handlers if getattr(h, "oob_terminal_safe", False)), None)
+    if handler is None:
+        handler = StderrHandler()
+        root.addHandler(handler)
+    handler.setFormatter(TerminalSafeFormatter("%(name)s: %(message)s"))
+    root.setLevel(logging.WARNING)
     logging.getLogger("oob").setLevel(logging.DEBUG if verbose else logging.WARNING)
     # the redfish library logs request headers (session tokens) at DEBUG: keep it quiet
     logging.getLogger("redfish").setLevel(logging.CRITICAL)
@@ -57,21 +97,26 @@ def handle_errors(verbose: bool) -> Iterator[None]:
     except typer.Exit:
         raise
     except OobError as exc:
+        # an error's message may quote a BMC, a host or a dump target: escaped, one line
+        from oob.safetext import printable
+
         if verbose:
             import traceback
 
-            traceback.print_exc(file=sys.stderr)
-        sys.stderr.write(f"oob: error: {exc}\n")
+            sys.stderr.write(printable(traceback.format_exc(), keep_newlines=True))
+        sys.stderr.write(f"oob: error: {printable(exc)}\n")
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         sys.stderr.write("oob: interrupted\n")
         raise typer.Exit(130) from None
     except Exception as exc:  # a bug: say so in one line, keep the trace for -v
+        from oob.safetext import printable
+
         if verbose:
             import traceback
 
-            traceback.print_exc(file=sys.stderr)
-        sys.stderr.write(f"oob: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n")
+            sys.stderr.write(printable(traceback.format_exc(), keep_newlines=True))
+        sys.stderr.write(f"oob: internal error: {type(exc).__name__}: {printable(exc)} (run with -v for details)\n")
         raise typer.Exit(1) from None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -39,23 +38,26 @@ def list_command(
             for host in hosts:
                 write_json(host.to_dict())
             return
-        from rich.console import Console
         from rich.table import Table
+
+        from oob.render.console import make_console
+        from oob.render.text import cell
 
         table = Table(box=None, pad_edge=False, header_style="bold")
         for title in ("HOST", "ADDRESS", "GROUPS", "BMC", "KIND", "METHODS", "DUMP TARGET"):
             table.add_column(title)
         for host in hosts:
+            # an inventory (Ansible's especially) may be generated from host-supplied facts
             table.add_row(
-                host.name,
-                host.address or "-",
-                ",".join(host.groups) or "-",
-                host.bmc.address,
-                host.bmc.kind,
-                ",".join(host.bmc.effective_methods),
-                host.dump.target or "-",
+                cell(host.name),
+                cell(host.address),
+                cell(",".join(host.groups)),
+                cell(host.bmc.address),
+                cell(host.bmc.kind),
+                cell(",".join(host.bmc.effective_methods)),
+                cell(host.dump.target),
             )
-        Console(highlight=False, width=None if sys.stdout.isatty() else 1000).print(table)
+        make_console(stderr=False).print(table)
 
 
 @inventory_app.command("check")

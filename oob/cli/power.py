@@ -69,7 +69,9 @@ def power_command(
         )
 
         def confirm(selected: list, what: str) -> bool:  # type: ignore[type-arg]
-            lines = [f"{h.name:<20} BMC {h.bmc.address}" for h in selected]
+            from oob.render.text import confirmation_lines
+
+            lines = confirmation_lines(f"{h.name:<20} BMC {h.bmc.address}" for h in selected)
             return confirm_hosts([h.name for h in selected], f"power {what}", lines)
 
         audit = None if (dry_run or action == "status") else open_audit(audit_log)

@@ -1,13 +1,20 @@
-"""Human output: messages and progress on stderr, the result table on stdout."""
+"""Human output: messages and progress on stderr, the result table on stdout.
+
+Event messages, host names, error messages and the BMC's own words are outside text:
+everything printed here goes through :mod:`oob.render.text` (escaped, never markup).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oob.events import Event
 from oob.runbook.common import Outcome
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 _STYLE = {"warning": "yellow", "error": "bold red", "progress": "cyan", "info": "green"}
 _STATUS_STYLE = {"ok": "green", "dry-run": "cyan", "failed": "red", "refused": "yellow", "unknown": "bold red"}
@@ -19,7 +26,9 @@ def make_console(stderr: bool) -> Any:
     stream = sys.stderr if stderr else sys.stdout
     # piped into a file or grep: do not squeeze tables into 80 columns
     width = None if stream.isatty() else 1000
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    # markup and emoji off: a str printed by mistake is shown as it is, never interpreted;
+    # styles come only from the Text objects the renderers build (oob.render.text)
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True, width=width)
 
 
 class ConsoleRenderer:
@@ -28,20 +37,21 @@ class ConsoleRenderer:
         self.out = make_console(stderr=False)
 
     def event(self, event: Event) -> None:
-        from rich.markup import escape
+        from oob.render.text import safe
 
         prefix = f"{event.host}: " if event.host else ""
         label = {"warning": "warning: ", "error": "error: "}.get(event.level, "")
-        style = _STYLE.get(event.level, "")
-        self.err.print(f"[{style}]{escape(prefix + label + event.message)}[/]" if style else escape(prefix + event.message))
+        self.err.print(safe(prefix + label + event.message, _STYLE.get(event.level, "")))
 
     def message(self, text: str) -> None:
-        from rich.markup import escape
+        from oob.render.text import safe_lines
 
-        self.err.print(escape(text))
+        self.err.print(safe_lines(text.split("\n")))
 
     def outcomes(self, outcomes: Sequence[Outcome], columns: Sequence[tuple[str, str]] = ()) -> None:
         from rich.table import Table
+
+        from oob.render.text import cell
 
         table = Table(box=None, pad_edge=False, header_style="bold")
         table.add_column("HOST")
@@ -51,26 +61,18 @@ class ConsoleRenderer:
             table.add_column(title)
         table.add_column("DETAIL", overflow="fold")
         for outcome in outcomes:
-            cells = [_cell(outcome.detail.get(key)) for key, _ in columns]
-            style = _STATUS_STYLE.get(outcome.status, "")
             table.add_row(
-                outcome.host,
-                f"[{style}]{outcome.status}[/]" if style else outcome.status,
-                outcome.via or "-",
-                *cells,
+                cell(outcome.host),
+                cell(outcome.status, _STATUS_STYLE.get(outcome.status, "")),
+                cell(outcome.via),
+                *(cell(outcome.detail.get(key)) for key, _ in columns),
                 _detail(outcome),
             )
         self.out.print(table)
 
 
-def _cell(value: object) -> str:
-    from rich.markup import escape
-
-    return "-" if value is None or value == "" else escape(str(value))
-
-
-def _detail(outcome: Outcome) -> str:
-    from rich.markup import escape
+def _detail(outcome: Outcome) -> Text:
+    from oob.render.text import safe
 
     parts: list[str] = []
     if outcome.error is not None:
@@ -81,8 +83,10 @@ def _detail(outcome: Outcome) -> str:
         parts.append(f"BMC says: {outcome.detail['bmc_message']}")
     if outcome.fallback_reason:
         parts.append(f"fallback because {outcome.fallback_reason}")
-    return escape("; ".join(parts))
+    return safe("; ".join(parts))
 
 
 def print_plain(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    from oob.safetext import printable
+
+    sys.stdout.write(printable(text, keep_newlines=True) + "\n")

@@ -1,8 +1,10 @@
-"""Rendering of ``oob crash``: live progress and a report table, or JSON event lines."""
+"""Rendering of ``oob crash``: live progress and a report table, or JSON event lines.
+
+Host names, BMC addresses, dump locations, panic lines and error messages are outside
+text: shown through :mod:`oob.render.text` (escaped, never markup)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 #: what --json writes to stdout, one object per line
@@ -39,7 +41,9 @@ class CrashJson:
         self._lines.event(event)
 
     def message(self, text: str) -> None:
-        sys.stderr.write(text + "\n")
+        from oob.render.jsonl import write_message
+
+        write_message(text)
 
     def report(self, report: Any) -> None:
         from oob.render.jsonl import write_json
@@ -79,15 +83,15 @@ class CrashConsole:
         self._console.event(event)
 
     def message(self, text: str) -> None:
-        from rich.markup import escape
+        from oob.render.text import safe_lines
 
-        self._console.err.print(escape(text))
+        self._console.err.print(safe_lines(text.split("\n")))
 
     def report(self, report: Any) -> None:
-        from rich.markup import escape
         from rich.table import Table
 
         from oob.dump.events import human_bytes
+        from oob.render.text import cell
 
         table = Table(box=None, pad_edge=False, header_style="bold")
         for column in ("HOST", "STATUS", "BMC", "VIA", "NMI AT", "DUMP", "SIZE", "FORMAT", "NMI→COMPLETE", "PANIC / WHY"):
@@ -95,7 +99,7 @@ class CrashConsole:
         styles = {"complete": "green", "dry-run": "cyan", "refused": "yellow"}
         for outcome in report.outcomes:
             dump = outcome.dump
-            where = dump.location if dump is not None and dump.location else "-"
+            where = dump.location if dump is not None else None
             if dump is not None and dump.ok:
                 why = dump.panic.panic_line or ""
             elif outcome.error is not None:
@@ -106,16 +110,16 @@ class CrashConsole:
                 why = ""
             why = "; ".join(part for part in (why, *outcome.notes) if part)
             table.add_row(
-                escape(outcome.host),
-                f"[{styles.get(outcome.status, 'red')}]{outcome.status}[/]",
-                escape(outcome.bmc),
-                outcome.via or "-",
-                outcome.nmi_at or "-",
-                escape(where),
-                human_bytes(dump.size) if dump is not None and dump.size else "-",
-                escape(dump.format.label) if dump is not None and dump.format else "-",
-                _minutes(dump.seconds) if dump is not None and dump.ok and dump.seconds is not None else "-",
-                escape(why),
+                cell(outcome.host),
+                cell(outcome.status, styles.get(outcome.status, "red")),
+                cell(outcome.bmc),
+                cell(outcome.via),
+                cell(outcome.nmi_at),
+                cell(where),
+                cell(human_bytes(dump.size) if dump is not None and dump.size else None),
+                cell(dump.format.label if dump is not None and dump.format else None),
+                cell(_minutes(dump.seconds) if dump is not None and dump.ok and dump.seconds is not None else None),
+                cell(why, empty=""),
             )
         self._console.out.print(table)
 

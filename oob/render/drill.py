@@ -1,4 +1,7 @@
-"""Rendering of ``oob drill``: the crash renderers, plus readiness and the sysrq trigger."""
+"""Rendering of ``oob drill``: the crash renderers, plus readiness and the sysrq trigger.
+
+Like the crash renderers, everything from a host or its dump is shown through
+:mod:`oob.render.text` (escaped, never markup)."""
 
 from __future__ import annotations
 
@@ -29,8 +32,11 @@ class DrillJson(CrashJson):
 class DrillConsole(CrashConsole):
     def event(self, event: Any) -> None:
         if event.kind == "readiness":
-            level = "info" if event.data.get("ready") else "warning"
-            self.message(f"{event.host}: {'ready' if level == 'info' else event.message}")
+            from oob.render.text import safe
+
+            # one line: the reasons quote the host, whose newlines must not start lines of ours
+            ready = bool(event.data.get("ready"))
+            self._console.err.print(safe(f"{event.host}: {'ready' if ready else event.message}"))
             return
         if event.kind == "sysrq_sent" and not self._live:
             self._console.__enter__()
@@ -38,10 +44,10 @@ class DrillConsole(CrashConsole):
         super().event(event)
 
     def report(self, report: Any) -> None:
-        from rich.markup import escape
         from rich.table import Table
 
         from oob.dump.events import human_bytes
+        from oob.render.text import cell
 
         table = Table(box=None, pad_edge=False, header_style="bold")
         for column in ("HOST", "DRILL", "METHOD", "AT", "DUMP", "SIZE", "→COMPLETE", "→BACK", "PANIC / WHY"):
@@ -59,15 +65,15 @@ class DrillConsole(CrashConsole):
             why = "; ".join(part for part in (why, *crash.notes) if part)
             timings = outcome.timings()
             table.add_row(
-                escape(crash.host),
-                f"[{styles.get(data['drill'], 'red')}]{data['drill']}[/]",
-                outcome.method,
-                crash.nmi_at or "-",
-                escape(dump.location) if dump is not None and dump.location else "-",
-                human_bytes(dump.size) if dump is not None and dump.size else "-",
-                _seconds(timings["trigger_to_complete_s"]),
-                _seconds(timings["trigger_to_back_s"]),
-                escape(why),
+                cell(crash.host),
+                cell(data["drill"], styles.get(data["drill"], "red")),
+                cell(outcome.method),
+                cell(crash.nmi_at),
+                cell(dump.location if dump is not None else None),
+                cell(human_bytes(dump.size) if dump is not None and dump.size else None),
+                cell(_seconds(timings["trigger_to_complete_s"])),
+                cell(_seconds(timings["trigger_to_back_s"])),
+                cell(why, empty=""),
             )
         self._console.out.print(table)
 

@@ -1,14 +1,18 @@
 """Rendering of dump-watch events: a live progress bar per host on a terminal, plain
-lines otherwise, JSON lines for automation. Shared by ``oob watch`` and ``oob crash``."""
+lines otherwise, JSON lines for automation. Shared by ``oob watch`` and ``oob crash``.
+
+Directory names, paths, panic lines and kdump's own messages are written by the crashed
+host: the console shows them through :mod:`oob.render.text` (escaped, never markup); JSON
+lines carry them exactly, with control characters as ``\\u`` escapes."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Self
 
 from oob.events import Event
+from oob.safetext import printable
 
 #: the dump events --json writes to stdout; others (warnings) go to stderr as text
 DUMP_EVENTS = frozenset(
@@ -42,9 +46,9 @@ class JsonLines(DumpRenderer):
 
             write_json(event.to_dict())
         else:
-            prefix = f"{event.host}: " if event.host else ""
-            sys.stderr.write(f"{prefix}{event.level}: {event.message}\n")
-            sys.stderr.flush()
+            from oob.render.jsonl import write_event_line
+
+            write_event_line(event)
 
 
 class LiveConsole(DumpRenderer):
@@ -76,7 +80,8 @@ class LiveConsole(DumpRenderer):
             )
 
             self.progress = Progress(
-                TextColumn("{task.fields[host]:<16}"),
+                # the host name is shown as it is (escaped below), never read as markup
+                TextColumn("{task.fields[host]:<16}", markup=False),
                 TextColumn("{task.fields[state]}"),
                 BarColumn(),
                 DownloadColumn(binary_units=True),
@@ -87,7 +92,7 @@ class LiveConsole(DumpRenderer):
             )
             self.progress.start()
             for host in self.hosts:
-                self.tasks[host] = self.progress.add_task("", total=None, host=host, state=_state("waiting"))
+                self.tasks[host] = self.progress.add_task("", total=None, host=printable(host), state=_state("waiting"))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -95,7 +100,7 @@ class LiveConsole(DumpRenderer):
             self.progress.stop()
 
     def event(self, event: Event) -> None:
-        from rich.markup import escape
+        from oob.render.text import safe
 
         data = event.data
         if self.progress is not None and event.host in self.tasks:
@@ -123,16 +128,16 @@ class LiveConsole(DumpRenderer):
             self.last_plain[event.host] = now
         style = {"warning": "yellow", "error": "bold red", "progress": "cyan"}.get(event.level, "green")
         prefix = f"{event.host}: " if event.host else ""
-        self.err.print(f"[{style}]{escape(prefix + event.message)}[/]")
+        self.err.print(safe(prefix + event.message, style))
         if event.kind == "dump_complete":
             for line in data.get("panic") or ():
-                self.err.print(f"  {escape(line)}")
+                self.err.print(safe(f"  {line}"))
 
     def summary(self, results: Sequence[Any]) -> None:
-        from rich.markup import escape
         from rich.table import Table
 
         from oob.dump.events import human_bytes
+        from oob.render.text import cell, safe_lines
 
         table = Table(box=None, pad_edge=False, header_style="bold")
         for column in ("HOST", "STATE", "SIZE", "FORMAT", "MINUTES", "WHERE / WHY"):
@@ -143,16 +148,16 @@ class LiveConsole(DumpRenderer):
             if result.ok:
                 where = result.location + "/" + (result.vmcore or "") if result.location else ""
                 panic = result.panic.panic_line
-                detail = f"{where}\n{panic}" if panic else where
+                detail = (where, panic) if panic else (where,)
             else:
-                detail = result.message
+                detail = (result.message,)
             table.add_row(
-                escape(result.host),
-                f"[{styles.get(state, 'yellow')}]{state}[/]",
-                human_bytes(result.size) if result.size else "-",
-                escape(result.format.label) if result.format else "-",
-                f"{result.seconds / 60:.1f}" if result.seconds is not None and result.ok else "-",
-                escape(detail),
+                cell(result.host),
+                cell(state, styles.get(state, "yellow")),
+                cell(human_bytes(result.size) if result.size else None),
+                cell(result.format.label if result.format else None),
+                cell(f"{result.seconds / 60:.1f}" if result.seconds is not None and result.ok else None),
+                safe_lines(detail),
             )
         self.out.print(table)
 

@@ -1,4 +1,10 @@
-"""Machine output: one JSON object per line on stdout; messages stay on stderr."""
+"""Machine output: one JSON object per line on stdout; messages stay on stderr.
+
+``json.dumps`` keeps its default ``ensure_ascii=True``: every control character (and
+every non-ASCII one) leaves as a ``\\uXXXX`` escape, so a line stays one line, parses, and
+gives back the exact string a BMC or host sent.  The text lines on stderr are escaped for
+the terminal like the console's (:func:`oob.safetext.printable`).
+"""
 
 from __future__ import annotations
 
@@ -9,23 +15,40 @@ from typing import Any
 
 from oob.events import Event
 from oob.runbook.common import Outcome
+from oob.safetext import printable
 
 
 class JsonRenderer:
     def event(self, event: Event) -> None:
         # stdout carries results only; progress and warnings go to stderr as text
-        prefix = f"{event.host}: " if event.host else ""
-        sys.stderr.write(f"{prefix}{event.level}: {event.message}\n")
-        sys.stderr.flush()
+        write_event_line(event)
 
     def message(self, text: str) -> None:
-        sys.stderr.write(text + "\n")
+        write_message(text)
 
     def outcomes(self, outcomes: Sequence[Outcome], columns: Sequence[tuple[str, str]] = ()) -> None:
         for outcome in outcomes:
             write_json(outcome.to_dict())
 
 
+def json_line(data: dict[str, Any]) -> str:
+    """One JSON object, control characters escaped (never ``ensure_ascii=False``)."""
+    return json.dumps(data, default=str, ensure_ascii=True)
+
+
 def write_json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.write(json_line(data) + "\n")
     sys.stdout.flush()
+
+
+def write_event_line(event: Event) -> None:
+    """An event that is not JSON output, as an escaped text line on stderr."""
+    prefix = f"{event.host}: " if event.host else ""
+    sys.stderr.write(printable(f"{prefix}{event.level}: {event.message}") + "\n")
+    sys.stderr.flush()
+
+
+def write_message(text: str) -> None:
+    """A message for the operator, on stderr, escaped (its own newlines kept)."""
+    sys.stderr.write(printable(text, keep_newlines=True) + "\n")
+    sys.stderr.flush()

@@ -1,17 +1,24 @@
-"""Rendering of ``oob preflight``: a host × check table with the reasons, or JSON lines."""
+"""Rendering of ``oob preflight``: a host × check table with the reasons, or JSON lines.
+
+The reasons quote what the host and its BMC said (sysctl values, kdump.conf lines, the
+BMC's messages): shown through :mod:`oob.render.text` (escaped, never markup)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oob.preflight.checks import HOST_CHECK_NAMES
 from oob.runbook.preflight import BMC_CHECK_NAMES
 
+if TYPE_CHECKING:
+    from rich.text import Text
+
 #: what --json writes to stdout: one ``readiness`` object per host, then ``summary``
 PREFLIGHT_EVENTS = frozenset({"readiness", "summary"})
 COLUMNS: tuple[str, ...] = (*BMC_CHECK_NAMES, *HOST_CHECK_NAMES)
-_CELL = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "-"}
+#: a check status as a table cell: (word, style)
+_CELL = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red"), "skip": ("-", "")}
 
 
 def make_preflight_renderer(json_output: bool) -> PreflightJson | PreflightConsole:
@@ -39,18 +46,18 @@ class PreflightConsole:
         self.out = make_console(stderr=False)
 
     def event(self, event: Any) -> None:
-        from rich.markup import escape
+        from oob.render.text import safe
 
         if event.kind in ("readiness", "summary"):
             return
         prefix = f"{event.host}: " if event.host else ""
         style = {"warning": "yellow", "error": "red"}.get(event.level, "")
-        text = escape(f"{prefix}{event.message}")
-        self.err.print(f"[{style}]{text}[/]" if style else text)
+        self.err.print(safe(f"{prefix}{event.message}", style))
 
     def report(self, report: Any) -> None:
-        from rich.markup import escape
         from rich.table import Table
+
+        from oob.render.text import cell, safe
 
         grid = Table(box=None, pad_edge=False, header_style="bold")
         grid.add_column("HOST")
@@ -61,9 +68,9 @@ class PreflightConsole:
             cells = []
             for name in COLUMNS:
                 check = host.check(name)
-                cells.append(_CELL.get(check.status, check.status) if check is not None else "-")
-            ready = "[green]yes[/]" if host.ready else "[red]NO[/]"
-            grid.add_row(escape(host.host), ready, *cells)
+                cells.append(_status(check.status) if check is not None else cell(None))
+            ready = safe("yes", "green") if host.ready else safe("NO", "red")
+            grid.add_row(cell(host.host), ready, *cells)
         self.out.print(grid)
         reasons = Table(box=None, pad_edge=False, header_style="bold")
         for column in ("HOST", "CHECK", "STATUS", "WHY"):
@@ -73,7 +80,7 @@ class PreflightConsole:
             for check in host.checks:
                 if check.status in ("warn", "fail") or check.name in ("crashkernel", "nmi") and check.status == "ok":
                     why = check.reason + (" [needs root]" if check.needs_root else "")
-                    reasons.add_row(escape(host.host), check.name, _CELL[check.status], escape(why))
+                    reasons.add_row(cell(host.host), cell(check.name), _status(check.status), cell(why, empty=""))
                     rows += 1
         if rows:
             self.out.print()
@@ -81,7 +88,15 @@ class PreflightConsole:
         needed = [(h.host, [c.name for c in h.checks if c.needs_root]) for h in report.hosts]
         for host, names in needed:
             if names:
-                self.out.print(escape(f"{host}: needed root for {', '.join(names)}"))
+                self.out.print(safe(f"{host}: needed root for {', '.join(names)}"))
         summary = report.summary()
-        self.out.print(f"\n{summary['ready']} of {summary['hosts']} host(s) ready")
+        self.out.print()
+        self.out.print(safe(f"{summary['ready']} of {summary['hosts']} host(s) ready"))
         sys.stdout.flush()
+
+
+def _status(status: str) -> Text:
+    from oob.render.text import safe
+
+    word, style = _CELL.get(status, (status, ""))
+    return safe(word, style)
