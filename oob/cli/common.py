@@ -164,8 +164,11 @@ def confirm_hosts(names: Sequence[str], what: str, lines: Sequence[str]) -> bool
     sys.stderr.write(f"About to {what} on {len(names)} host{'s' if len(names) != 1 else ''}:\n")
     for line in lines:
         sys.stderr.write(f"  {line}\n")
+    from oob.safetext import printable
+
     expected = names[0] if len(names) == 1 else str(len(names))
-    what_to_type = f"the host name ({names[0]})" if len(names) == 1 else f"the number of hosts ({len(names)})"
+    shown = printable(names[0])
+    what_to_type = f"the host name ({shown})" if len(names) == 1 else f"the number of hosts ({len(names)})"
     answer = ask(f"Type {what_to_type} to confirm: ")
     if answer != expected:
         sys.stderr.write("not confirmed; nothing was sent\n")

@@ -100,8 +100,11 @@ def crash_command(
         renderer = make_crash_renderer(json_output, [h.name for h in hosts])
 
         def confirm(plans: list[NmiPlan]) -> bool:
-            lines = [f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}"
-                     for p in plans]
+            from oob.render.text import confirmation_lines
+
+            lines = confirmation_lines(
+                f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}" for p in plans
+            )
             with renderer.paused():
                 return confirm_hosts([p.host.name for p in plans], "crash the kernel (NMI) and collect the dump",
                                      lines)

@@ -117,7 +117,11 @@ def drill_command(
         how = "writing c to /proc/sysrq-trigger" if method == "sysrq" else "an NMI"
 
         def confirm(plans: list[NmiPlan]) -> bool:
-            lines = [f"{p.host.name:<20} {p.host.ssh.user}@{p.host.address}  BMC {p.host.bmc.address}" for p in plans]
+            from oob.render.text import confirmation_lines
+
+            lines = confirmation_lines(
+                f"{p.host.name:<20} {p.host.ssh.user}@{p.host.address}  BMC {p.host.bmc.address}" for p in plans
+            )
             with renderer.paused():
                 return confirm_hosts([p.host.name for p in plans], f"crash the kernel ({how}) as a kdump drill",
                                      lines)

@@ -62,10 +62,11 @@ def nmi_command(
         )
 
         def confirm(plans: list[NmiPlan]) -> bool:
-            lines = [
-                f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}"
-                for p in plans
-            ]
+            from oob.render.text import confirmation_lines
+
+            lines = confirmation_lines(
+                f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}" for p in plans
+            )
             return confirm_hosts([p.host.name for p in plans], "send an NMI (crash the kernel)", lines)
 
         audit = open_audit(audit_log)
