@@ -143,10 +143,12 @@ def ask(prompt: str) -> str | None:
     if sys.stdin is None or not sys.stdin.isatty():
         sys.stderr.write("no terminal to confirm on and no --yes: refusing\n")
         return None
-    sys.stderr.write(prompt)
-    sys.stderr.flush()
-    _prompting.set()
     try:
+        _prompting.set()  # from here on, a stop signal raises KeyboardInterrupt (caught below)
+        if _stopping.is_set():  # it came just before the question
+            return None
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
         return sys.stdin.readline().strip()
     except KeyboardInterrupt:  # Ctrl-C (or SIGTERM/SIGHUP) at the question: the answer is no
         sys.stderr.write("\n")
@@ -157,6 +159,8 @@ def ask(prompt: str) -> str | None:
 
 #: set while ask() waits for an answer: a stop signal then ends the question at once
 _prompting = threading.Event()
+#: set by the first stop signal of the run
+_stopping = threading.Event()
 
 
 def confirm_hosts(names: Sequence[str], what: str, lines: Sequence[str]) -> bool:
@@ -214,10 +218,12 @@ def first_interrupt_cancels(message: str) -> Iterator[Interruption]:
             return
         cancel.signum = signum
         cancel.set()
+        _stopping.set()
         if _prompting.is_set():
             raise KeyboardInterrupt  # ends the question; ask() answers no
         sys.stderr.write(f"\ninterrupted ({signal.Signals(signum).name}): {message} (Ctrl-C again to abort)\n")
 
+    _stopping.clear()
     for signum in signals:
         signal.signal(signum, interrupt)
     try:
