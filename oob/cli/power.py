@@ -17,7 +17,8 @@ from oob.cli.common import (
     ViaOpt,
     YesOpt,
     confirm_hosts,
-    finish,
+    exit_after_run,
+    first_interrupt_cancels,
     handle_errors,
     load_hosts,
     make_renderer,
@@ -75,6 +76,7 @@ def power_command(
             return confirm_hosts([h.name for h in selected], f"power {what}", lines)
 
         audit = None if (dry_run or action == "status") else open_audit(audit_log)
-        outcomes = run_power(hosts, request, confirm=confirm, emit=renderer.event, audit=audit)
+        with first_interrupt_cancels("no new power actions; waiting for requests in flight, then reporting") as cancel:
+            outcomes = run_power(hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel)
         renderer.outcomes(outcomes, columns=[("power", "POWER")] if action == "status" else [])
-        finish(outcomes)
+        exit_after_run(cancel, [o.exit_code for o in outcomes])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -99,7 +100,9 @@ def run_power(
     confirm: ConfirmPower,
     emit: Emit,
     audit: AuditLog | None,
+    cancel: threading.Event | None = None,
 ) -> list[Outcome]:
+    """Read or change each host's power; ``cancel``: no action starts once it is set."""
     if request.action == "status":
         return run_per_host(hosts, lambda h: _status(h, request, emit), request.parallel,
                             on_bug=lambda h, exc: Outcome.from_error(h.name, "power.status", internal_error(h, exc)))
@@ -107,12 +110,20 @@ def run_power(
     name = f"power.{action.value}"
     if request.dry_run:
         return [Outcome(h.name, name, "dry-run", detail={"would_send": action.value}) for h in hosts]
+    cancel = cancel or threading.Event()
     if action in DESTRUCTIVE and not request.assume_yes and not confirm(list(hosts), action.value):
         return [
             Outcome.from_error(h.name, name, SafetyRefusal("not confirmed; nothing was sent", host=h.name))
             for h in hosts
         ]
-    return run_per_host(hosts, lambda h: _act(h, action, request, emit, audit), request.parallel,
+
+    def act(host: Host) -> Outcome:
+        if cancel.is_set():
+            refusal = SafetyRefusal("interrupted before the power action; nothing was sent", host=host.name)
+            return Outcome.from_error(host.name, name, refusal)
+        return _act(host, action, request, emit, audit)
+
+    return run_per_host(hosts, act, request.parallel,
                         on_bug=lambda h, exc: Outcome.from_error(h.name, name, _bug_after_send(h, exc)))
 
 
