@@ -91,8 +91,6 @@ def drill_command(
 
         if method not in METHODS:
             raise UsageError(f"--method must be sysrq or nmi, not '{method}'")
-        if via not in (None, "redfish", "ipmi"):
-            raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
         driver = DriverOptions(via=via, insecure=insecure)
         ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key)
         request = DrillRequest(

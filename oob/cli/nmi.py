@@ -50,11 +50,8 @@ def nmi_command(
     """
     setup_logging(verbose)
     with handle_errors(verbose):
-        from oob.errors import UsageError
         from oob.runbook.nmi import NmiPlan, NmiRequest, run_nmi
 
-        if via not in (None, "redfish", "ipmi"):
-            raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
         hosts = load_hosts(inventory, targets)
         renderer = make_renderer(json_output)
         request = NmiRequest(

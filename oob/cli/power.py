@@ -57,8 +57,6 @@ def power_command(
         if len(args) < 2 or args[-1] not in ACTIONS:
             raise UsageError(f"usage: oob power TARGET... {{{'|'.join(ACTIONS)}}}")
         *targets, action = args
-        if via not in (None, "redfish", "ipmi"):
-            raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
         hosts = load_hosts(inventory, targets)
         renderer = make_renderer(json_output)
         request = PowerRequest(

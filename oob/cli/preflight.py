@@ -46,13 +46,10 @@ def preflight_command(
     """
     setup_logging(verbose)
     with handle_errors(verbose):
-        from oob.errors import UsageError
         from oob.render.preflight import make_preflight_renderer
         from oob.runbook.common import DriverOptions
         from oob.runbook.preflight import PreflightRequest, run_preflight
 
-        if via not in (None, "redfish", "ipmi"):
-            raise UsageError(f"--via must be redfish or ipmi, not '{via}'")
         request = PreflightRequest(
             driver=DriverOptions(via=via, insecure=insecure),
             ssh=ssh_options(known_hosts, accept_new_host_key, ssh_key),

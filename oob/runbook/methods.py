@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
-from oob.errors import BmcAuthError, NmiNotSent, OobError
+from oob.errors import BmcAuthError, NmiNotSent, OobError, UsageError
 from oob.model import Host
 
 _R = TypeVar("_R")
@@ -30,11 +30,20 @@ _R = TypeVar("_R")
 ILO_IPMI_OFF = "HPE iLO ships with IPMI over LAN disabled"
 
 
+#: the methods a host's BMC can be reached by (``bmc.methods``, ``--via``)
+METHODS = ("redfish", "ipmi")
+
+
 @dataclass(frozen=True)
 class DriverOptions:
+    #: one method instead of the inventory's order (``--via``)
     via: str | None = None
     insecure: bool = False
     connect_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.via is not None and self.via not in METHODS:
+            raise UsageError(f"--via must be {' or '.join(METHODS)}, not '{self.via}'")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,13 @@ class NmiRequest:
     #: also read the BMC's open sessions (Redfish SessionService) while planning: preflight
     sessions: bool = False
 
+    @property
+    def driver(self) -> DriverOptions:
+        return DriverOptions(self.via, self.insecure, self.connect_attempts)
+
+    def __post_init__(self) -> None:
+        self.driver  # noqa: B018 - validates ``via`` the one way it is validated
+
 
 @dataclass(frozen=True)
 class NmiPlan:
@@ -91,9 +98,8 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
         sessions = _session_usage(driver) if request.sessions and hasattr(driver, "session_usage") else None
         return power, support, sessions
 
-    options = DriverOptions(request.via, request.insecure, request.connect_attempts)
     try:
-        found = first_method(host, options, look, on_retry=_on_retry(host, emit))
+        found = first_method(host, request.driver, look, on_retry=_on_retry(host, emit))
     except MethodsFailed as failed:
         # the message has every reason; the fallback reason is only why earlier methods were left
         return Outcome.from_error(host.name, "nmi", failed.error, fallback_reason=failed.fallback_reason)
