@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import math
 import os
 import posixpath
@@ -262,6 +263,7 @@ def call_bounds(op_timeout: float = OP_TIMEOUT, deadline: float | None = None) -
         _BOUNDS.reset(token)
 
 
+_TICKETS = itertools.count()
 #: calls given up on, still running (held so they are not collected mid-flight)
 _ABANDONED: set[asyncio.Future[Any]] = set()
 
@@ -281,8 +283,23 @@ def _forget(task: asyncio.Future[Any]) -> None:
 _T = TypeVar("_T")
 
 
-async def bounded(what: str, location: str, work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    """Run one call on a target within the current :class:`CallBounds`.
+@dataclass(frozen=True)
+class PendingCall:
+    """A call on a target that has not answered yet."""
+
+    what: str
+    location: str
+    #: the event loop's clock when it started
+    started: float
+
+    def describe(self, now: float) -> str:
+        return f"{self.what} of {self.location} unanswered for {max(0.0, now - self.started):.0f} s"
+
+
+async def bounded(what: str, location: str, work: Callable[[], Coroutine[Any, Any, _T]],
+                  pending: dict[int, PendingCall] | None = None) -> _T:
+    """Run one call on a target within the current :class:`CallBounds` (listed in
+    ``pending`` while it runs).
 
     The call runs as its own task and is *abandoned* when the bound passes or the caller is
     cancelled (Ctrl-C): nothing here waits for it to clean up, because the clean-up (closing
@@ -297,11 +314,17 @@ async def bounded(what: str, location: str, work: Callable[[], Coroutine[Any, An
     if limit <= 0:
         raise DumpTargetError(f"{location}: {what} not started: the watch's deadline has passed")
     task = asyncio.ensure_future(work())
+    ticket = next(_TICKETS)
+    if pending is not None:
+        pending[ticket] = PendingCall(what, location, loop.time())
     try:
         done, _ = await asyncio.wait({task}, timeout=limit)
     except BaseException:
+        # cancelled (Ctrl-C): the call stays listed as pending, for the report
         _abandon(task)
         raise
+    if pending is not None:
+        pending.pop(ticket, None)
     if not done:
         _abandon(task)
         bound = "the watch's deadline came" if by_deadline else "its time limit passed"
@@ -320,6 +343,13 @@ class DumpTarget(ABC):
     """
 
     spec: TargetSpec
+    #: calls under way (reported when the watch ends or is interrupted while one hangs)
+    pending: dict[int, PendingCall]
+
+    def pending_calls(self) -> list[str]:
+        """The calls still unanswered, oldest first, as sentences."""
+        now = asyncio.get_running_loop().time()
+        return [call.describe(now) for call in sorted(self.pending.values(), key=lambda c: c.started)]
 
     @abstractmethod
     async def listdir(self, *parts: str) -> Listing | None:
@@ -359,6 +389,7 @@ class FileTarget(DumpTarget):
 
     def __init__(self, spec: TargetSpec) -> None:
         self.spec = spec
+        self.pending = {}
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def _where(self, parts: tuple[str, ...]) -> str:
@@ -377,7 +408,7 @@ class FileTarget(DumpTarget):
             await semaphore.acquire()
             return await _in_daemon_thread(function, semaphore.release)
 
-        return await bounded(what, location, work)
+        return await bounded(what, location, work, self.pending)
 
     async def listdir(self, *parts: str) -> Listing | None:
         location = self._where(parts)
@@ -757,6 +788,7 @@ class SshTarget(DumpTarget):
     def __init__(self, spec: TargetSpec, pool: SshPool) -> None:
         self.spec = spec
         self.pool = pool
+        self.pending = {}
 
     def _path(self, parts: tuple[str, ...]) -> str:
         _check_parts(parts)
@@ -787,7 +819,7 @@ class SshTarget(DumpTarget):
             except UnicodeError:
                 raise DumpTargetError(f"{location}: {what}: the server sent a name that is not UTF-8") from None
 
-        return await bounded(what, location, work)
+        return await bounded(what, location, work, self.pending)
 
     async def listdir(self, *parts: str) -> Listing | None:
         async def operation(sftp: Any, path: str, location: str) -> Listing:

@@ -417,11 +417,15 @@ class DumpWatcher:
 
     def interrupt(self) -> None:
         """The watch was stopped (Ctrl-C): whatever is not final is reported as interrupted,
-        with where it was (call after cancelling :meth:`watch`)."""
+        with where it was and what it was waiting on (call after cancelling :meth:`watch`,
+        on its event loop)."""
         now = self.clock()
         for track in self._tracks:
             if not track.state.final:
                 where = self._where_message(track)
+                waiting = track.root.target.pending_calls()
+                if waiting:
+                    where += f"; waiting on {', '.join(waiting)}"
                 self._finish(track, DumpState.INTERRUPTED,
                              f"interrupted after {now - self._started:.0f} s, while {where}", now,
                              last_state=track.state.value)
@@ -780,7 +784,8 @@ class DumpWatcher:
     def _target_problem(self, root: _Root, problem: str) -> None:
         if root.problem != problem:
             root.problem = problem
-            self._send(ev.TargetProblem(target=root.target.spec.location(), problem=problem))
+            location = root.target.spec.location()
+            self._send(ev.TargetProblem(target=location, problem=problem.removeprefix(f"{location}: ")))
 
     def _send(self, event: ev.DumpEvent) -> None:
         self._emit(event.to_event())
