@@ -184,7 +184,7 @@ def kind_of(mode: int | None) -> EntryKind:
     return "other"
 
 
-_KIND_WORDS = {"dir": "a directory", "symlink": "a symbolic link", "other": "not a regular file"}
+_KIND_WORDS = {"dir": "a directory", "symlink": "a symbolic link", "other": "a FIFO, device or socket"}
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,8 @@ class Listing:
     truncated: bool = False
     #: entries skipped for their name (holding '/' or NUL, not UTF-8)
     bad_names: int = 0
+    #: the most entries one listing holds
+    limit: int = MAX_ENTRIES
 
     def __iter__(self) -> Iterator[FileInfo]:
         return iter(self.entries)
@@ -206,7 +208,7 @@ class Listing:
     def warnings(self) -> list[str]:
         found = []
         if self.truncated:
-            found.append(f"more than {MAX_ENTRIES} entries: only the first {MAX_ENTRIES} are read each time, "
+            found.append(f"more than {self.limit} entries: only the first {self.limit} are read each time, "
                          "so a new dump directory may be missed (move old dumps away)")
         if self.bad_names:
             found.append(f"{self.bad_names} entr{'y' if self.bad_names == 1 else 'ies'} with an impossible name "
@@ -215,8 +217,8 @@ class Listing:
 
 
 class _ListingBuilder:
-    def __init__(self, limit: int = MAX_ENTRIES) -> None:
-        self.limit = limit
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = MAX_ENTRIES if limit is None else limit
         self.entries: list[FileInfo] = []
         self.truncated = False
         self.bad_names = 0
@@ -235,7 +237,7 @@ class _ListingBuilder:
         return True
 
     def build(self) -> Listing:
-        return Listing(tuple(self.entries), self.truncated, self.bad_names)
+        return Listing(tuple(self.entries), self.truncated, self.bad_names, self.limit)
 
 
 # -- deadlines ------------------------------------------------------------------------------

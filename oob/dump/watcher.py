@@ -78,7 +78,7 @@ DEADLINE_GRACE = 2.0
 INTERRUPTED_EXIT = 130
 
 _KIND_WORDS = {"dir": "a directory", "symlink": "a symbolic link",
-               "other": "not a regular file (a FIFO, device or socket)", "file": "a regular file"}
+               "other": "a FIFO, device or socket", "file": "a regular file"}
 
 
 class DumpState(str, Enum):
@@ -677,7 +677,7 @@ class DumpWatcher:
         await asyncio.gather(*reads)
         if track.fmt is not None and track.fmt.marked_incomplete and "incomplete flag" not in reason:
             reason += f"; {vmcore} carries makedumpfile's incomplete flag (the target filled up or a write failed)"
-        self._finish(track, DumpState.FAILED, f"dump failed: {reason}", now, verdict=verdict,
+        self._finish(track, DumpState.FAILED, f"dump failed: {reason}{self._trouble(track)}", now, verdict=verdict,
                      details=tuple(details))
 
     # -- reads -------------------------------------------------------------------------------
