@@ -114,9 +114,9 @@ def watch_command(
 
 
 async def _watch(hosts: Sequence[Any], options: Any, ssh: Any, since: float | None, renderer: DumpRenderer) -> list[Any]:
-    from oob.dump.watcher import DumpWatcher
-
     import asyncio
+
+    from oob.dump.watcher import DumpWatcher
 
     async with DumpWatcher(hosts, options, ssh=ssh, emit=renderer.event) as watcher:
         # --timeout counts from now: the first listing is inside it too

@@ -230,8 +230,8 @@ def test_listing_is_capped_and_says_so(crash: Path, run_watch, monkeypatch: pyte
 
     run = watch_one(run_watch, crash, options=dataclasses.replace(FAST, timeout=0.5))
     problems = [e.data["problem"] for e in run.events if e.kind == "dump_target_problem"]
-    assert problems == ["more than 20 entries: only the first 20 are read each time, so a new dump "
-                        "directory may be missed (move old dumps away)"]
+    assert problems == [("more than 20 entries: only the first 20 are read each time, so a new dump "
+                        "directory may be missed (move old dumps away)")]
 
 
 def test_names_are_checked_but_control_characters_are_kept(crash: Path) -> None:
