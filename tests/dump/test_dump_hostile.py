@@ -36,7 +36,7 @@ from oob.dump.targets import (
 from oob.dump.watcher import DumpState
 from oob.errors import DumpTargetError
 
-from .conftest import FAST, WatchRun, fast_spec, make_host
+from .conftest import FAST, FIFO_SECRET, WatchRun, fast_spec, make_host
 
 SECRET = "SECRET-d41d8cd98f00b204"
 ADDRESS = "192.0.2.11"
@@ -134,36 +134,6 @@ def test_symlinked_dump_directory_is_not_followed(tmp_path: Path, crash: Path, r
 # -- FIFOs and files that never end (item 6) ----------------------------------------------------
 
 
-@pytest.fixture
-def endless_fifo_writers() -> Iterator[Callable[[Path], None]]:
-    """fifo(path): a FIFO at ``path`` with a writer that would never stop writing."""
-    stop = threading.Event()
-    fifos: list[Path] = []
-
-    def writer(path: Path) -> None:
-        try:
-            with open(path, "wb", buffering=0) as pipe:  # blocks until someone reads
-                while not stop.is_set():
-                    pipe.write(b"Kernel panic - not syncing: " + SECRET.encode() + b"\n" * 4096)
-        except OSError:
-            pass
-
-    def make(path: Path) -> None:
-        os.mkfifo(path)
-        fifos.append(path)
-        threading.Thread(target=writer, args=(path,), daemon=True).start()
-
-    yield make
-    stop.set()
-    for path in fifos:  # release writers still waiting for a reader
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError:
-            continue
-        time.sleep(0.01)
-        os.close(fd)
-
-
 def test_fifos_named_like_dump_files_are_not_opened(crash: Path, run_watch, endless_fifo_writers) -> None:
     writer = finished_dump(crash)
     directory = writer.directory
@@ -181,7 +151,7 @@ def test_fifos_named_like_dump_files_are_not_opened(crash: Path, run_watch, endl
     assert result.state is DumpState.TIMEOUT  # ended by its deadline
     assert ("refused: vmcore-dmesg.txt (a FIFO, device or socket), vmcore-incomplete (a FIFO, device or socket)"
             in result.message)
-    assert SECRET not in everything_said(run)
+    assert FIFO_SECRET.decode() not in everything_said(run)
     assert len(suspicious(run)) == 2
 
 
