@@ -374,8 +374,8 @@ class DumpWatcher:
         """Poll until every host is complete or failed, or the deadline passes.
 
         Each target directory is polled on its own schedule, so a target that stopped
-        answering holds up only its own hosts.  Cancelling this (Ctrl-C) returns at once;
-        :meth:`interrupt` then says where each host was."""
+        answering holds up only its own hosts.  Cancelled (Ctrl-C), it ends at once, not
+        waiting for calls under way; :meth:`interrupt` then says where each host was."""
         self.begin(baseline, started)
         remaining = self.deadline - self.clock()
         with call_bounds(self.options.op_timeout, self._loop_time(self.deadline)):
@@ -427,7 +427,7 @@ class DumpWatcher:
                 if waiting:
                     where += f"; waiting on {', '.join(waiting)}"
                 self._finish(track, DumpState.INTERRUPTED,
-                             f"interrupted after {now - self._started:.0f} s, while {where}", now,
+                             f"interrupted after {now - self._started:.0f} s: {where}", now,
                              last_state=track.state.value)
 
     def results(self) -> list[DumpResult]:
@@ -768,8 +768,8 @@ class DumpWatcher:
         verdict = track.verdict
         what = (f"{verdict.vmcore_name} at {ev.human_bytes(track.bytes)}"
                 if verdict and verdict.vmcore_name else "no vmcore file yet")
-        return (f"{track.state.value} in {track.root.target.spec.location(track.dirname.name)} ({what})"
-                f"{self._trouble(track)}")
+        return (f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete "
+                f"({track.state.value}: {what}){self._trouble(track)}")
 
     @staticmethod
     def _trouble(track: _Track) -> str:
