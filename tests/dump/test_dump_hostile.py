@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import socket
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from oob.dump.targets import (
     FileTarget,
     SshOptions,
     Targets,
+    _ListingBuilder,
     bounded,
     call_bounds,
     name_problem,
@@ -214,6 +216,19 @@ def test_names_are_checked_but_control_characters_are_kept(crash: Path) -> None:
         assert name_problem(bad) is not None, bad
 
 
+def test_sizes_and_times_from_a_server_are_checked() -> None:
+    builder = _ListingBuilder()
+    builder.add("vmcore", 2**64 - 1, float("nan"), stat.S_IFREG | 0o644)
+    builder.add("vmcore-dmesg.txt", -5, 1e300, stat.S_IFREG | 0o644)
+    builder.add("a/b", 10, 0.0, stat.S_IFREG | 0o644)
+    builder.add("evil", 10, 0.0, None)  # no mode at all: never read
+    listing = builder.build()
+    assert [(e.name, e.size, e.mtime, e.kind) for e in listing] == [
+        ("vmcore", 0, 0.0, "file"), ("vmcore-dmesg.txt", 0, 0.0, "file"), ("evil", 10, 0.0, "other")]
+    assert listing.bad_names == 1
+    assert listing.warnings() == ["1 entry with an impossible name ('/', NUL or not UTF-8) ignored"]
+
+
 # -- reads refuse what is not a regular file ----------------------------------------------------
 
 
@@ -369,7 +384,9 @@ def test_sftp_server_that_stops_answering_mid_dump_ends_by_the_deadline(
     root.mkdir()
     writer = finished_dump(root)
     host = make_host("web01", stalling_sshd.url(root), address=ADDRESS)
-    options = SshOptions(known_hosts=str(stalling_sshd.known_hosts), identity_files=(str(stalling_sshd.client_key),))
+    # keepalives every 0.2 s: sshd answers them all along (only its SFTP server hangs)
+    options = SshOptions(known_hosts=str(stalling_sshd.known_hosts), identity_files=(str(stalling_sshd.client_key),),
+                         keepalive_interval=0.2)
     # baseline: one listing; first look: one listing (the dump appears); then its own
     # listing never answers
     run = run_watch([host], options=dataclasses.replace(SHORT, timeout=3.0, op_timeout=1.0), ssh=options,
