@@ -61,7 +61,7 @@ from oob.dump.layouts import (
     texts_needed,
 )
 from oob.dump.matching import HostMatcher
-from oob.dump.panic import DMESG_TAIL, NO_PANIC, PanicInfo, decode_log, panic_lines
+from oob.dump.panic import DMESG_TAIL, MAX_LINE, NO_PANIC, PanicInfo, decode_log, panic_lines
 from oob.dump.targets import DumpTarget, Listing, SshOptions, Targets, call_bounds, parse_target
 from oob.errors import DumpTargetError, DumpTimeout, UsageError
 from oob.events import Emit, discard
@@ -708,7 +708,8 @@ class DumpWatcher:
         assert track.dirname is not None
         data = await track.root.target.read_tail(track.dirname.name, name, size=TEXT_LIMIT)
         lines = [line.strip() for line in decode_log(data).splitlines()]
-        out.extend([line for line in lines if "fail" in line.lower() or "error" in line.lower()][-5:])
+        chosen = [line for line in lines if "fail" in line.lower() or "error" in line.lower()][-5:]
+        out.extend(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line in chosen)
 
     # -- results and events ------------------------------------------------------------------
 
