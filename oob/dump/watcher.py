@@ -29,9 +29,11 @@ not hold up the others.
 
 Only regular files count.  A symbolic link, FIFO, device or socket in a dump directory
 (``vmcore -> /some/big/file``, ``vmcore-dmesg.txt -> /etc/shadow``) is never read and never
-counts toward completion: it is reported once (``dump_suspicious``) and the dump stays
-incomplete (it ends as ``timeout`` naming what was refused), because a dump whose vmcore is
-a link proves nothing about the crash.  A dump directory that is a symbolic link is not
+counts toward completion: it is reported once (``dump_suspicious``) and the dump is not
+complete (it ends ``failed`` when kdump's own log says it finished, else ``timeout``, naming
+what was refused), because a vmcore that is a link proves nothing about this crash.  A
+refused kernel log alone does not stop a real vmcore from completing the dump (it then has
+no panic lines).  A dump directory that is a symbolic link is not
 followed either.
 """
 
@@ -256,7 +258,7 @@ class _Root:
     seen: set[str] = field(default_factory=set)
     problem: str | None = None
     #: listing warnings already reported (too many entries, impossible names)
-    told: set[str] = field(default_factory=set)
+    told: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def key(self) -> str:
