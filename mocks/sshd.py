@@ -7,6 +7,12 @@
         server.accepted_logins()          # logins so far, from sshd's own log
         server.sftp_reads()               # [(path, bytes read)] per file closed over SFTP
 
+    # an SFTP server that stops answering at its third READDIR, while sshd itself
+    # (and so SSH keepalives) carries on: what a hung NFS mount on a dump server looks like
+    with SshServer.start(tmp_path / "sshd", sftp_stall_after_readdirs=2) as server:
+        ...
+        server.sftp_stalled()             # True once the SFTP server stopped answering
+
 Everything lives in one directory: a generated ed25519 host key and user key, the
 ``authorized_keys``, ``known_hosts``, ``sshd_config`` and the log.  The server listens on
 127.0.0.1 (or ::1) only, on a free port, as the current user (root included), with
@@ -19,11 +25,14 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import selectors
 import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -102,6 +111,8 @@ class SshServer:
     host_key: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: forward this many SFTP READDIR requests, then no request at all (None: a normal server)
+    sftp_stall_after_readdirs: int | None = None
 
     @classmethod
     def start(
@@ -112,9 +123,14 @@ class SshServer:
         port: int = 0,
         extra_config: Sequence[str] = (),
         startup_timeout: float = 10.0,
+        sftp_stall_after_readdirs: int | None = None,
     ) -> SshServer:
         """Generate keys and config in ``workdir`` (a new temporary directory if None) and
-        start sshd; returns once it accepts connections."""
+        start sshd; returns once it accepts connections.
+
+        ``sftp_stall_after_readdirs``: run the sftp-server behind a proxy
+        (:func:`stall_sftp`) that forwards that many READDIR requests and then stops
+        forwarding any request (from the next READDIR on), while the SSH connection stays up."""
         sshd = find_sshd()
         host = loopback_address(host)
         workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="oob-sshd-"))
@@ -134,6 +150,7 @@ class SshServer:
             server = cls(
                 workdir=workdir, host=host, port=chosen, user=user, client_key=client_key,
                 known_hosts=workdir / "known_hosts", host_key=host_key, log_path=workdir / "sshd.log",
+                sftp_stall_after_readdirs=sftp_stall_after_readdirs,
             )
             server._write_config(host_key_path, extra_config)
             server.known_hosts.write_text(f"{server.host_pattern} {host_key}\n")
@@ -189,9 +206,26 @@ class SshServer:
         # subsystem through the user's shell, so its stderr can go to a file.  internal-sftp
         # would log to syslog only.
         server = find_sftp_server()
+        if self.sftp_stall_after_readdirs is not None:
+            if server is None:
+                raise SshdUnavailable("no sftp-server binary to put behind the stalling proxy (internal-sftp only)")
+            # sshd runs the subsystem with a clean environment: say where this package is
+            repo = Path(__file__).resolve().parents[1]
+            proxy = (f"PYTHONPATH={shlex.quote(str(repo))} {shlex.quote(sys.executable)} -m mocks.sshd stall-sftp "
+                     f"{self.sftp_stall_after_readdirs} {shlex.quote(str(self.sftp_stalled_marker))} "
+                     f"{shlex.quote(server)} -e -l INFO")
+            return f"Subsystem sftp {proxy} 2>>{shlex.quote(str(self.sftp_log_path))}"
         if server is None:
             return "Subsystem sftp internal-sftp"
         return f"Subsystem sftp {shlex.quote(server)} -e -l INFO 2>>{shlex.quote(str(self.sftp_log_path))}"
+
+    @property
+    def sftp_stalled_marker(self) -> Path:
+        return self.workdir / "sftp.stalled"
+
+    def sftp_stalled(self) -> bool:
+        """True once the stalling proxy dropped its first request (it stopped answering)."""
+        return self.sftp_stalled_marker.exists()
 
     def _launch(self, sshd: str, timeout: float) -> None:
         self.log_path.write_text("")
@@ -282,3 +316,65 @@ def _children(pid: int) -> list[int]:
         if len(fields) > 1 and fields[1] == str(pid):
             found.append(int(entry.name))
     return found
+
+
+#: SSH_FXP_READDIR (draft-ietf-secsh-filexfer-02, the version OpenSSH speaks)
+_FXP_READDIR = 12
+
+
+def stall_sftp(readdirs: int, marker: Path, server: Sequence[str]) -> int:
+    """Proxy stdin/stdout to the real sftp-server ``server``, forwarding the first ``readdirs``
+    READDIR requests; from the next READDIR on, every request is read and dropped (``marker``
+    is created then), so the SFTP session stops answering while the SSH connection and its
+    keepalives go on.  Replies to requests already forwarded still flow back."""
+    child = subprocess.Popen(list(server), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    to_server, from_server = child.stdin.fileno(), child.stdout.fileno()
+    selector = selectors.DefaultSelector()
+    selector.register(0, selectors.EVENT_READ, "client")
+    selector.register(from_server, selectors.EVENT_READ, "server")
+    pending = b""
+    forwarded = 0
+    stalled = False
+    client_open = True
+    while True:
+        for key, _ in selector.select():
+            data = os.read(key.fd, 65536)
+            if key.data == "server":
+                if not data:
+                    return child.wait()
+                os.write(1, data)
+                continue
+            if not data:
+                client_open = False
+                selector.unregister(0)
+                if stalled:
+                    child.kill()  # it may still be waiting on a request it never got whole
+                child.stdin.close()
+                continue
+            pending += data
+            while len(pending) >= 5:
+                (length,) = struct.unpack(">I", pending[:4])
+                if len(pending) < 4 + length:
+                    break
+                packet, pending = pending[:4 + length], pending[4 + length:]
+                if not stalled and packet[4] == _FXP_READDIR:
+                    stalled = forwarded >= readdirs
+                    forwarded += 1
+                if stalled:
+                    marker.touch()
+                    continue
+                os.write(to_server, packet)
+        if not client_open and child.poll() is not None:
+            return child.returncode
+
+
+def _main(argv: Sequence[str]) -> int:
+    if len(argv) >= 4 and argv[0] == "stall-sftp":
+        return stall_sftp(int(argv[1]), Path(argv[2]), argv[3:])
+    sys.stderr.write("usage: python -m mocks.sshd stall-sftp READDIRS MARKER SFTP-SERVER [ARGS...]\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -72,7 +72,8 @@ def watch_command(
 
     Reports each dump directory as it appears, its progress, and when it is complete (by
     its distribution's rule), stalled, failed or late, with the panic lines from its
-    kernel log. Exit 0 when every dump is complete, 5 otherwise, 2 for bad input.
+    kernel log. Exit 0 when every dump is complete, 5 otherwise, 2 for bad input, 130 when
+    stopped by Ctrl-C (each host is then reported as interrupted, with where it was).
     """
     setup_logging(verbose)
     with handle_errors(verbose):
@@ -99,22 +100,37 @@ def watch_command(
             replace(host, dump=replace(host.dump, target=target or host.dump.target, layout=layout or host.dump.layout))
             for host in hosts
         ]
-        from oob.render.dump import JsonLines, LiveConsole
+        from oob.render.dump import DUMP_EVENTS, JsonLines, LiveConsole
 
-        renderer: DumpRenderer = JsonLines() if json_output else LiveConsole([h.name for h in hosts])
+        renderer: DumpRenderer = (JsonLines(DUMP_EVENTS | {"dump_interrupted"}) if json_output
+                                  else LiveConsole([h.name for h in hosts]))
         # imported here: `oob --help` should not pay for asyncio
         import asyncio
 
         results = asyncio.run(_watch(hosts, options, ssh, since_epoch, renderer))
-        raise typer.Exit(0 if all(result.ok for result in results) else DumpTimeout.exit_code)
+        interrupted = [result.exit_code for result in results if result.state.value == "interrupted"]
+        raise typer.Exit(interrupted[0] if interrupted else 0 if all(result.ok for result in results)
+                         else DumpTimeout.exit_code)
 
 
 async def _watch(hosts: Sequence[Any], options: Any, ssh: Any, since: float | None, renderer: DumpRenderer) -> list[Any]:
+    import asyncio
+
     from oob.dump.watcher import DumpWatcher
 
     async with DumpWatcher(hosts, options, ssh=ssh, emit=renderer.event) as watcher:
-        base = await watcher.take_baseline(since)
+        # --timeout counts from now: the first listing is inside it too
+        started = watcher.clock()
+        base = await watcher.take_baseline(since, deadline=started + options.timeout)
         with renderer:
-            results = await watcher.watch(base)
+            try:
+                results = await watcher.watch(base, started=started)
+            except asyncio.CancelledError:
+                # Ctrl-C (asyncio.run cancels this task): report where each host was
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                watcher.interrupt()
+                results = watcher.results()
         renderer.summary(results)
         return results

@@ -12,7 +12,17 @@ from oob.dump.formats import VmcoreFormat, detect_format
 from oob.dump.layouts import DirName, Family, FileInfo, Verdict, assess, families_for, parse_dir_name
 from oob.dump.matching import HostMatcher
 from oob.dump.panic import PanicInfo, panic_lines
-from oob.dump.targets import DumpTarget, FileTarget, SshOptions, SshTarget, Targets, TargetSpec, parse_target
+from oob.dump.targets import (
+    DumpTarget,
+    FileTarget,
+    Listing,
+    SshOptions,
+    SshTarget,
+    Targets,
+    TargetSpec,
+    call_bounds,
+    parse_target,
+)
 from oob.dump.watcher import (
     Baseline,
     BlockingDumpWatcher,
@@ -35,6 +45,7 @@ __all__ = [
     "FileInfo",
     "FileTarget",
     "HostMatcher",
+    "Listing",
     "PanicInfo",
     "SshOptions",
     "SshTarget",
@@ -44,6 +55,7 @@ __all__ = [
     "VmcoreFormat",
     "WatchOptions",
     "assess",
+    "call_bounds",
     "detect_format",
     "families_for",
     "panic_lines",

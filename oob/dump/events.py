@@ -13,6 +13,8 @@ dump_stalled           warning     directory, file, bytes, idle, rule
 dump_complete          info        the :class:`~oob.dump.watcher.DumpResult` fields
 dump_failed            error       the :class:`~oob.dump.watcher.DumpResult` fields
 timeout                error       the :class:`~oob.dump.watcher.DumpResult` fields
+dump_interrupted       warning     the :class:`~oob.dump.watcher.DumpResult` fields (Ctrl-C)
+dump_suspicious        warning     location, problem (a link, FIFO or device: never read)
 dump_unattributed      warning     target, directory, identity, problem, candidates
 dump_target_problem    warning     target, message
 =====================  ==========  ==============================================================
@@ -140,18 +142,19 @@ class Stalled(DumpEvent):
 
 @dataclass(frozen=True)
 class Finished(DumpEvent):
-    """dump_complete, dump_failed or timeout: the host's final result."""
+    """dump_complete, dump_failed, timeout or dump_interrupted: the host's final result."""
 
     host: str
     result: DumpResult
 
     @property
     def kind(self) -> str:  # type: ignore[override]
-        return {"complete": "dump_complete", "failed": "dump_failed"}.get(self.result.state.value, "timeout")
+        return {"complete": "dump_complete", "failed": "dump_failed",
+                "interrupted": "dump_interrupted"}.get(self.result.state.value, "timeout")
 
     @property
     def level(self) -> str:  # type: ignore[override]
-        return "info" if self.result.state.value == "complete" else "error"
+        return {"complete": "info", "interrupted": "warning"}.get(self.result.state.value, "error")
 
     def message(self) -> str:
         return self.result.message
@@ -208,3 +211,22 @@ class TargetProblem(DumpEvent):
 
     def data(self) -> dict[str, Any]:
         return {"target": self.target, "problem": self.problem}
+
+
+@dataclass(frozen=True)
+class Suspicious(DumpEvent):
+    """An entry the watcher will not touch: a symbolic link, FIFO, device or socket where a
+    dump file or directory belongs.  Its target and content are never read."""
+
+    kind: ClassVar[str] = "dump_suspicious"
+    level: ClassVar[str] = "warning"
+    host: str | None
+    #: where the entry is (server and path)
+    location: str
+    problem: str
+
+    def message(self) -> str:
+        return f"suspicious entry {self.location}: {self.problem}"
+
+    def data(self) -> dict[str, Any]:
+        return {"location": self.location, "problem": self.problem}

@@ -160,6 +160,10 @@ def _identity(raw: str | None) -> str | None:
 # Completion rules
 
 
+#: what an entry is, from lstat (a symbolic link is never followed to find out more)
+EntryKind = Literal["file", "dir", "symlink", "other"]
+
+
 @dataclass(frozen=True)
 class FileInfo:
     """One entry of a dump directory, as listed (no content)."""
@@ -167,7 +171,16 @@ class FileInfo:
     name: str
     size: int
     mtime: float = 0.0
-    is_dir: bool = False
+    #: "file" (regular), "dir", "symlink", or "other" (FIFO, device, socket)
+    kind: EntryKind = "file"
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind == "dir"
+
+    @property
+    def is_regular(self) -> bool:
+        return self.kind == "file"
 
 
 Status = Literal["writing", "complete", "failed"]

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 #: bytes read from the end of the dmesg file
 DMESG_TAIL = 256 * 1024
+#: panic lines kept (the last ones: a crafted log could match on every line) and their
+#: length at most, in characters
+MAX_LINES = 16
+MAX_LINE = 512
 
 # "[ 1234.567890] text", "<0>[ 1234.5] text" (vmcore-dmesg keeps the level on some versions),
 # or "text" alone
@@ -60,7 +64,8 @@ def panic_lines(text: str) -> PanicInfo:
     if not found:
         return NO_PANIC
     # a log may hold an earlier warning; what counts is what led to the last panic
-    return PanicInfo(tuple(line for _, line in found), _cause(found))
+    kept = tuple(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for _, line in found[-MAX_LINES:])
+    return PanicInfo(kept, _cause(found))
 
 
 def _cause(found: list[tuple[str, str]]) -> str:

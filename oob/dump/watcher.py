@@ -11,6 +11,7 @@ States of each host::
                               |  ^--> stalled (no growth for stall_after while incomplete)
                               '-----> failed  (the layout or the file says so)
     any state not final at the deadline -> timeout
+    any state not final when the watch is stopped (Ctrl-C: :meth:`DumpWatcher.interrupt`) -> interrupted
 
 New means *not in the baseline* (or, with ``since``, changed on the server at or after
 that time): never the time in a directory's name, which is the crashed host's clock.
@@ -19,6 +20,21 @@ Cost per interval: one listing of each target directory that still has hosts wai
 their dump to appear, plus one listing of each dump directory being followed.  A dump
 file is never copied: the first bytes give its format, the last 16 bytes whether a
 flattened stream is whole, and the end of the dmesg file the panic lines.
+
+Deadlines hold: every call on a target is bounded by ``op_timeout`` and by the watch's
+deadline (:func:`oob.dump.targets.call_bounds`); a call that does not answer makes the
+target *stalled* (a ``dump_target_problem`` naming the server and path) and the watch still
+ends at its deadline.  Each target directory is polled on its own, so one hung server does
+not hold up the others.
+
+Only regular files count.  A symbolic link, FIFO, device or socket in a dump directory
+(``vmcore -> /some/big/file``, ``vmcore-dmesg.txt -> /etc/shadow``) is never read and never
+counts toward completion: it is reported once (``dump_suspicious``) and the dump is not
+complete (it ends ``failed`` when kdump's own log says it finished, else ``timeout``, naming
+what was refused), because a vmcore that is a link proves nothing about this crash.  A
+refused kernel log alone does not stop a real vmcore from completing the dump (it then has
+no panic lines).  A dump directory that is a symbolic link is not
+followed either.
 """
 
 from __future__ import annotations
@@ -47,8 +63,8 @@ from oob.dump.layouts import (
     texts_needed,
 )
 from oob.dump.matching import HostMatcher
-from oob.dump.panic import DMESG_TAIL, NO_PANIC, PanicInfo, decode_log, panic_lines
-from oob.dump.targets import DumpTarget, SshOptions, Targets, parse_target
+from oob.dump.panic import DMESG_TAIL, MAX_LINE, NO_PANIC, PanicInfo, decode_log, panic_lines
+from oob.dump.targets import DumpTarget, Listing, SshOptions, Targets, call_bounds, parse_target
 from oob.errors import DumpTargetError, DumpTimeout, UsageError
 from oob.events import Emit, discard
 from oob.model import Host
@@ -57,6 +73,14 @@ from oob.model import Host
 TEXT_LIMIT = 64 * 1024
 #: window over which the write rate is computed
 RATE_WINDOW = 5.0
+#: seconds past the deadline the watch waits for its calls (each one is bounded by the
+#: deadline already: this only catches a bug)
+DEADLINE_GRACE = 2.0
+#: the exit code of a watch stopped by Ctrl-C (128 + SIGINT, as shells report it)
+INTERRUPTED_EXIT = 130
+
+_KIND_WORDS = {"dir": "a directory", "symlink": "a symbolic link",
+               "other": "a FIFO, device or socket", "file": "a regular file"}
 
 
 class DumpState(str, Enum):
@@ -67,10 +91,11 @@ class DumpState(str, Enum):
     STALLED = "stalled"
     FAILED = "failed"
     TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
 
     @property
     def final(self) -> bool:
-        return self in (DumpState.COMPLETE, DumpState.FAILED, DumpState.TIMEOUT)
+        return self in (DumpState.COMPLETE, DumpState.FAILED, DumpState.TIMEOUT, DumpState.INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -83,9 +108,12 @@ class WatchOptions:
     timeout: float = 1800.0
     #: at most one dump_progress event per host per this many seconds
     progress_every: float = 1.0
+    #: seconds one listing, stat or read of a target may take before the target is
+    #: reported stalled (it is retried at the next look; the deadline bounds it too)
+    op_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("interval", "stall_after", "timeout"):
+        for name in ("interval", "stall_after", "timeout", "op_timeout"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name.replace('_', '-')} must be more than 0 seconds")
         if self.progress_every < 0:
@@ -159,6 +187,8 @@ class DumpResult:
 
     @property
     def exit_code(self) -> int:
+        if self.state is DumpState.INTERRUPTED:
+            return INTERRUPTED_EXIT
         return 0 if self.ok else DumpTimeout.exit_code
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +239,10 @@ class _Track:
     settle_signature: tuple[tuple[str, int], ...] | None = None
     truncated_seen: bool = False
     vanished: bool = False
+    #: entries of the dump directory refused (name -> what it is): reported once each
+    refused: dict[str, str] = field(default_factory=dict)
+    #: the last error on this host's dump directory (None once a look succeeds)
+    problem: str | None = None
     result: DumpResult | None = None
 
 
@@ -223,6 +257,8 @@ class _Root:
     #: names already attributed or ignored: looked at once
     seen: set[str] = field(default_factory=set)
     problem: str | None = None
+    #: listing warnings already reported (too many entries, impossible names)
+    told: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def key(self) -> str:
@@ -300,14 +336,26 @@ class DumpWatcher:
 
     # -- baseline ----------------------------------------------------------------------------
 
-    async def take_baseline(self, since: float | None = None) -> Baseline:
+    async def take_baseline(self, since: float | None = None, *, deadline: float | None = None) -> Baseline:
         """List every target now.  Raises :class:`DumpTargetError` if one cannot be read
-        (an unknown host key, a wrong path): better before the NMI than after it."""
+        (an unknown host key, a wrong path, no answer within ``op_timeout`` or by
+        ``deadline``, on the watcher's clock): better before the NMI than after it."""
         taken_at = self.wall()
         roots = list(self._roots.values())
-        listings = await asyncio.gather(*(root.target.listdir() for root in roots))
-        names = {root.key: frozenset(e.name for e in listing or ()) for root, listing in zip(roots, listings)}
+        with call_bounds(self.options.op_timeout, self._loop_time(deadline)):
+            listings = await asyncio.gather(*(root.target.listdir() for root in roots))
+        names = {}
+        for root, listing in zip(roots, listings):
+            names[root.key] = frozenset(e.name for e in listing or ())
+            if listing is not None:
+                self._listing_warnings(root, listing)
         return Baseline(names=names, taken_at=taken_at, since=since)
+
+    def _loop_time(self, when: float | None) -> float | None:
+        """A time on the watcher's clock, on the event loop's clock (which bounds calls)."""
+        if when is None:
+            return None
+        return asyncio.get_running_loop().time() + (when - self.clock())
 
     # -- watching ----------------------------------------------------------------------------
 
@@ -325,18 +373,33 @@ class DumpWatcher:
         return self._started + self.options.timeout
 
     async def watch(self, baseline: Baseline, *, started: float | None = None) -> list[DumpResult]:
-        """Poll until every host is complete or failed, or the deadline passes."""
+        """Poll until every host is complete or failed, or the deadline passes.
+
+        Each target directory is polled on its own schedule, so a target that stopped
+        answering holds up only its own hosts.  Cancelled (Ctrl-C), it ends at once, not
+        waiting for calls under way; :meth:`interrupt` then says where each host was."""
         self.begin(baseline, started)
-        while True:
-            round_start = self.clock()
-            if round_start >= self.deadline:
-                break
-            if await self.poll():
-                break
-            pause = self.options.interval - (self.clock() - round_start)
-            await asyncio.sleep(max(0.0, min(pause, self.deadline - self.clock())))
+        remaining = self.deadline - self.clock()
+        with call_bounds(self.options.op_timeout, self._loop_time(self.deadline)):
+            if remaining > 0:
+                guard = asyncio.timeout(remaining + DEADLINE_GRACE)
+                try:
+                    async with guard:
+                        await asyncio.gather(*(self._follow_root(root) for root in self._roots.values()))
+                except TimeoutError:
+                    if not guard.expired():
+                        raise
         self.expire()
         return self.results()
+
+    async def _follow_root(self, root: _Root) -> None:
+        while not all(track.state.final for track in root.tracks):
+            round_start = self.clock()
+            if round_start >= self.deadline:
+                return
+            await self._poll_root(root, round_start)
+            pause = self.options.interval - (self.clock() - round_start)
+            await asyncio.sleep(max(0.0, min(pause, self.deadline - self.clock())))
 
     async def poll(self) -> bool:
         """One look at every target; True once every host has a final state."""
@@ -352,6 +415,21 @@ class DumpWatcher:
         for track in self._tracks:
             if not track.state.final:
                 self._finish(track, DumpState.TIMEOUT, self._timeout_message(track, now), now,
+                             last_state=track.state.value)
+
+    def interrupt(self) -> None:
+        """The watch was stopped (Ctrl-C): whatever is not final is reported as interrupted,
+        with where it was and what it was waiting on (call after cancelling :meth:`watch`,
+        on its event loop)."""
+        now = self.clock()
+        for track in self._tracks:
+            if not track.state.final:
+                where = self._where_message(track)
+                waiting = track.root.target.pending_calls()
+                if waiting:
+                    where += f"; waiting on {', '.join(waiting)}"
+                self._finish(track, DumpState.INTERRUPTED,
+                             f"interrupted after {now - self._started:.0f} s: {where}", now,
                              last_state=track.state.value)
 
     def results(self) -> list[DumpResult]:
@@ -370,7 +448,9 @@ class DumpWatcher:
                 self._target_problem(root, exc.message)
             else:
                 root.problem = None
-                self._discover(root, entries or [], now)
+                if entries is not None:
+                    self._listing_warnings(root, entries)
+                self._discover(root, list(entries or ()), now)
         active = [t for t in root.tracks if t.dirname is not None and not t.state.final]
         if active:
             await asyncio.gather(*(self._follow(track, now) for track in active))
@@ -379,7 +459,7 @@ class DumpWatcher:
         assert self._baseline is not None
         # oldest first: if a host has two new directories, the first one kdump made wins
         for entry in sorted(entries, key=lambda e: (e.mtime, e.name)):
-            if not entry.is_dir or entry.name in root.seen:
+            if entry.kind == "file" or entry.name in root.seen:
                 continue
             if not self._baseline.is_new(root.key, entry):
                 continue
@@ -388,6 +468,14 @@ class DumpWatcher:
             if dirname is None:
                 continue  # lost+found, kexec_cmd, someone's notes: not a dump
             attribution = root.matcher.attribute(dirname)
+            if not entry.is_dir:
+                # named like a dump directory, but a link (to a real dump elsewhere, or to
+                # anything on the server): never followed
+                self._send(ev.Suspicious(
+                    host=attribution.host, location=root.target.spec.location(entry.name),
+                    problem=f"named like a dump directory but {_KIND_WORDS[entry.kind]}; not followed",
+                ))
+                continue
             if attribution.host is None:
                 self._send(ev.Unattributed(
                     target=root.target.spec.location(), directory=entry.name, identity=dirname.identity,
@@ -421,8 +509,10 @@ class DumpWatcher:
         try:
             listing = await target.listdir(track.dirname.name)
         except DumpTargetError as exc:
+            track.problem = exc.message
             self._target_problem(track.root, exc.message)
             return
+        track.problem = None
         if listing is None:
             if not track.vanished:
                 track.vanished = True
@@ -430,7 +520,10 @@ class DumpWatcher:
                                             problem="the dump directory disappeared"))
             return
         track.vanished = False
-        files = {entry.name: entry for entry in listing if not entry.is_dir}
+        self._listing_warnings(track.root, listing, track.dirname.name)
+        self._refuse_odd_entries(track, listing)
+        # regular files only: a link or a FIFO named vmcore is not a dump
+        files = {entry.name: entry for entry in listing if entry.is_regular}
         signature = tuple(sorted((entry.name, entry.size) for entry in files.values()))
         changed = signature != track.signature
         if changed:
@@ -452,7 +545,27 @@ class DumpWatcher:
             else:
                 await self._writing(track, verdict, files, changed, now)
         except DumpTargetError as exc:
+            track.problem = exc.message
             self._target_problem(track.root, exc.message)
+
+    def _refuse_odd_entries(self, track: _Track, listing: Listing) -> None:
+        assert track.dirname is not None
+        for entry in listing:
+            if entry.kind in ("file", "dir") or track.refused.get(entry.name) == entry.kind:
+                continue
+            track.refused[entry.name] = entry.kind
+            self._send(ev.Suspicious(
+                host=track.host.name,
+                location=track.root.target.spec.location(track.dirname.name, entry.name),
+                problem=f"{_KIND_WORDS[entry.kind]}; not read and not counted toward a complete dump",
+            ))
+
+    def _listing_warnings(self, root: _Root, listing: Listing, directory: str | None = None) -> None:
+        location = root.target.spec.location(*((directory,) if directory else ()))
+        for warning in listing.warnings():
+            if (location, warning) not in root.told:
+                root.told.add((location, warning))
+                self._send(ev.TargetProblem(target=location, problem=warning))
 
     def _settled(self, track: _Track, changed: bool) -> bool:
         # a file written in place under its final name is done when it stops changing
@@ -566,7 +679,7 @@ class DumpWatcher:
         await asyncio.gather(*reads)
         if track.fmt is not None and track.fmt.marked_incomplete and "incomplete flag" not in reason:
             reason += f"; {vmcore} carries makedumpfile's incomplete flag (the target filled up or a write failed)"
-        self._finish(track, DumpState.FAILED, f"dump failed: {reason}", now, verdict=verdict,
+        self._finish(track, DumpState.FAILED, f"dump failed: {reason}{self._trouble(track)}", now, verdict=verdict,
                      details=tuple(details))
 
     # -- reads -------------------------------------------------------------------------------
@@ -586,7 +699,7 @@ class DumpWatcher:
         assert track.dirname is not None
         target = track.root.target
         found = await asyncio.gather(*(target.stat(track.dirname.name, name) for name in names))
-        track.bytes = sum(entry.size for entry in found if entry is not None)
+        track.bytes = sum(entry.size for entry in found if entry is not None and entry.is_regular)
 
     async def _read_panic(self, track: _Track, name: str) -> None:
         assert track.dirname is not None
@@ -597,7 +710,8 @@ class DumpWatcher:
         assert track.dirname is not None
         data = await track.root.target.read_tail(track.dirname.name, name, size=TEXT_LIMIT)
         lines = [line.strip() for line in decode_log(data).splitlines()]
-        out.extend([line for line in lines if "fail" in line.lower() or "error" in line.lower()][-5:])
+        chosen = [line for line in lines if "fail" in line.lower() or "error" in line.lower()][-5:]
+        out.extend(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line in chosen)
 
     # -- results and events ------------------------------------------------------------------
 
@@ -648,12 +762,33 @@ class DumpWatcher:
         what = (f"{verdict.vmcore_name} at {ev.human_bytes(track.bytes)}"
                 if verdict and verdict.vmcore_name else "no vmcore file yet")
         return (f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete after "
-                f"{waited:.0f} s ({track.state.value}: {what}; {rule})")
+                f"{waited:.0f} s ({track.state.value}: {what}; {rule}){self._trouble(track)}")
+
+    def _where_message(self, track: _Track) -> str:
+        if track.dirname is None:
+            problem = f"; last error: {track.root.problem}" if track.root.problem else ""
+            return f"waiting for a new dump directory in {track.root.target.spec.location()}{problem}"
+        verdict = track.verdict
+        what = (f"{verdict.vmcore_name} at {ev.human_bytes(track.bytes)}"
+                if verdict and verdict.vmcore_name else "no vmcore file yet")
+        return (f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete "
+                f"({track.state.value}: {what}){self._trouble(track)}")
+
+    @staticmethod
+    def _trouble(track: _Track) -> str:
+        text = ""
+        if track.refused:
+            refused = ", ".join(f"{name} ({_KIND_WORDS[kind]})" for name, kind in sorted(track.refused.items()))
+            text += f"; refused: {refused}"
+        if track.problem:
+            text += f"; last error: {track.problem}"
+        return text
 
     def _target_problem(self, root: _Root, problem: str) -> None:
         if root.problem != problem:
             root.problem = problem
-            self._send(ev.TargetProblem(target=root.target.spec.location(), problem=problem))
+            location = root.target.spec.location()
+            self._send(ev.TargetProblem(target=location, problem=problem.removeprefix(f"{location}: ")))
 
     def _send(self, event: ev.DumpEvent) -> None:
         self._emit(event.to_event())

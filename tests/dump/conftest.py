@@ -4,8 +4,12 @@ that drives mock kdump writers (mocks/kdump.py) against real files."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,9 @@ from oob.dump.targets import SshOptions
 from oob.dump.watcher import DumpResult, DumpWatcher, WatchOptions
 from oob.events import Event
 from oob.model import DumpConfig, Host
+
+#: what the endless FIFO writers write: must never appear in what oob reports
+FIFO_SECRET = b"FIFO-SECRET-5f4dcc3b5aa765d6"
 
 #: fast settings for tests: small dumps, short pauses
 FAST = WatchOptions(interval=0.02, stall_after=0.5, timeout=8.0, progress_every=0.05)
@@ -95,3 +102,33 @@ def run_watch() -> Callable[..., WatchRun]:
         return asyncio.run(main())
 
     return run
+
+
+@pytest.fixture
+def endless_fifo_writers() -> Iterator[Callable[[Path], None]]:
+    """fifo(path): a FIFO at ``path`` with a writer that would never stop writing."""
+    stop = threading.Event()
+    fifos: list[Path] = []
+
+    def writer(path: Path) -> None:
+        try:
+            with open(path, "wb", buffering=0) as pipe:  # blocks until someone reads
+                while not stop.is_set():
+                    pipe.write(b"Kernel panic - not syncing: " + FIFO_SECRET + b"\n" * 4096)
+        except OSError:
+            pass
+
+    def make(path: Path) -> None:
+        os.mkfifo(path)
+        fifos.append(path)
+        threading.Thread(target=writer, args=(path,), daemon=True).start()
+
+    yield make
+    stop.set()
+    for path in fifos:  # release writers still waiting for a reader
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        time.sleep(0.01)
+        os.close(fd)

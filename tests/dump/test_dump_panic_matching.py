@@ -7,7 +7,7 @@ import pytest
 from mocks.kdump import DumpSpec, dmesg_text
 from oob.dump.layouts import parse_dir_name
 from oob.dump.matching import HostMatcher, normalize
-from oob.dump.panic import panic_lines
+from oob.dump.panic import MAX_LINE, MAX_LINES, panic_lines
 from oob.model import Host
 
 
@@ -109,3 +109,12 @@ def test_local_form_belongs_to_the_only_host_of_a_target() -> None:
     assert only.attribute(parse_dir_name("2024-05-02-03-04")).host == "web01"
     # but a name that says another host is never taken for it
     assert only.attribute(parse_dir_name("192.0.2.12-2024-05-02-03:04:05")).host is None
+
+
+def test_panic_lines_are_bounded_in_number_and_length() -> None:
+    log = "".join(f"[ {i}.0] Kernel panic - not syncing: {'x' * 2000} {i}\n" for i in range(100))
+    info = panic_lines(log)
+    assert len(info.lines) == MAX_LINES
+    assert all(len(line) <= MAX_LINE for line in info.lines)
+    assert info.lines[-1].startswith("Kernel panic - not syncing: xxx") and info.lines[-1].endswith("…")
+    assert info.cause == "other"
