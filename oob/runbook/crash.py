@@ -334,13 +334,15 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
             status, code = "unknown", nmi.exit_code
         else:
             status = result.state.value if result is not None else "timeout"
-            code = 5
+            code = 130 if result is not None and result.state is DumpState.INTERRUPTED else 5
             if result is not None and result.state is DumpState.TIMEOUT and result.directory is None:
                 notes.append(
                     "no dump appeared; is kdump armed (kexec_crash_loaded) and kernel.unknown_nmi_panic=1?"
                 )
         if cancel.is_set():
             notes.append("interrupted before the dump was complete")
+            if run.nmi_at and nmi.status != "unknown":
+                notes.append(f"to follow it again: oob watch {host.name} --since {run.nmi_at}")
     run.outcome = CrashOutcome(
         host=host.name,
         bmc=host.bmc.address,
@@ -513,7 +515,7 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
         emit(Event("warning", "interrupted: stopped watching", None, "interrupted"))
 
         async def partial() -> list[DumpResult]:
-            watcher.expire()
+            watcher.interrupt()
             return watcher.results()
 
         for result in loop.run(partial()):
