@@ -1,0 +1,93 @@
+"""Fixtures for the in-process runbook tests: a fake BMC fleet put in place of the real
+drivers (``oob.drivers.factory.use_drivers``), a temporary audit log, hosts, and helpers.
+
+No subprocess, no socket: each test runs in well under a second.  The end-to-end tests
+(tests/integration, tests/ipmi) drive the same runbooks against the mock BMCs over loopback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oob.audit import AuditLog
+from oob.drivers.factory import use_drivers
+from oob.drivers.fake import FakeFleet
+from oob.errors import AuditLogError
+from oob.events import Event
+from oob.model import BmcConfig, DumpConfig, Host, SecretRef
+
+
+def make_host(name: str, bmc_address: str, *, methods: tuple[str, ...] = ("redfish", "ipmi"), kind: str = "auto",
+              address: str | None = None, dump_target: str | None = None, **host: Any) -> Host:
+    """A host whose BMC the fake fleet knows by ``bmc_address`` (nothing ever connects to it)."""
+    bmc = BmcConfig(kind=kind, address=bmc_address, username="admin", password=SecretRef("env", "OOB_TEST_PW"),
+                    methods=methods)
+    return Host(name=name, address=address, bmc=bmc, dump=DumpConfig(target=dump_target), **host)
+
+
+@pytest.fixture
+def fleet() -> Iterator[FakeFleet]:
+    """A FakeFleet every ``make_driver`` returns drivers of, for the test; at its end every
+    session oob opened on a fake BMC must be closed again."""
+    fake = FakeFleet()
+    with use_drivers(fake):
+        yield fake
+    leaked = {key: fake[key].open_sessions() for key in fake if fake[key].open_sessions()}
+    assert not leaked, f"sessions left open on the fake BMCs: {leaked}"
+
+
+@pytest.fixture
+def audit(tmp_path: Path) -> AuditLog:
+    return AuditLog(tmp_path / "state" / "audit.jsonl", ("oob", "test"))
+
+
+def records(audit: AuditLog, event: str | None = None, host: str | None = None) -> list[dict[str, Any]]:
+    """The audit log's records (``event``/``host``: only those)."""
+    if not audit.path.exists():
+        return []
+    entries = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    return [e for e in entries if (event is None or e["event"] == event) and (host is None or e.get("host") == host)]
+
+
+@dataclass
+class Events:
+    """An ``emit`` that keeps what the runbook said."""
+
+    seen: list[Event] = field(default_factory=list)
+
+    def __call__(self, event: Event) -> None:
+        self.seen.append(event)
+
+    def kinds(self, host: str | None = None) -> list[str]:
+        return [e.kind for e in self.seen if host is None or e.host == host]
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+class FailingAudit(AuditLog):
+    """A real audit log whose records of the given events cannot be written (as on a full
+    disk), to reach the one moment between two records."""
+
+    def __init__(self, path: Path, failing: set[str]) -> None:
+        super().__init__(path, ("oob", "test"))
+        self.failing = failing
+
+    def record(self, event: str, host: str | None = None, **fields: Any) -> None:
+        if event in self.failing:
+            raise AuditLogError(f"cannot write the audit log {self.path}: No space left on device; "
+                                "the record was not written")
+        super().record(event, host, **fields)
+
+
+def never(*_: Any) -> bool:
+    """A confirmation that must not be asked."""
+    raise AssertionError("the confirmation was asked")
