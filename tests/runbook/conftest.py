@@ -17,10 +17,11 @@ import pytest
 
 from oob.audit import AuditLog
 from oob.drivers.factory import use_drivers
-from oob.drivers.fake import FakeFleet
+from oob.drivers.fake import Applied, ApplyHook, FakeBmc, FakeFleet
 from oob.errors import AuditLogError
 from oob.events import Event
 from oob.model import BmcConfig, DumpConfig, Host, SecretRef
+from oob.probe import ProbeResult
 
 
 def make_host(name: str, bmc_address: str, *, methods: tuple[str, ...] = ("redfish", "ipmi"), kind: str = "auto",
@@ -91,3 +92,40 @@ class FailingAudit(AuditLog):
 def never(*_: Any) -> bool:
     """A confirmation that must not be asked."""
     raise AssertionError("the confirmation was asked")
+
+
+def kdump_on_nmi(root: Path, identity: str, *, hostname: str = "host01") -> ApplyHook:
+    """A FakeBmc hook: when an NMI reaches the host, its kdump writes a whole dump (RHEL
+    layout, sent over the network as ``<identity>-<stamp>``) into ``root`` at once, with
+    mocks/kdump.py, the writer the mock fleet uses."""
+    from mocks.kdump import DumpSpec, KdumpWriter
+
+    def crash(bmc: FakeBmc, applied: Applied) -> None:
+        if applied.reset_type != "Nmi":
+            return
+        spec = DumpSpec(layout="rhel-nfs", identity=identity, hostname=hostname, size=64 * 1024,
+                        chunk=16 * 1024, boot_delay=0.0, dmesg_delay=0.0)
+        for _ in KdumpWriter(root, spec).steps():  # each step is done when it is taken; nothing waits
+            pass
+
+    return crash
+
+
+@dataclass
+class FakeProbe:
+    """``oob.runbook.crash.probe_host`` for a host whose liveness a test decides: hung
+    (``alive`` False) until its BMC applied an NMI, then back when ``back_after_nmi``."""
+
+    bmc: FakeBmc
+    alive: bool | None = False
+    back_after_nmi: bool = True
+    calls: int = 0
+
+    def __call__(self, host: Host, timeout: float = 3.0) -> ProbeResult:
+        self.calls += 1
+        if self.back_after_nmi and self.bmc.nmis_applied() > 0:
+            return ProbeResult(True, "ssh:fake:22", "answered: SSH-2.0-OpenSSH_9.6 (fake probe)")
+        if self.alive is None:
+            return ProbeResult(None, "none", "the inventory gives no address to probe")
+        detail = "answered: SSH-2.0-OpenSSH_9.6 (fake probe)" if self.alive else "did not answer (fake probe)"
+        return ProbeResult(self.alive, "ssh:fake:22", detail)
