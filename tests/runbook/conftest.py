@@ -113,19 +113,18 @@ def kdump_on_nmi(root: Path, identity: str, *, hostname: str = "host01") -> Appl
 
 @dataclass
 class FakeProbe:
-    """``oob.runbook.crash.probe_host`` for a host whose liveness a test decides: hung
-    (``alive`` False) until its BMC applied an NMI, then back when ``back_after_nmi``."""
+    """``oob.runbook.crash.probe_host`` for a host whose liveness a test decides: ``alive``
+    until its BMC applied an NMI, ``after_nmi`` from then on (True: it rebooted)."""
 
     bmc: FakeBmc
     alive: bool | None = False
-    back_after_nmi: bool = True
+    after_nmi: bool | None = True
     calls: int = 0
 
     def __call__(self, host: Host, timeout: float = 3.0) -> ProbeResult:
         self.calls += 1
-        if self.back_after_nmi and self.bmc.nmis_applied() > 0:
-            return ProbeResult(True, "ssh:fake:22", "answered: SSH-2.0-OpenSSH_9.6 (fake probe)")
-        if self.alive is None:
+        alive = self.after_nmi if self.bmc.nmis_applied() > 0 else self.alive
+        if alive is None:
             return ProbeResult(None, "none", "the inventory gives no address to probe")
-        detail = "answered: SSH-2.0-OpenSSH_9.6 (fake probe)" if self.alive else "did not answer (fake probe)"
-        return ProbeResult(self.alive, "ssh:fake:22", detail)
+        detail = "answered: SSH-2.0-OpenSSH_9.6 (fake probe)" if alive else "did not answer (fake probe)"
+        return ProbeResult(alive, "ssh:fake:22", detail)

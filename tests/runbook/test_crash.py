@@ -146,7 +146,7 @@ def test_an_unreadable_dump_target_refuses_before_the_nmi(fleet: FakeFleet, audi
 
 def test_no_dump_by_the_deadline_and_recover_power_cycles(fleet: FakeFleet, audit: AuditLog, events: Events,
                                                           dumps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    host, bmc, _ = hung_host(fleet, dumps, monkeypatch, writes_dump=False, back_after_nmi=False)
+    host, bmc, _ = hung_host(fleet, dumps, monkeypatch, writes_dump=False, after_nmi=False)
 
     report = run_crash([host], crash_request(watch=SHORT, recover=True), confirm=never, emit=events, audit=audit)
 
@@ -187,7 +187,7 @@ def test_an_unanswered_nmi_without_dump_stays_unknown(fleet: FakeFleet, audit: A
 
 def test_one_hosts_failure_does_not_stop_the_others(fleet: FakeFleet, audit: AuditLog, events: Events,
                                                     dumps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    web01, good, probe = hung_host(fleet, dumps, monkeypatch)
+    web01, good, _ = hung_host(fleet, dumps, monkeypatch)
     web02 = make_host("web02", "127.0.1.2", address="127.0.2.2", dump_target=f"file://{dumps}")
     bad = fleet.add(web02.bmc.address)
     bad.fail(Stage.NMI, Fault.REFUSED, bmc_message="InternalError")
