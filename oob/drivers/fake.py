@@ -52,7 +52,14 @@ if TYPE_CHECKING:
 
 #: what a BMC that offers everything lists as ResetType@Redfish.AllowableValues
 ALL_RESET_TYPES: tuple[str, ...] = (
-    "On", "ForceOn", "ForceOff", "GracefulShutdown", "ForceRestart", "GracefulRestart", "PowerCycle", "Nmi",
+    "On",
+    "ForceOn",
+    "ForceOff",
+    "GracefulShutdown",
+    "ForceRestart",
+    "GracefulRestart",
+    "PowerCycle",
+    "Nmi",
 )
 
 #: the ResetType values each power action may be sent as, in the order the Redfish driver tries them
@@ -66,9 +73,14 @@ _RESET_TYPES: dict[PowerAction, tuple[str, ...]] = {
 
 #: the power state after each ResetType (Nmi changes nothing the BMC can see)
 _AFTER: dict[str, PowerState] = {
-    "On": PowerState.ON, "ForceOn": PowerState.ON, "ForceOff": PowerState.OFF,
-    "GracefulShutdown": PowerState.OFF, "PushPowerButton": PowerState.OFF, "ForceRestart": PowerState.ON,
-    "GracefulRestart": PowerState.ON, "PowerCycle": PowerState.ON,
+    "On": PowerState.ON,
+    "ForceOn": PowerState.ON,
+    "ForceOff": PowerState.OFF,
+    "GracefulShutdown": PowerState.OFF,
+    "PushPowerButton": PowerState.OFF,
+    "ForceRestart": PowerState.ON,
+    "GracefulRestart": PowerState.ON,
+    "PowerCycle": PowerState.ON,
 }
 
 #: IPMI Chassis Control (IPMI 2.0 section 28.3) as the IPMI driver names it in ``ActionResult.sent``
@@ -81,8 +93,11 @@ _CHASSIS: dict[str, str] = {
     "GracefulShutdown": "chassis control 0x05 (soft shutdown)",
 }
 _IPMI_ACTION: dict[PowerAction, str] = {
-    PowerAction.ON: "On", PowerAction.OFF: "ForceOff", PowerAction.SHUTDOWN: "GracefulShutdown",
-    PowerAction.RESET: "ForceRestart", PowerAction.CYCLE: "PowerCycle",
+    PowerAction.ON: "On",
+    PowerAction.OFF: "ForceOff",
+    PowerAction.SHUTDOWN: "GracefulShutdown",
+    PowerAction.RESET: "ForceRestart",
+    PowerAction.CYCLE: "PowerCycle",
 }
 
 
@@ -146,7 +161,9 @@ class Failure:
         if self.fault is Fault.BUG:
             return self.bug(text)
         errors: dict[Fault, Callable[[], OobError]] = {
-            Fault.UNREACHABLE: lambda: BmcUnreachable(text, host=host, retryable=False, bmc_message=self.bmc_message),
+            Fault.UNREACHABLE: lambda: BmcUnreachable(
+                text, host=host, retryable=False, bmc_message=self.bmc_message
+            ),
             Fault.TLS: lambda: TlsError(text, host=host),
             Fault.AUTH: lambda: BmcAuthError(text, host=host, bmc_message=self.bmc_message),
             Fault.REFUSED: lambda: BmcRefused(text, host=host, bmc_message=self.bmc_message),
@@ -272,7 +289,9 @@ class FakeBmc:
     def power_actions_applied(self, method: str | None = None) -> list[str]:
         """The ResetType of every power action performed, in order."""
         with self._lock:
-            return [a.reset_type for a in self._applied if a.reset_type != "Nmi" and method in (None, a.method)]
+            return [
+                a.reset_type for a in self._applied if a.reset_type != "Nmi" and method in (None, a.method)
+            ]
 
     @property
     def applied(self) -> list[Applied]:
@@ -301,7 +320,9 @@ class FakeBmc:
 
     def _strike(self, stage: Stage, method: str) -> Failure | None:
         for index, failure in enumerate(self._failures):
-            if failure.matches(stage, method) and (failure.times is None or self._strikes[index] < failure.times):
+            if failure.matches(stage, method) and (
+                failure.times is None or self._strikes[index] < failure.times
+            ):
                 self._strikes[index] += 1
                 return failure
         return None
@@ -365,8 +386,11 @@ class FakeDriver(BmcDriver):
             raise BmcAuthError("the BMC refused the credentials (fake BMC)", host=name)
         in_use = bmc._sessions[self.method] + (bmc.other_sessions if self.method == "redfish" else 0)
         if bmc.session_limit is not None and in_use >= bmc.session_limit:
-            raise BmcAuthError(f"no session free: all {bmc.session_limit} are in use (fake BMC)", host=name,
-                               bmc_message="SessionLimitExceeded")
+            raise BmcAuthError(
+                f"no session free: all {bmc.session_limit} are in use (fake BMC)",
+                host=name,
+                bmc_message="SessionLimitExceeded",
+            )
 
     def _password(self) -> str:
         from oob.drivers.factory import resolve_password
@@ -478,8 +502,13 @@ class FakeDriver(BmcDriver):
             for done in applied:
                 bmc._hook(done)
         sent = tuple(_CHASSIS[t] for t in reset_types) if self.method == "ipmi" else reset_types
-        return ActionResult(host=name, action=action, method=self.method,
-                            status=0 if self.method == "ipmi" else 204, sent=sent)
+        return ActionResult(
+            host=name,
+            action=action,
+            method=self.method,
+            status=0 if self.method == "ipmi" else 204,
+            sent=sent,
+        )
 
     def _refuse_unoffered(self, action: str, reset_types: tuple[str, ...]) -> None:
         """What the real drivers refuse before sending anything (the lock is held)."""
@@ -487,26 +516,37 @@ class FakeDriver(BmcDriver):
         if not reset_types:
             offered = ", ".join(bmc.reset_types) or "nothing"
             bmc._note(self.method, action, "unsupported")
-            raise NmiUnsupported(f"power {action} is not offered by this BMC (it offers {offered})", host=name)
+            raise NmiUnsupported(
+                f"power {action} is not offered by this BMC (it offers {offered})", host=name
+            )
         support = self._support()
         if action == "nmi" and support.offered is False:
             bmc._note(self.method, action, "unsupported")
-            raise NmiUnsupported(f"NMI not supported by this BMC: it offers {', '.join(support.allowed) or 'nothing'},"
-                                 " not Nmi", host=name)
+            raise NmiUnsupported(
+                f"NMI not supported by this BMC: it offers {', '.join(support.allowed) or 'nothing'},"
+                " not Nmi",
+                host=name,
+            )
 
     def _refuse_impossible(self, action: str, reset_types: tuple[str, ...]) -> None:
         """What the BMC itself answers with an error, having done nothing (the lock is held)."""
         bmc, name = self.bmc, self.host.name
         if self.method == "ipmi" and action == "nmi" and not bmc.ipmi_nmi:
             bmc._note(self.method, action, "unsupported")
-            raise NmiUnsupported("NMI (pulse diagnostic interrupt) is not supported by this BMC over IPMI: it "
-                                 "answered with invalid data field in request (fake BMC)", host=name,
-                                 bmc_message="invalid data field in request")
+            raise NmiUnsupported(
+                "NMI (pulse diagnostic interrupt) is not supported by this BMC over IPMI: it "
+                "answered with invalid data field in request (fake BMC)",
+                host=name,
+                bmc_message="invalid data field in request",
+            )
         unaccepted = [t for t in reset_types if t not in bmc.reset_types] if self.method == "redfish" else []
         if unaccepted:
             bmc._note(self.method, action, "refused")
-            raise BmcRefused(f"the BMC refused ResetType {unaccepted[0]} (fake BMC)", host=name,
-                             bmc_message="ActionParameterNotSupported")
+            raise BmcRefused(
+                f"the BMC refused ResetType {unaccepted[0]} (fake BMC)",
+                host=name,
+                bmc_message="ActionParameterNotSupported",
+            )
         if reset_types[0] in ("ForceRestart", "PowerCycle") and bmc.power is PowerState.OFF:
             bmc._note(self.method, action, "refused")
             raise BmcRefused(f"the BMC refused power {action}: the host is off (fake BMC)", host=name)
@@ -525,7 +565,9 @@ class FakeRedfishDriver(FakeDriver):
         with self.bmc._lock:
             self._read("sessions")
             bmc = self.bmc
-            return SessionUsage(bmc._sessions["redfish"] + bmc.other_sessions, bmc.session_timeout, True, bmc.kind)
+            return SessionUsage(
+                bmc._sessions["redfish"] + bmc.other_sessions, bmc.session_timeout, True, bmc.kind
+            )
 
 
 def _name(exc: BaseException) -> str:
@@ -576,8 +618,11 @@ class FakeFleet:
     def __call__(self, host: Host, method: str) -> BmcDriver:
         bmc = self.find(host)
         if bmc is None:
-            raise BmcUnreachable(f"no BMC answers at {host.bmc.address or '(no bmc.address)'} (fake fleet)",
-                                 host=host.name, retryable=False)
+            raise BmcUnreachable(
+                f"no BMC answers at {host.bmc.address or '(no bmc.address)'} (fake fleet)",
+                host=host.name,
+                retryable=False,
+            )
         return bmc.driver(host, method)
 
     def nmis_applied(self) -> int:

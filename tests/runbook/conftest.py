@@ -24,11 +24,24 @@ from oob.model import BmcConfig, DumpConfig, Host, SecretRef
 from oob.probe import ProbeResult
 
 
-def make_host(name: str, bmc_address: str, *, methods: tuple[str, ...] = ("redfish", "ipmi"), kind: str = "auto",
-              address: str | None = None, dump_target: str | None = None, **host: Any) -> Host:
+def make_host(
+    name: str,
+    bmc_address: str,
+    *,
+    methods: tuple[str, ...] = ("redfish", "ipmi"),
+    kind: str = "auto",
+    address: str | None = None,
+    dump_target: str | None = None,
+    **host: Any,
+) -> Host:
     """A host whose BMC the fake fleet knows by ``bmc_address`` (nothing ever connects to it)."""
-    bmc = BmcConfig(kind=kind, address=bmc_address, username="admin", password=SecretRef("env", "OOB_TEST_PW"),
-                    methods=methods)
+    bmc = BmcConfig(
+        kind=kind,
+        address=bmc_address,
+        username="admin",
+        password=SecretRef("env", "OOB_TEST_PW"),
+        methods=methods,
+    )
     return Host(name=name, address=address, bmc=bmc, dump=DumpConfig(target=dump_target), **host)
 
 
@@ -53,7 +66,11 @@ def records(audit: AuditLog, event: str | None = None, host: str | None = None) 
     if not audit.path.exists():
         return []
     entries = [json.loads(line) for line in audit.path.read_text().splitlines()]
-    return [e for e in entries if (event is None or e["event"] == event) and (host is None or e.get("host") == host)]
+    return [
+        e
+        for e in entries
+        if (event is None or e["event"] == event) and (host is None or e.get("host") == host)
+    ]
 
 
 @dataclass
@@ -84,8 +101,9 @@ class FailingAudit(AuditLog):
 
     def record(self, event: str, host: str | None = None, **fields: Any) -> None:
         if event in self.failing:
-            raise AuditLogError(f"cannot write the audit log {self.path}: No space left on device; "
-                                "the record was not written")
+            raise AuditLogError(
+                f"cannot write the audit log {self.path}: No space left on device; the record was not written"
+            )
         super().record(event, host, **fields)
 
 
@@ -103,8 +121,15 @@ def kdump_on_nmi(root: Path, identity: str, *, hostname: str = "host01") -> Appl
     def crash(bmc: FakeBmc, applied: Applied) -> None:
         if applied.reset_type != "Nmi":
             return
-        spec = DumpSpec(layout="rhel-nfs", identity=identity, hostname=hostname, size=64 * 1024,
-                        chunk=16 * 1024, boot_delay=0.0, dmesg_delay=0.0)
+        spec = DumpSpec(
+            layout="rhel-nfs",
+            identity=identity,
+            hostname=hostname,
+            size=64 * 1024,
+            chunk=16 * 1024,
+            boot_delay=0.0,
+            dmesg_delay=0.0,
+        )
         for _ in KdumpWriter(root, spec).steps():  # each step is done when it is taken; nothing waits
             pass
 

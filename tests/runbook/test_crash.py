@@ -22,7 +22,12 @@ SHORT = WatchOptions(interval=0.02, stall_after=0.1, timeout=0.2, progress_every
 
 
 def crash_request(**kwargs: object) -> CrashRequest:
-    values: dict[str, object] = {"assume_yes": True, "watch": FAST, "reboot_grace_s": 2.0, "probe_timeout_s": 0.1}
+    values: dict[str, object] = {
+        "assume_yes": True,
+        "watch": FAST,
+        "reboot_grace_s": 2.0,
+        "probe_timeout_s": 0.1,
+    }
     values.update(kwargs)
     return CrashRequest(**values)  # type: ignore[arg-type]
 
@@ -34,8 +39,16 @@ def dumps(tmp_path: Path) -> Path:
     return root
 
 
-def hung_host(fleet: FakeFleet, dumps: Path, monkeypatch: pytest.MonkeyPatch, name: str = "web01",
-              number: int = 1, *, writes_dump: bool = True, **probe: object) -> tuple[Host, FakeBmc, FakeProbe]:
+def hung_host(
+    fleet: FakeFleet,
+    dumps: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str = "web01",
+    number: int = 1,
+    *,
+    writes_dump: bool = True,
+    **probe: object,
+) -> tuple[Host, FakeBmc, FakeProbe]:
     host = make_host(name, f"127.0.1.{number}", address=f"127.0.2.{number}", dump_target=f"file://{dumps}")
     bmc = fleet.add(host.bmc.address)
     if writes_dump:
@@ -45,8 +58,9 @@ def hung_host(fleet: FakeFleet, dumps: Path, monkeypatch: pytest.MonkeyPatch, na
     return host, bmc, fake_probe
 
 
-def test_a_hung_host_gets_one_nmi_and_its_dump_is_complete(fleet: FakeFleet, audit: AuditLog, events: Events,
-                                                          dumps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hung_host_gets_one_nmi_and_its_dump_is_complete(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, _ = hung_host(fleet, dumps, monkeypatch)
 
     report = run_crash([host], crash_request(), confirm=never, emit=events, audit=audit)
@@ -64,8 +78,9 @@ def test_a_hung_host_gets_one_nmi_and_its_dump_is_complete(fleet: FakeFleet, aud
     assert "dump_complete" in events.kinds("web01")
 
 
-def test_the_confirmation_comes_before_the_nmi(fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_confirmation_comes_before_the_nmi(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, _ = hung_host(fleet, dumps, monkeypatch)
     asked: list[str] = []
 
@@ -81,8 +96,9 @@ def test_the_confirmation_comes_before_the_nmi(fleet: FakeFleet, audit: AuditLog
     assert bmc.nmis_applied() == 0
 
 
-def test_a_healthy_host_is_refused_unless_forced(fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_healthy_host_is_refused_unless_forced(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, _ = hung_host(fleet, dumps, monkeypatch, alive=True)
 
     report = run_crash([host], crash_request(), confirm=never, emit=events, audit=audit)
@@ -92,14 +108,17 @@ def test_a_healthy_host_is_refused_unless_forced(fleet: FakeFleet, audit: AuditL
     assert outcome.error is not None and "host looks healthy" in outcome.error.message
     assert bmc.nmis_applied() == 0
 
-    forced = run_crash([host], crash_request(force=True), confirm=never, emit=events, audit=AuditLog(audit.path))
+    forced = run_crash(
+        [host], crash_request(force=True), confirm=never, emit=events, audit=AuditLog(audit.path)
+    )
 
     assert [(o.status, o.exit_code) for o in forced.outcomes] == [("complete", 0)]
     assert bmc.nmis_applied() == 1
 
 
-def test_a_host_that_cannot_be_probed_is_refused(fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_host_that_cannot_be_probed_is_refused(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, _ = hung_host(fleet, dumps, monkeypatch, alive=None)
 
     report = run_crash([host], crash_request(), confirm=never, emit=events, audit=audit)
@@ -108,8 +127,9 @@ def test_a_host_that_cannot_be_probed_is_refused(fleet: FakeFleet, audit: AuditL
     assert bmc.nmis_applied() == 0
 
 
-def test_dry_run_probes_and_sends_nothing(fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_probes_and_sends_nothing(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, probe = hung_host(fleet, dumps, monkeypatch)
 
     report = run_crash([host], crash_request(dry_run=True), confirm=never, emit=events, audit=audit)
@@ -120,8 +140,9 @@ def test_dry_run_probes_and_sends_nothing(fleet: FakeFleet, audit: AuditLog, eve
     assert "preflight" in events.kinds("web01")
 
 
-def test_a_host_without_dump_target_is_refused_before_the_bmc(fleet: FakeFleet, audit: AuditLog, events: Events,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_host_without_dump_target_is_refused_before_the_bmc(
+    fleet: FakeFleet, audit: AuditLog, events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host = make_host("web01", "127.0.1.1", address="127.0.2.1")
     bmc = fleet.add(host.bmc.address)
     monkeypatch.setattr("oob.runbook.crash.probe_host", FakeProbe(bmc))
@@ -132,8 +153,9 @@ def test_a_host_without_dump_target_is_refused_before_the_bmc(fleet: FakeFleet, 
     assert (bmc.logins(), bmc.nmis_applied()) == (0, 0)
 
 
-def test_an_unreadable_dump_target_refuses_before_the_nmi(fleet: FakeFleet, audit: AuditLog, events: Events,
-                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreadable_dump_target_refuses_before_the_nmi(
+    fleet: FakeFleet, audit: AuditLog, events: Events, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, _ = hung_host(fleet, tmp_path / "no-such-directory", monkeypatch)
 
     report = run_crash([host], crash_request(), confirm=never, emit=events, audit=audit)
@@ -144,11 +166,14 @@ def test_an_unreadable_dump_target_refuses_before_the_nmi(fleet: FakeFleet, audi
     assert bmc.nmis_applied() == 0
 
 
-def test_no_dump_by_the_deadline_and_recover_power_cycles(fleet: FakeFleet, audit: AuditLog, events: Events,
-                                                          dumps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_dump_by_the_deadline_and_recover_power_cycles(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, _ = hung_host(fleet, dumps, monkeypatch, writes_dump=False, after_nmi=False)
 
-    report = run_crash([host], crash_request(watch=SHORT, recover=True), confirm=never, emit=events, audit=audit)
+    report = run_crash(
+        [host], crash_request(watch=SHORT, recover=True), confirm=never, emit=events, audit=audit
+    )
 
     [outcome] = report.outcomes
     assert (outcome.status, outcome.exit_code, outcome.recovered) == ("timeout", 5, True)
@@ -156,12 +181,15 @@ def test_no_dump_by_the_deadline_and_recover_power_cycles(fleet: FakeFleet, audi
     assert bmc.nmis_applied() == 1
     assert bmc.power_actions_applied() == ["PowerCycle"]
     assert [r["event"] for r in records(audit, host="web01")][-3:] == [
-        "recover.cycle.sending", "recover.cycle.done", "crash.result"
+        "recover.cycle.sending",
+        "recover.cycle.done",
+        "crash.result",
     ]
 
 
-def test_an_unanswered_nmi_is_proven_by_its_dump(fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unanswered_nmi_is_proven_by_its_dump(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, _ = hung_host(fleet, dumps, monkeypatch)
     bmc.fail(Stage.NMI, Fault.OUTCOME_UNKNOWN, method="redfish", applied=True)
 
@@ -173,8 +201,9 @@ def test_an_unanswered_nmi_is_proven_by_its_dump(fleet: FakeFleet, audit: AuditL
     assert (bmc.nmis_applied(), bmc.logins("ipmi")) == (1, 0)
 
 
-def test_an_unanswered_nmi_without_dump_stays_unknown(fleet: FakeFleet, audit: AuditLog, events: Events,
-                                                      dumps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unanswered_nmi_without_dump_stays_unknown(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, _ = hung_host(fleet, dumps, monkeypatch)
     bmc.fail(Stage.NMI, Fault.OUTCOME_UNKNOWN, method="redfish", applied=False)  # it never arrived
 
@@ -185,8 +214,9 @@ def test_an_unanswered_nmi_without_dump_stays_unknown(fleet: FakeFleet, audit: A
     assert (bmc.nmis_applied(), bmc.logins("ipmi")) == (0, 0)  # and oob did not send another
 
 
-def test_one_hosts_failure_does_not_stop_the_others(fleet: FakeFleet, audit: AuditLog, events: Events,
-                                                    dumps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_hosts_failure_does_not_stop_the_others(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     web01, good, _ = hung_host(fleet, dumps, monkeypatch)
     web02 = make_host("web02", "127.0.1.2", address="127.0.2.2", dump_target=f"file://{dumps}")
     bad = fleet.add(web02.bmc.address)
@@ -195,14 +225,16 @@ def test_one_hosts_failure_does_not_stop_the_others(fleet: FakeFleet, audit: Aud
     report = run_crash([web01, web02], crash_request(), confirm=never, emit=events, audit=audit)
 
     assert [(o.host, o.status, o.exit_code) for o in report.outcomes] == [
-        ("web01", "complete", 0), ("web02", "failed", 4)
+        ("web01", "complete", 0),
+        ("web02", "failed", 4),
     ]
     assert report.exit_code == 4
     assert (good.nmis_applied(), bad.nmis_applied()) == (1, 0)
 
 
-def test_a_recent_nmi_refuses_before_the_probe(fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_recent_nmi_refuses_before_the_probe(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc, probe = hung_host(fleet, dumps, monkeypatch)
     audit.record("nmi.sent", "web01", bmc=host.bmc.address, via="ipmi")
 

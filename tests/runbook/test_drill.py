@@ -24,8 +24,14 @@ FAST = WatchOptions(interval=0.02, stall_after=0.5, timeout=5.0, progress_every=
 
 
 def drill_request(*, force: bool = False, reboot_grace_s: float = 2.0) -> DrillRequest:
-    crash = CrashRequest(assume_yes=True, watch=FAST, reboot_grace_s=reboot_grace_s, probe_timeout_s=0.1,
-                         expect_hung=False, force=force)
+    crash = CrashRequest(
+        assume_yes=True,
+        watch=FAST,
+        reboot_grace_s=reboot_grace_s,
+        probe_timeout_s=0.1,
+        expect_hung=False,
+        force=force,
+    )
     return DrillRequest(crash=crash, preflight=PreflightRequest(), method="nmi")
 
 
@@ -44,13 +50,16 @@ def ready_host(fleet: FakeFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     bmc = fleet.add(host.bmc.address)
     bmc.on_apply = kdump_on_nmi(dumps, identity="127.0.2.7", hostname="db01")
     monkeypatch.setattr("oob.runbook.crash.probe_host", FakeProbe(bmc, alive=True))
-    monkeypatch.setattr("oob.runbook.preflight.host_side", host_side_says(
-        CheckResult("kexec_crash_loaded", "host", OK, "a crash kernel is loaded (fake)")))
+    monkeypatch.setattr(
+        "oob.runbook.preflight.host_side",
+        host_side_says(CheckResult("kexec_crash_loaded", "host", OK, "a crash kernel is loaded (fake)")),
+    )
     return host, bmc
 
 
-def test_a_ready_host_passes_its_nmi_drill(ready_host: tuple[Host, FakeBmc], audit: AuditLog,
-                                          events: Events) -> None:
+def test_a_ready_host_passes_its_nmi_drill(
+    ready_host: tuple[Host, FakeBmc], audit: AuditLog, events: Events
+) -> None:
     host, bmc = ready_host
 
     report = run_drill([host], drill_request(), confirm=never, emit=events, audit=audit)
@@ -64,11 +73,14 @@ def test_a_ready_host_passes_its_nmi_drill(ready_host: tuple[Host, FakeBmc], aud
     assert "readiness" in events.kinds("db01")
 
 
-def test_a_host_not_ready_is_refused_unless_forced(ready_host: tuple[Host, FakeBmc], audit: AuditLog,
-                                                  events: Events, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_host_not_ready_is_refused_unless_forced(
+    ready_host: tuple[Host, FakeBmc], audit: AuditLog, events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc = ready_host
-    monkeypatch.setattr("oob.runbook.preflight.host_side", host_side_says(
-        CheckResult("kexec_crash_loaded", "host", FAIL, "no crash kernel is loaded (fake)")))
+    monkeypatch.setattr(
+        "oob.runbook.preflight.host_side",
+        host_side_says(CheckResult("kexec_crash_loaded", "host", FAIL, "no crash kernel is loaded (fake)")),
+    )
 
     report = run_drill([host], drill_request(), confirm=never, emit=events, audit=audit)
 
@@ -77,14 +89,17 @@ def test_a_host_not_ready_is_refused_unless_forced(ready_host: tuple[Host, FakeB
     assert outcome.crash.error is not None and "kexec_crash_loaded" in outcome.crash.error.message
     assert bmc.nmis_applied() == 0
 
-    forced = run_drill([host], drill_request(force=True), confirm=never, emit=events, audit=AuditLog(audit.path))
+    forced = run_drill(
+        [host], drill_request(force=True), confirm=never, emit=events, audit=AuditLog(audit.path)
+    )
 
     assert [(o.verdict, o.exit_code) for o in forced.outcomes] == [("pass", 0)]
     assert bmc.nmis_applied() == 1
 
 
-def test_a_host_that_does_not_look_healthy_is_not_drilled(ready_host: tuple[Host, FakeBmc], audit: AuditLog,
-                                                          events: Events, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_host_that_does_not_look_healthy_is_not_drilled(
+    ready_host: tuple[Host, FakeBmc], audit: AuditLog, events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc = ready_host
     monkeypatch.setattr("oob.runbook.crash.probe_host", FakeProbe(bmc, alive=False))
 
@@ -96,8 +111,9 @@ def test_a_host_that_does_not_look_healthy_is_not_drilled(ready_host: tuple[Host
     assert bmc.nmis_applied() == 0
 
 
-def test_a_host_that_does_not_come_back_fails_the_drill(ready_host: tuple[Host, FakeBmc], audit: AuditLog,
-                                                        events: Events, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_host_that_does_not_come_back_fails_the_drill(
+    ready_host: tuple[Host, FakeBmc], audit: AuditLog, events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, bmc = ready_host
     monkeypatch.setattr("oob.runbook.crash.probe_host", FakeProbe(bmc, alive=True, after_nmi=False))
 

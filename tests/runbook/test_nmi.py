@@ -35,7 +35,9 @@ def test_one_nmi_per_planned_host(fleet: FakeFleet, audit: AuditLog, events: Eve
     assert events.kinds().count("nmi_sent") == 3
 
 
-def test_the_confirmation_sees_every_plan_and_yes_sends(fleet: FakeFleet, audit: AuditLog, events: Events) -> None:
+def test_the_confirmation_sees_every_plan_and_yes_sends(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     hosts = [make_host("web01", "127.0.1.1"), make_host("web02", "127.0.1.2")]
     bmcs = [fleet.add(h.bmc.address) for h in hosts]
     asked: list[list[NmiPlan]] = []
@@ -66,8 +68,9 @@ def test_power_off_is_refused(fleet: FakeFleet, audit: AuditLog, events: Events)
     assert records(audit, "nmi.sending") == []
 
 
-def test_power_gone_off_after_the_confirmation_is_refused(fleet: FakeFleet, audit: AuditLog,
-                                                          events: Events) -> None:
+def test_power_gone_off_after_the_confirmation_is_refused(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address)
 
@@ -82,7 +85,9 @@ def test_power_gone_off_after_the_confirmation_is_refused(fleet: FakeFleet, audi
     assert bmc.nmis_applied() == 0
 
 
-def test_nmi_not_offered_on_redfish_falls_back_to_ipmi(fleet: FakeFleet, audit: AuditLog, events: Events) -> None:
+def test_nmi_not_offered_on_redfish_falls_back_to_ipmi(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address, FakeBmc(reset_types=("On", "ForceOff", "ForceRestart")))
 
@@ -115,7 +120,9 @@ def test_redfish_unreachable_falls_back_to_ipmi(fleet: FakeFleet, audit: AuditLo
     [outcome] = run_nmi([host], YES, confirm=never, emit=events, audit=audit)
 
     assert (outcome.status, outcome.via) == ("ok", "ipmi")
-    assert outcome.fallback_reason is not None and outcome.fallback_reason.startswith("redfish: connection refused")
+    assert outcome.fallback_reason is not None and outcome.fallback_reason.startswith(
+        "redfish: connection refused"
+    )
     assert (bmc.logins("redfish"), bmc.nmis_applied("ipmi")) == (1, 1)
 
 
@@ -148,7 +155,9 @@ def test_every_method_unreachable_names_each(fleet: FakeFleet, audit: AuditLog, 
     assert (bmc.logins("redfish"), bmc.logins("ipmi"), bmc.nmis_applied()) == (1, 1, 0)
 
 
-def test_outcome_unknown_after_apply_is_never_retried(fleet: FakeFleet, audit: AuditLog, events: Events) -> None:
+def test_outcome_unknown_after_apply_is_never_retried(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address)
     bmc.fail(Stage.NMI, Fault.OUTCOME_UNKNOWN, method="redfish", applied=True, message="read timed out")
@@ -176,7 +185,9 @@ def test_a_bug_while_sending_counts_as_maybe_sent(fleet: FakeFleet, audit: Audit
     assert [r["event"] for r in records(audit, host="web01")] == ["nmi.sending", "nmi.failed"]
 
 
-def test_refused_at_send_time_does_not_switch_method(fleet: FakeFleet, audit: AuditLog, events: Events) -> None:
+def test_refused_at_send_time_does_not_switch_method(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address)
     bmc.fail(Stage.NMI, Fault.REFUSED, method="redfish", bmc_message="ActionNotSupported")
@@ -188,8 +199,9 @@ def test_refused_at_send_time_does_not_switch_method(fleet: FakeFleet, audit: Au
     assert (bmc.nmis_applied(), bmc.logins("ipmi")) == (0, 0)
 
 
-def test_second_run_within_the_window_is_refused_unless_forced(fleet: FakeFleet, audit: AuditLog,
-                                                               events: Events) -> None:
+def test_second_run_within_the_window_is_refused_unless_forced(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address)
 
@@ -203,8 +215,13 @@ def test_second_run_within_the_window_is_refused_unless_forced(fleet: FakeFleet,
     assert bmc.nmis_applied() == 1
     assert bmc.logins() == logins  # refused before the BMC was asked anything
 
-    [forced] = run_nmi([host], NmiRequest(assume_yes=True, force=True), confirm=never, emit=events,
-                       audit=AuditLog(audit.path))
+    [forced] = run_nmi(
+        [host],
+        NmiRequest(assume_yes=True, force=True),
+        confirm=never,
+        emit=events,
+        audit=AuditLog(audit.path),
+    )
     assert (forced.status, forced.exit_code) == ("ok", 0)
     assert bmc.nmis_applied() == 2
 
@@ -214,8 +231,9 @@ def test_an_nmi_outside_the_window_does_not_refuse(fleet: FakeFleet, audit: Audi
     bmc = fleet.add(host.bmc.address)
     audit.record("nmi.sent", "web01", bmc=host.bmc.address, via="redfish")
 
-    [outcome] = run_nmi([host], NmiRequest(assume_yes=True, repeat_window_s=1e-9), confirm=never, emit=events,
-                        audit=audit)
+    [outcome] = run_nmi(
+        [host], NmiRequest(assume_yes=True, repeat_window_s=1e-9), confirm=never, emit=events, audit=audit
+    )
 
     assert outcome.status == "ok"
     assert bmc.nmis_applied() == 1
@@ -234,8 +252,9 @@ def test_the_guard_is_keyed_on_the_bmc_address(fleet: FakeFleet, audit: AuditLog
     assert bmc.nmis_applied() == 1
 
 
-def test_two_hosts_on_one_bmc_in_one_run_are_both_refused(fleet: FakeFleet, audit: AuditLog,
-                                                          events: Events) -> None:
+def test_two_hosts_on_one_bmc_in_one_run_are_both_refused(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     hosts = [make_host("web01", "127.0.1.1"), make_host("web01-copy", "127.0.1.1")]
     bmc = fleet.add("127.0.1.1")
 
@@ -283,7 +302,9 @@ def test_not_confirmed_sends_nothing(fleet: FakeFleet, audit: AuditLog, events: 
     assert records(audit) == []
 
 
-def test_cancel_during_the_confirmation_sends_nothing(fleet: FakeFleet, audit: AuditLog, events: Events) -> None:
+def test_cancel_during_the_confirmation_sends_nothing(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address)
     cancel = threading.Event()
@@ -313,13 +334,16 @@ def test_cancel_before_the_run_sends_nothing(fleet: FakeFleet, audit: AuditLog, 
     assert bmc.nmis_applied() == 0
 
 
-def test_a_bug_in_one_hosts_plan_keeps_the_others_results(fleet: FakeFleet, audit: AuditLog,
-                                                          events: Events) -> None:
+def test_a_bug_in_one_hosts_plan_keeps_the_others_results(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     hosts = [make_host(f"web0{i}", f"127.0.1.{i}") for i in range(1, 4)]
     bmcs = [fleet.add(h.bmc.address) for h in hosts]
     bmcs[1].fail(Stage.READ, Fault.BUG, bug=ZeroDivisionError, message="division by zero")
 
-    outcomes = run_nmi(hosts, NmiRequest(assume_yes=True, parallel=3), confirm=never, emit=events, audit=audit)
+    outcomes = run_nmi(
+        hosts, NmiRequest(assume_yes=True, parallel=3), confirm=never, emit=events, audit=audit
+    )
 
     assert [(o.status, o.exit_code) for o in outcomes] == [("ok", 0), ("failed", 1), ("ok", 0)]
     assert outcomes[1].error is not None and "ZeroDivisionError" in outcomes[1].error.message
@@ -327,8 +351,9 @@ def test_a_bug_in_one_hosts_plan_keeps_the_others_results(fleet: FakeFleet, audi
     assert bmcs[1].logins("ipmi") == 0  # a bug is not a reason to try the next method
 
 
-def test_unwritable_audit_log_at_the_confirmation_sends_nothing(fleet: FakeFleet, audit: AuditLog,
-                                                                events: Events) -> None:
+def test_unwritable_audit_log_at_the_confirmation_sends_nothing(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     hosts = [make_host("web01", "127.0.1.1"), make_host("web02", "127.0.1.2")]
     bmcs = [fleet.add(h.bmc.address) for h in hosts]
 
@@ -344,8 +369,9 @@ def test_unwritable_audit_log_at_the_confirmation_sends_nothing(fleet: FakeFleet
     assert [b.nmis_applied() for b in bmcs] == [0, 0]
 
 
-def test_unwritable_audit_log_before_the_send_sends_nothing(fleet: FakeFleet, tmp_path: Path,
-                                                            events: Events) -> None:
+def test_unwritable_audit_log_before_the_send_sends_nothing(
+    fleet: FakeFleet, tmp_path: Path, events: Events
+) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address)
     audit = FailingAudit(tmp_path / "audit.jsonl", {"nmi.sending"})
@@ -358,8 +384,9 @@ def test_unwritable_audit_log_before_the_send_sends_nothing(fleet: FakeFleet, tm
     assert [r["event"] for r in records(audit)] == ["nmi.confirmed"]
 
 
-def test_unreadable_audit_log_refuses_before_asking_the_bmc(fleet: FakeFleet, audit: AuditLog,
-                                                            events: Events) -> None:
+def test_unreadable_audit_log_refuses_before_asking_the_bmc(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address)
     audit.path.parent.mkdir(parents=True)
