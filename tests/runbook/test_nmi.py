@@ -63,7 +63,7 @@ def test_power_off_is_refused(fleet: FakeFleet, audit: AuditLog, events: Events)
     [outcome] = run_nmi([host], YES, confirm=never, emit=events, audit=audit)
 
     assert (outcome.status, outcome.exit_code, outcome.via) == ("refused", 7, "redfish")
-    assert "power is Off" in outcome.error.message
+    assert outcome.error is not None and "power is Off" in outcome.error.message
     assert bmc.nmis_applied() == 0
     assert records(audit, "nmi.sending") == []
 
@@ -81,7 +81,7 @@ def test_power_gone_off_after_the_confirmation_is_refused(
     [outcome] = run_nmi([host], NmiRequest(), confirm=confirm, emit=events, audit=audit)
 
     assert (outcome.status, outcome.exit_code) == ("refused", 7)
-    assert "went Off" in outcome.error.message
+    assert outcome.error is not None and "went Off" in outcome.error.message
     assert bmc.nmis_applied() == 0
 
 
