@@ -8,6 +8,8 @@ No subprocess, no socket: each test runs in well under a second.  The end-to-end
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,19 @@ def make_host(
         methods=methods,
     )
     return Host(name=name, address=address, bmc=bmc, dump=DumpConfig(target=dump_target), **host)
+
+
+@pytest.fixture(autouse=True)
+def no_network_no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests stay in the process: a connection or a child process is a test bug (a
+    real driver or probe left in place), made loud here rather than slow or flaky."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("tests/runbook must not open connections or start processes")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)
 
 
 @pytest.fixture
