@@ -190,7 +190,8 @@ class Request:
     """One call a driver made on the BMC, in order (``FakeBmc.requests``)."""
 
     method: str
-    #: "login", "logout", "power_state", "nmi_support", "info", "sessions", "nmi", "power"
+    #: "login", "logout", "power_state", "nmi_support", "info", "sessions", "nmi", or the
+    #: power action ("on", "off", "shutdown", "reset", "cycle")
     operation: str
     #: "ok", "applied" (an action performed), or the fault / exception raised
     result: str
@@ -327,6 +328,10 @@ class FakeBmc:
                 return failure
         return None
 
+    def _unstrike(self, failure: Failure) -> None:
+        index = next(i for i, f in enumerate(self._failures) if f is failure)
+        self._strikes[index] -= 1
+
     def _apply(self, method: str, reset_type: str, host: str) -> Applied:
         applied = Applied(method, reset_type, host)
         self._applied.append(applied)
@@ -458,13 +463,14 @@ class FakeDriver(BmcDriver):
     # -- actions --------------------------------------------------------------------------
 
     def send_nmi(self) -> ActionResult:
-        return self._act(Stage.NMI, "nmi", ("Nmi",))
+        return self._act(Stage.NMI, "nmi", None)
 
     def power(self, action: PowerAction) -> ActionResult:
-        return self._act(Stage.POWER, action.value, self._reset_types_for(action))
+        return self._act(Stage.POWER, action.value, action)
 
     def _reset_types_for(self, action: PowerAction) -> tuple[str, ...]:
-        """What is sent for ``action``, in order, as the real driver of this method chooses."""
+        """What is sent for ``action``, in order, as the real driver of this method chooses
+        (the lock is held)."""
         if self.method == "ipmi":
             return (_IPMI_ACTION[action],)
         bmc = self.bmc
@@ -477,20 +483,27 @@ class FakeDriver(BmcDriver):
             return ("ForceOff", "On")
         return ()
 
-    def _act(self, stage: Stage, action: str, reset_types: tuple[str, ...]) -> ActionResult:
+    def _act(self, stage: Stage, action: str, power: PowerAction | None) -> ActionResult:
+        """``power`` None: the NMI."""
         bmc, name = self.bmc, self.host.name
         applied: list[Applied] = []
         try:
             with bmc._lock:
                 if not self._open:
                     raise RuntimeError(f"{self!r}: {action} before open() or after close()")
+                reset_types = ("Nmi",) if power is None else self._reset_types_for(power)
                 self._refuse_unoffered(action, reset_types)
                 failure = bmc._strike(stage, self.method)
                 if failure is not None and not failure.applied:
                     error = failure.error(name)
                     bmc._note(self.method, action, _name(error))
                     raise error
-                self._refuse_impossible(action, reset_types)
+                try:
+                    self._refuse_impossible(action, reset_types)
+                except OobError:
+                    if failure is not None:  # it strikes after applying: nothing was applied
+                        bmc._unstrike(failure)
+                    raise
                 applied = [bmc._apply(self.method, t, name) for t in reset_types]
                 if failure is not None:
                     error = failure.error(name)

@@ -156,3 +156,15 @@ def test_the_hook_sees_every_applied_action() -> None:
     with bmc.driver(HOST, "ipmi") as driver:
         assert driver.power(PowerAction.SHUTDOWN).sent == ("chassis control 0x05 (soft shutdown)",)
     assert seen == ["redfish:Nmi", "redfish:PowerCycle", "ipmi:GracefulShutdown"]
+
+
+def test_a_failure_after_applying_is_not_spent_by_an_action_the_bmc_cannot_do() -> None:
+    bmc = FakeBmc(power=PowerState.OFF)
+    bmc.fail(Stage.POWER, Fault.OUTCOME_UNKNOWN, applied=True, times=1)
+    with bmc.driver(HOST, "ipmi") as driver:
+        with pytest.raises(BmcRefused, match="the host is off"):
+            driver.power(PowerAction.RESET)
+        with pytest.raises(OutcomeUnknown):
+            driver.power(PowerAction.ON)
+        assert driver.power(PowerAction.OFF).sent == ("chassis control 0x00 (power down)",)
+    assert bmc.power_actions_applied() == ["On", "ForceOff"]
