@@ -43,7 +43,8 @@ _BY_NAME = {
 
 
 def detect_vendor(root: dict[str, Any], manager: dict[str, Any] | None = None) -> Vendor:
-    vendor_field = str(root.get("Vendor") or "").strip().lower()
+    vendor = root.get("Vendor")
+    vendor_field = vendor.strip().lower() if isinstance(vendor, str) else ""
     if vendor_field in _BY_NAME:
         return _BY_NAME[vendor_field]
     oem = root.get("Oem") or {}
@@ -51,22 +52,24 @@ def detect_vendor(root: dict[str, Any], manager: dict[str, Any] | None = None) -
         for key in oem:
             if key.lower() in _BY_NAME:
                 return _BY_NAME[key.lower()]
-    name = str(root.get("Name") or "")
+    name = root.get("Name") if isinstance(root.get("Name"), str) else ""
     if name.startswith(("HPE ", "HP ")):
         return HPE
-    product = str(root.get("Product") or "").lower()
+    product = root.get("Product").lower() if isinstance(root.get("Product"), str) else ""
     if "dell" in product:
         return DELL
     if manager:
-        model = str(manager.get("Model") or "").lower()
+        model = manager.get("Model").lower() if isinstance(manager.get("Model"), str) else ""
         if "openbmc" in model:
             return OPENBMC
         if "xclarity" in model:
             return LENOVO
         if model.startswith("ilo"):
             return HPE
-    provider = ((root.get("Links") or {}).get("ManagerProvidingService") or {}).get("@odata.id", "")
-    if str(provider).rstrip("/").endswith("/Managers/bmc"):
+    links = root.get("Links")
+    service = links.get("ManagerProvidingService") if isinstance(links, dict) else None
+    provider = service.get("@odata.id") if isinstance(service, dict) else None
+    if isinstance(provider, str) and provider.rstrip("/").endswith("/Managers/bmc"):
         return OPENBMC
     return GENERIC
 
