@@ -127,7 +127,8 @@ class RedfishTransport:
 
     def open(self) -> None:
         self._session = make_session(self._tls)
-        self._session.headers.update({"Accept": "application/json", "OData-Version": "4.0"})
+        # identity: a compressed body could expand past the size cap before it is counted
+        self._session.headers.update({"Accept": "application/json", "OData-Version": "4.0", "Accept-Encoding": "identity"})
         if not self._tls.verifies:
             import urllib3
 

@@ -29,8 +29,8 @@ refused (Content-Length first, else while reading, never buffering more than the
 ``https://`` and ``http://``; it carries the pinned fingerprint (urllib3's
 ``assert_fingerprint`` pool option) and the CA file, so every connection the Wire
 opens is checked the same way.  ``trust_env`` is off (REQUESTS_CA_BUNDLE, proxies,
-.netrc change nothing), redirects are never followed by requests (the transport
-decides), and requests' own retries are zero.
+.netrc change nothing), requests are handed to the adapter directly (requests'
+redirect handling never runs: the transport decides), and urllib3's retries are zero.
 """
 
 from __future__ import annotations
@@ -236,7 +236,6 @@ def make_session(tls: TlsPolicy) -> Any:
     # or where an NMI goes.
     session.trust_env = False
     session.verify = tls.verify
-    session.max_redirects = 0
     adapter = WatchedAdapter(max_retries=0)
     session.adapters.clear()
     session.mount("https://", adapter)
@@ -288,14 +287,18 @@ def exchange(
     if remaining <= 0:
         attempt.expired = True
         raise TimeoutError("deadline passed before the request")
-    response = session.request(
-        method,
-        url,
-        json=json_body,
-        headers=headers,
-        timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
-        allow_redirects=False,
+    import requests
+
+    prepared = session.prepare_request(requests.Request(method, url, json=json_body, headers=headers))
+    # Straight to the adapter: Session.send would, for any 3xx, read the whole body
+    # (unbounded) to work out the redirect oob is not going to follow.
+    response = session.get_adapter(url).send(
+        prepared,
         stream=True,
+        timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
+        verify=session.verify,
+        cert=None,
+        proxies={},
     )
     try:
         return _read_answer(response, attempt)
