@@ -151,6 +151,10 @@ class _Watched:
             attempt.opened.append(self._record())
 
     def send(self, data: Any) -> None:
+        if getattr(self, "sock", None) is None and getattr(self, "auto_open", 0):
+            # http.client connects lazily inside send(): connect first, so that a refused
+            # connection is recorded as CONNECTING and not as SENT
+            self.connect()
         attempt = self._attempt()
         if attempt is not None:
             # before the bytes go: a partial sendall counts as sent
@@ -365,7 +369,7 @@ def classify(
     ``action``: the request changes the host (a reset): once a byte of it may have
     left, the outcome is unknown and it must never be sent again.
     """
-    from urllib3.exceptions import NameResolutionError
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
     from urllib3.exceptions import SSLError as Urllib3SSLError
 
     if isinstance(exc, OobError):
@@ -396,7 +400,11 @@ def classify(
     if stage == Stage.CONNECTING:
         if any(isinstance(e, NameResolutionError) for e in chain):
             return BmcUnreachable(f"cannot resolve the BMC address of {url}; nothing was sent")
-        if expired or _is_timeout(chain):
+        # (urllib3's NewConnectionError is a kind of ConnectTimeoutError: look at it first)
+        refused = any(isinstance(e, NewConnectionError) for e in chain) and not any(
+            isinstance(e, (TimeoutError, socket.timeout)) for e in chain
+        )
+        if not refused and (expired or _is_timeout(chain)):
             return BmcUnreachable(f"connection to {url} timed out; nothing was sent")
         return BmcUnreachable(f"cannot connect to {url} ({_detail(chain)}); nothing was sent")
     if stage == Stage.CONNECTED:
