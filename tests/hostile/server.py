@@ -221,7 +221,10 @@ class HostileServer:
     # -- serving -----------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        self._listener.settimeout(0.2)
+        try:
+            self._listener.settimeout(0.2)
+        except OSError:  # stopped before this thread ran
+            return
         while not self._stop.is_set():
             try:
                 sock, _ = self._listener.accept()
