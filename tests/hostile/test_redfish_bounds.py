@@ -11,7 +11,17 @@ import pytest
 
 from oob.drivers.redfish.bodies import MAX_DEPTH, BodyError, json_depth_exceeds, parse_json
 from oob.errors import BmcProtocolError, BmcRefused, NmiUnsupported, OutcomeUnknown
-from tests.hostile.server import RESET, ROOT, SESSIONS, SYSTEM, SYSTEMS, Answer, Behaviour, HostileServer, default_system
+from tests.hostile.server import (
+    RESET,
+    ROOT,
+    SESSIONS,
+    SYSTEM,
+    SYSTEMS,
+    Answer,
+    Behaviour,
+    HostileServer,
+    default_system,
+)
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 HUGE = 100 * 1024 * 1024

@@ -9,7 +9,7 @@ import pytest
 
 from oob.errors import BmcProtocolError, OutcomeUnknown
 from tests.hostile.conftest import PASSWORD
-from tests.hostile.server import RESET, SESSIONS, SESSION_1, SYSTEM, TOKEN, Answer, Behaviour, HostileServer
+from tests.hostile.server import RESET, SESSION_1, SESSIONS, SYSTEM, TOKEN, Answer, Behaviour, HostileServer
 
 
 def _hostile_uris(bystander: HostileServer, path: str) -> list[str]:

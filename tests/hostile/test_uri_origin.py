@@ -110,10 +110,13 @@ def test_any_accepted_uri_stays_on_the_origin(uri: str) -> None:
     except BmcProtocolError:
         return
     url = ORIGIN.url(path)
+    split = urlsplit(url)
+    parsed = parse_url(url)
+    prepared = urlsplit(requests.Request("GET", url).prepare().url)
     for scheme, host, port, got_path in (
-        (lambda p: (p.scheme, p.hostname, p.port, p.path))(urlsplit(url)),
-        (lambda p: (p.scheme, p.host, p.port, p.path))(parse_url(url)),
-        (lambda p: (p.scheme, p.hostname, p.port, p.path))(urlsplit(requests.Request("GET", url).prepare().url)),
+        (split.scheme, split.hostname, split.port, split.path),
+        (parsed.scheme, parsed.host, parsed.port, parsed.path),
+        (prepared.scheme, prepared.hostname, prepared.port, prepared.path),
     ):
         assert (scheme, host, port) == ("https", "127.0.0.1", 8443)
         assert got_path is not None and got_path.startswith("/redfish/")

@@ -46,7 +46,14 @@ from oob.drivers.pace import pacer_for
 from oob.drivers.redfish.bodies import BodyError, parse_json
 from oob.drivers.redfish.messages import extended_info, most_severe_message
 from oob.drivers.redfish.uris import Origin, safe_path
-from oob.drivers.redfish.wire import Answer, ConnectionRecord, attempt_with_deadline, classify, exchange, make_session
+from oob.drivers.redfish.wire import (
+    Answer,
+    ConnectionRecord,
+    attempt_with_deadline,
+    classify,
+    exchange,
+    make_session,
+)
 from oob.drivers.retry import retry_unsent
 from oob.drivers.tls import TlsPolicy
 from oob.errors import (

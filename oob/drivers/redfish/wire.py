@@ -46,7 +46,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from oob.drivers.redfish.bodies import MAX_BODY_BYTES, BodyError
+from oob.drivers.redfish.bodies import MAX_BODY_BYTES
 from oob.drivers.tls import TlsPolicy
 from oob.errors import BmcUnreachable, OobError, OutcomeUnknown, TlsError
 
@@ -89,8 +89,7 @@ class Attempt:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reach(self, stage: Stage) -> None:
-        if stage > self.stage:
-            self.stage = stage
+        self.stage = max(self.stage, stage)
 
     def attach(self, conn: Any) -> None:
         with self._lock:
