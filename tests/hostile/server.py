@@ -200,6 +200,10 @@ class HostileServer:
     def stop(self) -> None:
         self._stop.set()
         try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() at once
+        except OSError:
+            pass
+        try:
             self._listener.close()
         except OSError:
             pass
