@@ -71,3 +71,33 @@ def test_cli_nmi_against_a_hostile_bmc(
         events = [json.loads(line)["event"] for line in audit_path.read_text().splitlines()]
         assert events.count("nmi.sending") == 1
         assert ("nmi.sent" in events) is (code == 0)
+
+
+def test_power_reset_whose_reply_breaks_is_never_repeated_over_ipmi(
+    hostile_bmc: Callable[..., HostileServer],
+    hostile_ca: Any,
+    oob: Callable[..., CliResult],
+    tmp_path: Path,
+) -> None:
+    """The double reset: a TLS error while reading the reply was "not sent", so the
+    reset went out again over IPMI.  A UDP socket stands where IPMI would go."""
+    import socket
+
+    bmc = hostile_bmc(Behaviour(answers={("POST", RESET): Answer(abort="garbage")}))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ipmi:
+        ipmi.bind(("127.0.0.1", 0))
+        ipmi.setblocking(False)
+        inventory = _inventory(tmp_path / "inv.toml", bmc, hostile_ca.ca_file)
+        with inventory.open("a") as handle:
+            handle.write(f'bmc.methods = ["redfish", "ipmi"]\nbmc.ipmi_port = {ipmi.getsockname()[1]}\n')
+        result = oob("power", "victim", "reset", "-i", str(inventory), "--yes", "--json",
+                     env={"OOB_HOSTILE_PASSWORD": PASSWORD})
+        try:
+            datagram = ipmi.recv(4096)
+        except BlockingIOError:
+            datagram = b""
+    assert result.code == 6, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.record("victim")["error"] == "outcome_unknown"
+    assert bmc.count("POST", RESET) == 1
+    assert datagram == b""  # nothing went to IPMI
