@@ -42,9 +42,13 @@ _BY_NAME = {
 }
 
 
+def _string(value: Any) -> str:
+    """A field the BMC meant as text, else "" (a hostile BMC may send any JSON there)."""
+    return value if isinstance(value, str) else ""
+
+
 def detect_vendor(root: dict[str, Any], manager: dict[str, Any] | None = None) -> Vendor:
-    vendor = root.get("Vendor")
-    vendor_field = vendor.strip().lower() if isinstance(vendor, str) else ""
+    vendor_field = _string(root.get("Vendor")).strip().lower()
     if vendor_field in _BY_NAME:
         return _BY_NAME[vendor_field]
     oem = root.get("Oem") or {}
@@ -52,14 +56,14 @@ def detect_vendor(root: dict[str, Any], manager: dict[str, Any] | None = None) -
         for key in oem:
             if key.lower() in _BY_NAME:
                 return _BY_NAME[key.lower()]
-    name = root.get("Name") if isinstance(root.get("Name"), str) else ""
+    name = _string(root.get("Name"))
     if name.startswith(("HPE ", "HP ")):
         return HPE
-    product = root.get("Product").lower() if isinstance(root.get("Product"), str) else ""
+    product = _string(root.get("Product")).lower()
     if "dell" in product:
         return DELL
     if manager:
-        model = manager.get("Model").lower() if isinstance(manager.get("Model"), str) else ""
+        model = _string(manager.get("Model")).lower()
         if "openbmc" in model:
             return OPENBMC
         if "xclarity" in model:

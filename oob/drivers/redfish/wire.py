@@ -150,7 +150,7 @@ class _Watched:
             attempt.opened.append(self._record())
 
     def send(self, data: Any) -> None:
-        if getattr(self, "sock", None) is None and getattr(self, "auto_open", 0):
+        if getattr(self, "sock", None) is None and getattr(self, "auto_open", False):
             # http.client connects lazily inside send(): connect first, so that a refused
             # connection is recorded as CONNECTING and not as SENT
             self.connect()
