@@ -245,6 +245,8 @@ class RedfishTransport:
         try:
             if self._token and self._session_path:
                 self._logout()
+            elif self._token:
+                log.warning("%s: the session's URI was refused; it is left to expire on the BMC", self.base_url)
         finally:
             session, self._session = self._session, None
             self._token = None
