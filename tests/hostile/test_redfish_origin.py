@@ -110,14 +110,19 @@ def test_get_redirects_leave_nothing_off_origin(
     _nothing_reached(plain_bystander)
 
 
-def test_same_origin_get_redirect_is_followed(
-    hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
+def test_same_origin_get_redirect_is_followed_and_every_connection_checks_the_ca(
+    hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any], hostile_ca: Any
 ) -> None:
     bmc = hostile_bmc()
     bmc.behaviour.answers[("GET", SYSTEM + "/")] = Answer(308, location=f"{bmc.url}{SYSTEM}")
     bmc.behaviour.system_member = SYSTEM + "/"
     with hostile_driver(bmc) as driver:
         assert driver.power_state().value == "On"
+        driver.send_nmi()
+        records = driver._transport.connections
+    assert bmc.count("GET", SYSTEM) == 1 and bmc.count("POST", RESET) == 1
+    assert len(records) >= 2  # the NMI opened its own connection
+    assert all(r.ca_file == str(hostile_ca.ca_file) and r.pinned is None for r in records)
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
