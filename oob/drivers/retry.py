@@ -2,8 +2,11 @@
 
 A request that may have reached the BMC is never retried (an NMI must not go out
 twice); only ``NmiNotSent`` errors marked ``retryable`` (connection refused, DNS,
-connect timeout, TLS handshake, an IPMI login nobody answered) are, a few times, with
-a growing pause, and each retry is reported.
+connect timeout, a TLS handshake cut short, an IPMI login nobody answered) are, a few
+times, with a growing pause, and each retry is reported.  Whether a failure is one of
+those is decided by the driver from where the request failed (for Redfish: the stage
+its connection recorded, see :mod:`oob.drivers.redfish.wire`), never from an error's
+text.  A certificate that fails verification (``TlsError``) is not retried.
 """
 
 from __future__ import annotations

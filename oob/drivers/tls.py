@@ -4,11 +4,11 @@ Three ways, chosen per BMC from the inventory: a certificate pinned by its SHA-2
 fingerprint (the usual case for self-signed BMC certificates), a CA file, or the system
 CA bundle.  Verification is off only when the user says so, and then oob says so too.
 
-The redfish library verifies only when it is handed a ``cafile``; otherwise it passes
-``verify=False`` to requests.  So oob always hands it one, and pins fingerprints
-through a urllib3 pool option instead.  Environment variables such as
-REQUESTS_CA_BUNDLE never change what is trusted: the library passes ``verify``
-explicitly and oob also turns off ``trust_env`` on the session.
+The Redfish transport's one requests session gets ``verify`` (the CA file, or False when
+a fingerprint is pinned) and the pool options of :meth:`TlsPolicy.pool_kwargs` on its
+one adapter, so every connection it opens is checked the same way.  Environment
+variables such as REQUESTS_CA_BUNDLE never change what is trusted: ``verify`` is set
+explicitly and ``trust_env`` is off on the session.
 """
 
 from __future__ import annotations
@@ -72,22 +72,20 @@ class TlsPolicy:
             return f"system CA bundle {self.cafile}"
         return "NOT VERIFIED (insecure)"
 
-    def https_adapter(self) -> Any:
-        """A requests adapter pinning the fingerprint, or None."""
-        if self.fingerprint is None:
-            return None
-        from requests.adapters import HTTPAdapter
+    @property
+    def verify(self) -> str | bool:
+        """What requests gets as ``verify``: the CA file, or False (pinned or insecure)."""
+        return self.cafile if self.cafile else False
 
-        fingerprint = self.fingerprint
+    def pool_kwargs(self) -> dict[str, Any]:
+        """urllib3 pool options every connection to this BMC gets (the pinned fingerprint).
 
-        class PinnedAdapter(HTTPAdapter):
-            # urllib3 checks assert_fingerprint right after the handshake, before the
-            # request is written: a wrong certificate never sees a byte of it.
-            def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-                kwargs["assert_fingerprint"] = fingerprint
-                super().init_poolmanager(*args, **kwargs)
-
-        return PinnedAdapter()
+        urllib3 checks ``assert_fingerprint`` inside ``connect()``, right after the
+        handshake and before the request is written: a wrong certificate never sees a
+        byte of it.  Given to the one adapter of the BMC's session, it applies to every
+        connection that session opens.
+        """
+        return {"assert_fingerprint": self.fingerprint} if self.fingerprint else {}
 
 
 def tls_policy_for(bmc: BmcConfig, *, insecure: bool = False) -> TlsPolicy:

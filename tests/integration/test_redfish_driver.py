@@ -165,6 +165,10 @@ def test_right_fingerprint_is_enough(fleet_factory: Callable[..., Any], tmp_path
     host = _host(fleet, tmp_path, "openbmc-1", fingerprint=bmc.fingerprint, ca_file=None)
     with _driver(host) as driver:
         assert driver.power_state() is PowerState.ON
+        driver.send_nmi()  # an action opens a connection of its own: pinned too
+        connections = driver._transport.connections
+    assert len(connections) >= 2
+    assert all(c.pinned == host.bmc.fingerprint.lower().replace(":", "") for c in connections)  # type: ignore[union-attr]
 
 
 def test_environment_ca_bundle_does_not_change_trust(

@@ -21,7 +21,8 @@ def test_fingerprint_wins_over_ca_and_insecure() -> None:
     policy = tls_policy_for(BmcConfig(address="10.0.0.1", fingerprint=FP, ca_file="/nope", verify=False))
     assert policy.mode == "fingerprint"
     assert policy.verifies
-    assert policy.https_adapter() is not None
+    assert policy.pool_kwargs() == {"assert_fingerprint": "ab" * 31 + "cd"}
+    assert policy.verify is False  # the pin is the check; no CA is consulted
 
 
 def test_default_is_the_system_bundle_never_unverified(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,3 +42,12 @@ def test_insecure_only_when_asked(tmp_path) -> None:  # type: ignore[no-untyped-
     assert not tls_policy_for(BmcConfig(address="h", verify=False)).verifies
     with pytest.raises(UsageError, match="does not exist"):
         tls_policy_for(BmcConfig(address="h", ca_file=str(tmp_path / "missing.pem")))
+
+
+def test_ca_policies_hand_requests_the_ca_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    policy = tls_policy_for(BmcConfig(address="h", ca_file=str(ca)))
+    assert policy.verify == str(ca)
+    assert policy.pool_kwargs() == {}
+    assert tls_policy_for(BmcConfig(address="h", verify=False)).verify is False

@@ -1,7 +1,10 @@
 """Redfish BMC driver: system discovery, capabilities, power, NMI.
 
 URIs are never built or compared literally: oob follows the ``@odata.id`` and
-``target`` the BMC gives (iLO echoes or redirects slash forms, OpenBMC mixes them).
+``target`` the BMC gives (iLO echoes or redirects slash forms, OpenBMC mixes them),
+each checked by the transport to stay on the BMC's origin.  Every value is checked for
+its shape before use: a BMC that answers with a list where an object belongs gets a
+``BmcProtocolError`` naming the field, never a TypeError.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from typing import Any
 
 from oob.drivers.base import BmcDriver
 from oob.drivers.redfish.transport import RedfishTransport
+from oob.drivers.redfish.uris import safe_path
 from oob.drivers.redfish.vendors import Vendor, detect_vendor, normalise_reset_values
 from oob.drivers.tls import TlsPolicy
-from oob.errors import BmcUnreachable, NmiUnsupported, UsageError
+from oob.errors import BmcProtocolError, BmcUnreachable, NmiUnsupported, UsageError
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
 
 RESET_ACTION = "#ComputerSystem.Reset"
@@ -54,6 +58,57 @@ def _int(value: Any) -> int | None:
 def _odata_id(link: Any) -> str | None:
     if isinstance(link, dict) and isinstance(link.get("@odata.id"), str):
         return str(link["@odata.id"])
+    return None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else BmcProtocolError naming ``what``."""
+    if not isinstance(value, dict):
+        raise BmcProtocolError(f"the BMC's {what} is {_kind(value)}, not a JSON object")
+    return value
+
+
+def _optional(container: dict[str, Any], key: str, kind: type, what: str) -> Any:
+    """``container[key]`` when absent (None) or of ``kind``, else BmcProtocolError."""
+    value = container.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise BmcProtocolError(f"the BMC's {what} is {_kind(value)}, not {_kind(kind())}")
+    return value
+
+
+def _link(container: dict[str, Any], key: str, what: str) -> Any:
+    """The ``@odata.id`` of the link ``container[key]`` (None when absent); the transport
+    checks the URI itself when it is followed."""
+    link = _optional(container, key, dict, what)
+    if link is None:
+        return None
+    if "@odata.id" not in link:
+        raise BmcProtocolError(f"the BMC's {what} is not a link (no @odata.id)")
+    return link["@odata.id"]
+
+
+def _member_uris(collection: Any, what: str) -> list[Any]:
+    body = _object(collection, what)
+    members = _optional(body, "Members", list, f"{what} Members")
+    uris: list[Any] = []
+    for index, member in enumerate(members or []):
+        member = _object(member, f"{what} Members[{index}]")
+        if "@odata.id" not in member:
+            raise BmcProtocolError(f"the BMC's {what} Members[{index}] is not a link (no @odata.id)")
+        uris.append(member["@odata.id"])
+    return uris
+
+
+def _text(value: Any) -> str | None:
+    """A value the BMC meant as text, else None (an object is never shown as a name)."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value):
+        return str(value)[:200]
     return None
 
 
@@ -117,9 +172,12 @@ class RedfishDriver(BmcDriver):
 
     def _find_system(self) -> str:
         root = self._transport.root
-        systems_uri = _odata_id(root.get("Systems")) or "/redfish/v1/Systems"
-        members = self._transport.get(systems_uri).body.get("Members") or []
-        uris = [uri for uri in (_odata_id(m) for m in members) if uri]
+        systems_uri = _link(root, "Systems", "service root Systems") or "/redfish/v1/Systems"
+        collection = self._transport.get(systems_uri, field="Systems.@odata.id").body
+        uris = [
+            safe_path(uri, self._transport.origin, field="Systems Members @odata.id")
+            for uri in _member_uris(collection, "Systems collection")
+        ]
         wanted = self.host.bmc.system
         if wanted:
             for uri in uris:
@@ -143,24 +201,27 @@ class RedfishDriver(BmcDriver):
 
     def system(self, *, fresh: bool = False) -> dict[str, Any]:
         if self._system is None or fresh:
-            body = self._transport.get(self.system_uri()).body
-            self._system = body if isinstance(body, dict) else {}
+            body = self._transport.get(self.system_uri(), field="the system's @odata.id").body
+            self._system = _object(body, "system resource")
         return self._system
 
     def _reset_action(self) -> tuple[str, NmiSupport]:
         """The Reset target and the ResetType values the BMC offers, and how we know."""
         if self._reset is not None:
             return self._reset
-        action = (self.system().get("Actions") or {}).get(RESET_ACTION)
-        if not isinstance(action, dict) or not isinstance(action.get("target"), str):
+        actions = _optional(self.system(), "Actions", dict, "system Actions")
+        action = _optional(actions or {}, RESET_ACTION, dict, f"system Actions.{RESET_ACTION}")
+        if action is None:
             raise NmiUnsupported("this BMC offers no ComputerSystem.Reset action for the system")
-        target = str(action["target"])
-        inline = action.get("ResetType@Redfish.AllowableValues")
-        if isinstance(inline, list):
+        # checked now, before anything is sent: an off-origin target is refused, not followed
+        target = safe_path(action.get("target"), self._transport.origin, field=f"Actions.{RESET_ACTION}.target")
+        inline = _optional(action, "ResetType@Redfish.AllowableValues", list, "ResetType@Redfish.AllowableValues")
+        info_uri = _optional(action, "@Redfish.ActionInfo", str, f"Actions.{RESET_ACTION}.@Redfish.ActionInfo")
+        if inline is not None:
             values = normalise_reset_values(inline)
             support = NmiSupport("Nmi" in values, "inline", values)
-        elif isinstance(action.get("@Redfish.ActionInfo"), str):
-            support = self._from_action_info(str(action["@Redfish.ActionInfo"]))
+        elif info_uri is not None:
+            support = self._from_action_info(info_uri)
         else:
             support = NmiSupport(None, "unadvertised")
         self._reset = (target, support)
@@ -168,15 +229,17 @@ class RedfishDriver(BmcDriver):
 
     def _from_action_info(self, uri: str) -> NmiSupport:
         try:
-            body = self._transport.get(uri).body
+            body = self._transport.get(uri, field="@Redfish.ActionInfo").body
         except BmcUnreachable as exc:
             if exc.retryable:
                 raise
             self.warnings.append(f"could not read ResetActionInfo {uri} ({exc.message}); allowed values unknown")
             return NmiSupport(None, "unadvertised")
-        for parameter in (body or {}).get("Parameters") or []:
+        parameters = _optional(_object(body, "ResetActionInfo"), "Parameters", list, "ResetActionInfo Parameters")
+        for parameter in parameters or []:
             if isinstance(parameter, dict) and parameter.get("Name") == "ResetType":
-                values = normalise_reset_values(parameter.get("AllowableValues") or [])
+                allowed = _optional(parameter, "AllowableValues", list, "ResetActionInfo AllowableValues")
+                values = normalise_reset_values(allowed or [])
                 return NmiSupport("Nmi" in values, "actioninfo", values)
         return NmiSupport(None, "unadvertised")
 
@@ -187,23 +250,26 @@ class RedfishDriver(BmcDriver):
         return PowerState.parse(self.system(fresh=True).get("PowerState"))
 
     def _manager(self) -> dict[str, Any]:
-        links = (self.system().get("Links") or {}).get("ManagedBy") or []
-        uri = _odata_id(links[0]) if links else None
+        links = _optional(self.system(), "Links", dict, "system Links") or {}
+        managed_by = _optional(links, "ManagedBy", list, "system Links.ManagedBy") or []
+        uri = _odata_id(managed_by[0]) if managed_by else None
         if uri is None:
-            managers = _odata_id(self._transport.root.get("Managers"))
-            if managers:
+            managers = _link(self._transport.root, "Managers", "service root Managers")
+            if managers is not None:
                 try:
-                    members = self._transport.get(managers).body.get("Members") or []
-                    uri = _odata_id(members[0]) if members else None
+                    members = _member_uris(
+                        self._transport.get(managers, field="Managers.@odata.id").body, "Managers collection"
+                    )
+                    uri = members[0] if members else None
                 except BmcUnreachable:
                     uri = None
         if uri is None:
             return {}
         try:
-            body = self._transport.get(uri).body
+            body = self._transport.get(uri, field="the manager's @odata.id").body
         except BmcUnreachable:
             return {}
-        return body if isinstance(body, dict) else {}
+        return _object(body, "manager resource")
 
     def session_usage(self) -> SessionUsage | None:
         """Open sessions and their timeout, from the SessionService, with the session already open.
@@ -211,15 +277,17 @@ class RedfishDriver(BmcDriver):
         None when the service has no SessionService (HTTP Basic).  Two GETs, nothing opened.
         """
         root = self._transport.root
-        service_uri = _odata_id(root.get("SessionService"))
+        service_uri = _link(root, "SessionService", "service root SessionService")
         if service_uri is None:
             return None
-        service = self._transport.get(service_uri).body
-        service = service if isinstance(service, dict) else {}
-        sessions_uri = _odata_id(service.get("Sessions")) or _odata_id((root.get("Links") or {}).get("Sessions"))
+        service = _object(self._transport.get(service_uri, field="SessionService.@odata.id").body, "SessionService")
+        root_links = _optional(root, "Links", dict, "service root Links") or {}
+        sessions_uri = _link(service, "Sessions", "SessionService Sessions") or _link(
+            root_links, "Sessions", "service root Links.Sessions"
+        )
         count: int | None = None
-        if sessions_uri:
-            collection = self._transport.get(sessions_uri).body
+        if sessions_uri is not None:
+            collection = self._transport.get(sessions_uri, field="Sessions.@odata.id").body
             if isinstance(collection, dict):
                 count = _int(collection.get("Members@odata.count"))
                 if count is None and isinstance(collection.get("Members"), list):
@@ -243,18 +311,18 @@ class RedfishDriver(BmcDriver):
             warnings.append(f"inventory says bmc.kind = '{kind}' but the BMC looks like {vendor.label}")
         if support.offered is None:
             warnings.append("the BMC does not say which ResetType values it accepts; Nmi is tried without a check")
-        model = " ".join(str(p) for p in (system.get("Manufacturer"), system.get("Model")) if p) or None
+        model = " ".join(p for p in (_text(system.get("Manufacturer")), _text(system.get("Model"))) if p) or None
         return BmcInfo(
             host=self.host.name,
             method=self.method,
             vendor=vendor.label,
             model=model,
-            firmware=str(manager.get("FirmwareVersion")) if manager.get("FirmwareVersion") else None,
+            firmware=_text(manager.get("FirmwareVersion")),
             power=PowerState.parse(system.get("PowerState")),
             nmi=support,
-            system_id=str(system.get("Id")) if system.get("Id") else _last_segment(self.system_uri()),
-            manager=str(manager.get("Model")) if manager.get("Model") else None,
-            redfish_version=str(self._transport.root.get("RedfishVersion") or "") or None,
+            system_id=_text(system.get("Id")) or _last_segment(self.system_uri()),
+            manager=_text(manager.get("Model")),
+            redfish_version=_text(self._transport.root.get("RedfishVersion")),
             warnings=tuple(warnings),
         )
 
@@ -262,8 +330,15 @@ class RedfishDriver(BmcDriver):
 
     def _post_reset(self, action: str, reset_type: str) -> ActionResult:
         target, _ = self._reset_action()
-        reply = self._transport.post_action(target, {"ResetType": reset_type})
-        task = reply.headers.get("Location") if reply.status == 202 else None
+        reply = self._transport.post_action(target, {"ResetType": reset_type}, field=f"Actions.{RESET_ACTION}.target")
+        # the action was applied: a task URI oob would not follow is left out, never an error
+        task: str | None = None
+        location = reply.headers.get("Location") if reply.status == 202 else None
+        if location is not None:
+            try:
+                task = safe_path(location, self._transport.origin, field="the task Location")
+            except BmcProtocolError as exc:
+                self.warnings.append(f"{exc.message}; task not shown")
         return ActionResult(
             host=self.host.name,
             action=action,

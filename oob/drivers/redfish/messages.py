@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+#: longest piece of a BMC message oob carries (the body itself is already capped)
+MAX_MESSAGE = 500
 _SEVERITY_RANK = {"critical": 3, "warning": 2, "ok": 1}
 
 
@@ -18,21 +20,28 @@ def extended_info(body: Any) -> list[dict[str, Any]]:
         return []
     entries: list[Any] = []
     error = body.get("error")
-    if isinstance(error, dict):
-        entries.extend(error.get("@Message.ExtendedInfo") or [])
-    entries.extend(body.get("@Message.ExtendedInfo") or [])
+    for holder in (error, body):
+        if isinstance(holder, dict) and isinstance(holder.get("@Message.ExtendedInfo"), list):
+            entries.extend(holder["@Message.ExtendedInfo"])
     return [entry for entry in entries if isinstance(entry, dict)]
 
 
 def _severity(entry: dict[str, Any]) -> int:
     value = entry.get("MessageSeverity") or entry.get("Severity") or ""
-    return _SEVERITY_RANK.get(str(value).lower(), 0)
+    return _SEVERITY_RANK.get(value.lower(), 0) if isinstance(value, str) else 0
+
+
+def _text(value: Any) -> str:
+    """A field the BMC meant as text; anything else (objects, lists) is not shown."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value).strip()[:MAX_MESSAGE]
+    return ""
 
 
 def _render(entry: dict[str, Any]) -> str:
-    message = str(entry.get("Message") or "").strip()
-    message_id = str(entry.get("MessageId") or "").strip()
-    resolution = str(entry.get("Resolution") or "").strip()
+    message = _text(entry.get("Message"))
+    message_id = _text(entry.get("MessageId"))
+    resolution = _text(entry.get("Resolution"))
     text = message or message_id
     if message and message_id:
         text = f"{message} [{message_id}]"
@@ -50,9 +59,9 @@ def most_severe_message(body: Any) -> str | None:
         if rendered:
             return rendered
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        message = body["error"].get("message")
+        message = _text(body["error"].get("message"))
         if message:
-            return str(message)
+            return message
     return None
 
 

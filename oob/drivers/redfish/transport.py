@@ -1,14 +1,32 @@
-"""One authenticated conversation with one Redfish service.
+"""One authenticated conversation with one Redfish service, on requests directly.
 
-Built on python-redfish-library, with its two hazards defused:
+oob used python-redfish-library here; it built every URL as ``base_url + path`` from
+whatever the BMC said, followed redirects (POST included, carrying the token), retried
+any failure of any method, and logged bodies.  Each of those decides where a request
+goes or whether it is sent twice, so oob now speaks the little Redfish it needs
+(service root, session login and logout, GET, action POST) itself, on one requests
+session per BMC (:mod:`oob.drivers.redfish.wire`):
 
-* ``_rest_request`` retries *any* failure of *any* method up to ``max_retry`` times
-  (default 10), so a POST that reached the BMC and then timed out would be sent again.
-  oob creates the client with ``max_retry=0`` and decides retries itself: only failures
-  that certainly happened before the request left (connection refused, DNS, connect
-  timeout, TLS handshake) are retried, with tenacity, a few times.
-* TLS verification is off unless a ``cafile`` is given: oob always gives one, or pins
-  the certificate (see :mod:`oob.drivers.tls`).
+* **One origin.**  Every URL is the inventory's scheme, host and port plus a path
+  checked by :func:`~oob.drivers.redfish.uris.safe_path`.  The session token and the
+  password therefore never go anywhere else, and over plain http only when the
+  inventory says ``http://``.
+* **Redirects.**  Never followed for POST/DELETE: a 3xx to an action is
+  ``OutcomeUnknown`` (it reached the BMC; never re-sent anywhere), a 3xx to the login
+  is a ``BmcProtocolError``.  GET follows at most :data:`MAX_REDIRECTS` hops, each
+  checked like any BMC URI, only on an https origin.
+* **Exactly once.**  Only failures that certainly happened before a byte of the
+  request left are retried (:mod:`oob.drivers.retry`), judged by the stage the
+  request reached, never by an error's text.  An action POST always opens a fresh
+  connection: a keep-alive connection the BMC closed while idle would otherwise make
+  the NMI "outcome unknown" although it never left.
+* **Deadlines.**  ``bmc.timeout`` is the total for one request (all its GET
+  redirects included); the logout DELETE gets at most :data:`LOGOUT_TIMEOUT`.
+* **Bounded, checked answers.**  Bodies are capped and depth-checked
+  (:mod:`oob.drivers.redfish.bodies`); an unreadable GET answer is a
+  ``BmcProtocolError``.  After an action left, an unreadable *reply* never turns it
+  into "not sent": a 2xx is sent (the BMC's message unknown), anything else is judged
+  by its status.
 
 Sessions are always deleted on the way out, on every path (errors and Ctrl-C
 included): BMCs allow few sessions, and iDRAC locks users out when they run out.
@@ -17,29 +35,45 @@ No library exception escapes this module.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
+import re
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from oob.drivers.pace import pacer_for
-from oob.drivers.redfish.messages import most_severe_message
+from oob.drivers.redfish.bodies import BodyError, parse_json
+from oob.drivers.redfish.messages import extended_info, most_severe_message
+from oob.drivers.redfish.uris import Origin, safe_path
+from oob.drivers.redfish.wire import (
+    Answer,
+    ConnectionRecord,
+    attempt_with_deadline,
+    classify,
+    exchange,
+    make_session,
+)
 from oob.drivers.retry import retry_unsent
 from oob.drivers.tls import TlsPolicy
 from oob.errors import (
     BmcAuthError,
+    BmcProtocolError,
     BmcRefused,
     BmcUnreachable,
     NmiUnsupported,
     OobError,
     OutcomeUnknown,
-    TlsError,
 )
 
 log = logging.getLogger("oob.redfish")
 
 SERVICE_ROOT = "/redfish/v1/"
+#: GET redirects followed at most (iLO 5 < 1.40 answers slash-less URIs with one 308)
+MAX_REDIRECTS = 3
+#: the session DELETE on the way out waits at most this long (Ctrl-C must stay quick)
+LOGOUT_TIMEOUT = 5.0
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _T = TypeVar("_T")
 
 
@@ -47,70 +81,19 @@ _T = TypeVar("_T")
 class Reply:
     status: int
     body: Any
-    headers: dict[str, str]
+    headers: Mapping[str, str]
+    #: why the body could not be used (None: read and parsed)
+    body_error: str | None = None
+    #: the body was lost on the wire (cut off, deadline) rather than refused
+    body_cut: bool = False
 
     @property
     def bmc_message(self) -> str | None:
         return most_severe_message(self.body)
 
 
-def _reason_chain(exc: BaseException) -> list[BaseException]:
-    """The exception and everything it wraps (requests wraps urllib3 wraps OSError)."""
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.append(current)
-        for attr in ("reason", "__cause__", "__context__"):
-            inner = getattr(current, attr, None)
-            if isinstance(inner, BaseException):
-                todo.append(inner)
-        for arg in getattr(current, "args", ()):
-            if isinstance(arg, BaseException):
-                todo.append(arg)
-    return seen
-
-
-def classify_transport_error(exc: BaseException, *, url: str, action: bool) -> OobError:
-    """Map a requests/urllib3 failure to oob's tree, deciding whether the request left.
-
-    ``action`` says whether the request changes the host (a reset): if it may have
-    reached the BMC, the outcome is unknown and it must never be resent.
-    """
-    import requests
-    from urllib3.exceptions import NameResolutionError, NewConnectionError
-
-    chain = _reason_chain(exc)
-    text = "; ".join(str(e) for e in chain[:1])
-    if isinstance(exc, requests.exceptions.SSLError):
-        lowered = " ".join(str(e) for e in chain).lower()
-        if "fingerprint" in lowered:
-            return TlsError(f"certificate of {url} does not match the pinned fingerprint; nothing was sent")
-        if any(word in lowered for word in ("certificate", "handshake", "wrong version", "hostname")):
-            return TlsError(f"TLS handshake with {url} failed, nothing was sent: {_short(chain)}")
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return BmcUnreachable(f"connection to {url} timed out; nothing was sent")
-    if any(isinstance(e, NameResolutionError) for e in chain):
-        return BmcUnreachable(f"cannot resolve the BMC address of {url}")
-    if any(isinstance(e, NewConnectionError) for e in chain):
-        return BmcUnreachable(f"cannot connect to {url}: {_short(chain)}")
-    if isinstance(exc, requests.exceptions.InvalidURL):
-        return BmcUnreachable(f"invalid BMC address {url}", retryable=False)
-    # The connection was up: the request (or part of it) may have reached the BMC.
-    what = "no answer" if isinstance(exc, requests.exceptions.ReadTimeout) else f"connection failed ({text})"
-    if action:
-        return OutcomeUnknown(f"{what} from {url} after the request was sent; it may have been applied")
-    return BmcUnreachable(f"{what} from {url}", retryable=False)
-
-
-def _short(chain: list[BaseException]) -> str:
-    # the innermost OSError says it best ("[Errno 111] Connection refused")
-    for e in reversed(chain):
-        if isinstance(e, OSError) and e.args:
-            return str(e.args[-1]) if len(e.args) > 1 else str(e)
-    return str(chain[-1])
+# exported for tests and older callers: the stage-based classifier
+classify_transport_error = classify
 
 
 class RedfishTransport:
@@ -127,16 +110,22 @@ class RedfishTransport:
         connect_attempts: int = 3,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.origin = Origin.parse(base_url)
+        self.base_url = self.origin.base
         self._username = username
         self._password = password
         self._tls = tls
-        self._timeout = timeout
+        self._timeout = float(timeout)
         self._connect_attempts = max(1, connect_attempts)
         self._on_retry = on_retry
-        self._client: Any = None
+        self._pacer = pacer_for(self.base_url)
+        self._session: Any = None
+        self._token: str | None = None
+        self._session_path: str | None = None
         self.root: dict[str, Any] = {}
         self.auth_method: str | None = None
+        #: every connection this transport opened, with how its certificate was checked
+        self.connections: list[ConnectionRecord] = []
 
     def __repr__(self) -> str:  # never show credentials
         return f"RedfishTransport({self.base_url!r})"
@@ -144,32 +133,9 @@ class RedfishTransport:
     # -- lifecycle ------------------------------------------------------------------------
 
     def open(self) -> None:
-        from redfish.rest.v1 import HttpClient
-
-        # (connect, read): a slow connect is "not sent"; a slow read is "outcome unknown"
-        timeout = (min(5.0, self._timeout), self._timeout)
-        self._client = HttpClient(
-            self.base_url,
-            username=self._username,
-            password=self._password,
-            cafile=self._tls.cafile,
-            timeout=timeout,
-            max_retry=0,
-            check_connectivity=False,
-            https_adapter=self._tls.https_adapter(),
-        )
-        # Environment (REQUESTS_CA_BUNDLE, proxies, .netrc) must not change whom we trust
-        # or where an NMI goes.
-        self._client._session.trust_env = False
-        # every request of the library (login and logout included) keeps this BMC's pace
-        pacer = pacer_for(self.base_url)
-        send = self._client._session.request
-
-        def paced_request(*args: Any, **kwargs: Any) -> Any:
-            pacer.wait()
-            return send(*args, **kwargs)
-
-        self._client._session.request = paced_request
+        self._session = make_session(self._tls)
+        # identity: a compressed body could expand past the size cap before it is counted
+        self._session.headers.update({"Accept": "application/json", "OData-Version": "4.0", "Accept-Encoding": "identity"})
         if not self._tls.verifies:
             import urllib3
 
@@ -182,140 +148,234 @@ class RedfishTransport:
             raise
 
     def _login(self) -> None:
-        from redfish.rest.v1 import (
-            InvalidCredentialsError,
-            RetriesExhaustedError,
-            RisObject,
-            SessionCreationError,
-        )
-
-        root = self.get(SERVICE_ROOT)  # readable without credentials
-        self.root = root.body if isinstance(root.body, dict) else {}
-        client = self._client
-        client.root = RisObject.parse(self.root)
-        client.root_resp = object()  # the library only checks that it is set
-        sessions = (self.root.get("Links") or {}).get("Sessions") or {}
-        login_url = sessions.get("@odata.id") if isinstance(sessions, dict) else None
-        if login_url is None and "SessionService" in self.root:
-            # required by the spec, but old services omit it; 1.6.0 fixed the URI
-            login_url = "/redfish/v1/SessionService/Sessions"
-        if login_url is None:
+        root = self.get(SERVICE_ROOT, field="the service root URI")  # readable without credentials
+        if not isinstance(root.body, dict):
+            raise BmcProtocolError(
+                f"the BMC at {self.origin} answered its service root with {_kind(root.body)}, not a JSON object"
+            )
+        self.root = root.body
+        login_uri, login_field = self._login_uri()
+        if login_uri is None:
             # No SessionService at all: HTTP Basic, checked against the Systems collection
             self.auth_method = "basic"
-            client.login_url = _odata_id(self.root.get("Systems")) or "/redfish/v1/Systems"
-        else:
-            self.auth_method = "session"
-            client.login_url = login_url
-        try:
-            self._with_retries(lambda: self._call_login(), "login")
-        except InvalidCredentialsError as exc:
-            raise BmcAuthError("the BMC refused the credentials (HTTP 401)") from exc
-        except SessionCreationError as exc:
-            status, _, detail = str(exc).partition("\n")
+            self._basic_login()
+            return
+        self.auth_method = "session"
+        login_path = safe_path(login_uri, self.origin, field=login_field)
+        self._session_login(login_path)
+
+    def _login_uri(self) -> tuple[Any, str]:
+        links = self.root.get("Links")
+        if links is not None and not isinstance(links, dict):
+            raise BmcProtocolError(f"the BMC at {self.origin}: service root Links is {_kind(links)}, not an object")
+        sessions = (links or {}).get("Sessions")
+        if sessions is not None:
+            if not isinstance(sessions, dict) or "@odata.id" not in sessions:
+                raise BmcProtocolError(
+                    f"the BMC at {self.origin}: service root Links.Sessions is not a link ({_kind(sessions)})"
+                )
+            return sessions["@odata.id"], "Links.Sessions.@odata.id"
+        if "SessionService" in self.root:
+            # required by the spec, but old services omit it; 1.6.0 fixed the URI
+            return "/redfish/v1/SessionService/Sessions", "the SessionService URI"
+        return None, ""
+
+    def _basic_login(self) -> None:
+        self._session.auth = (self._username, self._password)
+        systems = self.root.get("Systems")
+        uri = systems.get("@odata.id") if isinstance(systems, dict) else "/redfish/v1/Systems"
+        reply = self._with_retries(
+            lambda: self._get_following(safe_path(uri, self.origin, field="Systems.@odata.id")), "login (Basic)"
+        )
+        if reply.status == 401:
+            raise BmcAuthError("the BMC refused the credentials (HTTP 401)", bmc_message=_message_of(reply))
+
+    def _session_login(self, login_path: str) -> None:
+        credentials = {"UserName": self._username, "Password": self._password}
+        # not an action, but a login that may have left is never re-sent either: the BMC
+        # may have opened a session oob holds no token for
+        answer = self._with_retries(
+            lambda: self._request("POST", login_path, body=credentials, action=False, timeout=self._timeout),
+            "login",
+        )
+        body, _ = _parsed(answer)
+        if 300 <= answer.status < 400:
+            raise BmcProtocolError(
+                f"the BMC at {self.origin} answered the login with a redirect (HTTP {answer.status}); "
+                "oob sends credentials to nothing but the URI the service root names"
+            )
+        if answer.status == 401:
+            raise BmcAuthError("the BMC refused the credentials (HTTP 401)", bmc_message=most_severe_message(body))
+        if not 200 <= answer.status < 300:
             raise BmcAuthError(
-                f"the BMC would not open a session: {status.strip()}", bmc_message=detail.strip() or None
-            ) from exc
-        except RetriesExhaustedError as exc:  # pragma: no cover - mapped in _call_login
-            raise classify_transport_error(exc.__cause__ or exc, url=self.base_url, action=False) from exc
-
-    def _call_login(self) -> None:
-        from redfish.rest.v1 import RetriesExhaustedError
-
-        try:
-            self._client.login(auth=self.auth_method)
-        except RetriesExhaustedError as exc:
-            raise classify_transport_error(exc.__cause__ or exc, url=self.base_url, action=False) from None
-        except OobError:
-            raise
-        except (KeyError, AttributeError, ValueError, TypeError) as exc:
-            raise BmcAuthError(f"the BMC answered the login with something oob cannot read ({exc})") from None
-        except Exception as exc:
-            if type(exc).__module__.startswith("redfish"):
-                if "PasswordChange" in type(exc).__name__:
-                    raise BmcAuthError("the BMC requires a password change for this account") from None
-                raise
-            raise classify_transport_error(exc, url=self.base_url, action=False) from None
+                f"the BMC would not open a session: HTTP {answer.status}", bmc_message=most_severe_message(body)
+            )
+        token = answer.headers.get("X-Auth-Token")
+        location = answer.headers.get("Location")
+        body_id = body.get("@odata.id") if isinstance(body, dict) else None
+        # remember where the session lives first, so that close() deletes it whatever follows
+        location_error: BmcProtocolError | None = None
+        if location is not None:
+            try:
+                self._session_path = safe_path(location, self.origin, field="Location of the new session")
+            except BmcProtocolError as exc:
+                location_error = exc
+        if self._session_path is None and body_id is not None:
+            try:
+                self._session_path = safe_path(body_id, self.origin, field="@odata.id of the new session")
+            except BmcProtocolError as exc:
+                location_error = location_error or exc
+        if token is None or not _TOKEN.fullmatch(token):
+            raise BmcProtocolError(
+                f"the BMC at {self.origin} opened a session without a usable X-Auth-Token header"
+            )
+        self._token = token
+        self._session.headers["X-Auth-Token"] = token
+        if location_error is not None:
+            raise location_error
+        if self._session_path is None:
+            raise BmcProtocolError(f"the BMC at {self.origin} did not say where the new session is (no Location)")
+        if any(str(entry.get("MessageId", "")).endswith("PasswordChangeRequired") for entry in extended_info(body)):
+            raise BmcAuthError("the BMC requires a password change for this account")
 
     def close(self) -> None:
-        """Delete the session, whatever happened before. Never raises."""
-        client, self._client = self._client, None
-        if client is None:
+        """Delete the session, whatever happened before. Never raises an error."""
+        if self._session is None:
             return
         try:
-            if client.get_session_key():
-                location = client.get_session_location()
-                try:
-                    client.logout()
-                except Exception as exc:  # the session will expire on the BMC by itself
-                    log.warning("%s: could not delete session %s: %s", self.base_url, location, exc)
+            if self._token and self._session_path:
+                self._logout()
+            elif self._token:
+                log.warning("%s: the session's URI was refused; it is left to expire on the BMC", self.base_url)
         finally:
-            client._session.close()
+            session, self._session = self._session, None
+            self._token = None
+            self._session_path = None
+            session.close()
+
+    def _logout(self) -> None:
+        path = self._session_path or ""
+        try:
+            answer = self._request("DELETE", path, action=False, timeout=min(self._timeout, LOGOUT_TIMEOUT))
+        except OobError as exc:  # the session will expire on the BMC by itself
+            log.warning("%s: could not delete session %s: %s", self.base_url, path, exc)
+            return
+        if not 200 <= answer.status < 300:
+            log.warning("%s: the BMC answered the session DELETE %s with HTTP %s", self.base_url, path, answer.status)
 
     # -- requests -------------------------------------------------------------------------
 
-    def get(self, uri: str) -> Reply:
-        reply = self._with_retries(lambda: self._send("GET", uri, None, None, action=False), f"GET {uri}")
+    def get(self, uri: object, *, field: str = "a link") -> Reply:
+        """GET a BMC-supplied URI (checked first); a JSON answer or an error."""
+        path = safe_path(uri, self.origin, field=field)
+        reply = self._with_retries(lambda: self._get_following(path), f"GET {path}")
         if reply.status == 401:
-            raise BmcAuthError(f"the BMC refused access to {uri} (HTTP 401)", bmc_message=reply.bmc_message)
+            raise BmcAuthError(f"the BMC refused access to {path} (HTTP 401)", bmc_message=reply.bmc_message)
         if reply.status >= 400:
             raise BmcUnreachable(
-                f"the BMC answered GET {uri} with HTTP {reply.status}",
+                f"the BMC answered GET {path} with HTTP {reply.status}",
                 retryable=False,
                 bmc_message=reply.bmc_message,
             )
+        if reply.body_error is not None and reply.body_cut:
+            raise BmcUnreachable(f"the answer to GET {path} from {self.origin} was lost: {reply.body_error}", retryable=False)
+        if reply.body_error is not None:
+            raise BmcProtocolError(f"the BMC at {self.origin} answered GET {path} with a body oob will not read: {reply.body_error}")
         return reply
 
-    def post_action(self, uri: str, body: dict[str, Any]) -> Reply:
+    def _get_following(self, path: str) -> Reply:
+        deadline = time.monotonic() + self._timeout
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = self._request("GET", path, action=False, timeout=deadline - time.monotonic())
+            if not 300 <= answer.status < 400:
+                body, error = _parsed(answer)
+                return Reply(answer.status, body, answer.headers, error, answer.body_cut)
+            if self.origin.scheme != "https":
+                raise BmcProtocolError(f"the BMC at {self.origin} redirected GET {path}; oob follows redirects over https only")
+            location = answer.headers.get("Location")
+            if location is None:
+                raise BmcProtocolError(f"the BMC at {self.origin} answered GET {path} with HTTP {answer.status} and no Location")
+            path = safe_path(location, self.origin, field=f"Location of the redirect from {path}")
+        raise BmcProtocolError(f"the BMC at {self.origin} redirected GET more than {MAX_REDIRECTS} times (last: {path})")
+
+    def post_action(self, uri: object, body: dict[str, Any], *, field: str = "the action target") -> Reply:
         """POST an action exactly once; retried only if it certainly never left."""
-        reply = self._with_retries(lambda: self._send("POST", uri, body, None, action=True), f"POST {uri}")
-        if reply.status in (200, 201, 202, 204):
+        path = safe_path(uri, self.origin, field=field)  # before anything is sent
+
+        def attempt() -> Answer:
+            self._fresh_connection()
+            return self._request("POST", path, body=body, action=True, timeout=self._timeout)
+
+        answer = self._with_retries(attempt, f"POST {path}")
+        parsed, error = _parsed(answer)
+        reply = Reply(answer.status, parsed, answer.headers, error)
+        if 200 <= reply.status < 300:
+            # sent; an unreadable reply only means the BMC's words are unknown
             return reply
         message = reply.bmc_message
+        if 300 <= reply.status < 400:
+            raise OutcomeUnknown(
+                f"the BMC answered {body} at {path} with a redirect (HTTP {reply.status}); oob never follows "
+                "a redirect with an action, and it may or may not have been applied",
+                bmc_message=message,
+            )
         if reply.status == 401:
             raise BmcAuthError("the BMC refused the action (HTTP 401)", bmc_message=message)
         if reply.status in (400, 403, 404, 405, 409, 412, 501):
             error_class = NmiUnsupported if reply.status in (405, 501) else BmcRefused
-            raise error_class(
-                f"the BMC refused {body} at {uri} with HTTP {reply.status}", bmc_message=message
-            )
+            raise error_class(f"the BMC refused {body} at {path} with HTTP {reply.status}", bmc_message=message)
         # 5xx and anything odd: the BMC may have started the action before failing
         raise OutcomeUnknown(
             f"the BMC answered {body} with HTTP {reply.status}; it may or may not have been applied",
             bmc_message=message,
         )
 
-    def _send(
-        self, method: str, uri: str, body: dict[str, Any] | None, headers: dict[str, str] | None, *, action: bool
-    ) -> Reply:
-        from redfish.rest.v1 import RetriesExhaustedError
+    def _fresh_connection(self) -> None:
+        """Close idle keep-alive connections, so that an action goes out on a new one."""
+        for adapter in self._session.adapters.values():
+            adapter.poolmanager.clear()
 
-        client = self._client
-        if client is None:
+    def _request(self, method: str, path: str, *, action: bool, timeout: float, body: Any = None) -> Answer:
+        """One attempt of one request to a checked path, within ``timeout`` seconds in all."""
+        if self._session is None:
             raise OobError("Redfish transport used after close")
-        try:
-            if method == "GET":
-                response = client.get(uri, headers=headers, max_retry=0)
-            else:
-                response = client.post(uri, body=body, headers=headers, max_retry=0)
-        except RetriesExhaustedError as exc:
-            raise classify_transport_error(exc.__cause__ or exc, url=self.base_url + uri, action=action) from None
-        return Reply(status=response.status, body=_json_body(response), headers=dict(response.getheaders()))
+        url = self.origin.url(path)
+        self._pacer.wait()
+        with attempt_with_deadline(timeout) as attempt:
+            try:
+                return exchange(self._session, method, url, attempt=attempt, json_body=body)
+            except Exception as exc:  # noqa: BLE001 - every transport failure is classified by its stage
+                raise classify(
+                    exc,
+                    stage=attempt.stage,
+                    expired=attempt.expired,
+                    url=url,
+                    action=action,
+                    tls=self._tls,
+                    timeout=self._timeout,
+                ) from None
+            finally:
+                self.connections.extend(attempt.opened)
 
     def _with_retries(self, attempt: Callable[[], _T], what: str) -> _T:
         return retry_unsent(attempt, what=what, attempts=self._connect_attempts, on_retry=self._on_retry, log=log)
 
 
-def _json_body(response: Any) -> Any:
-    text = response.text
-    if not text:
-        return None
+def _parsed(answer: Answer) -> tuple[Any, str | None]:
+    """The JSON body of an answer and, when it cannot be used, why (body None then)."""
+    if answer.body_error is not None:
+        return None, answer.body_error
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        return parse_json(answer.data or b""), None
+    except BodyError as exc:
+        return None, str(exc)
 
 
-def _odata_id(link: Any) -> str | None:
-    if isinstance(link, dict) and isinstance(link.get("@odata.id"), str):
-        return str(link["@odata.id"])
-    return None
+def _message_of(reply: Reply) -> str | None:
+    return reply.bmc_message
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), f"a {type(value).__name__}")

@@ -42,8 +42,13 @@ _BY_NAME = {
 }
 
 
+def _string(value: Any) -> str:
+    """A field the BMC meant as text, else "" (a hostile BMC may send any JSON there)."""
+    return value if isinstance(value, str) else ""
+
+
 def detect_vendor(root: dict[str, Any], manager: dict[str, Any] | None = None) -> Vendor:
-    vendor_field = str(root.get("Vendor") or "").strip().lower()
+    vendor_field = _string(root.get("Vendor")).strip().lower()
     if vendor_field in _BY_NAME:
         return _BY_NAME[vendor_field]
     oem = root.get("Oem") or {}
@@ -51,22 +56,24 @@ def detect_vendor(root: dict[str, Any], manager: dict[str, Any] | None = None) -
         for key in oem:
             if key.lower() in _BY_NAME:
                 return _BY_NAME[key.lower()]
-    name = str(root.get("Name") or "")
+    name = _string(root.get("Name"))
     if name.startswith(("HPE ", "HP ")):
         return HPE
-    product = str(root.get("Product") or "").lower()
+    product = _string(root.get("Product")).lower()
     if "dell" in product:
         return DELL
     if manager:
-        model = str(manager.get("Model") or "").lower()
+        model = _string(manager.get("Model")).lower()
         if "openbmc" in model:
             return OPENBMC
         if "xclarity" in model:
             return LENOVO
         if model.startswith("ilo"):
             return HPE
-    provider = ((root.get("Links") or {}).get("ManagerProvidingService") or {}).get("@odata.id", "")
-    if str(provider).rstrip("/").endswith("/Managers/bmc"):
+    links = root.get("Links")
+    service = links.get("ManagerProvidingService") if isinstance(links, dict) else None
+    provider = service.get("@odata.id") if isinstance(service, dict) else None
+    if isinstance(provider, str) and provider.rstrip("/").endswith("/Managers/bmc"):
         return OPENBMC
     return GENERIC
 

@@ -1,0 +1,422 @@
+"""One request on the wire: where it got to, a total deadline, and a bounded body.
+
+**Stages, not messages.**  Whether a failed request may have reached the BMC is
+decided by how far it got, recorded by the connection class every request of a
+:class:`Wire` uses (set on the adapter's pool manager through
+``pool_classes_by_scheme``/``ConnectionCls``):
+
+    NOT_STARTED  nothing done yet                 -> certainly not sent
+    CONNECTING   TCP connect (DNS included)       -> certainly not sent (retryable)
+    HANDSHAKE    TCP up, TLS handshake under way  -> certainly not sent (TlsError)
+    CONNECTED    ready, no request byte written   -> certainly not sent
+    SENT         a request byte was handed to the socket -> may have reached the BMC
+
+A failure at SENT of an action is ``OutcomeUnknown`` whatever the exception says; the
+text of an exception is never read to decide.  The certificate check (CA, host name,
+pinned fingerprint) happens inside ``connect()``, so a wrong certificate is a
+HANDSHAKE failure: a ``TlsError``, nothing sent.
+
+**Deadlines.**  ``bmc.timeout`` is a total per request: connect, send, headers and the
+whole body.  Socket timeouts alone bound each read, not the sum (a BMC that drips a
+byte a second never trips them), so a watchdog timer shuts the connection's socket
+down at the deadline; the blocked read then ends and the failure is classified by its
+stage like any other.  The body is streamed with the deadline checked per chunk.
+
+**Bounds.**  A body larger than :data:`~oob.drivers.redfish.bodies.MAX_BODY_BYTES` is
+refused (Content-Length first, else while reading, never buffering more than the cap).
+
+**One adapter, one trust.**  The Wire's session has exactly one adapter, mounted for
+``https://`` and ``http://``; it carries the pinned fingerprint (urllib3's
+``assert_fingerprint`` pool option) and the CA file, so every connection the Wire
+opens is checked the same way.  ``trust_env`` is off (REQUESTS_CA_BUNDLE, proxies,
+.netrc change nothing), requests are handed to the adapter directly (requests'
+redirect handling never runs: the transport decides), and urllib3's retries are zero.
+"""
+
+from __future__ import annotations
+
+import enum
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from oob.drivers.redfish.bodies import MAX_BODY_BYTES
+from oob.drivers.tls import TlsPolicy
+from oob.errors import BmcUnreachable, OobError, OutcomeUnknown, TlsError
+
+#: the longest a TCP connect may take inside a request's deadline
+CONNECT_TIMEOUT = 5.0
+_CHUNK = 64 * 1024
+
+
+class Stage(enum.IntEnum):
+    NOT_STARTED = 0
+    CONNECTING = 1
+    HANDSHAKE = 2
+    CONNECTED = 3
+    SENT = 4
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """One connection a Wire opened and how its certificate was checked (for tests and logs)."""
+
+    scheme: str
+    host: str
+    port: int
+    #: the fingerprint urllib3 asserted after the handshake (None: not pinned)
+    pinned: str | None
+    #: the CA file the certificate was verified against (None: not verified by CA)
+    ca_file: str | None
+
+
+@dataclass
+class Attempt:
+    """The state of one request attempt, written by the connection it uses."""
+
+    deadline: float
+    stage: Stage = Stage.NOT_STARTED
+    #: the watchdog fired: the deadline passed and the socket was shut down
+    expired: bool = False
+    opened: list[ConnectionRecord] = field(default_factory=list)
+    _conns: list[Any] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reach(self, stage: Stage) -> None:
+        self.stage = max(self.stage, stage)
+
+    def attach(self, conn: Any) -> None:
+        with self._lock:
+            if conn not in self._conns:
+                self._conns.append(conn)
+            expired = self.expired
+        if expired:
+            conn.shut_down()
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            conns = list(self._conns)
+        for conn in conns:
+            conn.shut_down()
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+_current: ContextVar[Attempt | None] = ContextVar("oob_redfish_attempt", default=None)
+
+
+class _Watched:
+    """Mixin for urllib3 connections: records the stage into the current Attempt and
+    keeps a duplicate of the socket so the watchdog can shut it down from another thread
+    (the TLS wrap detaches the original socket object; a dup is ours to close)."""
+
+    _watch_sock: socket.socket | None = None
+    _watch_lock: threading.Lock
+
+    def _attempt(self) -> Attempt | None:
+        return _current.get()
+
+    def _new_conn(self) -> socket.socket:
+        attempt = self._attempt()
+        if attempt is not None:
+            attempt.reach(Stage.CONNECTING)
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        if not hasattr(self, "_watch_lock"):
+            self._watch_lock = threading.Lock()
+        with self._watch_lock:
+            self._drop_watch()
+            try:
+                self._watch_sock = sock.dup()
+            except OSError:
+                self._watch_sock = None
+        if attempt is not None:
+            attempt.reach(Stage.HANDSHAKE if self._is_tls else Stage.CONNECTED)
+            attempt.attach(self)
+        return sock
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        attempt = self._attempt()
+        if attempt is not None:
+            attempt.reach(Stage.CONNECTED)
+            attempt.opened.append(self._record())
+
+    def send(self, data: Any) -> None:
+        if getattr(self, "sock", None) is None and getattr(self, "auto_open", False):
+            # http.client connects lazily inside send(): connect first, so that a refused
+            # connection is recorded as CONNECTING and not as SENT
+            self.connect()
+        attempt = self._attempt()
+        if attempt is not None:
+            # before the bytes go: a partial sendall counts as sent
+            attempt.reach(Stage.SENT)
+            attempt.attach(self)
+        super().send(data)  # type: ignore[misc]
+
+    def shut_down(self) -> None:
+        lock = getattr(self, "_watch_lock", None)
+        if lock is None:
+            return
+        with lock:
+            if self._watch_sock is not None:
+                try:
+                    self._watch_sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _drop_watch(self) -> None:
+        if self._watch_sock is not None:
+            try:
+                self._watch_sock.close()
+            finally:
+                self._watch_sock = None
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            lock = getattr(self, "_watch_lock", None)
+            if lock is not None:
+                with lock:
+                    self._drop_watch()
+
+    _is_tls = False
+
+    def _record(self) -> ConnectionRecord:
+        return ConnectionRecord(
+            "https" if self._is_tls else "http",
+            str(getattr(self, "host", "")),
+            int(getattr(self, "port", 0) or 0),
+            getattr(self, "assert_fingerprint", None),
+            getattr(self, "ca_certs", None) if getattr(self, "cert_reqs", None) == "CERT_REQUIRED" else None,
+        )
+
+
+def _pool_classes() -> dict[str, type]:
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class WatchedHTTPConnection(_Watched, HTTPConnection):
+        pass
+
+    class WatchedHTTPSConnection(_Watched, HTTPSConnection):
+        _is_tls = True
+
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    return {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+
+def make_session(tls: TlsPolicy) -> Any:
+    """A requests session whose every connection is watched and checked by ``tls``."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    classes = _pool_classes()
+    pool_kwargs = tls.pool_kwargs()
+
+    class WatchedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.update(pool_kwargs)
+            super().init_poolmanager(*args, **kwargs)
+            # a new dict on the instance: the module-level one is shared by everyone
+            self.poolmanager.pool_classes_by_scheme = dict(classes)
+
+    session = requests.Session()
+    # Environment (REQUESTS_CA_BUNDLE, proxies, .netrc) must not change whom we trust
+    # or where an NMI goes.
+    session.trust_env = False
+    session.verify = tls.verify
+    adapter = WatchedAdapter(max_retries=0)
+    session.adapters.clear()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: Any
+    data: bytes | None
+    #: why the body could not be read (too large, cut off, deadline): status is still known
+    body_error: str | None = None
+    #: the body was lost on the wire (cut off, deadline), rather than refused for its size
+    body_cut: bool = False
+
+
+@contextmanager
+def attempt_with_deadline(timeout: float) -> Iterator[Attempt]:
+    """An Attempt for the calling thread, with a watchdog that ends it at the deadline."""
+    attempt = Attempt(deadline=time.monotonic() + timeout)
+    token = _current.set(attempt)
+    watchdog = threading.Timer(max(0.0, timeout), attempt.expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield attempt
+    finally:
+        watchdog.cancel()
+        _current.reset(token)
+
+
+def exchange(
+    session: Any,
+    method: str,
+    url: str,
+    *,
+    attempt: Attempt,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """Send one request and read its answer within the attempt's deadline.
+
+    Transport failures before the status line propagate (to :func:`classify`); a failure
+    while reading the body is kept in ``body_error`` with the status.
+    """
+    remaining = attempt.remaining()
+    if remaining <= 0:
+        attempt.expired = True
+        raise TimeoutError("deadline passed before the request")
+    import requests
+
+    prepared = session.prepare_request(requests.Request(method, url, json=json_body, headers=headers))
+    # Straight to the adapter: Session.send would, for any 3xx, read the whole body
+    # (unbounded) to work out the redirect oob is not going to follow.
+    response = session.get_adapter(url).send(
+        prepared,
+        stream=True,
+        timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
+        verify=session.verify,
+        cert=None,
+        proxies={},
+    )
+    try:
+        return _read_answer(response, attempt)
+    finally:
+        response.close()
+
+
+def _read_answer(response: Any, attempt: Attempt) -> Answer:
+    status = int(response.status_code)
+    length = response.headers.get("Content-Length")
+    if length is not None and length.strip().isdigit() and int(length) > MAX_BODY_BYTES:
+        return Answer(status, response.headers, None, f"body of {int(length)} bytes is larger than {MAX_BODY_BYTES}")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return Answer(status, response.headers, None, f"body larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+            if attempt.remaining() <= 0:
+                attempt.expire()
+                return Answer(status, response.headers, None, "body not complete by the deadline", body_cut=True)
+    except Exception as exc:  # noqa: BLE001 - any transport failure: the body is lost, the status is not
+        why = "body not complete by the deadline" if attempt.expired else f"body cut off ({type(exc).__name__})"
+        return Answer(status, response.headers, None, why, body_cut=True)
+    return Answer(status, response.headers, b"".join(chunks))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps (requests wraps urllib3 wraps OSError)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        for attr in ("reason", "__cause__", "__context__"):
+            inner = getattr(current, attr, None)
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+        for arg in getattr(current, "args", ()):
+            if isinstance(arg, BaseException):
+                todo.append(arg)
+    return seen
+
+
+def _detail(chain: list[BaseException]) -> str:
+    # the innermost OSError names it best ("[Errno 111] Connection refused"); shown, never judged
+    for e in reversed(chain):
+        if isinstance(e, OSError) and e.args:
+            text = str(e.args[-1]) if len(e.args) > 1 else str(e)
+            return text[:200]
+    return type(chain[-1]).__name__
+
+
+def classify(
+    exc: BaseException, *, stage: Stage, expired: bool, url: str, action: bool, tls: TlsPolicy | None = None,
+    timeout: float | None = None,
+) -> OobError:
+    """Map a transport failure to oob's tree by the stage the request reached.
+
+    ``action``: the request changes the host (a reset): once a byte of it may have
+    left, the outcome is unknown and it must never be sent again.
+    """
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+    from urllib3.exceptions import SSLError as Urllib3SSLError
+
+    if isinstance(exc, OobError):
+        return exc
+    chain = _chain(exc)
+    late = f"within {timeout:g} s" if timeout is not None else "by the deadline"
+    if stage >= Stage.SENT:
+        what = f"no complete answer {late}" if expired or _is_timeout(chain) else f"connection failed ({_detail(chain)})"
+        if action:
+            return OutcomeUnknown(f"{what} from {url} after the request was sent; it may have been applied")
+        return BmcUnreachable(f"{what} from {url}", retryable=False)
+    if stage == Stage.HANDSHAKE:
+        if expired or _is_timeout(chain):
+            return BmcUnreachable(f"TLS handshake with {url} did not finish {late}; nothing was sent")
+        if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
+            reason = next(e for e in chain if isinstance(e, ssl.SSLCertVerificationError)).verify_message
+            return TlsError(f"certificate of {url} is not trusted ({reason}); nothing was sent")
+        if tls is not None and tls.fingerprint and any(isinstance(e, Urllib3SSLError) for e in chain) and not any(
+            isinstance(e, ssl.SSLError) for e in chain
+        ):
+            # urllib3 raises its own SSLError (no ssl.SSLError inside) for a fingerprint mismatch
+            return TlsError(
+                f"certificate of {url} does not match the pinned fingerprint sha256:{tls.fingerprint}; nothing was sent"
+            )
+        if any(isinstance(e, (ssl.SSLError, Urllib3SSLError)) for e in chain):
+            return TlsError(f"TLS handshake with {url} failed ({_detail(chain)}); nothing was sent")
+        return BmcUnreachable(f"connection to {url} failed during the TLS handshake ({_detail(chain)}); nothing was sent")
+    if stage == Stage.CONNECTING:
+        if any(isinstance(e, NameResolutionError) for e in chain):
+            return BmcUnreachable(f"cannot resolve the BMC address of {url}; nothing was sent")
+        # (urllib3's NewConnectionError is a kind of ConnectTimeoutError: look at it first)
+        refused = any(isinstance(e, NewConnectionError) for e in chain) and not any(
+            isinstance(e, (TimeoutError, socket.timeout)) for e in chain
+        )
+        if not refused and (expired or _is_timeout(chain)):
+            return BmcUnreachable(f"connection to {url} timed out; nothing was sent")
+        return BmcUnreachable(f"cannot connect to {url} ({_detail(chain)}); nothing was sent")
+    if stage == Stage.CONNECTED:
+        return BmcUnreachable(f"connection to {url} failed before the request was written ({_detail(chain)}); nothing was sent")
+    # NOT_STARTED: requests refused to build the request (bad URL, bad header): a bug, not the network
+    if expired:
+        return BmcUnreachable(f"no time left for {url}; nothing was sent", retryable=False)
+    return BmcUnreachable(f"request to {url} could not be made ({type(exc).__name__}); nothing was sent", retryable=False)
+
+
+def _is_timeout(chain: list[BaseException]) -> bool:
+    import requests
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    return any(isinstance(e, (TimeoutError, socket.timeout, Urllib3Timeout, requests.exceptions.Timeout)) for e in chain)
+
