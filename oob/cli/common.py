@@ -85,8 +85,8 @@ def setup_logging(verbose: bool) -> None:
     handler.setFormatter(TerminalSafeFormatter("%(name)s: %(message)s"))
     root.setLevel(logging.WARNING)
     logging.getLogger("oob").setLevel(logging.DEBUG if verbose else logging.WARNING)
-    # the redfish library logs request headers (session tokens) at DEBUG: keep it quiet
-    logging.getLogger("redfish").setLevel(logging.CRITICAL)
+    # urllib3 logs each request line at DEBUG; oob's own -v log says what it needs
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -219,6 +219,11 @@ def first_interrupt_cancels(message: str) -> Iterator[Interruption]:
         cancel.signum = signum
         cancel.set()
         _stopping.set()
+        # requests in flight get a moment to be answered (a real outcome beats "unknown"),
+        # then they are ended: Ctrl-C never waits out a silent BMC's timeout
+        grace = threading.Timer(IN_FLIGHT_GRACE_S, _abort_in_flight)
+        grace.daemon = True
+        grace.start()
         if _prompting.is_set():
             raise KeyboardInterrupt  # ends the question; ask() answers no
         sys.stderr.write(f"\ninterrupted ({signal.Signals(signum).name}): {message} (Ctrl-C again to abort)\n")
@@ -231,6 +236,16 @@ def first_interrupt_cancels(message: str) -> Iterator[Interruption]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+#: seconds a request in flight may still take after a stop signal
+IN_FLIGHT_GRACE_S = 1.5
+
+
+def _abort_in_flight() -> None:
+    from oob.drivers.redfish.wire import abort_in_flight
+
+    abort_in_flight()
 
 
 def exit_after_run(cancel: Interruption, exit_codes: Sequence[int]) -> None:

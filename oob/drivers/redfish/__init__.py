@@ -1,1 +1,2 @@
-"""Redfish driver: python-redfish-library behind oob's own error tree and retry policy."""
+"""Redfish driver: the little Redfish oob needs, on requests, with one origin per BMC
+(see transport.py for why not python-redfish-library)."""

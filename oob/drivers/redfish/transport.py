@@ -345,7 +345,7 @@ class RedfishTransport:
             try:
                 return exchange(self._session, method, url, attempt=attempt, json_body=body)
             except Exception as exc:  # noqa: BLE001 - every transport failure is classified by its stage
-                raise classify(
+                error = classify(
                     exc,
                     stage=attempt.stage,
                     expired=attempt.expired,
@@ -353,12 +353,27 @@ class RedfishTransport:
                     action=action,
                     tls=self._tls,
                     timeout=self._timeout,
-                ) from None
+                )
+                if attempt.aborted:
+                    raise _interrupted(error) from None
+                raise error from None
             finally:
                 self.connections.extend(attempt.opened)
 
     def _with_retries(self, attempt: Callable[[], _T], what: str) -> _T:
         return retry_unsent(attempt, what=what, attempts=self._connect_attempts, on_retry=self._on_retry, log=log)
+
+
+def _interrupted(error: OobError) -> OobError:
+    """The same finding (the stage decides: sent or not), told as an interruption and
+    never retried."""
+    if isinstance(error, OutcomeUnknown):
+        return OutcomeUnknown(
+            "interrupted while waiting for the BMC's answer; the request was sent and may have been applied",
+            host=error.host,
+        )
+    return BmcUnreachable("interrupted before the BMC answered; no action was sent", host=error.host,
+                          retryable=False)
 
 
 def _parsed(answer: Answer) -> tuple[Any, str | None]:

@@ -84,6 +84,8 @@ class Attempt:
     stage: Stage = Stage.NOT_STARTED
     #: the watchdog fired: the deadline passed and the socket was shut down
     expired: bool = False
+    #: ended by :func:`abort_in_flight` (Ctrl-C, SIGTERM), not by its deadline
+    aborted: bool = False
     opened: list[ConnectionRecord] = field(default_factory=list)
     _conns: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,6 +107,11 @@ class Attempt:
             conns = list(self._conns)
         for conn in conns:
             conn.shut_down()
+
+    def abort(self) -> None:
+        """End the attempt now (a stop signal's grace ran out); like the deadline, but said."""
+        self.aborted = True
+        self.expire()
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -257,6 +264,24 @@ class Answer:
     body_cut: bool = False
 
 
+#: every attempt in flight in this process, so that a stop signal can end them
+_live: dict[int, Attempt] = {}
+_live_lock = threading.Lock()
+
+
+def abort_in_flight() -> int:
+    """End every Redfish request in flight now; returns how many.
+
+    Called when a stop signal's grace has run out: a request that was sent is then
+    reported "outcome unknown" (never "not sent"), one that was not is not retried.
+    Requests started afterwards (the session logouts) run normally."""
+    with _live_lock:
+        attempts = list(_live.values())
+    for attempt in attempts:
+        attempt.abort()
+    return len(attempts)
+
+
 @contextmanager
 def attempt_with_deadline(timeout: float) -> Iterator[Attempt]:
     """An Attempt for the calling thread, with a watchdog that ends it at the deadline."""
@@ -264,11 +289,15 @@ def attempt_with_deadline(timeout: float) -> Iterator[Attempt]:
     token = _current.set(attempt)
     watchdog = threading.Timer(max(0.0, timeout), attempt.expire)
     watchdog.daemon = True
+    with _live_lock:
+        _live[id(attempt)] = attempt
     watchdog.start()
     try:
         yield attempt
     finally:
         watchdog.cancel()
+        with _live_lock:
+            _live.pop(id(attempt), None)
         _current.reset(token)
 
 
