@@ -66,7 +66,8 @@ class Range:
         return self.start <= number <= self.end and (number - self.start) % self.step == 0
 
 
-def _number(text: str, what: str) -> int:
+def read_number(text: str, what: str) -> int:
+    """A range bound: ASCII digits only, at most :data:`MAX_DIGITS`."""
     if not _NUMBER.fullmatch(text):
         if any(ch.isdigit() and not ch.isascii() for ch in text):
             raise UsageError(f"the {what} has a digit other than 0-9")
@@ -90,7 +91,7 @@ def parse_range(start: str, end: str, step: str = "1") -> Range:
         if any(ch.isdigit() and not ch.isascii() for ch in start + end):
             raise UsageError("a range takes the digits 0-9 only")
         raise UsageError("expected a range of numbers [01:20] or of letters [a:c]")
-    low, high = _number(start, "start"), _number(end, "end")
+    low, high = read_number(start, "start"), read_number(end, "end")
     width = len(start) if len(start) > 1 and start.startswith("0") else 0
     if width and len(end) != width:
         raise UsageError("a zero-padded range needs the same number of digits at both ends")
