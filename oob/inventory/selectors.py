@@ -92,6 +92,8 @@ def _tokens(pattern: str) -> list[_Token]:
             close = pattern.find("]", i + 2)
             if close == -1:
                 raise _fail(pattern, "'[' without a closing ']'")
+            if any(ch.isdigit() and not ch.isascii() for ch in pattern[i:close]):
+                raise _fail(pattern, "a range takes the digits 0-9 only")
             tokens.append(_char_class(pattern, pattern[i + 1 : close]))
             i = close + 1
         else:
