@@ -42,7 +42,7 @@ def parse_secret_ref(text: str, *, base_dir: Path | None = None) -> SecretRef:
     if sep and scheme == "file":
         if not rest.strip():
             raise SecretError("file: needs a path (file:PATH)")
-        path = Path(rest).expanduser()
+        path = Path(os.path.expanduser(rest))  # Path.expanduser raises on "~nosuchuser"
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
         return SecretRef("file", os.path.normpath(path))

@@ -40,7 +40,7 @@ def inventory_paths(cli_paths: Sequence[Path], environ: Mapping[str, str]) -> li
     if cli_paths:
         return list(cli_paths)
     value = environ.get(ENV_VAR, "")
-    paths = [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
+    paths = [Path(os.path.expanduser(part)) for part in value.split(os.pathsep) if part.strip()]
     if not paths:
         raise UsageError(f"no inventory: use -i FILE or set {ENV_VAR}")
     return paths

@@ -431,7 +431,8 @@ def check_value(source: Source, key: str, value: Any, *, path: KeyPath, context:
     if key == "bmc.password":
         return Entry(_password(source, value, fail, label), path, label, context)
     if key == "bmc.ca_file":
-        ca_file = Path(_string(value, fail, "a path to a PEM file")).expanduser()
+        # os.path.expanduser leaves "~nosuchuser" alone where Path.expanduser raises RuntimeError
+        ca_file = Path(os.path.expanduser(_string(value, fail, "a path to a PEM file")))
         return Entry(os.path.normpath(source.base_dir / ca_file), path, label, context)
     check = CHECKS[key]
     assert check is not None

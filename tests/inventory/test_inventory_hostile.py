@@ -64,6 +64,14 @@ def test_bad_values_are_one_line_naming_file_host_and_key(load_error, line, prob
     assert is_printable(message)
 
 
+def test_a_home_directory_of_no_user_is_a_path_not_a_crash(load):
+    # Path.expanduser raises RuntimeError for "~nosuchuser"; it is a relative path like any other
+    inv = load("a.toml", toml_host('bmc.ca_file = "~oob-no-such-user/ca.pem"\nbmc.password = "file:~oob-no-such-user/pw"'))
+    host = inv.hosts["h"]
+    assert host.bmc.ca_file.endswith("~oob-no-such-user/ca.pem")
+    assert host.bmc.password.location.endswith("~oob-no-such-user/pw")
+
+
 def test_credentials_in_an_address_are_never_shown(load_error):
     _, message = load_error("a.toml", toml_host('bmc.address = "https://admin:s3cret@[::1"'))
     assert "s3cret" not in message
