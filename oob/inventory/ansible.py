@@ -313,7 +313,9 @@ def parse_ansible(source: Source, data: dict[Any, Any]) -> FileInventory:
             groups.update(above[name])
             if len(groups) > MAX_GROUPS_PER_HOST:
                 raise source.error(
-                    f"the host is in more than {MAX_GROUPS_PER_HOST} groups", path=path, context=f"host '{host}'"
+                    f"the host is in more than {MAX_GROUPS_PER_HOST} groups",
+                    path=path,
+                    context=f"host '{host}'",
                 )
         ordered = sorted(groups - {"all"}, key=lambda name: (depth[name], name))
         layers = [

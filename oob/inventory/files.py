@@ -59,7 +59,9 @@ def read_inventory_file(path: Path) -> tuple[Any, Source]:
     except OSError as exc:
         raise InventoryError(f"{label}: cannot read the file: {exc.strerror}") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise InventoryError(f"{label}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split the inventory")
+        raise InventoryError(
+            f"{label}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split the inventory"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -234,7 +236,10 @@ def _yaml_loader() -> Any:
                 # int() of 5,000 digits, a 13th month, "!!float foo": built-in errors whose
                 # text may quote the value (a password): only the position is said
                 raise yaml.constructor.ConstructorError(
-                    None, None, "a value that cannot be read (a number, date or tag out of range)", node.start_mark
+                    None,
+                    None,
+                    "a value that cannot be read (a number, date or tag out of range)",
+                    node.start_mark,
                 ) from None
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -326,7 +331,9 @@ def _check_expansion(label: str, root: Any) -> None:
         on_path.add(id(node))
         stack.append(id(node))
         children = (
-            [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value
+            [part for pair in node.value for part in pair]
+            if isinstance(node, yaml.MappingNode)
+            else node.value
         )
         stack.extend(child for child in children if id(child) not in on_path)
 

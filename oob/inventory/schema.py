@@ -25,8 +25,8 @@ from typing import Any, NoReturn
 from urllib.parse import SplitResult, urlsplit
 
 from oob.errors import InventoryError, SecretError
-from oob.safetext import is_printable, printable
 from oob.model import BMC_KINDS, DUMP_LAYOUTS, METHODS, BmcConfig, DumpConfig, Host, SshConfig
+from oob.safetext import is_printable, printable
 from oob.secrets import group_or_world_accessible, parse_secret_ref
 
 #: where a value sits in the parsed document: ("hosts", "web01", "bmc", "password")
@@ -165,7 +165,7 @@ def host_problem(host: str) -> str | None:
         return "not a valid IPv4 address"
     if ":" in host:
         return "not a valid IPv6 address"
-    name = host[:-1] if host.endswith(".") else host
+    name = host.removesuffix(".")
     if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
         return "not a valid host name (letters, digits, '-' and '_' in dot-separated parts)"
     return None
@@ -258,7 +258,9 @@ def _methods(value: Any, fail: Fail) -> tuple[str, ...]:
         fail(f"expected {what}, got an empty list")
     for method in methods:
         if method not in METHODS:
-            fail(f"unknown method {shown(repr(method))}; expected {', '.join(METHODS)}{did_you_mean(method, METHODS)}")
+            fail(
+                f"unknown method {shown(repr(method))}; expected {', '.join(METHODS)}{did_you_mean(method, METHODS)}"
+            )
     return methods
 
 

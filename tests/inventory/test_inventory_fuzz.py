@@ -26,6 +26,7 @@ CASES_PER_FILE = 1200
 SELECTOR_CASES = 3000
 SOURCES = ("example.toml", "example.yaml", "ansible-hosts.yaml")
 
+# fmt: off
 HOSTILE_TOKENS = [
     "\x00", "\x07", "\x1b[2J", "\r", "\x7f", "\x85", "\u202e", "\u200b", "\ufeff", "\t",
     "\u0661\u0662", "\u096f", "\uff11",
@@ -36,6 +37,7 @@ HOSTILE_TOKENS = [
     "'", '"', "\\", ":", ",", "=", "#", "\n", "-", "@", "%",
     "x" * 300, "é", "bmc", "hosts", "groups", "children", "vars", "all", "~nosuchuser/x", "file:~nosuchuser",
 ]
+# fmt: on
 TOKEN = re.compile(r"\s+|[=:\[\]{},\"']|[^\s=:\[\]{},\"']+")
 
 
@@ -46,7 +48,9 @@ def _nest(rng: random.Random) -> str:
 
 
 def _wrong_type(rng: random.Random) -> str:
-    return rng.choice(["[]", "{}", "[1, 2]", "{x = 1}", "{x: 1}", "true", "1", "1.5", "\"\"", "1979-05-27", "[[1]]"])
+    return rng.choice(
+        ["[]", "{}", "[1, 2]", "{x = 1}", "{x: 1}", "true", "1", "1.5", '""', "1979-05-27", "[[1]]"]
+    )
 
 
 def mutate(text: str, rng: random.Random) -> str:
@@ -59,7 +63,9 @@ def mutate(text: str, rng: random.Random) -> str:
         elif how == 1:  # a control character, NUL or format character
             text = text[:at] + rng.choice(HOSTILE_TOKENS[:10]) + text[at:]
         elif how == 2:  # ASCII digits to Unicode digits
-            text = re.sub(r"[0-9]", lambda m: chr(0x0660 + int(m.group())) if rng.random() < 0.3 else m.group(), text)
+            text = re.sub(
+                r"[0-9]", lambda m: chr(0x0660 + int(m.group())) if rng.random() < 0.3 else m.group(), text
+            )
         elif how == 3:  # a number made huge, tiny or not a number
             numbers = list(re.finditer(r"\b[0-9]+\b", text))
             if numbers:
@@ -68,7 +74,11 @@ def mutate(text: str, rng: random.Random) -> str:
         elif how == 4:  # brackets and ranges
             text = text[:at] + rng.choice(HOSTILE_TOKENS[24:37]) + text[at:]
         elif how == 5:  # deep nesting in place of a value
-            text = re.sub(r"= .*|: [^\n]+", lambda m: m.group()[:2] + _nest(rng), text, count=1) if rng.random() < 0.5 else text[:at] + _nest(rng) + text[at:]
+            text = (
+                re.sub(r"= .*|: [^\n]+", lambda m: m.group()[:2] + _nest(rng), text, count=1)
+                if rng.random() < 0.5
+                else text[:at] + _nest(rng) + text[at:]
+            )
         elif how == 6:  # a value of the wrong type
             values = list(re.finditer(r"(?<== )[^\n]+|(?<=: )[^\n]+", text))
             if values:
@@ -151,7 +161,17 @@ def test_mutated_examples_load_or_fail_with_exit_2(tmp_path, source):
     assert loaded > 10
 
 
-SELECTOR_ALPHABET = list("web0123456789*?[]!-:@,.a ") + ["\u0661", "\x00", "\x1b", "é", "db", "lab", "all", "[01-03]", "[1:2]"]
+SELECTOR_ALPHABET = list("web0123456789*?[]!-:@,.a ") + [
+    "\u0661",
+    "\x00",
+    "\x1b",
+    "é",
+    "db",
+    "lab",
+    "all",
+    "[01-03]",
+    "[1:2]",
+]
 
 
 def selectors(rng: random.Random, inventory: Inventory) -> list[str]:

@@ -22,7 +22,10 @@ def toml_host(line: str) -> str:
     ("line", "problem"),
     [
         ('bmc.address = "https://[::1"', "it is not a valid URL (only an IPv6 address goes in [brackets])"),
-        ('bmc.address = "https://[bmc01]"', "it is not a valid URL (only an IPv6 address goes in [brackets])"),
+        (
+            'bmc.address = "https://[bmc01]"',
+            "it is not a valid URL (only an IPv6 address goes in [brackets])",
+        ),
         ('bmc.address = "https://bmc:0"', "the port is not a number from 1 to 65535"),
         ('bmc.address = "https://bmc:65536"', "the port is not a number from 1 to 65535"),
         ('bmc.address = "https://bmc:"', "the port is not a number from 1 to 65535"),
@@ -66,7 +69,10 @@ def test_bad_values_are_one_line_naming_file_host_and_key(load_error, line, prob
 
 def test_a_home_directory_of_no_user_is_a_path_not_a_crash(load):
     # Path.expanduser raises RuntimeError for "~nosuchuser"; it is a relative path like any other
-    inv = load("a.toml", toml_host('bmc.ca_file = "~oob-no-such-user/ca.pem"\nbmc.password = "file:~oob-no-such-user/pw"'))
+    inv = load(
+        "a.toml",
+        toml_host('bmc.ca_file = "~oob-no-such-user/ca.pem"\nbmc.password = "file:~oob-no-such-user/pw"'),
+    )
     host = inv.hosts["h"]
     assert host.bmc.ca_file.endswith("~oob-no-such-user/ca.pem")
     assert host.bmc.password.location.endswith("~oob-no-such-user/pw")
@@ -81,23 +87,63 @@ def test_credentials_in_an_address_are_never_shown(load_error):
     ("name", "text", "expected"),
     [
         # NUL, ESC and bidi characters: in a key, in a value, raw in the YAML text
-        ("a.yaml", 'hosts:\n  h:\n    bmc.address: "1.2\\x00.3.4"\n', ":3: host 'h': key 'bmc.address': the text has"),
-        ("a.yaml", "hosts:\n  h:\n    bmc.address: x\n    bmc.username: a\x01b\n", ":4: YAML syntax error: a control"),
-        ("a.toml", '[hosts.h]\nbmc.address = "x"\n"bmc.k\\u001b[2J" = 1\n', "key 'bmc.k\\x1b[2J': the key has"),
+        (
+            "a.yaml",
+            'hosts:\n  h:\n    bmc.address: "1.2\\x00.3.4"\n',
+            ":3: host 'h': key 'bmc.address': the text has",
+        ),
+        (
+            "a.yaml",
+            "hosts:\n  h:\n    bmc.address: x\n    bmc.username: a\x01b\n",
+            ":4: YAML syntax error: a control",
+        ),
+        (
+            "a.toml",
+            '[hosts.h]\nbmc.address = "x"\n"bmc.k\\u001b[2J" = 1\n',
+            "key 'bmc.k\\x1b[2J': the key has",
+        ),
         ("a.yaml", 'hosts:\n  "h\\e":\n    bmc.address: x\n', "key 'hosts.h\\x1b': the key has"),
         # numbers Python's int() refuses, dates that do not exist, tags that do not fit
-        ("a.yaml", "hosts:\n  h:\n    bmc.address: x\n    bmc.timeout: " + "9" * 5000 + "\n", ":4: YAML syntax error"),
-        ("a.toml", "[hosts.h]\nbmc.address = 'x'\nbmc.timeout = " + "9" * 5000 + "\n", "a number has too many digits"),
-        ("a.yaml", "hosts:\n  h:\n    bmc.address: x\n    bmc.username: 2020-13-45\n", ":4: YAML syntax error"),
-        ("a.yaml", "hosts:\n  h:\n    bmc.address: x\n    bmc.username: !!timestamp x\n", ":4: YAML syntax error"),
-        ("a.yaml", "hosts:\n  h:\n    bmc.address: x\n    bmc.username: !!float x\n", ":4: YAML syntax error"),
+        (
+            "a.yaml",
+            "hosts:\n  h:\n    bmc.address: x\n    bmc.timeout: " + "9" * 5000 + "\n",
+            ":4: YAML syntax error",
+        ),
+        (
+            "a.toml",
+            "[hosts.h]\nbmc.address = 'x'\nbmc.timeout = " + "9" * 5000 + "\n",
+            "a number has too many digits",
+        ),
+        (
+            "a.yaml",
+            "hosts:\n  h:\n    bmc.address: x\n    bmc.username: 2020-13-45\n",
+            ":4: YAML syntax error",
+        ),
+        (
+            "a.yaml",
+            "hosts:\n  h:\n    bmc.address: x\n    bmc.username: !!timestamp x\n",
+            ":4: YAML syntax error",
+        ),
+        (
+            "a.yaml",
+            "hosts:\n  h:\n    bmc.address: x\n    bmc.username: !!float x\n",
+            ":4: YAML syntax error",
+        ),
         # nesting
         ("a.yaml", "hosts: " + "[" * 5000 + "]" * 5000 + "\n", f"nested more than {MAX_DEPTH} deep"),
         ("a.toml", "hosts = " + "[" * 5000 + "]" * 5000 + "\n", "TOML syntax error: nested too deep"),
         ("a.toml", "[" + ".".join(["k"] * 500) + "]\n", f"nested more than {MAX_DEPTH} deep"),
-        ("a.yaml", "hosts: &h\n  h: {bmc.address: x, bmc: *h}\n", "the table contains itself (recursive YAML alias)"),
+        (
+            "a.yaml",
+            "hosts: &h\n  h: {bmc.address: x, bmc: *h}\n",
+            "the table contains itself (recursive YAML alias)",
+        ),
         # Ansible host ranges: counted before they are expanded
-        ("h.yaml", "all:\n  hosts:\n    web[0:99999999]:\n", "gives 100000000 hosts; one file lists at most 100000"),
+        (
+            "h.yaml",
+            "all:\n  hosts:\n    web[0:99999999]:\n",
+            "gives 100000000 hosts; one file lists at most 100000",
+        ),
         ("h.yaml", "all:\n  hosts:\n    'w[0:999][0:999]':\n", "gives 1000000 hosts"),
         ("h.yaml", "all:\n  hosts:\n    'w[0:" + "9" * 1000 + "]':\n", "the end has more than 18 digits"),
         ("h.yaml", "all:\n  hosts:\n    'w[\u0661:\u0662]':\n", "the start has a digit other than 0-9"),
@@ -157,6 +203,6 @@ def test_a_deep_but_allowed_chain_of_groups_loads(load):
 
 def test_long_names_are_cut_in_messages(load_error):
     name = "x" * 5000
-    _, message = load_error("a.toml", f'[hosts.{name}]\n{BMC}')
+    _, message = load_error("a.toml", f"[hosts.{name}]\n{BMC}")
     assert "is longer than 255 characters" in message
     assert len(message) < 600

@@ -25,7 +25,9 @@ def inv(load):
 
 
 @pytest.mark.timeout(5)
-@pytest.mark.parametrize("selector", ["*a" * 15 + "*b", "*a" * 60 + "*", "@" + "*a" * 30 + "*", "?*" * 100 + "b"])
+@pytest.mark.parametrize(
+    "selector", ["*a" * 15 + "*b", "*a" * 60 + "*", "@" + "*a" * 30 + "*", "?*" * 100 + "b"]
+)
 def test_a_catastrophic_glob_returns(inv, selector):
     # a backtracking regex takes minutes on these; the guard is the per-test timeout
     hosts = inv.select([selector, "web01"])
@@ -44,7 +46,14 @@ def test_a_catastrophic_glob_that_matches_nothing_is_exit_2(inv):
         ("node[01-", "selector 'node[01-': '[' without a closing ']'"),
         ("node[", "selector 'node[': '[' without a closing ']'"),
         ("node[z-a]", "selector 'node[z-a]': the character range z-a goes backwards"),
-        ("node[1-" + "9" * 30 + "]", "selector 'node[1-" + "9" * 30 + "]': the range [1-" + "9" * 30 + "]: the end has more than 18 digits"),
+        (
+            "node[1-" + "9" * 30 + "]",
+            "selector 'node[1-"
+            + "9" * 30
+            + "]': the range [1-"
+            + "9" * 30
+            + "]: the end has more than 18 digits",
+        ),
         ("node[\u0661-\u0662]", "only ASCII letters, digits and punctuation"),
         ("n\u0661", "only ASCII letters, digits and punctuation"),
         ("web\x1b[2J", "selector 'web\\x1b[2J': only ASCII"),
