@@ -6,7 +6,8 @@ never quoted (it may be a password), only its position.
 An inventory is hostile until checked, so reading it is bounded: at most :data:`MAX_FILE_BYTES`,
 nested at most :data:`MAX_DEPTH` deep, at most :data:`MAX_VALUES` values with every YAML alias
 counted where it is used (a "billion laughs" file is refused before it is expanded), and no
-key or text value holds a control or invisible character (:func:`oob.safetext.is_printable`).
+key or text value holds a control or invisible character (:func:`oob.safetext.is_printable`;
+a value may hold line breaks and tabs).
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def check_values(source: Source, data: Any) -> None:
         if count > MAX_VALUES:
             raise source.error(f"more than {MAX_VALUES} values (YAML aliases count at each use)")
         if isinstance(value, str):
-            if not is_printable(value):
+            # line breaks and tabs are text in a value (an Ansible variable oob does not read
+            # may be a block of lines); oob's own keys take no whitespace at all (schema.py)
+            if not is_printable(value.replace("\r\n", "").replace("\n", "").replace("\t", "")):
                 raise _unprintable(source, path, "text")
             continue
         if not isinstance(value, (dict, list)):

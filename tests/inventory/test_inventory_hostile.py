@@ -157,6 +157,14 @@ def test_hostile_files(load_error, name, text, expected):
     assert is_printable(message)
 
 
+def test_line_breaks_and_tabs_are_text_but_not_in_oob_keys(load, load_error):
+    # Ansible variables oob does not read may be blocks of lines
+    inv = load("h.yaml", "all:\n  vars:\n    motd: |\n      one\n      \ttwo\n  hosts:\n    h: {bmc_address: x}\n")
+    assert list(inv.hosts) == ["h"]
+    _, message = load_error("a.yaml", 'hosts:\n  h: {bmc.address: x, bmc.username: "a\\nb"}\n')
+    assert "key 'bmc.username': expected a string, got one with a control or invisible character" in message
+
+
 def test_billion_laughs_is_refused_before_it_is_expanded(load_error):
     text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
     text += "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10))
