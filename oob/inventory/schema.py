@@ -25,7 +25,17 @@ from typing import Any, NoReturn
 from urllib.parse import SplitResult, urlsplit
 
 from oob.errors import InventoryError, SecretError
-from oob.model import BMC_KINDS, DUMP_LAYOUTS, METHODS, BmcConfig, DumpConfig, Host, SshConfig
+from oob.model import (
+    BMC_KINDS,
+    BMC_TIMEOUT_MAX,
+    BMC_TIMEOUT_MIN,
+    DUMP_LAYOUTS,
+    METHODS,
+    BmcConfig,
+    DumpConfig,
+    Host,
+    SshConfig,
+)
 from oob.safetext import is_printable, printable
 from oob.secrets import group_or_world_accessible, parse_secret_ref
 
@@ -36,10 +46,9 @@ NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,254}")
 NAME_RULE = "letters, digits, '_', '.', '-' and ':' only"
 NAME_MAX = 255
 
-#: bounds of ``bmc.timeout``: below half a second no BMC answers; above ten minutes a hung
-#: request would hold an on-call engineer for nothing
-TIMEOUT_MIN = 0.5
-TIMEOUT_MAX = 600.0
+#: bounds of ``bmc.timeout`` (see :mod:`oob.model`)
+TIMEOUT_MIN = BMC_TIMEOUT_MIN
+TIMEOUT_MAX = BMC_TIMEOUT_MAX
 #: longest piece of the user's text quoted in a message
 SHOWN_MAX = 80
 

@@ -159,7 +159,9 @@ def test_hostile_files(load_error, name, text, expected):
 
 def test_line_breaks_and_tabs_are_text_but_not_in_oob_keys(load, load_error):
     # Ansible variables oob does not read may be blocks of lines
-    inv = load("h.yaml", "all:\n  vars:\n    motd: |\n      one\n      \ttwo\n  hosts:\n    h: {bmc_address: x}\n")
+    inv = load(
+        "h.yaml", "all:\n  vars:\n    motd: |\n      one\n      \ttwo\n  hosts:\n    h: {bmc_address: x}\n"
+    )
     assert list(inv.hosts) == ["h"]
     _, message = load_error("a.yaml", 'hosts:\n  h: {bmc.address: x, bmc.username: "a\\nb"}\n')
     assert "key 'bmc.username': expected a string, got one with a control or invisible character" in message

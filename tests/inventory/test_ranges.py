@@ -17,7 +17,7 @@ from oob.inventory.ranges import (
 )
 from oob.inventory.selectors import compile_pattern
 
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=True)
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 small = st.integers(min_value=0, max_value=300)
 steps = st.integers(min_value=1, max_value=7)
 

@@ -73,7 +73,7 @@ glob_chars = st.sampled_from(list("ab.-*?") + ["[ab]", "[a-c]", "[!a]"])
 names = st.text(alphabet="abc.-", max_size=12)
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
 @given(st.lists(glob_chars, max_size=10).map("".join), names)
 def test_globs_match_like_fnmatch(pattern, name):
     assert compile_pattern(pattern)(name) == fnmatch.fnmatchcase(name, pattern)
