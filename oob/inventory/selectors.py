@@ -1,7 +1,8 @@
 """Host selectors, as typed on the command line: ``oob nmi web01 'web*' @db node[01-20] a,b``.
 
     web01            a host name (or, failing that, a host's address or alias)
-    web*  web0?      a glob (fnmatch: ``*``, ``?``, ``[abc]``)
+    web*  web0?      a glob (as fnmatch: ``*``, ``?``, ``[abc]``, ``[a-c]``, ``[!abc]``), matched
+                     without backtracking: time linear in the pattern times the name
     node[01-20]      a numeric range; zero padding is kept; several per selector
                      (``rack[1-2]-node[01-04]``); ``[01:20]`` (Ansible's spelling) too
     @db  @web*       the hosts of a group (globs and ranges allowed)
@@ -9,9 +10,10 @@
     a,b              several selectors in one argument
 
 Ranges are matched, not expanded, so ``node[1-20]`` selects the hosts that exist among
-node1..node20.  The result keeps the order of the selector that matched first, each host once;
+node1..node20; their bounds are ASCII digits, at most 18 of them.  The result keeps the order of the selector that matched first, each host once;
 within one selector, inventory order.  A selector that matches nothing is a
-:class:`~oob.errors.UsageError` naming it.
+:class:`~oob.errors.UsageError` naming it, as is a malformed one (an unclosed ``[``, a range
+that goes backwards, a character that is not ASCII, more than :data:`MAX_SELECTOR` characters).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ _ALL = ("all", "@all")
 #: longest selector: host names are at most 255 characters, a pattern needs little more
 MAX_SELECTOR = 1000
 _DIGITS = frozenset("0123456789")
+#: failing selectors named in one message
+_FAILURES_SHOWN = 10
 
 
 def has_pattern(text: str) -> bool:
@@ -200,7 +204,8 @@ def select_hosts(
         for name in names:
             chosen.setdefault(name, hosts[name])
     if failures:
-        raise UsageError("; ".join(failures))
+        more = f"; and {len(failures) - _FAILURES_SHOWN} more" if len(failures) > _FAILURES_SHOWN else ""
+        raise UsageError("; ".join(failures[:_FAILURES_SHOWN]) + more)
     return list(chosen.values())
 
 

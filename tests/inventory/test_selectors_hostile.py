@@ -77,3 +77,11 @@ names = st.text(alphabet="abc.-", max_size=12)
 @given(st.lists(glob_chars, max_size=10).map("".join), names)
 def test_globs_match_like_fnmatch(pattern, name):
     assert compile_pattern(pattern)(name) == fnmatch.fnmatchcase(name, pattern)
+
+
+def test_many_failing_selectors_are_named_up_to_ten(inv):
+    with pytest.raises(UsageError) as info:
+        inv.select([f"nohost{i}" for i in range(25)])
+    message = str(info.value)
+    assert message.count("no host matches") == 10
+    assert message.endswith("; and 15 more")
