@@ -160,7 +160,7 @@ def _load_toml(label: str, text: str) -> dict[str, Any]:
             problem = f"{problem} (column {position.group(2)})"
         else:
             where = label
-        raise InventoryError(f"{where}: TOML syntax error: {problem}") from None
+        raise InventoryError(f"{where}: TOML syntax error: {shown(problem, 300)}") from None
 
 
 _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
@@ -297,10 +297,10 @@ def _load_yaml(label: str, text: str) -> tuple[Any, Locator]:
                 problem = f"{exc.problem} ({exc.context})"
             else:
                 problem = f"{exc.context} {exc.problem}"
-        raise InventoryError(f"{where}: YAML syntax error: {problem}") from None
+        raise InventoryError(f"{where}: YAML syntax error: {shown(problem, 300)}") from None
     except yaml.YAMLError as exc:
         reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise InventoryError(f"{label}: YAML error: {reason}") from None
+        raise InventoryError(f"{label}: YAML error: {shown(reason, 300)}") from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oob.errors import OobError
 from oob.inventory import Inventory, load_inventory
@@ -225,3 +228,39 @@ def test_mutated_examples_through_the_real_cli(tmp_path, oob: Callable[..., obje
         assert "Traceback" not in result.stderr  # type: ignore[attr-defined]
         codes.add(result.code)  # type: ignore[attr-defined]
     assert codes == {0, 2} or codes == {2}
+
+
+KEYS = [
+    "all", "hosts", "groups", "defaults", "children", "vars", "web", "web[01:03]", "h1", "bmc", "dump", "ssh",
+    "address", "aliases", "probe", "kind", "password", "timeout", "ipmi_port", "port", "target", "methods",
+    "bmc.address", "bmc_address", "bmc_timeout", "ansible_host", "oob_aliases", "dump_target", "bmc_kind",
+]  # fmt: skip
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(
+        ["192.0.2.1", "https://[::1", "ssh://root@dump[01:3]srv/x", "x", "env:X", "ipmi", "tcp:22"]
+    ),
+    st.text(max_size=12),
+)
+TREES = st.recursive(
+    SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.sampled_from(KEYS), children, max_size=5)
+    ),
+    max_leaves=40,
+)
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(st.sampled_from(KEYS), TREES, min_size=1, max_size=4))
+def test_documents_of_any_shape_load_or_fail_with_exit_2(tmp_path_factory, document):
+    """Wrong types everywhere: every shape the keys can take, native and Ansible alike."""
+    text = yaml.safe_dump(document, allow_unicode=True)
+    path = tmp_path_factory.mktemp("shape") / "inventory.yaml"
+    path.write_text(text)
+    path.chmod(0o600)
+    assert_clean(load_or_error(path), text)

@@ -103,6 +103,11 @@ def test_credentials_in_an_address_are_never_shown(load_error):
             "key 'bmc.k\\x1b[2J': the key has",
         ),
         ("a.yaml", 'hosts:\n  "h\\e":\n    bmc.address: x\n', "key 'hosts.h\\x1b': the key has"),
+        (
+            "a.yaml",
+            'hosts:\n  h:\n    bmc.address: x\n    "a\\u202e": 1\n    "a\\u202e": 2\n',
+            ":5: YAML syntax error: duplicate key 'a\\u202e'",
+        ),
         # numbers Python's int() refuses, dates that do not exist, tags that do not fit
         (
             "a.yaml",
