@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from oob.errors import InventoryError
+from oob.errors import InventoryError, SecretError
 from oob.inventory import load_inventory
 from oob.inventory.files import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES
+from oob.model import SecretRef
 from oob.safetext import is_printable
+from oob.secrets import MAX_SECRET_FILE_BYTES, resolve_secret
 
 BMC = 'bmc.address = "192.0.2.1"\n'
 
@@ -221,3 +223,14 @@ def test_long_names_are_cut_in_messages(load_error):
     _, message = load_error("a.toml", f"[hosts.{name}]\n{BMC}")
     assert "is longer than 255 characters" in message
     assert len(message) < 600
+
+
+def test_a_password_file_is_read_only_up_to_its_cap(tmp_path):
+    path = tmp_path / "huge.pw"
+    with open(path, "wb") as handle:
+        handle.truncate(MAX_SECRET_FILE_BYTES + 1)
+    path.chmod(0o600)
+    with pytest.raises(SecretError) as info:
+        resolve_secret(SecretRef("file", str(path)), host="web01")
+    assert str(info.value) == f"web01: password file:{path}: the file is larger than 64 KiB: not a password"
+    assert info.value.exit_code == 2
