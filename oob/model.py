@@ -18,6 +18,10 @@ Method = Literal["redfish", "ipmi"]
 METHODS: tuple[str, ...] = ("redfish", "ipmi")
 DumpLayout = Literal["auto", "rhel", "suse", "debian"]
 DUMP_LAYOUTS: tuple[str, ...] = ("auto", "rhel", "suse", "debian")
+#: bounds of ``BmcConfig.timeout`` (seconds) an inventory may set: below half a second no BMC
+#: answers; above ten minutes a hung request holds the on-call engineer for nothing
+BMC_TIMEOUT_MIN = 0.5
+BMC_TIMEOUT_MAX = 600.0
 
 
 @dataclass(frozen=True)

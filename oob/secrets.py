@@ -26,6 +26,8 @@ from oob.model import Host, SecretRef
 SCHEMES: tuple[str, ...] = ("env", "file", "keyring")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PREFIX = re.compile(r"([A-Za-z]+):")
+#: largest ``file:`` secret read (a password, not a disk image someone pointed at)
+MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
 def parse_secret_ref(text: str, *, base_dir: Path | None = None) -> SecretRef:
@@ -42,7 +44,7 @@ def parse_secret_ref(text: str, *, base_dir: Path | None = None) -> SecretRef:
     if sep and scheme == "file":
         if not rest.strip():
             raise SecretError("file: needs a path (file:PATH)")
-        path = Path(rest).expanduser()
+        path = Path(os.path.expanduser(rest))  # Path.expanduser raises on "~nosuchuser"
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
         return SecretRef("file", os.path.normpath(path))
@@ -112,7 +114,12 @@ def _from_file(ref: SecretRef, host: str) -> str:
                     f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}",
                     host=host,
                 )
-            data = handle.read()
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+            if len(data) > MAX_SECRET_FILE_BYTES:
+                raise SecretError(
+                    f"password {ref}: the file is larger than {MAX_SECRET_FILE_BYTES // 1024} KiB: not a password",
+                    host=host,
+                )
     except FileNotFoundError:
         raise SecretError(f"password {ref}: no such file", host=host) from None
     except IsADirectoryError:

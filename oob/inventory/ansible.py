@@ -19,10 +19,11 @@ ignored).  ``!vault`` values and Jinja templates cannot be evaluated here and ar
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from oob.errors import UsageError
+from oob.inventory.ranges import MAX_HOSTS, Range, expand_parts, pattern_count, split_host_pattern
 from oob.inventory.schema import (
     FileInventory,
     KeyPath,
@@ -32,6 +33,7 @@ from oob.inventory.schema import (
     check_name,
     check_value,
     did_you_mean,
+    shown,
     type_name,
 )
 
@@ -64,7 +66,10 @@ for _variable, _key in VARIABLES.items():
     _LABELS.setdefault(_key, _variable)
 
 GROUP_KEYS: tuple[str, ...] = ("hosts", "children", "vars")
-MAX_HOSTS_PER_PATTERN = 100_000
+#: most host names one file lists, ranges expanded (a name listed twice counts twice)
+MAX_HOSTS_PER_PATTERN = MAX_HOSTS
+#: most groups a host may be in, directly or through children
+MAX_GROUPS_PER_HOST = 1_000
 
 
 def looks_ansible(data: dict[Any, Any]) -> bool:
@@ -88,8 +93,9 @@ def looks_ansible(data: dict[Any, Any]) -> bool:
 @dataclass
 class _Group:
     vars: Layer = field(default_factory=dict)
-    children: list[str] = field(default_factory=list)
-    hosts: list[str] = field(default_factory=list)
+    #: ordered sets (dicts of None): membership is checked for every host and child listed
+    children: dict[str, None] = field(default_factory=dict)
+    hosts: dict[str, None] = field(default_factory=dict)
     path: KeyPath = ()
 
 
@@ -101,6 +107,8 @@ class _Reader:
         self.host_vars: dict[str, list[Layer]] = {}
         self.host_paths: dict[str, KeyPath] = {}
         self._visiting: list[int] = []
+        #: host names listed so far (a host listed twice counts twice): bounded by the cap
+        self.listed = 0
 
     def group(self, name: str, body: Any, path: KeyPath) -> None:
         group = self.groups.setdefault(name, _Group(path=path))
@@ -132,13 +140,11 @@ class _Reader:
                 host = check_name(self.source, name_, host_path, "host")
                 self.host_vars.setdefault(host, []).append(layer)
                 self.host_paths.setdefault(host, host_path)
-                if host not in group.hosts:
-                    group.hosts.append(host)
+                group.hosts.setdefault(host)
         for child, child_body in self.mapping(body, "children", path, context).items():
             child_path = (*path, "children", str(child))
             child_name = check_name(self.source, child, child_path, "group")
-            if child_name not in group.children:
-                group.children.append(child_name)
+            group.children.setdefault(child_name)
             self.group(child_name, child_body, child_path)
         self._visiting.pop()
 
@@ -192,81 +198,93 @@ class _Reader:
         return layer
 
     def expand(self, pattern: Any, path: KeyPath) -> list[str]:
-        """``web[01:03].example.com`` -> web01..., ``[a:c]``, ``[0:10:2]``; several ranges allowed."""
+        """``web[01:03].example.com`` -> web01..., ``[a:c]``, ``[0:10:2]``; several ranges allowed.
+
+        The number of names is known before they are made (:mod:`oob.inventory.ranges`); one
+        file lists at most :data:`MAX_HOSTS_PER_PATTERN` names in all."""
         text = str(pattern) if isinstance(pattern, (str, int)) and not isinstance(pattern, bool) else None
         if text is None:
             raise self.source.error(f"host name must be a string, got {type_name(pattern)}", path=path)
-        match = re.search(r"\[([^\]]*)\]", text)
-        if not match:
-            return [text]
-        values = self._range(match.group(1), text, path)
-        names: list[str] = []
-        for value in values:
-            names.extend(self.expand(f"{text[: match.start()]}{value}{text[match.end() :]}", path))
-            if len(names) > MAX_HOSTS_PER_PATTERN:
-                raise self.source.error(
-                    f"host pattern '{text}' gives more than {MAX_HOSTS_PER_PATTERN} hosts", path=path
-                )
-        return names
-
-    def _range(self, spec: str, pattern: str, path: KeyPath) -> list[str]:
-        def fail(problem: str) -> Exception:
-            return self.source.error(f"host pattern '{pattern}': {problem}", path=path)
-
-        parts = spec.split(":")
-        if len(parts) not in (2, 3):
-            raise fail("expected a range [START:END] or [START:END:STEP]")
-        start, end = parts[0] or "0", parts[1]
-        step_text = parts[2] if len(parts) == 3 else "1"
-        if not step_text.isdigit() or int(step_text) == 0:
-            raise fail("the step must be a positive integer")
-        step = int(step_text)
-        if start.isdigit() and end.isdigit():
-            width = len(start) if len(start) > 1 and start.startswith("0") else 0
-            if width and len(end) != width:
-                raise fail("a zero-padded range needs the same number of digits at both ends")
-            if int(start) > int(end):
-                raise fail("the range goes backwards")
-            return [str(number).zfill(width) for number in range(int(start), int(end) + 1, step)]
-        if len(start) == 1 and len(end) == 1 and start.isalpha() and end.isalpha():
-            if start > end:
-                raise fail("the range goes backwards")
-            return [chr(code) for code in range(ord(start), ord(end) + 1, step)]
-        raise fail("expected a range of numbers [01:20] or of letters [a:c]")
+        if "[" not in text:
+            parts: list[str | Range] = [text]
+        else:
+            try:
+                parts = split_host_pattern(text)
+            except UsageError as exc:
+                raise self.source.error(f"host pattern '{shown(text)}': {exc.message}", path=path) from None
+        count = pattern_count(parts)
+        if self.listed + count > MAX_HOSTS_PER_PATTERN:
+            raise self.source.error(
+                f"host pattern '{shown(text)}' gives {count} hosts; one file lists at most {MAX_HOSTS_PER_PATTERN}"
+                if count > 1
+                else f"more than {MAX_HOSTS_PER_PATTERN} hosts in one file",
+                path=path,
+            )
+        self.listed += count
+        return expand_parts(parts)
 
     def depths(self) -> dict[str, int]:
-        """Longest distance from ``all``; raises on a cycle of children."""
+        """Longest distance from ``all``; raises on a cycle of children.
+
+        Iterative: a chain of groups made of top-level entries is as long as the file allows."""
         parents: dict[str, list[str]] = {}
         for name, group in self.groups.items():
             for child in group.children:
                 parents.setdefault(child, []).append(name)
         depth: dict[str, int] = {}
-
-        def of(name: str, chain: tuple[str, ...]) -> int:
-            if name in chain:
-                cycle = " -> ".join((*chain[chain.index(name) :], name))
-                raise self.source.error(
-                    f"groups contain each other: {cycle}",
-                    path=self.groups[name].path,
-                    context=f"group '{name}'",
-                )
-            if name not in depth:
-                depth[name] = max(
-                    (of(parent, (*chain, name)) + 1 for parent in parents.get(name, ())), default=0
-                )
-            return depth[name]
-
-        for name in self.groups:
-            of(name, ())
+        on_path: dict[str, int] = {}
+        for root in self.groups:
+            if root in depth:
+                continue
+            # each frame: (group, its parents still to visit, last first)
+            stack: list[tuple[str, list[str]]] = [(root, parents.get(root, [])[::-1])]
+            on_path[root] = 0
+            while stack:
+                name, pending = stack[-1]
+                if pending:
+                    parent = pending.pop()
+                    if parent in on_path:
+                        chain = [frame[0] for frame in stack]
+                        cycle = " -> ".join([*chain[on_path[parent] :], parent])
+                        raise self.source.error(
+                            f"groups contain each other: {cycle}",
+                            path=self.groups[parent].path,
+                            context=f"group '{parent}'",
+                        )
+                    if parent not in depth:
+                        on_path[parent] = len(stack)
+                        stack.append((parent, parents.get(parent, [])[::-1]))
+                    continue
+                depth[name] = max((depth[parent] + 1 for parent in parents.get(name, ())), default=0)
+                del on_path[name]
+                stack.pop()
         return depth
+
+    def ancestry(self, depth: dict[str, int]) -> dict[str, frozenset[str]]:
+        """Each group with every group above it; at most :data:`MAX_GROUPS_PER_HOST` of them."""
+        parents: dict[str, list[str]] = {}
+        for name, group in self.groups.items():
+            for child in group.children:
+                parents.setdefault(child, []).append(name)
+        above: dict[str, frozenset[str]] = {}
+        for name in sorted(self.groups, key=depth.__getitem__):
+            groups = {name}
+            for parent in parents.get(name, ()):
+                groups.update(above[parent])
+                if len(groups) > MAX_GROUPS_PER_HOST:
+                    raise self.source.error(
+                        f"the group is inside more than {MAX_GROUPS_PER_HOST} groups",
+                        path=self.groups[name].path,
+                        context=f"group '{name}'",
+                    )
+            above[name] = frozenset(groups)
+        return above
 
 
 def _has_template(value: Any) -> bool:
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, list):
-        return any(_has_template(item) for item in value)
-    return False
+    """A Jinja template in a string or a list of strings (nothing deeper is a valid value)."""
+    items = value if isinstance(value, list) else [value]
+    return any(isinstance(item, str) and ("{{" in item or "{%" in item) for item in items)
 
 
 def parse_ansible(source: Source, data: dict[Any, Any]) -> FileInventory:
@@ -276,17 +294,13 @@ def parse_ansible(source: Source, data: dict[Any, Any]) -> FileInventory:
             reader.group("all", body, ("all",))
             continue
         name = check_name(source, raw_name, (str(raw_name),), "group")
-        if name not in reader.groups["all"].children:
-            reader.groups["all"].children.append(name)
+        reader.groups["all"].children.setdefault(name)
         reader.group(name, body, (name,))
     if not reader.host_paths:
         raise source.error("no hosts in this inventory")
 
     depth = reader.depths()
-    parents: dict[str, set[str]] = {}
-    for name, group in reader.groups.items():
-        for child in group.children:
-            parents.setdefault(child, set()).add(name)
+    above = reader.ancestry(depth)
     member_of: dict[str, set[str]] = {}
     for name, group in reader.groups.items():
         for host in group.hosts:
@@ -294,13 +308,15 @@ def parse_ansible(source: Source, data: dict[Any, Any]) -> FileInventory:
 
     result = FileInventory(source, [], {}, {name: [] for name in reader.groups if name != "all"})
     for host, path in reader.host_paths.items():
-        groups = set(member_of[host])
-        pending = list(groups)
-        while pending:
-            for parent in parents.get(pending.pop(), ()):
-                if parent not in groups:
-                    groups.add(parent)
-                    pending.append(parent)
+        groups: set[str] = set()
+        for name in member_of[host]:
+            groups.update(above[name])
+            if len(groups) > MAX_GROUPS_PER_HOST:
+                raise source.error(
+                    f"the host is in more than {MAX_GROUPS_PER_HOST} groups",
+                    path=path,
+                    context=f"host '{host}'",
+                )
         ordered = sorted(groups - {"all"}, key=lambda name: (depth[name], name))
         layers = [
             reader.groups["all"].vars,

@@ -40,7 +40,7 @@ def inventory_paths(cli_paths: Sequence[Path], environ: Mapping[str, str]) -> li
     if cli_paths:
         return list(cli_paths)
     value = environ.get(ENV_VAR, "")
-    paths = [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
+    paths = [Path(os.path.expanduser(part)) for part in value.split(os.pathsep) if part.strip()]
     if not paths:
         raise UsageError(f"no inventory: use -i FILE or set {ENV_VAR}")
     return paths
@@ -52,18 +52,20 @@ def load_inventory(paths: Sequence[Path | str]) -> Inventory:
         raise InventoryError(f"no inventory: use -i FILE or set {ENV_VAR}")
     hosts: dict[str, Host] = {}
     groups: dict[str, list[str]] = {}
-    defined_in: dict[str, str] = {}
+    # where each host is defined, located only for a message: finding a line scans the file
+    defined_in: dict[str, FileInventory] = {}
     for path in paths:
         parsed = _load_file(Path(path))
         source = parsed.source
         for host in parsed.hosts:
             if host.name in hosts:
+                first = defined_in[host.name]
                 raise source.error(
-                    f"host '{host.name}' is already defined in {defined_in[host.name]}",
+                    f"host '{host.name}' is already defined in {first.source.where(first.host_paths[host.name])}",
                     path=parsed.host_paths[host.name],
                 )
             hosts[host.name] = host
-            defined_in[host.name] = source.where(parsed.host_paths[host.name])
+            defined_in[host.name] = parsed
         for group, names in parsed.groups.items():
             groups.setdefault(group, []).extend(names)
     order = {name: index for index, name in enumerate(hosts)}

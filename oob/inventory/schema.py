@@ -22,17 +22,41 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from oob.errors import InventoryError, SecretError
-from oob.model import BMC_KINDS, DUMP_LAYOUTS, METHODS, BmcConfig, DumpConfig, Host, SshConfig
+from oob.model import (
+    BMC_KINDS,
+    BMC_TIMEOUT_MAX,
+    BMC_TIMEOUT_MIN,
+    DUMP_LAYOUTS,
+    METHODS,
+    BmcConfig,
+    DumpConfig,
+    Host,
+    SshConfig,
+)
+from oob.safetext import is_printable, printable
 from oob.secrets import group_or_world_accessible, parse_secret_ref
 
 #: where a value sits in the parsed document: ("hosts", "web01", "bmc", "password")
 KeyPath = tuple[str | int, ...]
 
-NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,254}")
 NAME_RULE = "letters, digits, '_', '.', '-' and ':' only"
+NAME_MAX = 255
+
+#: bounds of ``bmc.timeout`` (see :mod:`oob.model`)
+TIMEOUT_MIN = BMC_TIMEOUT_MIN
+TIMEOUT_MAX = BMC_TIMEOUT_MAX
+#: longest piece of the user's text quoted in a message
+SHOWN_MAX = 80
+
+
+def shown(text: object, limit: int = SHOWN_MAX) -> str:
+    """User text for a message: control characters escaped, cut to ``limit`` characters."""
+    value = text if isinstance(text, str) else str(text)
+    return printable(value[:limit]) + ("..." if len(value) > limit else "")
 
 
 class VaultValue:
@@ -69,7 +93,8 @@ class Source:
         if key:
             parts.append(f"key '{key}'")
         parts.append(problem)
-        return InventoryError(": ".join(part.replace("\n", " ") for part in parts))
+        # every part may hold the user's text: one line, no control characters, bounded
+        return InventoryError(": ".join(shown(part.replace("\n", " "), 400) for part in parts))
 
 
 @dataclass(frozen=True)
@@ -122,7 +147,37 @@ def _string(value: Any, fail: Fail, what: str = "a string") -> str:
         fail(f"expected {what}, got {type_name(value)}")
     if not value.strip():
         fail(f"expected {what}, got an empty string")
+    if not is_printable(value):
+        fail(f"expected {what}, got one with a control or invisible character")
     return value
+
+
+def _ascii_word(value: Any, fail: Fail, what: str) -> str:
+    text = _word(value, fail, what)
+    if not text.isascii():
+        fail(f"expected {what}, got one with a non-ASCII character (write a name in its xn-- form)")
+    return text
+
+
+_IPV4_LIKE = re.compile(r"[0-9.]+")
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def host_problem(host: str) -> str | None:
+    """None when ``host`` is an IP address or a DNS name; else what is wrong with it."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if _IPV4_LIKE.fullmatch(host):
+        return "not a valid IPv4 address"
+    if ":" in host:
+        return "not a valid IPv6 address"
+    name = host.removesuffix(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return "not a valid host name (letters, digits, '-' and '_' in dot-separated parts)"
+    return None
 
 
 def _word(value: Any, fail: Fail, what: str = "a string without spaces") -> str:
@@ -133,7 +188,12 @@ def _word(value: Any, fail: Fail, what: str = "a string without spaces") -> str:
 
 
 def _address(value: Any, fail: Fail) -> str:
-    return _word(value, fail, "an IP address or host name")
+    what = "an IP address or host name"
+    text = _ascii_word(value, fail, what)
+    problem = host_problem(text[1:-1] if text.startswith("[") and text.endswith("]") else text)
+    if problem:
+        fail(f"expected {what}; {problem}")
+    return text
 
 
 def _string_list(value: Any, fail: Fail, what: str = "a list of strings") -> tuple[str, ...]:
@@ -141,32 +201,36 @@ def _string_list(value: Any, fail: Fail, what: str = "a list of strings") -> tup
         fail(f'expected {what}, got a string (write ["{value}"])')
     if not isinstance(value, list):
         fail(f"expected {what}, got {type_name(value)}")
-    items: list[str] = []
+    items: dict[str, None] = {}
     for index, item in enumerate(value):
         if not isinstance(item, str):
             fail(f"expected {what}, item {index + 1} is {type_name(item)}")
         if not item.strip():
             fail(f"expected {what}, item {index + 1} is empty")
         if any(ch.isspace() for ch in item):
-            fail(f"expected {what}, item {index + 1} ({item!r}) has spaces")
-        if item not in items:
-            items.append(item)
+            fail(f"expected {what}, item {index + 1} ({shown(repr(item))}) has spaces")
+        if not item.isascii() or not is_printable(item):
+            fail(f"expected {what}, item {index + 1} has a non-ASCII or control character")
+        items.setdefault(item)
     return tuple(items)
 
 
 def _group_list(value: Any, fail: Fail) -> tuple[str, ...]:
     names = _string_list(value, fail, "a list of group names")
     for name in names:
+        if len(name) > NAME_MAX:
+            fail(f"group name {shown(repr(name))} is longer than {NAME_MAX} characters")
         if not NAME_RE.fullmatch(name) or name == "all":
-            fail(f"group name {name!r} is not valid ({NAME_RULE}; 'all' is reserved)")
+            fail(f"group name {shown(repr(name))} is not valid ({NAME_RULE}; 'all' is reserved)")
     return names
 
 
 def _enum(choices: Sequence[str]) -> Callable[[Any, Fail], str]:
     def check(value: Any, fail: Fail) -> str:
         if not isinstance(value, str) or value.lower() not in choices:
-            got = repr(value) if isinstance(value, str) else type_name(value)
-            fail(f"expected one of {', '.join(choices)}; got {got}{did_you_mean(str(value), choices)}")
+            got = shown(repr(value)) if isinstance(value, str) else type_name(value)
+            hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+            fail(f"expected one of {', '.join(choices)}; got {got}{hint}")
         return value.lower()
 
     return check
@@ -190,7 +254,9 @@ def _seconds(value: Any, fail: Fail) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         fail(f"expected a number of seconds, got {type_name(value)}")
     if not math.isfinite(value) or value <= 0:
-        fail(f"expected a number of seconds greater than 0, got {value}")
+        fail(f"expected a number of seconds greater than 0, got {shown(value)}")
+    if not TIMEOUT_MIN <= value <= TIMEOUT_MAX:
+        fail(f"expected a number of seconds from {TIMEOUT_MIN:g} to {TIMEOUT_MAX:g}, got {shown(value)}")
     return float(value)
 
 
@@ -201,7 +267,9 @@ def _methods(value: Any, fail: Fail) -> tuple[str, ...]:
         fail(f"expected {what}, got an empty list")
     for method in methods:
         if method not in METHODS:
-            fail(f"unknown method {method!r}; expected {', '.join(METHODS)}{did_you_mean(method, METHODS)}")
+            fail(
+                f"unknown method {shown(repr(method))}; expected {', '.join(METHODS)}{did_you_mean(method, METHODS)}"
+            )
     return methods
 
 
@@ -219,46 +287,77 @@ def _fingerprint(value: Any, fail: Fail) -> str:
     return digits
 
 
+def _port_of(parts: SplitResult, fail: Fail, what: str) -> int | None:
+    """The URL's port: None when absent; a number from 1 to 65535 or an error."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port is None and parts.netloc.endswith(":"):
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        fail(f"expected {what}; the port is not a number from 1 to 65535")
+    return port
+
+
+def _split_url(text: str, fail: Fail, what: str) -> tuple[SplitResult, str | None]:
+    """``urlsplit`` and the host name, any parse error as ``fail``."""
+    try:
+        parts = urlsplit(text)
+        return parts, parts.hostname
+    except ValueError:
+        # "https://[::1", "ssh://root@dump[01:3]srv/...": brackets that are not an IPv6 address
+        fail(f"expected {what}; it is not a valid URL (only an IPv6 address goes in [brackets])")
+
+
 def _bmc_address(value: Any, fail: Fail) -> str:
     # never echo the value: "https://admin:pw@bmc" must not end up in a message
     what = "https://HOST[:PORT], an IP address or a host name"
-    text = _word(value, fail, what)
+    text = _ascii_word(value, fail, what)
     try:
         if "://" not in text and ipaddress.ip_address(text).version == 6:
             fail("write an IPv6 BMC address in brackets: https://[ADDRESS]")
     except ValueError:
         pass
-    parts = urlsplit(text if "://" in text else f"https://{text}")
+    parts, hostname = _split_url(text if "://" in text else f"https://{text}", fail, what)
     if parts.scheme not in ("https", "http"):
         fail(f"expected {what}; only https:// and http:// URLs are allowed")
     if "@" in parts.netloc:
         fail("do not put credentials in the BMC address; use bmc.username and bmc.password")
-    try:
-        _ = parts.port
-    except ValueError:
-        fail(f"expected {what}; the port is not a number from 1 to 65535")
-    if not parts.hostname:
+    _port_of(parts, fail, what)
+    if not hostname:
         fail(f"expected {what}; no host name in it")
+    problem = host_problem(hostname)
+    if problem:
+        fail(f"expected {what}; the host is {problem}")
+    if parts.query or parts.fragment:
+        fail(f"expected {what}; no '?' or '#' parts")
     return text
 
 
 def _dump_target(value: Any, fail: Fail) -> str:
     what = "ssh://USER@SERVER[:PORT]/PATH or file:///PATH"
     text = _word(value, fail, what)
-    parts = urlsplit(text)
+    if not is_printable(text):
+        fail(f"expected {what}; it has a control or invisible character")
+    parts, hostname = _split_url(text, fail, what)
     if parts.query or parts.fragment:
         fail(f"expected {what}; no '?' or '#' parts")
     if parts.scheme == "ssh":
+        if not parts.netloc.isascii():
+            fail(f"expected {what}; the user and server must be ASCII (write a name in its xn-- form)")
         if parts.password is not None:
             fail("do not put a password in the dump target; ssh uses keys")
         if not parts.username:
             fail(f"expected {what}; the user is missing")
-        if not parts.hostname:
+        if not _USER.fullmatch(parts.username):
+            fail(f"expected {what}; the user is not a user name (letters, digits, '_', '.', '-')")
+        if not hostname:
             fail(f"expected {what}; the server is missing")
-        try:
-            _ = parts.port
-        except ValueError:
-            fail(f"expected {what}; the port is not a number from 1 to 65535")
+        problem = host_problem(hostname)
+        if problem:
+            fail(f"expected {what}; the server is {problem}")
+        _port_of(parts, fail, what)
         if not parts.path.startswith("/"):
             fail(f"expected {what}; the path is missing")
         return text
@@ -269,7 +368,7 @@ def _dump_target(value: Any, fail: Fail) -> str:
     fail(f"expected {what}")
 
 
-_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}\$?")
 
 
 def _ssh_user(value: Any, fail: Fail) -> str:
@@ -279,17 +378,24 @@ def _ssh_user(value: Any, fail: Fail) -> str:
     return text
 
 
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
 def _probe(value: Any, fail: Fail) -> str:
     what = "ssh:PORT or tcp:PORT (on the host's address), or ssh:ADDRESS:PORT or tcp:ADDRESS:PORT"
-    text = _word(value, fail, what)
+    text = _ascii_word(value, fail, what)
     scheme, _, rest = text.partition(":")
     if scheme not in ("ssh", "tcp") or not rest:
         fail(f"expected {what}")
     host, sep, port = rest.rpartition(":")
     if sep and not host:
         fail(f"expected {what}; the address is empty")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535:
         fail(f"expected {what}; the port is not a number from 1 to 65535")
+    if host:
+        problem = host_problem(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        if problem:
+            fail(f"expected {what}; the address is {problem}")
     return text
 
 
@@ -336,7 +442,8 @@ def check_value(source: Source, key: str, value: Any, *, path: KeyPath, context:
     if key == "bmc.password":
         return Entry(_password(source, value, fail, label), path, label, context)
     if key == "bmc.ca_file":
-        ca_file = Path(_string(value, fail, "a path to a PEM file")).expanduser()
+        # os.path.expanduser leaves "~nosuchuser" alone where Path.expanduser raises RuntimeError
+        ca_file = Path(os.path.expanduser(_string(value, fail, "a path to a PEM file")))
         return Entry(os.path.normpath(source.base_dir / ca_file), path, label, context)
     check = CHECKS[key]
     assert check is not None
@@ -360,14 +467,31 @@ def _password(source: Source, value: Any, fail: Fail, label: str) -> Any:
     return ref
 
 
-def flatten(table: Mapping[Any, Any], path: KeyPath, prefix: str = "") -> Iterator[tuple[str, Any, KeyPath]]:
-    """``{"bmc": {"kind": "ilo"}}`` and ``{"bmc.kind": "ilo"}`` both give ``("bmc.kind", "ilo", path)``."""
-    for raw_key, value in table.items():
-        key = f"{prefix}{raw_key}"
-        if isinstance(value, dict):
-            yield from flatten(value, (*path, str(raw_key)), f"{key}.")
-        else:
-            yield key, value, (*path, str(raw_key))
+def flatten(
+    table: Mapping[Any, Any], path: KeyPath, prefix: str = "", *, source: Source | None = None
+) -> Iterator[tuple[str, Any, KeyPath]]:
+    """``{"bmc": {"kind": "ilo"}}`` and ``{"bmc.kind": "ilo"}`` both give ``("bmc.kind", "ilo", path)``.
+
+    A YAML alias may make a table contain itself: that is an error (with ``source``), never
+    an endless walk."""
+    within: list[int] = []
+
+    def walk(table: Mapping[Any, Any], path: KeyPath, prefix: str) -> Iterator[tuple[str, Any, KeyPath]]:
+        within.append(id(table))
+        for raw_key, value in table.items():
+            key = f"{prefix}{raw_key}"
+            if isinstance(value, dict):
+                if id(value) in within:
+                    problem = "the table contains itself (recursive YAML alias)"
+                    if source is None:
+                        raise InventoryError(problem)
+                    raise source.error(problem, path=(*path, str(raw_key)), key=shown(key))
+                yield from walk(value, (*path, str(raw_key)), f"{key}.")
+            else:
+                yield key, value, (*path, str(raw_key))
+        within.pop()
+
+    yield from walk(table, path, prefix)
 
 
 def native_layer(source: Source, table: Any, path: KeyPath, context: str, *, host: bool) -> Layer:
@@ -380,7 +504,7 @@ def native_layer(source: Source, table: Any, path: KeyPath, context: str, *, hos
         )
     allowed = KEYS if host else tuple(k for k in KEYS if k not in HOST_ONLY)
     layer: Layer = {}
-    for key, value, key_path in flatten(table, path):
+    for key, value, key_path in flatten(table, path, source=source):
         if key not in allowed:
             if key in HOST_ONLY:
                 raise source.error("only allowed in a host", path=key_path, context=context, key=key)
@@ -392,7 +516,7 @@ def native_layer(source: Source, table: Any, path: KeyPath, context: str, *, hos
                     key=key,
                 )
             raise source.error(
-                f"unknown key{did_you_mean(key, allowed)}", path=key_path, context=context, key=key
+                f"unknown key{did_you_mean(key, allowed)}", path=key_path, context=context, key=shown(key)
             )
         if key in layer:
             raise source.error("set twice", path=key_path, context=context, key=key)
@@ -470,9 +594,11 @@ def check_name(source: Source, name: Any, path: KeyPath, what: str) -> str:
     """Host and group names: selectors split on ',' and treat '@*?[' specially."""
     if isinstance(name, int) and not isinstance(name, bool):
         name = str(name)
+    if isinstance(name, str) and len(name) > NAME_MAX:
+        raise source.error(f"{what} name {shown(repr(name))} is longer than {NAME_MAX} characters", path=path)
     if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name == "all":
-        shown = repr(name) if isinstance(name, str) else type_name(name)
-        raise source.error(f"{what} name {shown} is not valid ({NAME_RULE}; 'all' is reserved)", path=path)
+        quoted = shown(repr(name)) if isinstance(name, str) else type_name(name)
+        raise source.error(f"{what} name {quoted} is not valid ({NAME_RULE}; 'all' is reserved)", path=path)
     return name
 
 
