@@ -34,6 +34,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from oob.drivers.base import BmcDriver
+from oob.drivers.redfish.driver import RESET_TYPES  # the same order of preference as the real driver
 from oob.errors import (
     BmcAuthError,
     BmcProtocolError,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from oob.drivers.redfish.driver import SessionUsage
 
 #: what a BMC that offers everything lists as ResetType@Redfish.AllowableValues
-ALL_RESET_TYPES: tuple[str, ...] = (
+ALLRESET_TYPES: tuple[str, ...] = (
     "On",
     "ForceOn",
     "ForceOff",
@@ -62,14 +63,6 @@ ALL_RESET_TYPES: tuple[str, ...] = (
     "Nmi",
 )
 
-#: the ResetType values each power action may be sent as, in the order the Redfish driver tries them
-_RESET_TYPES: dict[PowerAction, tuple[str, ...]] = {
-    PowerAction.ON: ("On", "ForceOn"),
-    PowerAction.OFF: ("ForceOff",),
-    PowerAction.SHUTDOWN: ("GracefulShutdown",),
-    PowerAction.RESET: ("ForceRestart",),
-    PowerAction.CYCLE: ("PowerCycle",),
-}
 
 #: the power state after each ResetType (Nmi changes nothing the BMC can see)
 _AFTER: dict[str, PowerState] = {
@@ -208,7 +201,7 @@ class FakeBmc:
 
     power: PowerState = PowerState.ON
     #: the ResetType values the BMC accepts (Redfish); IPMI accepts every chassis control
-    reset_types: tuple[str, ...] = ALL_RESET_TYPES
+    reset_types: tuple[str, ...] = ALLRESET_TYPES
     #: how (whether) the BMC lists ``reset_types``
     advertise: Advertise = Advertise.INLINE
     #: whether IPMI's pulse-diagnostic-interrupt is wired up (else it answers 0xCC)
@@ -475,8 +468,8 @@ class FakeDriver(BmcDriver):
             return (_IPMI_ACTION[action],)
         bmc = self.bmc
         if bmc.advertise is Advertise.NONE:
-            return (_RESET_TYPES[action][0],)
-        offered = [t for t in _RESET_TYPES[action] if t in bmc.reset_types]
+            return (RESET_TYPES[action][0],)
+        offered = [t for t in RESET_TYPES[action] if t in bmc.reset_types]
         if offered:
             return (offered[0],)
         if action is PowerAction.CYCLE and "ForceOff" in bmc.reset_types and "On" in bmc.reset_types:

@@ -25,7 +25,7 @@ from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, Powe
 RESET_ACTION = "#ComputerSystem.Reset"
 
 #: ResetType values for each action, in order of preference
-_RESET_TYPES: dict[PowerAction, tuple[str, ...]] = {
+RESET_TYPES: dict[PowerAction, tuple[str, ...]] = {
     PowerAction.ON: ("On", "ForceOn"),
     PowerAction.OFF: ("ForceOff",),
     PowerAction.SHUTDOWN: ("GracefulShutdown",),
@@ -361,7 +361,7 @@ class RedfishDriver(BmcDriver):
         return self._post_reset("nmi", "Nmi")
 
     def _choose(self, action: PowerAction, support: NmiSupport) -> str | None:
-        candidates = _RESET_TYPES[action]
+        candidates = RESET_TYPES[action]
         if support.offered is None:
             return candidates[0]
         for candidate in candidates:
