@@ -107,7 +107,10 @@ def watch_command(
         # imported here: `oob --help` should not pay for asyncio
         import asyncio
 
-        results = asyncio.run(_watch(hosts, options, ssh, since_epoch, renderer))
+        try:
+            results = asyncio.run(_watch(hosts, options, ssh, since_epoch, renderer))
+        except asyncio.CancelledError:  # SIGTERM/SIGHUP before the watch had begun
+            raise KeyboardInterrupt from None
         interrupted = [result.exit_code for result in results if result.state.value == "interrupted"]
         raise typer.Exit(interrupted[0] if interrupted else 0 if all(result.ok for result in results)
                          else DumpTimeout.exit_code)
@@ -118,6 +121,15 @@ async def _watch(hosts: Sequence[Any], options: Any, ssh: Any, since: float | No
 
     from oob.dump.watcher import DumpWatcher
 
+    import signal
+
+    # SIGTERM and SIGHUP end the watch as Ctrl-C does: asyncio.run cancels this task on
+    # SIGINT, and the watch then reports where each host was
+    main = asyncio.current_task()
+    if main is not None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, main.cancel)
     async with DumpWatcher(hosts, options, ssh=ssh, emit=renderer.event) as watcher:
         # --timeout counts from now: the first listing is inside it too
         started = watcher.clock()

@@ -73,9 +73,9 @@ def finish(process: subprocess.Popen[str], what: str) -> tuple[int, str, str]:
     return process.returncode, stdout, stderr
 
 
-def interrupt(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    process.send_signal(signal.SIGINT)
-    return finish(process, "Ctrl-C")
+def interrupt(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tuple[int, str, str]:
+    process.send_signal(signum)
+    return finish(process, signal.Signals(signum).name)
 
 
 @pytest.fixture
@@ -151,7 +151,10 @@ def test_fifo_dump_ends_by_the_deadline(web01: tuple[Path, Path], endless_fifo_w
     assert FIFO_SECRET.decode() not in stdout + stderr
 
 
-def test_ctrl_c_with_a_fifo_dump_reports_interrupted(web01: tuple[Path, Path], endless_fifo_writers) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_ctrl_c_with_a_fifo_dump_reports_interrupted(
+    web01: tuple[Path, Path], endless_fifo_writers, signum: int
+) -> None:
     root, inv = web01
     directory = fifo_dump(root, endless_fifo_writers)
     proc = oob_watch("web01", "-i", str(inv), "--target", f"file://{root}", "--since", "5m", "--json",
@@ -161,7 +164,7 @@ def test_ctrl_c_with_a_fifo_dump_reports_interrupted(web01: tuple[Path, Path], e
     assert first["event"] == "dump_dir_appeared"
     time.sleep(0.3)
 
-    code, stdout, stderr = interrupt(proc)
+    code, stdout, stderr = interrupt(proc, signum)
 
     assert code == 130, stderr
     last = lines(stdout)[-1]
