@@ -4,16 +4,17 @@
     ├── UsageError                   2  bad command line
     │   ├── InventoryError           2  bad inventory file (names file, host, key)
     │   └── SecretError              2  a credential reference cannot be resolved
-    ├── NmiNotSent                   -  the request certainly never reached the BMC's action
+    ├── NotDelivered                 -  the request certainly never took effect
     │   ├── BmcUnreachable           3  DNS, connection refused, connect timeout
-    │   │   └── TlsError             3  certificate not trusted, fingerprint mismatch
+    │   │   ├── TlsError             3  certificate not trusted, fingerprint mismatch
+    │   │   └── BmcHttpError         3  the BMC answered a read (GET) with an HTTP error
     │   ├── BmcAuthError             3  credentials refused, session limit reached
-    │   ├── NmiUnsupported           4  the BMC does not offer Nmi (or the power action)
+    │   ├── HostSshError             3  the host's own SSH (oob drill's sysrq) refused: nothing crashed
+    │   ├── ActionUnsupported        4  the BMC does not offer Nmi (or the power action)
     │   ├── BmcRefused               4  the BMC answered the action with an error
     │   └── BmcProtocolError         4  the BMC answered with something oob will not follow
     │                                   or cannot read (a URI off its origin, a redirect, a
     │                                   body too large or too deep, a wrong shape)
-    │   └── HostSshError             3  the host's own SSH (oob drill's sysrq) refused: nothing crashed
     ├── OutcomeUnknown               6  the request was sent but no answer came back
     ├── DumpTimeout                  5  NMI sent, no complete dump by the deadline
     ├── DumpTargetError              5  the dump target cannot be read (connect, login, path)
@@ -21,9 +22,9 @@
     ├── AuditLogError                2  the audit log cannot be read or written whole
     └── SafetyRefusal                7  host off or looks healthy, not confirmed, locked
 
-Only ``NmiNotSent`` errors may ever be retried or answered by another method: an
+Only ``NotDelivered`` errors may ever be retried or answered by another method: an
 ``OutcomeUnknown`` NMI may have crashed the host already, and a second one must never
-follow it by accident.  Of the ``NmiNotSent`` family only ``retryable`` instances
+follow it by accident.  Of the ``NotDelivered`` family only ``retryable`` instances
 (connection refused, DNS, TLS handshake) are retried automatically.
 """
 
@@ -85,14 +86,14 @@ class SecretError(UsageError):
     kind = "secret"
 
 
-class NmiNotSent(OobError):
+class NotDelivered(OobError):
     """The request certainly did not take effect: safe to fall back to another method."""
 
     #: True only when the failure happened before any byte of the request left this machine
     retryable: bool = False
 
 
-class BmcUnreachable(NmiNotSent):
+class BmcUnreachable(NotDelivered):
     exit_code = 3
     kind = "unreachable"
 
@@ -111,24 +112,34 @@ class TlsError(BmcUnreachable):
         super().__init__(message, host=host, retryable=False)
 
 
-class BmcAuthError(NmiNotSent):
+class BmcHttpError(BmcUnreachable):
+    """The BMC answered a read (GET) with an HTTP error status: reachable, but what oob
+    needed from it could not be read.  An action's HTTP error is :class:`BmcRefused`."""
+
+    kind = "bmc_http"
+
+    def __init__(self, message: str, *, host: str | None = None, bmc_message: str | None = None) -> None:
+        super().__init__(message, host=host, retryable=False, bmc_message=bmc_message)
+
+
+class BmcAuthError(NotDelivered):
     exit_code = 3
     kind = "auth"
 
 
-class NmiUnsupported(NmiNotSent):
+class ActionUnsupported(NotDelivered):
     exit_code = 4
     kind = "unsupported"
 
 
-class BmcRefused(NmiNotSent):
+class BmcRefused(NotDelivered):
     """The BMC answered the action with an error status: it did not perform it."""
 
     exit_code = 4
     kind = "refused"
 
 
-class BmcProtocolError(NmiNotSent):
+class BmcProtocolError(NotDelivered):
     """The BMC's answer breaks a rule oob keeps for its own safety: a URI that leaves the
     BMC's origin, a redirect, a body too large or nested too deep, a value of the wrong
     shape.  Raised before an action is sent (so nothing was sent); after an action's
@@ -138,7 +149,7 @@ class BmcProtocolError(NmiNotSent):
     kind = "bmc_protocol"
 
 
-class HostSshError(NmiNotSent):
+class HostSshError(NotDelivered):
     """``oob drill`` could not log in to the host, or the write to /proc/sysrq-trigger
     failed: the host was certainly not crashed."""
 

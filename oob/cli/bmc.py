@@ -35,7 +35,7 @@ def info_command(
     """Vendor, model, firmware, power, and whether NMI is offered (and how oob learnt it)."""
     setup_logging(verbose)
     with handle_errors(verbose):
-        from oob.runbook.common import DriverOptions
+        from oob.runbook.methods import DriverOptions
         from oob.runbook.info import run_info
 
         hosts = load_hosts(inventory, targets)

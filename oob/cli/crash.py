@@ -77,9 +77,9 @@ def crash_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         from oob.render.crash import make_crash_renderer
-        from oob.runbook.common import DriverOptions
+        from oob.runbook.methods import DriverOptions
         from oob.runbook.crash import CrashRequest, run_crash
-        from oob.runbook.nmi import NmiPlan
+        from oob.runbook.nmi import CrashPlan
 
         request = CrashRequest(
             driver=DriverOptions(via=via, insecure=insecure),
@@ -96,7 +96,7 @@ def crash_command(
         hosts = load_hosts(inventory, targets)
         renderer = make_crash_renderer(json_output, [h.name for h in hosts])
 
-        def confirm(plans: list[NmiPlan]) -> bool:
+        def confirm(plans: list[CrashPlan]) -> bool:
             from oob.render.text import confirmation_lines
 
             lines = confirmation_lines(

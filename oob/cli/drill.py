@@ -83,10 +83,10 @@ def drill_command(
     with handle_errors(verbose):
         from oob.errors import UsageError
         from oob.render.drill import make_drill_renderer
-        from oob.runbook.common import DriverOptions
+        from oob.runbook.methods import DriverOptions
         from oob.runbook.crash import CrashRequest
         from oob.runbook.drill import METHODS, DrillRequest, run_drill
-        from oob.runbook.nmi import NmiPlan
+        from oob.runbook.nmi import CrashPlan
         from oob.runbook.preflight import PreflightRequest
 
         if method not in METHODS:
@@ -114,7 +114,7 @@ def drill_command(
         renderer = make_drill_renderer(json_output, [h.name for h in hosts])
         how = "writing c to /proc/sysrq-trigger" if method == "sysrq" else "an NMI"
 
-        def confirm(plans: list[NmiPlan]) -> bool:
+        def confirm(plans: list[CrashPlan]) -> bool:
             from oob.render.text import confirmation_lines
 
             lines = confirmation_lines(

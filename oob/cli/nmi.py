@@ -50,7 +50,7 @@ def nmi_command(
     """
     setup_logging(verbose)
     with handle_errors(verbose):
-        from oob.runbook.nmi import NmiPlan, NmiRequest, run_nmi
+        from oob.runbook.nmi import CrashPlan, NmiRequest, run_nmi
 
         hosts = load_hosts(inventory, targets)
         renderer = make_renderer(json_output)
@@ -58,7 +58,7 @@ def nmi_command(
             via=via, insecure=insecure, dry_run=dry_run, assume_yes=yes, parallel=parallel, force=force
         )
 
-        def confirm(plans: list[NmiPlan]) -> bool:
+        def confirm(plans: list[CrashPlan]) -> bool:
             from oob.render.text import confirmation_lines
 
             lines = confirmation_lines(

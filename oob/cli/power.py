@@ -51,7 +51,7 @@ def power_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         from oob.errors import UsageError
-        from oob.runbook.common import DriverOptions
+        from oob.runbook.methods import DriverOptions
         from oob.runbook.power import PowerRequest, run_power
 
         if len(args) < 2 or args[-1] not in ACTIONS:

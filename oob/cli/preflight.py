@@ -47,7 +47,7 @@ def preflight_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         from oob.render.preflight import make_preflight_renderer
-        from oob.runbook.common import DriverOptions
+        from oob.runbook.methods import DriverOptions
         from oob.runbook.preflight import PreflightRequest, run_preflight
 
         request = PreflightRequest(

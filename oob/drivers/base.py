@@ -27,7 +27,7 @@ class BmcDriver(ABC):
 
     @abstractmethod
     def open(self) -> None:
-        """Connect and authenticate. Raises NmiNotSent subclasses only."""
+        """Connect and authenticate. Raises NotDelivered subclasses only."""
 
     @abstractmethod
     def close(self) -> None:

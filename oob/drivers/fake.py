@@ -40,7 +40,7 @@ from oob.errors import (
     BmcProtocolError,
     BmcRefused,
     BmcUnreachable,
-    NmiUnsupported,
+    ActionUnsupported,
     OobError,
     OutcomeUnknown,
     TlsError,
@@ -114,7 +114,7 @@ class Fault(str, Enum):
     TLS = "tls"  # TlsError: the certificate is not trusted
     AUTH = "auth"  # BmcAuthError: credentials refused (or no session free)
     REFUSED = "refused"  # BmcRefused: the BMC answered the action with an error
-    UNSUPPORTED = "unsupported"  # NmiUnsupported
+    UNSUPPORTED = "unsupported"  # ActionUnsupported
     PROTOCOL = "protocol"  # BmcProtocolError: an answer oob will not follow
     OUTCOME_UNKNOWN = "outcome_unknown"  # OutcomeUnknown: the request left, no answer came back
     BUG = "bug"  # any other exception (``Failure.bug``, RuntimeError by default): a bug
@@ -160,7 +160,7 @@ class Failure:
             Fault.TLS: lambda: TlsError(text, host=host),
             Fault.AUTH: lambda: BmcAuthError(text, host=host, bmc_message=self.bmc_message),
             Fault.REFUSED: lambda: BmcRefused(text, host=host, bmc_message=self.bmc_message),
-            Fault.UNSUPPORTED: lambda: NmiUnsupported(text, host=host, bmc_message=self.bmc_message),
+            Fault.UNSUPPORTED: lambda: ActionUnsupported(text, host=host, bmc_message=self.bmc_message),
             Fault.PROTOCOL: lambda: BmcProtocolError(text, host=host, bmc_message=self.bmc_message),
             Fault.OUTCOME_UNKNOWN: lambda: OutcomeUnknown(text, host=host, bmc_message=self.bmc_message),
         }
@@ -522,13 +522,13 @@ class FakeDriver(BmcDriver):
         if not reset_types:
             offered = ", ".join(bmc.reset_types) or "nothing"
             bmc._note(self.method, action, "unsupported")
-            raise NmiUnsupported(
+            raise ActionUnsupported(
                 f"power {action} is not offered by this BMC (it offers {offered})", host=name
             )
         support = self._support()
         if action == "nmi" and support.offered is False:
             bmc._note(self.method, action, "unsupported")
-            raise NmiUnsupported(
+            raise ActionUnsupported(
                 f"NMI not supported by this BMC: it offers {', '.join(support.allowed) or 'nothing'},"
                 " not Nmi",
                 host=name,
@@ -539,7 +539,7 @@ class FakeDriver(BmcDriver):
         bmc, name = self.bmc, self.host.name
         if self.method == "ipmi" and action == "nmi" and not bmc.ipmi_nmi:
             bmc._note(self.method, action, "unsupported")
-            raise NmiUnsupported(
+            raise ActionUnsupported(
                 "NMI (pulse diagnostic interrupt) is not supported by this BMC over IPMI: it "
                 "answered with invalid data field in request (fake BMC)",
                 host=name,

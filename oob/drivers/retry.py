@@ -1,7 +1,7 @@
 """The one retry policy of every driver: retry only what certainly never left.
 
 A request that may have reached the BMC is never retried (an NMI must not go out
-twice); only ``NmiNotSent`` errors marked ``retryable`` (connection refused, DNS,
+twice); only ``NotDelivered`` errors marked ``retryable`` (connection refused, DNS,
 connect timeout, a TLS handshake cut short, an IPMI login nobody answered) are, a few
 times, with a growing pause, and each retry is reported.  Whether a failure is one of
 those is decided by the driver from where the request failed (for Redfish: the stage
@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from oob.errors import NmiNotSent
+from oob.errors import NotDelivered
 
 _T = TypeVar("_T")
 
@@ -31,7 +31,7 @@ def retry_unsent(
     from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
     def certainly_not_sent(exc: BaseException) -> bool:
-        return isinstance(exc, NmiNotSent) and exc.retryable
+        return isinstance(exc, NotDelivered) and exc.retryable
 
     def before_sleep(state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None

@@ -39,7 +39,7 @@ from oob.probe import ProbeResult, probe_host
 from oob.runbook.common import Outcome, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
-from oob.runbook.nmi import NmiPlan, NmiRequest, plan_host, trigger_host
+from oob.runbook.nmi import CrashPlan, NmiRequest, plan_host, trigger_host
 
 _T = TypeVar("_T")
 
@@ -127,13 +127,13 @@ class CrashReport:
         return {"hosts": len(self.outcomes), "by_status": counts, "exit_code": self.exit_code}
 
 
-ConfirmCrash = Callable[[list[NmiPlan]], bool]
+ConfirmCrash = Callable[[list[CrashPlan]], bool]
 #: crashes one planned host, exactly once: the BMC's NMI by default (``oob drill`` may
 #: write to /proc/sysrq-trigger over SSH instead); emits its own sent / unknown events
-Trigger = Callable[[NmiPlan, Emit, AuditLog | None], Outcome]
+Trigger = Callable[[CrashPlan, Emit, AuditLog | None], Outcome]
 #: a last look at a host before it may be crashed (``oob drill``: is kdump ready?); returns
 #: the refusal, or None to go ahead
-Gate = Callable[[Host, NmiPlan], OobError | None]
+Gate = Callable[[Host, CrashPlan], OobError | None]
 
 
 @dataclass
@@ -141,7 +141,7 @@ class _HostRun:
     """One host's way through the runbook (mutable, private)."""
 
     host: Host
-    plan: NmiPlan | None = None
+    plan: CrashPlan | None = None
     probe: ProbeResult | None = None
     outcome: CrashOutcome | None = None
     nmi: Outcome | None = None

@@ -25,7 +25,7 @@ from oob.model import Host
 from oob.runbook.common import Outcome
 from oob.runbook.crash import ConfirmCrash, CrashOutcome, CrashReport, CrashRequest, Gate, Trigger, run_crash
 from oob.runbook.guard import record_quietly
-from oob.runbook.nmi import NmiPlan
+from oob.runbook.nmi import CrashPlan
 from oob.runbook.preflight import HostReadiness, PreflightRequest, emit_readiness, readiness
 
 METHODS = ("sysrq", "nmi")
@@ -103,7 +103,7 @@ class DrillReport:
 def sysrq_trigger(request: DrillRequest) -> Trigger:
     """Write ``c`` to the host's /proc/sysrq-trigger over SSH, once."""
 
-    def trigger(plan: NmiPlan, emit: Emit, audit: AuditLog | None) -> Outcome:
+    def trigger(plan: CrashPlan, emit: Emit, audit: AuditLog | None) -> Outcome:
         host = plan.host
         where = {"address": host.address, "user": host.ssh.user, "port": host.ssh.port}
         if audit:
@@ -152,7 +152,7 @@ async def _write_trigger(host: Host, request: DrillRequest) -> tuple[int | None,
 def readiness_gate(request: DrillRequest, emit: Emit, seen: dict[str, HostReadiness]) -> Gate:
     lock = threading.Lock()
 
-    def gate(host: Host, plan: NmiPlan) -> OobError | None:
+    def gate(host: Host, plan: CrashPlan) -> OobError | None:
         result = readiness(host, plan, request.preflight)
         with lock:
             seen[host.name] = result

@@ -1,7 +1,7 @@
 """Try a host's configured methods (Redfish, then IPMI, ...) in order: the one place that
 decides when moving on to the next method is safe.
 
-A method is left for the next only when it certainly did nothing (``NmiNotSent``).  Two
+A method is left for the next only when it certainly did nothing (``NotDelivered``).  Two
 exceptions stop the search even then:
 
 * an authentication failure: the next method would log in with the same credentials,
@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
-from oob.errors import BmcAuthError, NmiNotSent, OobError, UsageError
+from oob.errors import BmcAuthError, NotDelivered, OobError, UsageError
 from oob.model import Host
 
 _R = TypeVar("_R")
@@ -51,7 +51,7 @@ class Attempt:
     """A method that was tried and certainly did nothing, and why."""
 
     method: str
-    error: NmiNotSent
+    error: NotDelivered
 
     def describe(self) -> str:
         # not str(error): that starts with the host name, which the report already carries
@@ -102,7 +102,7 @@ def first_method(
 ) -> MethodRun[_R]:
     """Run ``work(driver)`` with the first of the host's methods that certainly can.
 
-    ``work`` raises an ``NmiNotSent`` error to say "not this method" (e.g. NMI not
+    ``work`` raises an ``NotDelivered`` error to say "not this method" (e.g. NMI not
     offered); any other error ends the search and propagates as it is.  Raises
     :class:`MethodsFailed` when no method could.
     """
@@ -116,7 +116,7 @@ def first_method(
             with driver:
                 result = work(driver)
                 return MethodRun(method, result, tuple(attempts), tuple(driver.warnings))
-        except NmiNotSent as exc:
+        except NotDelivered as exc:
             attempts.append(Attempt(method, exc))
             if isinstance(exc, BmcAuthError) and index + 1 < len(methods):
                 skipped = ", ".join(methods[index + 1 :])

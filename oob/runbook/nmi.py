@@ -3,7 +3,7 @@
 Lock the hosts and read the audit log (:mod:`oob.runbook.guard`) → plan (per host,
 sessions closed afterwards) → confirm (the caller asks the human) → trigger (the guard
 read again, audit before, one request, audit after), all under the same locks.  A method
-is abandoned for the next one only when it certainly did not deliver (``NmiNotSent``,
+is abandoned for the next one only when it certainly did not deliver (``NotDelivered``,
 :mod:`oob.runbook.methods`); an ``OutcomeUnknown`` stops everything for that host: it may
 already be crashing.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from oob.audit import AuditLog
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
-from oob.errors import AuditLogError, NmiUnsupported, OobError, OutcomeUnknown, SafetyRefusal
+from oob.errors import AuditLogError, ActionUnsupported, OobError, OutcomeUnknown, SafetyRefusal
 from oob.events import Emit, Event
 from oob.inventory.checks import describe_shared, shared_bmcs
 from oob.model import ActionResult, Host, NmiSupport, PowerState
@@ -53,7 +53,7 @@ class NmiRequest:
 
 
 @dataclass(frozen=True)
-class NmiPlan:
+class CrashPlan:
     host: Host
     method: str
     power: PowerState
@@ -79,14 +79,14 @@ class NmiPlan:
         return data
 
 
-Confirm = Callable[[list[NmiPlan]], bool]
+Confirm = Callable[[list[CrashPlan]], bool]
 
 
 def _on_retry(host: Host, emit: Emit) -> Callable[[str], None]:
     return lambda message: emit(Event("warning", message, host.name, "retry"))
 
 
-def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
+def plan_host(host: Host, request: NmiRequest, emit: Emit) -> CrashPlan | Outcome:
     """Find the first method that can deliver an NMI to a powered-on host."""
 
     def look(driver: BmcDriver) -> tuple[PowerState, NmiSupport, Any]:
@@ -94,7 +94,7 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
         support = driver.nmi_support()
         if support.offered is False:
             offered = ", ".join(support.allowed) or "nothing"
-            raise NmiUnsupported(f"NMI not supported by this BMC (it offers {offered})", host=host.name)
+            raise ActionUnsupported(f"NMI not supported by this BMC (it offers {offered})", host=host.name)
         sessions = _session_usage(driver) if request.sessions and hasattr(driver, "session_usage") else None
         return power, support, sessions
 
@@ -117,7 +117,7 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> NmiPlan | Outcome:
     if power is PowerState.OFF:
         refusal = SafetyRefusal("host power is Off: an NMI would do nothing; not sending", host=host.name)
         return Outcome.from_error(host.name, "nmi", refusal, via=method, warnings=warnings)
-    return NmiPlan(host, method, power, support, found.fallback_reason, warnings, sessions)
+    return CrashPlan(host, method, power, support, found.fallback_reason, warnings, sessions)
 
 
 def _session_usage(driver: BmcDriver) -> Any:
@@ -128,7 +128,7 @@ def _session_usage(driver: BmcDriver) -> Any:
 
 
 def trigger_host(
-    plan: NmiPlan,
+    plan: CrashPlan,
     request: NmiRequest,
     emit: Emit,
     audit: AuditLog | None,
@@ -195,7 +195,7 @@ def trigger_host(
     return _sent(plan, result, warnings)
 
 
-def _sent(plan: NmiPlan, result: ActionResult, warnings: tuple[str, ...]) -> Outcome:
+def _sent(plan: CrashPlan, result: ActionResult, warnings: tuple[str, ...]) -> Outcome:
     # an IPMI answer is a completion code, not an HTTP status
     status_key = "http_status" if plan.method == "redfish" else "completion_code"
     detail: dict[str, Any] = {status_key: result.status}
@@ -244,7 +244,7 @@ def run_nmi(
         planned = run_per_host(to_plan, lambda h: plan_host(h, request, emit), request.parallel,
                                on_bug=lambda h, exc: Outcome.from_error(h.name, "nmi", internal_error(h, exc)))
         outcomes.update({p.host: p for p in planned if isinstance(p, Outcome)})
-        plans = [p for p in planned if isinstance(p, NmiPlan)]
+        plans = [p for p in planned if isinstance(p, CrashPlan)]
         if plans and request.dry_run:
             for plan in plans:
                 outcomes[plan.host.name] = Outcome(

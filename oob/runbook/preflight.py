@@ -23,7 +23,7 @@ from oob.events import Emit, Event
 from oob.model import Host
 from oob.preflight.checks import FAIL, OK, SKIP, WARN, CheckResult, HostView, host_checks
 from oob.runbook.common import DriverOptions, Outcome, run_per_host
-from oob.runbook.nmi import NmiPlan, NmiRequest, plan_host
+from oob.runbook.nmi import CrashPlan, NmiRequest, plan_host
 
 BMC_CHECK_NAMES: tuple[str, ...] = ("reachable", "auth", "tls", "power", "nmi", "sessions")
 
@@ -105,7 +105,7 @@ def _tls(host: Host, insecure: bool) -> CheckResult:
     return CheckResult("tls", "bmc", OK, "verified against the system CA bundle")
 
 
-def _sessions(plan: NmiPlan) -> CheckResult:
+def _sessions(plan: CrashPlan) -> CheckResult:
     """Open-session headroom, where the BMC's SessionService says (read with oob's own session)."""
     from oob.drivers.redfish.vendors import SESSION_LIMITS
 
@@ -132,10 +132,10 @@ def _sessions(plan: NmiPlan) -> CheckResult:
     return CheckResult("sessions", "bmc", OK, f"{text}, of the {limit} a {usage.vendor} BMC allows", data=data)
 
 
-def bmc_checks(plan: NmiPlan | Outcome, host: Host, insecure: bool) -> list[CheckResult]:
+def bmc_checks(plan: CrashPlan | Outcome, host: Host, insecure: bool) -> list[CheckResult]:
     """What :func:`plan_host` found, as checks."""
     tls = _tls(host, insecure)
-    if isinstance(plan, NmiPlan):
+    if isinstance(plan, CrashPlan):
         nmi_status = WARN if plan.nmi.offered is None else OK
         how = f"via {plan.method} ({plan.nmi.source})"
         if plan.fallback_reason:
@@ -192,7 +192,7 @@ def target_space(host: Host, view: HostView, request: PreflightRequest) -> Check
     return check_target_space(view, measure(host.dump.target, request.ssh, timeout=request.ssh_timeout_s))
 
 
-def readiness(host: Host, plan: NmiPlan | Outcome, request: PreflightRequest) -> HostReadiness:
+def readiness(host: Host, plan: CrashPlan | Outcome, request: PreflightRequest) -> HostReadiness:
     checks = bmc_checks(plan, host, request.driver.insecure)
     host_results, view = host_side(host, request)
     return HostReadiness(

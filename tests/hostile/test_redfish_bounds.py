@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from oob.drivers.redfish.bodies import MAX_DEPTH, BodyError, json_depth_exceeds, parse_json
-from oob.errors import BmcProtocolError, BmcRefused, NmiUnsupported, OutcomeUnknown
+from oob.errors import BmcProtocolError, BmcRefused, ActionUnsupported, OutcomeUnknown
 from tests.hostile.server import (
     RESET,
     ROOT,
@@ -62,7 +62,7 @@ def test_hostile_get_bodies_are_a_protocol_error(
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(200, None), (202, None), (500, OutcomeUnknown), (400, BmcRefused), (501, NmiUnsupported)],
+    [(200, None), (202, None), (500, OutcomeUnknown), (400, BmcRefused), (501, ActionUnsupported)],
 )
 @pytest.mark.parametrize("body", [DEEP, b"\x00garbage", "huge"], ids=["deep", "garbage", "huge"])
 def test_hostile_nmi_reply_never_becomes_not_sent_by_its_body(

@@ -11,7 +11,7 @@ import pytest
 
 from oob.drivers.redfish.driver import RedfishDriver
 from oob.drivers.tls import TlsPolicy, tls_policy_for
-from oob.errors import BmcAuthError, BmcRefused, BmcUnreachable, NmiUnsupported, OutcomeUnknown, TlsError
+from oob.errors import BmcAuthError, BmcRefused, BmcUnreachable, ActionUnsupported, OutcomeUnknown, TlsError
 from oob.inventory import load_inventory
 from oob.model import Host, PowerAction, PowerState
 from tests.conftest import write_inventory
@@ -216,6 +216,6 @@ def test_interrupt_inside_the_session_still_logs_out(fleet_factory: Callable[...
 def test_cray_ex_nmi_unsupported(fleet_factory: Callable[..., Any], tmp_path: Path) -> None:
     fleet = fleet_factory(["cray-ex"])
     host = _host(fleet, tmp_path, "cray-ex-1")
-    with _driver(host) as driver, pytest.raises(NmiUnsupported, match="NMI not supported by this BMC"):
+    with _driver(host) as driver, pytest.raises(ActionUnsupported, match="NMI not supported by this BMC"):
         driver.send_nmi()
     assert fleet.bmc(host.name).nmi_count == 0

@@ -11,7 +11,7 @@ import pytest
 
 from mocks.host import HostState, SimulatedHost
 from mocks.ipmi_server import DeviceIdentity, IpmiBmc
-from oob.errors import BmcAuthError, BmcRefused, BmcUnreachable, NmiNotSent, NmiUnsupported
+from oob.errors import BmcAuthError, BmcRefused, BmcUnreachable, NotDelivered, ActionUnsupported
 from oob.model import PowerAction, PowerState
 from tests.ipmi.conftest import driver_for, session_closed, wait_until
 
@@ -190,18 +190,18 @@ def test_unanswered_login_is_retried_then_works(add_bmc: Callable[..., IpmiBmc])
 @pytest.mark.parametrize(
     ("fault", "error", "said"),
     [
-        ("nmi_unsupported", NmiUnsupported, "0xCC (invalid data field in request)"),
+        ("nmi_unsupported", ActionUnsupported, "0xCC (invalid data field in request)"),
         ("nmi_refused", BmcRefused, "0xD5 (command not supported in present state)"),
     ],
 )
 def test_nmi_refusal_is_named_and_not_sent(
-    add_bmc: Callable[..., IpmiBmc], fault: str, error: type[NmiNotSent], said: str
+    add_bmc: Callable[..., IpmiBmc], fault: str, error: type[NotDelivered], said: str
 ) -> None:
     bmc = add_bmc()
     bmc.set_fault(fault)
     with driver_for(bmc) as driver, pytest.raises(error) as caught:
         driver.send_nmi()
-    assert isinstance(caught.value, NmiNotSent)  # another method may be tried
+    assert isinstance(caught.value, NotDelivered)  # another method may be tried
     assert caught.value.bmc_message == said and said in str(caught.value)
     assert caught.value.exit_code == 4
     assert bmc.nmi_count == 0 and bmc.chassis_controls == {0x04: 1}

@@ -12,7 +12,7 @@ from oob.drivers.fake import FakeBmc, FakeFleet, Fault, Stage
 from oob.dump.watcher import DumpState, WatchOptions
 from oob.model import Host
 from oob.runbook.crash import CrashRequest, run_crash
-from oob.runbook.nmi import NmiPlan
+from oob.runbook.nmi import CrashPlan
 
 from .conftest import Events, FakeProbe, kdump_on_nmi, make_host, never, records
 
@@ -84,7 +84,7 @@ def test_the_confirmation_comes_before_the_nmi(
     host, bmc, _ = hung_host(fleet, dumps, monkeypatch)
     asked: list[str] = []
 
-    def confirm(plans: list[NmiPlan]) -> bool:
+    def confirm(plans: list[CrashPlan]) -> bool:
         asked.extend(p.host.name for p in plans)
         assert bmc.nmis_applied() == 0
         return False

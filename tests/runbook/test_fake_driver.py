@@ -10,7 +10,7 @@ import pytest
 from oob.drivers import factory
 from oob.drivers.factory import make_driver, use_drivers
 from oob.drivers.fake import Advertise, FakeBmc, FakeDriver, FakeFleet, Fault, Stage
-from oob.errors import BmcAuthError, BmcRefused, BmcUnreachable, NmiUnsupported, OutcomeUnknown, UsageError
+from oob.errors import BmcAuthError, BmcRefused, BmcUnreachable, ActionUnsupported, OutcomeUnknown, UsageError
 from oob.model import PowerAction, PowerState
 
 from .conftest import make_host
@@ -100,7 +100,7 @@ def test_nmi_support_as_each_method_reports_it() -> None:
             driver.send_nmi()
     with unadvertised.driver(HOST, "ipmi") as driver:
         assert driver.nmi_support().offered is True
-        with pytest.raises(NmiUnsupported):  # 0xCC: the diagnostic interrupt is not wired up
+        with pytest.raises(ActionUnsupported):  # 0xCC: the diagnostic interrupt is not wired up
             driver.send_nmi()
     assert unadvertised.nmis_applied() == 0
 

@@ -10,7 +10,7 @@ from oob.audit import AuditLog
 from oob.drivers.fake import Advertise, FakeBmc, FakeFleet, Fault, Stage
 from oob.locks import host_lock
 from oob.model import PowerState
-from oob.runbook.nmi import NmiPlan, NmiRequest, run_nmi
+from oob.runbook.nmi import CrashPlan, NmiRequest, run_nmi
 
 from .conftest import Events, FailingAudit, make_host, never, records
 
@@ -40,9 +40,9 @@ def test_the_confirmation_sees_every_plan_and_yes_sends(
 ) -> None:
     hosts = [make_host("web01", "127.0.1.1"), make_host("web02", "127.0.1.2")]
     bmcs = [fleet.add(h.bmc.address) for h in hosts]
-    asked: list[list[NmiPlan]] = []
+    asked: list[list[CrashPlan]] = []
 
-    def confirm(plans: list[NmiPlan]) -> bool:
+    def confirm(plans: list[CrashPlan]) -> bool:
         asked.append(plans)
         assert sum(b.nmis_applied() for b in bmcs) == 0  # asked before anything is sent
         return True
@@ -74,7 +74,7 @@ def test_power_gone_off_after_the_confirmation_is_refused(
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address)
 
-    def confirm(plans: list[NmiPlan]) -> bool:
+    def confirm(plans: list[CrashPlan]) -> bool:
         bmc.power = PowerState.OFF  # someone powered it off while the engineer read the plan
         return True
 
@@ -309,7 +309,7 @@ def test_cancel_during_the_confirmation_sends_nothing(
     bmc = fleet.add(host.bmc.address)
     cancel = threading.Event()
 
-    def confirm(plans: list[NmiPlan]) -> bool:
+    def confirm(plans: list[CrashPlan]) -> bool:
         cancel.set()  # Ctrl-C right as the engineer typed yes
         return True
 
@@ -357,7 +357,7 @@ def test_unwritable_audit_log_at_the_confirmation_sends_nothing(
     hosts = [make_host("web01", "127.0.1.1"), make_host("web02", "127.0.1.2")]
     bmcs = [fleet.add(h.bmc.address) for h in hosts]
 
-    def confirm(plans: list[NmiPlan]) -> bool:
+    def confirm(plans: list[CrashPlan]) -> bool:
         audit.path.mkdir(parents=True)  # the log's path stops being a file it can append to
         return True
 

@@ -30,7 +30,7 @@ from oob.drivers.ipmi.codes import (
 )
 from oob.drivers.ipmi.session import OobSession
 from oob.drivers.retry import retry_unsent
-from oob.errors import BmcAuthError, BmcUnreachable, NmiNotSent, OobError, OutcomeUnknown
+from oob.errors import BmcAuthError, BmcUnreachable, NotDelivered, OobError, OutcomeUnknown
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Reply:
     data: bytes
 
 
-def classify_login_failure(session: OobSession, message: str, *, where: str, username: str) -> NmiNotSent:
+def classify_login_failure(session: OobSession, message: str, *, where: str, username: str) -> NotDelivered:
     """What a failed pyghmi login means, from what the session saw on the wire."""
     if not getattr(session, "oob_heard", False):
         expired = getattr(session, "oob_login_expired", None)

@@ -21,7 +21,7 @@ from oob.drivers.ipmi.codes import (
     completion_name,
     manufacturer_name,
 )
-from oob.errors import BmcRefused, BmcUnreachable, NmiUnsupported, OobError, OutcomeUnknown, UsageError
+from oob.errors import BmcRefused, BmcUnreachable, ActionUnsupported, OobError, OutcomeUnknown, UsageError
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
 
 NETFN_CHASSIS = 0x00
@@ -194,7 +194,7 @@ class IpmiDriver(BmcDriver):
         suffix = f"; {hint}" if hint else ""
         if reply.code in COMPLETION_UNSUPPORTED:
             subject = "NMI (pulse diagnostic interrupt)" if action == "nmi" else f"power {action}"
-            raise NmiUnsupported(
+            raise ActionUnsupported(
                 f"{subject} is not supported by this BMC over IPMI: it answered {what} with {said}{suffix}",
                 host=self.host.name,
                 bmc_message=said,

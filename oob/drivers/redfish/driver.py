@@ -19,7 +19,7 @@ from oob.drivers.redfish.transport import RedfishTransport
 from oob.drivers.redfish.uris import safe_path
 from oob.drivers.redfish.vendors import Vendor, detect_vendor, normalise_reset_values
 from oob.drivers.tls import TlsPolicy
-from oob.errors import BmcProtocolError, BmcUnreachable, NmiUnsupported, UsageError
+from oob.errors import BmcProtocolError, BmcUnreachable, ActionUnsupported, UsageError
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
 
 RESET_ACTION = "#ComputerSystem.Reset"
@@ -212,7 +212,7 @@ class RedfishDriver(BmcDriver):
         actions = _optional(self.system(), "Actions", dict, "system Actions")
         action = _optional(actions or {}, RESET_ACTION, dict, f"system Actions.{RESET_ACTION}")
         if action is None:
-            raise NmiUnsupported("this BMC offers no ComputerSystem.Reset action for the system")
+            raise ActionUnsupported("this BMC offers no ComputerSystem.Reset action for the system")
         # checked now, before anything is sent: an off-origin target is refused, not followed
         target = safe_path(action.get("target"), self._transport.origin, field=f"Actions.{RESET_ACTION}.target")
         inline = _optional(action, "ResetType@Redfish.AllowableValues", list, "ResetType@Redfish.AllowableValues")
@@ -354,7 +354,7 @@ class RedfishDriver(BmcDriver):
         if support.offered is False:
             offered = ", ".join(support.allowed) or "nothing"
             where = "ResetActionInfo" if support.source == "actioninfo" else "ResetType@Redfish.AllowableValues"
-            raise NmiUnsupported(
+            raise ActionUnsupported(
                 f"NMI not supported by this BMC: its {where} offers {offered}, not Nmi",
                 host=self.host.name,
             )
@@ -379,7 +379,7 @@ class RedfishDriver(BmcDriver):
             if off and on:
                 return self._cycle_by_off_on(off, on)
         offered = ", ".join(support.allowed) or "nothing"
-        raise NmiUnsupported(
+        raise ActionUnsupported(
             f"power {action.value} is not offered by this BMC (it offers {offered})", host=self.host.name
         )
 

@@ -58,10 +58,11 @@ from oob.drivers.retry import retry_unsent
 from oob.drivers.tls import TlsPolicy
 from oob.errors import (
     BmcAuthError,
+    BmcHttpError,
     BmcProtocolError,
     BmcRefused,
     BmcUnreachable,
-    NmiUnsupported,
+    ActionUnsupported,
     OobError,
     OutcomeUnknown,
 )
@@ -272,11 +273,7 @@ class RedfishTransport:
         if reply.status == 401:
             raise BmcAuthError(f"the BMC refused access to {path} (HTTP 401)", bmc_message=reply.bmc_message)
         if reply.status >= 400:
-            raise BmcUnreachable(
-                f"the BMC answered GET {path} with HTTP {reply.status}",
-                retryable=False,
-                bmc_message=reply.bmc_message,
-            )
+            raise BmcHttpError(f"the BMC answered GET {path} with HTTP {reply.status}", bmc_message=reply.bmc_message)
         if reply.body_error is not None and reply.body_cut:
             raise BmcUnreachable(f"the answer to GET {path} from {self.origin} was lost: {reply.body_error}", retryable=False)
         if reply.body_error is not None:
@@ -322,7 +319,7 @@ class RedfishTransport:
         if reply.status == 401:
             raise BmcAuthError("the BMC refused the action (HTTP 401)", bmc_message=message)
         if reply.status in (400, 403, 404, 405, 409, 412, 501):
-            error_class = NmiUnsupported if reply.status in (405, 501) else BmcRefused
+            error_class = ActionUnsupported if reply.status in (405, 501) else BmcRefused
             raise error_class(f"the BMC refused {body} at {path} with HTTP {reply.status}", bmc_message=message)
         # 5xx and anything odd: the BMC may have started the action before failing
         raise OutcomeUnknown(
