@@ -202,8 +202,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     stop = threading.Event()
     restore = _on_signals(stop)
+    inventory = None
     try:
-        inventory = None
         if args.write_inventory is not None:
             reference = f"env:{args.password_env}" if args.password_env else "file"
             inventory = fleet.write_inventory(
@@ -237,7 +237,10 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         restore()
         fleet.stop()
-    print(f"{PROG}: stopped", file=sys.stderr)
+        # the inventory names the fleet's CA and password file, gone with the fleet
+        if inventory is not None:
+            Path(inventory).unlink(missing_ok=True)
+    print(f"{PROG}: stopped" + (f"; removed {inventory}" if inventory is not None else ""), file=sys.stderr)
     return 0
 
 

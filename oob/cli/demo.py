@@ -82,7 +82,8 @@ def demo_command(
                         f"  oob bmc info all -i {inventory}\n"
                         f"  curl -X POST {fleet.control_url}/bmcs/{hosts[0].name}/host -d '{{\"state\": \"hung\"}}'\n"
                         f"  oob crash {hosts[0].name} -i {inventory}\n"
-                        f"control API: {fleet.control_url}/bmcs   audit log: {work / 'audit.jsonl'}"
+                        f"control API: {fleet.control_url}/bmcs   audit log: {work / 'audit.jsonl'}\n"
+                        f"(when stopped, the fleet and {work} are removed)"
                     )
                     sys.stdout.flush()
                     stop = threading.Event()
@@ -92,6 +93,6 @@ def demo_command(
                     while not stop.wait(1.0):
                         pass
         finally:
-            if not keep:
-                shutil.rmtree(work, ignore_errors=True)
+            # --keep too, once stopped: the folder holds the fleet's CA and password file
+            shutil.rmtree(work, ignore_errors=True)
         raise typer.Exit(report.exit_code)

@@ -205,6 +205,8 @@ def test_serve_with_ipmi(tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0 and "(2 answer IPMI on UDP)" in err
+        # stopped: the inventory it wrote (naming the fleet's CA and password file) is gone too
+        assert not inventory.exists() and f"removed {inventory}" in err
 
 
 def test_fifty_ipmi_bmcs_in_one_process(tmp_path: Path, oob: Callable[..., CliResult]) -> None:
