@@ -192,13 +192,13 @@ def trigger_host(
     if plan.fallback_reason:
         data["fallback_reason"] = plan.fallback_reason
     emit(Event("info", f"NMI sent via {method} ({answer})", host.name, "nmi_sent", data))
-    return _sent(plan, result, warnings)
+    return _sent(plan, result, warnings, sent_at)
 
 
-def _sent(plan: CrashPlan, result: ActionResult, warnings: tuple[str, ...]) -> Outcome:
+def _sent(plan: CrashPlan, result: ActionResult, warnings: tuple[str, ...], sent_at: str) -> Outcome:
     # an IPMI answer is a completion code, not an HTTP status
     status_key = "http_status" if plan.method == "redfish" else "completion_code"
-    detail: dict[str, Any] = {status_key: result.status}
+    detail: dict[str, Any] = {status_key: result.status, "at": sent_at}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
     if result.task:

@@ -148,7 +148,10 @@ def test_second_nmi_within_the_window_is_refused_unless_forced(
 ) -> None:
     fleet = fleet_factory(["openbmc"])
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
-    assert oob("nmi", "openbmc-1", "-i", str(inventory), "--yes").code == 0
+    first = oob("nmi", "openbmc-1", "-i", str(inventory), "--yes")
+    assert first.code == 0
+    # the next step, ready to paste: follow the dump from the NMI's time
+    assert "oob watch openbmc-1 --since 20" in first.stderr and f"-i {inventory}" in first.stderr
     again = oob("nmi", "openbmc-1", "-i", str(inventory), "--yes", "--json")
     assert again.code == 7
     assert "already sent" in again.record("openbmc-1")["message"]
