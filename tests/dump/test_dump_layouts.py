@@ -21,7 +21,7 @@ R, S, SO, D = Family.RHEL, Family.SUSE, Family.SUSE_OLD, Family.DEBIAN
         ("fd00:12::7-2024-05-02-03:04:05", (R,), "fd00:12::7", "standard", datetime(2024, 5, 2, 3, 4, 5)),
         ("2001:db8::1:2024-2024-05-02-03:04:05", (R,), "2001:db8::1:2024", "standard", None),
         ("127.0.0.1-2014.12.31-23:59:58", (R,), None, "pre-2015", datetime(2014, 12, 31, 23, 59, 58)),
-        ("10.1.2.3-2014.12.31-23:59:58", (R,), "10.1.2.3", "pre-2015", None),
+        ("198.51.100.3-2014.12.31-23:59:58", (R,), "198.51.100.3", "pre-2015", None),
         ("kdump-test-5f2c9a", (R,), None, "test", None),
         ("192.0.2.11-kdump-test-5f2c9a", (R,), "192.0.2.11", "test", None),
         # raw target and old SUSE local share a shape: both fit, the files decide

@@ -74,7 +74,7 @@ def hosts() -> list[Host]:
         Host(name="web02", address="fd00::12"),
         Host(name="db01.example.com", address="192.0.2.21"),
         Host(name="db01.lab.example.com", address="192.0.2.31"),
-        Host(name="cache", address="192.0.2.41", aliases=("10.9.0.41", "cache-a")),
+        Host(name="cache", address="192.0.2.41", aliases=("198.51.100.41", "cache-a")),
     ]
 
 
@@ -89,7 +89,7 @@ def hosts() -> list[Host]:
         ("web01.other.net-202405020304", "web01", None),  # short part unique: still web01
         ("db01.example.com-2024-05-02-03-04", "db01.example.com", None),
         ("db01-2024-05-02-03-04", None, "ambiguous"),  # two hosts are db01.<something>
-        ("10.9.0.41-202405020304", "cache", None),  # an alias
+        ("198.51.100.41-202405020304", "cache", None),  # an alias
         ("cache-a-202405020304", "cache", None),
         ("192.0.2.99-202405020304", None, "unknown"),
         ("127.0.0.1-2024-05-02-03:04:05", None, "local-form"),

@@ -27,8 +27,8 @@ FLEET = [
     # Debian with HOSTTAG=hostname, and hosts whose dump goes out of a second interface
     ("ubuntu-a", "203.0.113.50", ("ubuntu-a.lab.example.net",), "debian-compressed", "ubuntu-a.lab.example.net"),
     ("ubuntu-b", "203.0.113.51", (), "debian", "UBUNTU-B"),
-    ("oldsuse", "192.0.2.90", ("10.99.0.90",), "suse-old-ssh", "10.99.0.90"),
-    ("rhel-2nic", "192.0.2.91", ("10.99.0.91",), "rhel-ssh", "10.99.0.91"),
+    ("oldsuse", "192.0.2.90", ("198.51.100.90",), "suse-old-ssh", "198.51.100.90"),
+    ("rhel-2nic", "192.0.2.91", ("198.51.100.91",), "rhel-ssh", "198.51.100.91"),
 ]
 
 

@@ -92,7 +92,7 @@ def test_password_never_printed_logged_or_audited(
 
 def test_bad_inventory_is_one_line_exit_2(oob: Callable[..., CliResult], tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('[hosts.web01]\nbmc.address = "10.0.0.1"\nbmc.pasword = "env:X"\n')
+    bad.write_text('[hosts.web01]\nbmc.address = "192.0.2.1"\nbmc.pasword = "env:X"\n')
     result = oob("nmi", "web01", "-i", str(bad), "--yes")
     assert result.code == 2
     lines = result.stderr.strip().splitlines()

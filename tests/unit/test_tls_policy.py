@@ -18,7 +18,7 @@ def test_fingerprint_forms_normalise() -> None:
 
 
 def test_fingerprint_wins_over_ca_and_insecure() -> None:
-    policy = tls_policy_for(BmcConfig(address="10.0.0.1", fingerprint=FP, ca_file="/nope", verify=False))
+    policy = tls_policy_for(BmcConfig(address="192.0.2.1", fingerprint=FP, ca_file="/nope", verify=False))
     assert policy.mode == "fingerprint"
     assert policy.verifies
     assert policy.pool_kwargs() == {"assert_fingerprint": "ab" * 31 + "cd"}
@@ -27,7 +27,7 @@ def test_fingerprint_wins_over_ca_and_insecure() -> None:
 
 def test_default_is_the_system_bundle_never_unverified(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/dev/null")
-    policy = tls_policy_for(BmcConfig(address="10.0.0.1"))
+    policy = tls_policy_for(BmcConfig(address="192.0.2.1"))
     assert policy.mode == "system"
     assert policy.cafile and os.path.isfile(policy.cafile)
     assert policy.cafile == system_ca_bundle()
