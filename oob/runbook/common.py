@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from oob.errors import OobError
@@ -17,14 +18,25 @@ log = logging.getLogger("oob.runbook")
 _R = TypeVar("_R")
 
 
+class Status(StrEnum):
+    """How one command ended for one host (``status`` in reports)."""
+
+    OK = "ok"
+    DRY_RUN = "dry-run"
+    FAILED = "failed"
+    #: refused for safety: nothing was sent
+    REFUSED = "refused"
+    #: the request left and no answer came back: it may have been applied
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The result of one command for one host; the report and the exit code come from these."""
 
     host: str
     action: str
-    #: "ok", "dry-run", "failed", "refused", "unknown"
-    status: str
+    status: Status
     exit_code: int = 0
     via: str | None = None
     error: OobError | None = None
@@ -34,7 +46,7 @@ class Outcome:
 
     @classmethod
     def from_error(cls, host: str, action: str, error: OobError, **kwargs: Any) -> Outcome:
-        status = {"refused_for_safety": "refused", "outcome_unknown": "unknown"}.get(error.kind, "failed")
+        status = {"refused_for_safety": Status.REFUSED, "outcome_unknown": Status.UNKNOWN}.get(error.kind, Status.FAILED)
         return cls(host=host, action=action, status=status, exit_code=error.exit_code, error=error, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from oob.errors import OobError
 from oob.events import Emit, Event
 from oob.model import Host
-from oob.runbook.common import Outcome, internal_error, run_per_host
+from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 
 
@@ -25,7 +25,7 @@ def _info(host: Host, options: DriverOptions, emit: Emit) -> Outcome:
     detail.pop("host", None)
     detail.pop("method", None)
     warnings = tuple(detail.pop("warnings", []) or ())
-    return Outcome(host.name, "bmc.info", "ok", via=method, fallback_reason=fallback, warnings=warnings, detail=detail)
+    return Outcome(host.name, "bmc.info", Status.OK, via=method, fallback_reason=fallback, warnings=warnings, detail=detail)
 
 
 def run_info(hosts: Sequence[Host], options: DriverOptions, *, emit: Emit, parallel: int = 8) -> list[Outcome]:

@@ -24,7 +24,7 @@ from oob.errors import AuditLogError, ActionUnsupported, OobError, OutcomeUnknow
 from oob.events import Emit, Event
 from oob.inventory.checks import describe_shared, shared_bmcs
 from oob.model import ActionResult, Host, NmiSupport, PowerState
-from oob.runbook.common import Outcome, internal_error, run_per_host
+from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 
@@ -206,7 +206,7 @@ def _sent(plan: CrashPlan, result: ActionResult, warnings: tuple[str, ...], sent
     return Outcome(
         host=plan.host.name,
         action="nmi",
-        status="ok",
+        status=Status.OK,
         via=plan.method,
         fallback_reason=plan.fallback_reason,
         warnings=warnings,
@@ -250,7 +250,7 @@ def run_nmi(
                 outcomes[plan.host.name] = Outcome(
                     host=plan.host.name,
                     action="nmi",
-                    status="dry-run",
+                    status=Status.DRY_RUN,
                     via=plan.method,
                     fallback_reason=plan.fallback_reason,
                     warnings=plan.warnings,

@@ -12,7 +12,7 @@ from oob.audit import AuditLog
 from oob.errors import OobError, SafetyRefusal
 from oob.events import Emit, Event
 from oob.model import Host, PowerAction
-from oob.runbook.common import Outcome, internal_error, run_per_host
+from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 
@@ -47,7 +47,7 @@ def _status(host: Host, request: PowerRequest, emit: Emit) -> Outcome:
     except OobError as exc:
         return Outcome.from_error(host.name, "power.status", exc.for_host(host.name))
     return Outcome(
-        host.name, "power.status", "ok", via=found.method, fallback_reason=found.fallback_reason,
+        host.name, "power.status", Status.OK, via=found.method, fallback_reason=found.fallback_reason,
         warnings=found.warnings, detail={"power": found.result.value},
     )
 
@@ -89,7 +89,7 @@ def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, aud
     detail: dict[str, Any] = {"sent": list(result.sent), status_key: result.status}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
-    return Outcome(host.name, name, "ok", via=method, fallback_reason=found.fallback_reason,
+    return Outcome(host.name, name, Status.OK, via=method, fallback_reason=found.fallback_reason,
                    warnings=found.warnings + tuple(missing), detail=detail)
 
 
@@ -109,7 +109,7 @@ def run_power(
     action = PowerAction(request.action)
     name = f"power.{action.value}"
     if request.dry_run:
-        return [Outcome(h.name, name, "dry-run", detail={"would_send": action.value}) for h in hosts]
+        return [Outcome(h.name, name, Status.DRY_RUN, detail={"would_send": action.value}) for h in hosts]
     cancel = cancel or threading.Event()
     if action in DESTRUCTIVE and not request.assume_yes and not confirm(list(hosts), action.value):
         return [
