@@ -21,7 +21,7 @@ from oob.audit import AuditLog
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
 from oob.errors import AuditLogError, ActionUnsupported, OobError, OutcomeUnknown, SafetyRefusal
-from oob.events import Emit, Event
+from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
 from oob.model import ActionResult, Host, NmiSupport, PowerState
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
@@ -83,7 +83,7 @@ Confirm = Callable[[list[CrashPlan]], bool]
 
 
 def _on_retry(host: Host, emit: Emit) -> Callable[[str], None]:
-    return lambda message: emit(Event("warning", message, host.name, "retry"))
+    return lambda message: emit(Event(Level.WARNING, message, host.name, EventKind.RETRY))
 
 
 def plan_host(host: Host, request: NmiRequest, emit: Emit) -> CrashPlan | Outcome:
@@ -109,11 +109,11 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> CrashPlan | Outcom
     power, support, sessions = found.result
     warnings = found.warnings
     if found.fallback_reason:
-        emit(Event("warning", f"falling back to {method}: {found.fallback_reason}", host.name, "fallback"))
+        emit(Event(Level.WARNING, f"falling back to {method}: {found.fallback_reason}", host.name, EventKind.FALLBACK))
     if support.offered is None:
         warnings += ("the BMC does not list the ResetType values it accepts; sending Nmi unchecked",)
     for warning in warnings:
-        emit(Event("warning", warning, host.name, "warning"))
+        emit(Event(Level.WARNING, warning, host.name, EventKind.WARNING))
     if power is PowerState.OFF:
         refusal = SafetyRefusal("host power is Off: an NMI would do nothing; not sending", host=host.name)
         return Outcome.from_error(host.name, "nmi", refusal, via=method, warnings=warnings)
@@ -156,7 +156,7 @@ def trigger_host(
             if audit:
                 audit.record("nmi.sending", host.name, **base)  # AuditLogError: refuse, nothing sent
             sent_at = datetime.now(UTC).isoformat(timespec="seconds")
-            emit(Event("progress", f"sending NMI via {method}", host.name, "nmi_sending", {"via": method}))
+            emit(Event(Level.PROGRESS, f"sending NMI via {method}", host.name, EventKind.NMI_SENDING, {"via": method}))
             try:
                 result = driver.send_nmi()
             except OobError as exc:
@@ -175,7 +175,7 @@ def trigger_host(
     except OutcomeUnknown as exc:
         exc.for_host(host.name)
         said = exc.message if "may have been applied" in exc.message else f"{exc.message}; it may have been applied"
-        emit(Event("error", f"NMI outcome unknown: {said} — NOT resending", host.name, "nmi_outcome_unknown",
+        emit(Event(Level.ERROR, f"NMI outcome unknown: {said} — NOT resending", host.name, EventKind.NMI_OUTCOME_UNKNOWN,
                    {"via": method}))
         return Outcome.from_error(
             host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=warnings
@@ -186,12 +186,12 @@ def trigger_host(
             host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=warnings
         )
     for warning in warnings[len(plan.warnings):]:
-        emit(Event("warning", warning, host.name, "audit_record_missing"))
+        emit(Event(Level.WARNING, warning, host.name, EventKind.AUDIT_RECORD_MISSING))
     answer = f"HTTP {result.status}" if method == "redfish" else f"completion code 0x{result.status:02X}"
     data: dict[str, Any] = {"via": method, "at": sent_at, "answer": answer}
     if plan.fallback_reason:
         data["fallback_reason"] = plan.fallback_reason
-    emit(Event("info", f"NMI sent via {method} ({answer})", host.name, "nmi_sent", data))
+    emit(Event(Level.INFO, f"NMI sent via {method} ({answer})", host.name, EventKind.NMI_SENT, data))
     return _sent(plan, result, warnings, sent_at)
 
 

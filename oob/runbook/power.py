@@ -10,7 +10,7 @@ from typing import Any
 
 from oob.audit import AuditLog
 from oob.errors import OobError, SafetyRefusal
-from oob.events import Emit, Event
+from oob.events import Emit, Event, EventKind, Level
 from oob.model import Host, PowerAction
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly
@@ -40,7 +40,7 @@ def _status(host: Host, request: PowerRequest, emit: Emit) -> Outcome:
             host,
             request.driver,
             lambda driver: driver.power_state(),
-            on_retry=lambda m: emit(Event("warning", m, host.name, "retry")),
+            on_retry=lambda m: emit(Event(Level.WARNING, m, host.name, EventKind.RETRY)),
         )
     except MethodsFailed as failed:
         return Outcome.from_error(host.name, "power.status", failed.error)
@@ -75,7 +75,7 @@ def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, aud
             return Outcome.from_error(host.name, name, refusal)
         try:
             found = first_method(
-                host, request.driver, work, on_retry=lambda m: emit(Event("warning", m, host.name, "retry"))
+                host, request.driver, work, on_retry=lambda m: emit(Event(Level.WARNING, m, host.name, EventKind.RETRY))
             )
         except MethodsFailed as failed:
             return Outcome.from_error(host.name, name, failed.error, warnings=tuple(missing))
@@ -83,8 +83,8 @@ def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, aud
             return Outcome.from_error(host.name, name, exc.for_host(host.name), warnings=tuple(missing))
     method, result = found.method, found.result
     for warning in missing:
-        emit(Event("warning", warning, host.name, "audit_record_missing"))
-    emit(Event("info", f"power {action.value} accepted ({', '.join(result.sent)})", host.name, name))
+        emit(Event(Level.WARNING, warning, host.name, EventKind.AUDIT_RECORD_MISSING))
+    emit(Event(Level.INFO, f"power {action.value} accepted ({', '.join(result.sent)})", host.name, EventKind(name)))
     status_key = "http_status" if method == "redfish" else "completion_code"
     detail: dict[str, Any] = {"sent": list(result.sent), status_key: result.status}
     if result.bmc_message:
