@@ -6,6 +6,8 @@ exceptions stop the search even then:
 
 * an authentication failure: the next method would log in with the same credentials,
   and every failed login counts toward the BMC's lockout (iDRAC locks the user);
+* a certificate failure: the BMC's identity did not check out, so going around it by
+  another method would defeat the check;
 * anything else (``OutcomeUnknown`` above all: the host may already be crashing).
 
 Errors are never edited after they were raised: the error reported when every method
@@ -21,7 +23,7 @@ from typing import Generic, TypeVar
 
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
-from oob.errors import BmcAuthError, NotDelivered, OobError, UsageError
+from oob.errors import BmcAuthError, NotDelivered, OobError, TlsError, UsageError
 from oob.model import Host
 
 _R = TypeVar("_R")
@@ -118,14 +120,22 @@ def first_method(
                 return MethodRun(method, result, tuple(attempts), tuple(driver.warnings))
         except NotDelivered as exc:
             attempts.append(Attempt(method, exc))
-            if isinstance(exc, BmcAuthError) and index + 1 < len(methods):
-                skipped = ", ".join(methods[index + 1 :])
-                stop = (
-                    f"not trying {skipped} with the same credentials: each failed login counts toward the "
-                    f"BMC's lockout (use --via {methods[index + 1]} to try it on purpose)"
-                )
+            if index + 1 < len(methods) and (stop := _stop_reason(exc, methods[index + 1 :])):
                 raise MethodsFailed(_combined(host, attempts, stop), tuple(attempts)) from None
     raise MethodsFailed(_combined(host, attempts, None), tuple(attempts))
+
+
+def _stop_reason(error: NotDelivered, rest: tuple[str, ...]) -> str | None:
+    """Why the methods after this failure must not be tried, or None to go on."""
+    skipped = ", ".join(rest)
+    if isinstance(error, BmcAuthError):
+        return (f"not trying {skipped} with the same credentials: each failed login counts toward the "
+                f"BMC's lockout (use --via {rest[0]} to try it on purpose)")
+    if isinstance(error, TlsError):
+        # a certificate that does not check out may be someone else's BMC: never a reason to go around it
+        return (f"not trying {skipped}: a certificate problem is never a reason to use another method "
+                f"(fix the trust, or use --via {rest[0]} on purpose)")
+    return None
 
 
 def _combined(host: Host, attempts: list[Attempt], stop: str | None) -> OobError:

@@ -141,6 +141,22 @@ def test_auth_failure_on_redfish_does_not_try_ipmi(fleet: FakeFleet, audit: Audi
     assert bmc.nmis_applied() == 0
 
 
+def test_a_certificate_failure_is_never_a_reason_to_use_ipmi(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
+    host = make_host("web01", "127.0.1.1")
+    bmc = fleet.add(host.bmc.address)
+    bmc.fail(Stage.LOGIN, Fault.TLS, method="redfish", message="certificate of the BMC is not trusted")
+
+    [outcome] = run_nmi([host], YES, confirm=never, emit=events, audit=audit)
+
+    assert (outcome.status, outcome.exit_code) == ("failed", 3)
+    assert outcome.error is not None and outcome.error.kind == "tls"
+    assert "a certificate problem is never a reason to use another method" in outcome.error.message
+    assert (bmc.logins("redfish"), bmc.logins("ipmi")) == (1, 0)
+    assert bmc.nmis_applied() == 0
+
+
 def test_every_method_unreachable_names_each(fleet: FakeFleet, audit: AuditLog, events: Events) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address, FakeBmc(methods=frozenset()))
