@@ -174,7 +174,8 @@ def readiness_gate(request: DrillRequest, emit: Emit, seen: dict[str, HostReadin
         emit_readiness(result, emit)
         ssh = result.check("ssh")
         if request.method == "sysrq" and ssh is not None and ssh.status == "fail":
-            return HostSshError(f"{ssh.reason}: a sysrq drill needs SSH to the host", host=host.name)
+            return HostSshError(f"{ssh.reason}: a sysrq drill needs SSH to the host; nothing was crashed",
+                                host=host.name)
         if result.ready:
             return None
         problems = "; ".join(f"{c.name}: {c.reason}" for c in result.problems if c.status == "fail"

@@ -4,7 +4,10 @@ Against a real sshd on loopback (mocks/sshd.py)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,7 @@ from oob.runbook.drill import DrillRequest, sysrq_trigger
 from oob.runbook.nmi import CrashPlan
 from oob.runbook.preflight import PreflightRequest, host_side
 from oob.ssh import DUMP_SERVER, HOST, SshAddress, SshOptions, connect
+from tests.conftest import CliResult, write_inventory
 from tests.dump.conftest import ssh_options, sshd  # noqa: F401 - fixtures
 
 
@@ -91,3 +95,21 @@ def test_a_sysrq_drill_that_cannot_log_in_fails_with_host_ssh_error_and_crashes_
     assert outcome.error is not None and outcome.error.kind == "host_ssh"
     assert "login refused (publickey)" in outcome.error.message and "nothing was crashed" in outcome.error.message
     assert not any(e.kind == "sysrq_sent" for e in events)
+
+
+def test_oob_drill_without_the_hosts_ssh_exits_3_and_crashes_nothing(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = fleet_factory(["openbmc"], ipmi=True, dump_root=tmp_path / "crash", layouts=["rhel"], scale=0.02,
+                          host_ssh=True)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    # no --known-hosts / --ssh-key: the host's key is unknown to oob
+    result = oob("drill", "openbmc-1", "-i", str(inventory), "--yes", "--json", "--probe-timeout", "0.3",
+                 "--timeout", "5s")
+    assert result.code == 3, result.stdout + result.stderr
+    found = [r for r in result.records if r.get("event") == "result" and r["host"] == "openbmc-1"]
+    assert len(found) == 1, json.dumps(result.records)
+    assert found[0]["error"] == "host_ssh" and "host key unknown" in found[0]["message"]
+    assert "nothing was crashed" in found[0]["message"]
+    assert fleet.host("openbmc-1").state.value == "running"
+    assert not any(r.event == "sysrq_crash" for r in fleet.host("openbmc-1").history)
