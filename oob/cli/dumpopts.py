@@ -12,8 +12,8 @@ import typer
 from oob.errors import UsageError
 
 if TYPE_CHECKING:
-    from oob.dump.targets import SshOptions
     from oob.dump.watcher import WatchOptions
+    from oob.ssh import SshOptions
 
 TimeoutOpt = Annotated[
     str, typer.Option("--timeout", metavar="DURATION", help="Give up on the dump after this long (90s, 30m, 1h).")
@@ -74,7 +74,7 @@ def watch_options(*, interval: float, stall_after: str, timeout: str) -> WatchOp
 
 
 def ssh_options(known_hosts: Path | None, accept_new_host_key: bool, ssh_key: list[Path] | None) -> SshOptions:
-    from oob.dump.targets import SshOptions
+    from oob.ssh import SshOptions
 
     return SshOptions(
         known_hosts=str(known_hosts) if known_hosts else None,

@@ -16,7 +16,6 @@ from oob.dump.targets import (
     DumpTarget,
     FileTarget,
     Listing,
-    SshOptions,
     SshTarget,
     Targets,
     TargetSpec,
@@ -32,6 +31,7 @@ from oob.dump.watcher import (
     WatchOptions,
     watch_dumps,
 )
+from oob.ssh import SshOptions
 
 __all__ = [
     "Baseline",

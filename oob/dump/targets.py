@@ -19,11 +19,9 @@ Everything a target says is hostile until checked (a crashed host wrote it):
   nor the exit.
 - ``ssh://user@server[:port]/path``: a dump server, over SFTP (:class:`SshTarget`).  All
   targets on one server share **one** SSH connection (:class:`Targets` keeps them), so a
-  hundred hosts dumping to one server cost one login.  Host keys are checked against
-  known_hosts; an unknown key is refused unless the user accepted new keys explicitly, and
-  a changed key is always refused.  Keys come from ``--ssh-key``, the agent, ``~/.ssh/id_*``
-  and ``~/.ssh/config`` as asyncssh reads them; passwords are never tried, so nothing ever
-  prompts.
+  hundred hosts dumping to one server cost one login.  The connection is made by
+  :mod:`oob.ssh` (keys only, host keys checked against known_hosts, never a password); its
+  failures are :class:`~oob.errors.DumpTargetError` / :class:`~oob.errors.HostKeyError`.
 """
 
 from __future__ import annotations
@@ -41,14 +39,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from oob.dump.layouts import EntryKind, FileInfo
-from oob.errors import DumpTargetError, HostKeyError, UsageError
+from oob.errors import DumpTargetError, UsageError
+from oob.ssh import DEFAULT_SSH_PORT, DUMP_SERVER, SshAddress, SshOptions, SshPool
 
-DEFAULT_SSH_PORT = 22
 #: seconds one listing, stat or read may take before the target is reported stalled
 OP_TIMEOUT = 30.0
 #: entries read from one directory per look; the rest are left unread (and said so)
@@ -59,8 +56,6 @@ MAX_READ = 4 * 1024 * 1024
 MAX_SIZE = 1 << 50
 #: worker threads of one file:// target at once (stuck ones included)
 FILE_THREADS = 16
-#: seconds closing an SSH connection may take before it is simply dropped
-CLOSE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,11 +70,10 @@ class TargetSpec:
     port: int = DEFAULT_SSH_PORT
 
     @property
-    def server_key(self) -> tuple[str, str, int] | None:
-        """Targets with the same key share one SSH connection."""
-        if self.scheme != "ssh" or self.server is None or self.user is None:
-            return None
-        return (self.user, self.server.lower(), self.port)
+    def ssh(self) -> SshAddress:
+        """Where an ``ssh://`` target logs in (targets with the same address share one connection)."""
+        assert self.scheme == "ssh" and self.server is not None and self.user is not None
+        return SshAddress(self.user, self.server, self.port)
 
     @property
     def key(self) -> str:
@@ -587,196 +581,6 @@ async def _in_daemon_thread(function: Callable[[], _T], done: Callable[[], None]
     return await future
 
 
-@dataclass(frozen=True)
-class SshOptions:
-    #: known_hosts file; None: asyncssh's default (~/.ssh/known_hosts, or ~/.ssh/config's)
-    known_hosts: str | None = None
-    #: accept a server whose key is not in known_hosts yet, and record it there (like
-    #: OpenSSH's StrictHostKeyChecking=accept-new); a *changed* key is refused regardless
-    accept_new_host_key: bool = False
-    #: private key files; empty: the agent, ~/.ssh/id_* and ~/.ssh/config's IdentityFile
-    identity_files: tuple[str, ...] = ()
-    connect_timeout: float = 15.0
-    keepalive_interval: float = 30.0
-
-    def known_hosts_path(self) -> Path:
-        return Path(self.known_hosts).expanduser() if self.known_hosts else Path.home() / ".ssh" / "known_hosts"
-
-
-class _Connection:
-    """One SSH connection and its SFTP session, shared by every target on a server."""
-
-    def __init__(self, conn: Any, sftp: Any) -> None:
-        self.conn = conn
-        self.sftp = sftp
-
-    async def close(self) -> None:
-        self.sftp.exit()
-        self.conn.close()
-        await self.conn.wait_closed()
-
-
-class SshPool:
-    """Opens at most one connection per (user, server, port), on first use."""
-
-    def __init__(self, options: SshOptions | None = None) -> None:
-        self.options = options or SshOptions()
-        self._connections: dict[tuple[str, str, int], _Connection] = {}
-        self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
-        #: connections opened since the pool was made (the benchmark's figure; 1 per server)
-        self.opened = 0
-
-    async def sftp(self, spec: TargetSpec) -> Any:
-        key = spec.server_key
-        assert key is not None
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            connection = self._connections.get(key)
-            if connection is not None and connection.conn.is_closed():
-                connection = None  # the server went away since the last call
-            if connection is None:
-                connection = await self._open(spec)
-                self._connections[key] = connection
-            return connection.sftp
-
-    def forget(self, spec: TargetSpec) -> None:
-        """Drop a connection that broke; the next call opens a new one."""
-        key = spec.server_key
-        if key is not None:
-            connection = self._connections.pop(key, None)
-            if connection is not None:
-                connection.conn.abort()
-
-    async def close(self) -> None:
-        connections, self._connections = list(self._connections.values()), {}
-        for connection in connections:
-            # closing a connection that already broke: nothing to report; one whose server
-            # stopped answering is dropped (which also ends the calls abandoned on it)
-            try:
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await connection.close()
-            except (OSError, TimeoutError, asyncssh_errors()):
-                connection.conn.abort()
-            except BaseException:
-                connection.conn.abort()
-                raise
-
-    async def _open(self, spec: TargetSpec) -> _Connection:
-        import asyncssh
-
-        conn = await self.connect(spec)
-        try:
-            sftp = await conn.start_sftp_client()
-        except asyncssh.Error as exc:
-            conn.abort()
-            raise DumpTargetError(f"ssh {spec.server_address}:{spec.port}: {exc.reason or type(exc).__name__}") from None
-        except BaseException:
-            conn.abort()
-            raise
-        return _Connection(conn, sftp)
-
-    async def connect(self, spec: TargetSpec) -> Any:
-        """A new SSH connection (asyncssh) to ``spec``'s server: keys only, host key checked as
-        for dump targets.  Also what ``oob preflight`` and ``oob drill`` use to reach a host."""
-        import asyncssh
-
-        where = f"{spec.server_address}:{spec.port}"
-        options: dict[str, Any] = {
-            "username": spec.user,
-            # automation never waits at a password prompt
-            "password_auth": False,
-            "kbdint_auth": False,
-            "connect_timeout": self.options.connect_timeout,
-            "keepalive_interval": self.options.keepalive_interval,
-        }
-        if self.options.identity_files:
-            keys = [Path(p).expanduser() for p in self.options.identity_files]
-            missing = [str(key) for key in keys if not key.is_file()]
-            if missing:
-                raise DumpTargetError(f"ssh {where}: private key not found: {', '.join(missing)}")
-            options["client_keys"] = [str(key) for key in keys]
-        if self.options.known_hosts:
-            path = self.options.known_hosts_path()
-            options["known_hosts"] = str(path) if path.exists() else ([], [], [])
-        self.opened += 1
-        try:
-            try:
-                conn = await asyncssh.connect(spec.server, spec.port, **options)
-            except asyncssh.HostKeyNotVerifiable:
-                if self._known_key_for(spec) is not None:
-                    raise HostKeyError(
-                        f"ssh {where}: the server's host key has CHANGED since it was recorded in "
-                        f"{self.options.known_hosts_path()}; refusing to connect (possible man-in-the-middle; "
-                        "if the server was reinstalled, remove the old line with ssh-keygen -R)"
-                    ) from None
-                if not self.options.accept_new_host_key:
-                    raise HostKeyError(
-                        f"ssh {where}: host key unknown (not in {self.options.known_hosts_path()}); "
-                        "check it and add it (ssh-keyscan), or pass --accept-new-host-key to trust and record it"
-                    ) from None
-                conn = await self._accept_new(spec, options)
-        except (HostKeyError, DumpTargetError):
-            raise
-        except asyncssh.KeyImportError as exc:
-            # e.g. a passphrase-protected --ssh-key: oob never asks for the passphrase (use the agent)
-            raise DumpTargetError(f"ssh {where}: cannot use the private key: {exc}; load it into ssh-agent") from None
-        except asyncssh.PermissionDenied:
-            raise DumpTargetError(
-                f"ssh {spec.user}@{where}: login refused (publickey); check the key (--ssh-key), "
-                "the agent or ~/.ssh/config; oob never uses passwords"
-            ) from None
-        except asyncssh.Error as exc:
-            raise DumpTargetError(f"ssh {where}: {exc.reason or type(exc).__name__}") from None
-        except (TimeoutError, OSError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise DumpTargetError(f"ssh {where}: cannot connect: {reason}") from None
-        return conn
-
-    def _known_key_for(self, spec: TargetSpec) -> list[Any] | None:
-        """The keys known_hosts holds for this server, or None when it has none."""
-        import asyncssh
-
-        path = self.options.known_hosts_path()
-        if not path.exists():
-            return None
-        try:
-            trusted = asyncssh.read_known_hosts(str(path)).match(spec.server or "", "", spec.port)[0]
-        except (OSError, ValueError, asyncssh.KeyImportError):
-            return None
-        return list(trusted) or None
-
-    async def _accept_new(self, spec: TargetSpec, options: dict[str, Any]) -> Any:
-        import asyncssh
-
-        # connect once without verification, take the key this server presented, and record
-        # it; the same connection is then used (what OpenSSH's accept-new does)
-        options = dict(options, known_hosts=None)
-        conn = await asyncssh.connect(spec.server, spec.port, **options)
-        key = conn.get_server_host_key()
-        if key is None:  # pragma: no cover - asyncssh always has it after the handshake
-            conn.close()
-            raise HostKeyError(f"ssh {spec.server}:{spec.port}: the server presented no host key")
-        if self._known_key_for(spec) is not None:  # recorded meanwhile, by someone else
-            conn.close()
-            raise HostKeyError(f"ssh {spec.server}:{spec.port}: host key changed while connecting; refusing")
-        path = self.options.known_hosts_path()
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        pattern = spec.server if spec.port == DEFAULT_SSH_PORT else f"[{spec.server}]:{spec.port}"
-        line = f"{pattern} {key.export_public_key('openssh').decode().strip()}\n"
-        await asyncio.to_thread(_append, path, line)
-        return conn
-
-
-def _append(path: Path, line: str) -> None:
-    with open(path, "a", encoding="ascii") as handle:
-        handle.write(line)
-
-
-def asyncssh_errors() -> type[Exception]:
-    import asyncssh
-
-    return asyncssh.Error
-
 
 class SshTarget(DumpTarget):
     """A directory on a dump server, over SFTP.
@@ -803,7 +607,7 @@ class SshTarget(DumpTarget):
         location = self.spec.location(*parts)
 
         async def work() -> _T | None:
-            sftp = await self.pool.sftp(self.spec)
+            sftp = await self.pool.sftp(self.spec.ssh)
             try:
                 return await operation(sftp, path, location)
             except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
@@ -813,7 +617,7 @@ class SshTarget(DumpTarget):
             except (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection, asyncssh.ConnectionLost,
                     asyncssh.DisconnectError, OSError) as exc:
                 # the next call opens a new connection
-                self.pool.forget(self.spec)
+                self.pool.forget(self.spec.ssh)
                 reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
                 raise DumpTargetError(f"{location}: connection lost ({reason})") from None
             except asyncssh.SFTPError as exc:
@@ -886,7 +690,7 @@ class Targets:
     """Makes dump targets; targets on one SSH server share one connection."""
 
     def __init__(self, ssh: SshOptions | None = None) -> None:
-        self.ssh = SshPool(ssh)
+        self.ssh = SshPool(ssh, DUMP_SERVER)
         self._targets: dict[str, DumpTarget] = {}
 
     def get(self, url: str | TargetSpec) -> DumpTarget:

@@ -47,8 +47,9 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
+from oob import asyncbridge
 from oob.dump import events as ev
 from oob.dump.formats import HEAD_SIZE, TAIL_SIZE, VmcoreFormat, detect_format, needs_tail
 from oob.dump.layouts import (
@@ -64,10 +65,11 @@ from oob.dump.layouts import (
 )
 from oob.dump.matching import HostMatcher
 from oob.dump.panic import DMESG_TAIL, MAX_LINE, NO_PANIC, PanicInfo, decode_log, panic_lines
-from oob.dump.targets import DumpTarget, Listing, SshOptions, Targets, call_bounds, parse_target
+from oob.dump.targets import DumpTarget, Listing, Targets, call_bounds, parse_target
 from oob.errors import DumpTargetError, DumpTimeout, UsageError
 from oob.events import Emit, discard
 from oob.model import Host
+from oob.ssh import SshOptions
 
 #: README.txt and logs are small; never read more of them than this
 TEXT_LIMIT = 64 * 1024
@@ -798,50 +800,31 @@ class DumpWatcher:
 # Synchronous use
 
 
-_T = TypeVar("_T")
-
-
 class BlockingDumpWatcher:
-    """A :class:`DumpWatcher` on its own event-loop thread, for synchronous callers.
+    """A :class:`DumpWatcher` for synchronous callers, run through :mod:`oob.asyncbridge`.
 
-    The baseline and the watch run on the same loop, so the SSH connection opened for the
-    baseline (before the NMI) is the one the watch uses.  Events are emitted from the loop
-    thread.
+    The baseline and the watch run on the bridge's one loop, so the SSH connection opened
+    for the baseline (before the NMI) is the one the watch uses.  Events are emitted from
+    the loop's thread.  ``cancel`` (a :class:`threading.Event`) stops waiting for a watch
+    at once (:class:`concurrent.futures.CancelledError`); the watch is cancelled on the loop.
     """
 
     def __init__(self, hosts: Sequence[Host], options: WatchOptions | None = None, **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="oob-dump-watch", daemon=True)
-        self._thread.start()
-        try:
-            self.watcher = DumpWatcher(hosts, options, **kwargs)
-        except BaseException:
-            self._stop()
-            raise
-
-    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        self.watcher = DumpWatcher(hosts, options, **kwargs)
 
     def take_baseline(self, since: float | None = None) -> Baseline:
-        return self._run(self.watcher.take_baseline(since))
+        return asyncbridge.run(self.watcher.take_baseline(since))
 
-    def watch(self, baseline: Baseline, *, started: float | None = None) -> list[DumpResult]:
-        return self._run(self.watcher.watch(baseline, started=started))
+    def watch(self, baseline: Baseline, *, started: float | None = None,
+              cancel: threading.Event | None = None) -> list[DumpResult]:
+        return asyncbridge.run(self.watcher.watch(baseline, started=started), cancel=cancel)
 
     @property
     def connections_opened(self) -> int:
         return self.watcher.connections_opened
 
     def close(self) -> None:
-        try:
-            self._run(self.watcher.close())
-        finally:
-            self._stop()
-
-    def _stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        asyncbridge.run(self.watcher.close())
 
     def __enter__(self) -> Self:
         return self
@@ -866,7 +849,7 @@ def watch_dumps(
             base = baseline or await watcher.take_baseline(since)
             return await watcher.watch(base)
 
-    return asyncio.run(run())
+    return asyncbridge.run(run())
 
 
 __all__ = [

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from oob.dump.targets import SshOptions
+from oob.errors import HostSshError
 from oob.model import Host
 from oob.preflight.checks import HostView, local_dump_path
 from oob.preflight.facts import FACTS_SCRIPT, HostFacts, df_script, parse_facts
 from oob.preflight.hostssh import HostShell
+from oob.ssh import SshOptions
 
 
 async def gather(host: Host, options: SshOptions | None = None, *, hpe: bool | None = None,
                  timeout: float = 30.0) -> HostView:
-    """The host's facts (raises :class:`~oob.errors.DumpTargetError` when SSH fails)."""
+    """The host's facts (raises :class:`~oob.errors.HostSshError` when SSH fails)."""
     async with HostShell(host, options) as shell:
         ran = await shell.run(FACTS_SCRIPT, timeout=timeout)
         facts: HostFacts = parse_facts(ran.stdout)
         if ran.rc is None and not facts.files:
-            from oob.errors import DumpTargetError
-
-            raise DumpTargetError(f"the facts script did not run: {ran.stderr.strip()}", host=host.name)
+            raise HostSshError(f"the facts script did not run: {ran.stderr.strip()}", host=host.name)
         view = HostView.of(host, facts, hpe=hpe)
         path = local_dump_path(view)
         if path is not None:

@@ -2,8 +2,9 @@
 
 ``file://``: :func:`shutil.disk_usage` of the directory (a local disk or an NFS export
 mounted here), in a daemon thread so a hung NFS server costs ``timeout`` seconds, not the
-run.  ``ssh://``: ``df -P -k PATH`` on the dump server over one SSH connection (keys and
-known_hosts as for the watcher).  Read-only.
+run.  ``ssh://``: ``df -P -k PATH`` on the dump server over one SSH connection
+(:mod:`oob.ssh`, as for the watcher), through :mod:`oob.asyncbridge` with a deadline.
+Read-only.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import asyncio
 import shutil
 import threading
 
-from oob.dump.targets import SshOptions, SshPool, asyncssh_errors, parse_target
+from oob import asyncbridge
+from oob.dump.targets import parse_target
 from oob.errors import OobError
 from oob.preflight.facts import df_script, parse_df
+from oob.ssh import CLOSE_TIMEOUT, DUMP_SERVER, SshOptions, close_connection, connect, run_script
 
 #: (where, bytes free), or why it was not measured
 Measured = tuple[str, int] | str
@@ -28,7 +31,13 @@ def measure(url: str, ssh: SshOptions | None = None, *, timeout: float = 30.0) -
     if spec.scheme == "file":
         return _disk_usage(spec.path, timeout)
     if spec.scheme == "ssh":
-        return asyncio.run(_ssh_df(url, ssh, timeout))
+        options = ssh or SshOptions()
+        # the net under the coroutine's own bounds: connect, then df, then close
+        deadline = min(options.connect_timeout, timeout) + timeout + CLOSE_TIMEOUT + 1.0
+        try:
+            return asyncbridge.run(_ssh_df(url, options, timeout), timeout=deadline)
+        except TimeoutError:
+            return f"free space at {spec.location()} not measured: no answer within {deadline:g} s"
     return f"free space not measured ({spec.scheme}:// target)"
 
 
@@ -49,23 +58,22 @@ def _disk_usage(path: str, timeout: float) -> Measured:
     return answer[0]
 
 
-async def _ssh_df(url: str, ssh: SshOptions | None, timeout: float) -> Measured:
+async def _ssh_df(url: str, ssh: SshOptions, timeout: float) -> Measured:
     spec = parse_target(url)
     where = spec.location()
     try:
-        conn = await asyncio.wait_for(SshPool(ssh).connect(spec), timeout)
+        conn = await asyncio.wait_for(connect(spec.ssh, ssh, DUMP_SERVER), timeout)
     except OobError as exc:
         return f"free space at {where} not measured: {exc.message}"
     except TimeoutError:
         return f"free space at {where} not measured: no SSH connection within {timeout:g} s"
     try:
-        result = await asyncio.wait_for(conn.run("sh -s", input=df_script(spec.path), check=False), timeout)
-        output = f"{result.stdout or ''}{result.stderr or ''}"
-    except (asyncssh_errors(), TimeoutError, OSError) as exc:
-        return f"free space at {where} not measured: {exc or type(exc).__name__}"
+        ran = await run_script(conn, df_script(spec.path), timeout=timeout)
     finally:
-        conn.close()
-    available, error = parse_df(output)
+        await close_connection(conn)
+    if ran.rc is None and not ran.stdout:
+        return f"free space at {where} not measured: {ran.stderr}"
+    available, error = parse_df(ran.stdout + ran.stderr)
     if available is None:
         return f"free space at {where} not measured: {error}"
     return where, available

@@ -22,14 +22,15 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
+from oob import asyncbridge
 from oob.audit import AuditLog
-from oob.dump.targets import SshOptions, Targets
+from oob.dump.targets import Targets
 from oob.dump.watcher import Baseline, DumpResult, DumpState, DumpWatcher, WatchOptions
 from oob.errors import AuditLogError, OobError, SafetyRefusal, UsageError
 from oob.events import Emit, Event
@@ -40,8 +41,7 @@ from oob.runbook.common import Outcome, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 from oob.runbook.nmi import CrashPlan, NmiRequest, plan_host, trigger_host
-
-_T = TypeVar("_T")
+from oob.ssh import SshOptions
 
 
 @dataclass(frozen=True)
@@ -159,32 +159,6 @@ class _HostRun:
             probe=self.probe,
             **kwargs,
         )
-
-
-class _Loop:
-    """An asyncio loop on its own thread: the dump watcher is async, the runbook is not,
-    and the SSH connections opened for the baseline must be the ones the watch uses."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="oob-crash-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, _T], cancel: threading.Event | None = None) -> _T:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        while cancel is not None:
-            try:
-                return future.result(timeout=0.2)
-            except TimeoutError:
-                if cancel.is_set():
-                    future.cancel()
-                    cancel = None
-        return future.result()
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
 
 
 def _now_iso() -> str:
@@ -384,7 +358,8 @@ def run_crash(
     for first, second in shared_bmcs(hosts):
         for host in (first, second):
             by_name[host.name].settle("refused", SafetyRefusal(describe_shared(first, second), host=host.name))
-    loop = _Loop()
+    # the SSH connections opened for the baseline are the ones the watch uses: both run
+    # on the bridge's one loop (oob.asyncbridge)
     targets = Targets(request.ssh)
     with ExitStack() as locks:
         try:
@@ -396,12 +371,9 @@ def run_crash(
                             audit, run.host, force=request.force, window_s=_nmi_request(request).repeat_window_s)
                         if refusal is not None:
                             run.settle("refused", refusal)
-            _crash(runs, request, confirm, emit, audit, cancel, loop, targets, trigger, gate)
+            _crash(runs, request, confirm, emit, audit, cancel, targets, trigger, gate)
         finally:
-            try:
-                loop.run(targets.close())
-            finally:
-                loop.close()
+            asyncbridge.run(targets.close())
     for run in runs:
         if run.outcome is not None and run.outcome.status == "refused":
             outcome = run.outcome
@@ -439,7 +411,7 @@ def _stale(emit: Emit) -> Callable[[str, str], None]:
 
 
 def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, emit: Emit,
-           audit: AuditLog | None, cancel: threading.Event, loop: _Loop, targets: Targets,
+           audit: AuditLog | None, cancel: threading.Event, targets: Targets,
            trigger_with: Trigger | None = None, gate: Gate | None = None) -> None:
     pending = [run for run in runs if run.outcome is None]
     by_name = {run.host.name: run for run in runs}
@@ -450,7 +422,7 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
     run_per_host([r.host for r in pending], lambda h: _preflight(by_name[h.name], request, emit, gate),
                  request.parallel, on_bug=bug)
     ready = [run for run in pending if run.outcome is None]
-    baseline = loop.run(_baselines(ready, targets, emit)) if ready else None
+    baseline = asyncbridge.run(_baselines(ready, targets, emit)) if ready else None
     ready = [run for run in ready if run.outcome is None]
     for run in ready:
         _preflight_event(run, emit)
@@ -509,7 +481,7 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
     watcher = DumpWatcher([r.host for r in sent], request.watch, targets=targets, emit=emit)
     results: dict[str, DumpResult] = {}
     try:
-        for result in loop.run(watcher.watch(baseline, started=started), cancel):
+        for result in asyncbridge.run(watcher.watch(baseline, started=started), cancel=cancel):
             results[result.host] = result
     except (asyncio.CancelledError, concurrent.futures.CancelledError):
         emit(Event("warning", "interrupted: stopped watching", None, "interrupted"))
@@ -518,7 +490,7 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
             watcher.interrupt()
             return watcher.results()
 
-        for result in loop.run(partial()):
+        for result in asyncbridge.run(partial()):
             results[result.host] = result
     run_per_host([r.host for r in sent],
                  lambda h: _conclude(by_name[h.name], results.get(h.name), request, emit, audit, cancel),

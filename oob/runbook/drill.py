@@ -11,22 +11,28 @@ complete and the host came back.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from oob import asyncbridge
 from oob.audit import AuditLog
-from oob.errors import HostSshError, OobError, SafetyRefusal
+from oob.errors import HostSshError, OobError, OutcomeUnknown, SafetyRefusal
 from oob.events import Emit, Event
 from oob.model import Host
 from oob.runbook.common import Outcome
 from oob.runbook.crash import ConfirmCrash, CrashOutcome, CrashReport, CrashRequest, Gate, Trigger, run_crash
 from oob.runbook.guard import record_quietly
 from oob.runbook.nmi import CrashPlan
-from oob.runbook.preflight import HostReadiness, PreflightRequest, emit_readiness, readiness
+from oob.runbook.preflight import (
+    HostReadiness,
+    PreflightRequest,
+    emit_readiness,
+    host_ssh_deadline,
+    readiness,
+)
 
 METHODS = ("sysrq", "nmi")
 
@@ -114,12 +120,21 @@ def sysrq_trigger(request: DrillRequest) -> Trigger:
         at = datetime.now(UTC).isoformat(timespec="seconds")
         emit(Event("progress", "writing c to /proc/sysrq-trigger over SSH", host.name, "sysrq_sending",
                    {"via": "sysrq"}))
+        deadline = host_ssh_deadline(request.crash.ssh, 1, request.sysrq_timeout_s)
         try:
-            rc, detail = asyncio.run(_write_trigger(host, request))
+            rc, detail = asyncbridge.run(_write_trigger(host, request), timeout=deadline)
         except OobError as exc:
+            # raised before the script was sent (connect, login, host key): nothing was crashed
             record_quietly(audit, "sysrq.failed", host.name, error=exc.kind, message=exc.message, **where)
             error = HostSshError(f"sysrq over SSH: {exc.message}; nothing was crashed", host=host.name)
             return Outcome.from_error(host.name, "sysrq", error, via="sysrq")
+        except TimeoutError:
+            # the session's own bounds did not hold: the write may have been made
+            message = f"sysrq over SSH: no answer within {deadline:g} s; the host may have been crashed"
+            unknown = OutcomeUnknown(message, host=host.name)
+            missing = record_quietly(audit, "sysrq.failed", host.name, error=unknown.kind, message=message, **where)
+            emit(Event("error", f"{message} — NOT resending", host.name, "nmi_outcome_unknown", {"via": "sysrq"}))
+            return Outcome.from_error(host.name, "sysrq", unknown, via="sysrq", warnings=missing)
         if rc is not None and rc != 0:
             record_quietly(audit, "sysrq.failed", host.name, error="host_ssh", message=detail, **where)
             error = HostSshError(f"writing /proc/sysrq-trigger failed: {detail}; nothing was crashed", host=host.name)
@@ -159,7 +174,8 @@ def readiness_gate(request: DrillRequest, emit: Emit, seen: dict[str, HostReadin
         emit_readiness(result, emit)
         ssh = result.check("ssh")
         if request.method == "sysrq" and ssh is not None and ssh.status == "fail":
-            return HostSshError(f"{ssh.reason}: a sysrq drill needs SSH to the host", host=host.name)
+            return HostSshError(f"{ssh.reason}: a sysrq drill needs SSH to the host; nothing was crashed",
+                                host=host.name)
         if result.ready:
             return None
         problems = "; ".join(f"{c.name}: {c.reason}" for c in result.problems if c.status == "fail"

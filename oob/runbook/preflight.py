@@ -12,18 +12,19 @@ failed (``strict``: and none warned).  Nothing is changed on any host or BMC.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from oob.dump.targets import SshOptions
+from oob import asyncbridge
 from oob.errors import OobError
 from oob.events import Emit, Event
 from oob.model import Host
 from oob.preflight.checks import FAIL, OK, SKIP, WARN, CheckResult, HostView, host_checks
-from oob.runbook.common import DriverOptions, Outcome, run_per_host
+from oob.runbook.common import Outcome, run_per_host
+from oob.runbook.methods import DriverOptions
 from oob.runbook.nmi import CrashPlan, NmiRequest, plan_host
+from oob.ssh import CLOSE_TIMEOUT, SshOptions
 
 BMC_CHECK_NAMES: tuple[str, ...] = ("reachable", "auth", "tls", "power", "nmi", "sessions")
 
@@ -174,13 +175,23 @@ def host_side(host: Host, request: PreflightRequest) -> tuple[list[CheckResult],
     if not host.address:
         return [CheckResult("ssh", "host", FAIL, "no address in the inventory: cannot log in to the host")], None
     try:
-        view = asyncio.run(gather(host, request.ssh, timeout=request.ssh_timeout_s))
+        view = asyncbridge.run(gather(host, request.ssh, timeout=request.ssh_timeout_s),
+                               timeout=host_ssh_deadline(request.ssh, 2, request.ssh_timeout_s))
     except OobError as exc:
+        # the host's own SSH (HostSshError): a failed check, never a dump target's error
         return [CheckResult("ssh", "host", FAIL, f"cannot run the checks over SSH: {exc.message}")], None
+    except TimeoutError as exc:
+        return [CheckResult("ssh", "host", FAIL, f"cannot run the checks over SSH: {exc}")], None
     login = f"logged in as {host.ssh.user}@{host.address}:{host.ssh.port}"
     if view.facts.root is False:
         login += " (not root: some checks may need root)"
     return [CheckResult("ssh", "host", OK, login), *host_checks(view), target_space(host, view, request)], view
+
+
+def host_ssh_deadline(options: SshOptions | None, commands: int, command_timeout: float) -> float:
+    """Seconds a whole SSH session with the host may take: the net under its own bounds
+    (connect, each command, close), so it only fires when one of those did not hold."""
+    return (options or SshOptions()).connect_timeout + commands * command_timeout + CLOSE_TIMEOUT + 1.0
 
 
 def target_space(host: Host, view: HostView, request: PreflightRequest) -> CheckResult:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from mocks.kdump import DumpSpec, KdumpWriter
 from mocks.sshd import SshServer
-from oob.dump.targets import SshOptions
 from oob.dump.watcher import DumpWatcher, WatchOptions
 from oob.events import Event
 from oob.model import DumpConfig, Host
+from oob.ssh import SshOptions
 
 GOAL_SECONDS = 1.0
 #: a mix of the layouts that go over ssh, each with the identity its kdump puts in names

@@ -16,10 +16,10 @@ import pytest
 
 from mocks.kdump import DumpSpec, KdumpWriter
 from mocks.sshd import SshServer
-from oob.dump.targets import SshOptions
 from oob.dump.watcher import DumpResult, DumpWatcher, WatchOptions
 from oob.events import Event
 from oob.model import DumpConfig, Host
+from oob.ssh import SshOptions
 
 #: what the endless FIFO writers write: must never appear in what oob reports
 FIFO_SECRET = b"FIFO-SECRET-5f4dcc3b5aa765d6"

@@ -27,7 +27,6 @@ from oob.dump import targets as targets_module
 from oob.dump.targets import (
     MAX_READ,
     FileTarget,
-    SshOptions,
     Targets,
     _ListingBuilder,
     bounded,
@@ -37,6 +36,7 @@ from oob.dump.targets import (
 )
 from oob.dump.watcher import DumpState
 from oob.errors import DumpTargetError
+from oob.ssh import SshOptions
 
 from .conftest import FAST, FIFO_SECRET, WatchRun, fast_spec, make_host
 

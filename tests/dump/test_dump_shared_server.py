@@ -11,8 +11,8 @@ import pytest
 from mocks.host import ManualClock
 from mocks.kdump import KdumpWriter
 from mocks.sshd import SshServer
-from oob.dump.targets import SshOptions
 from oob.dump.watcher import DumpState
+from oob.ssh import SshOptions
 
 from .conftest import fast_spec, make_host
 

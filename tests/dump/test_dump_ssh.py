@@ -14,9 +14,10 @@ from mocks.kdump import KdumpWriter
 from mocks.sshd import SshServer, generate_keypair
 from oob.dump.formats import HEAD_SIZE, TAIL_SIZE
 from oob.dump.panic import DMESG_TAIL
-from oob.dump.targets import SshOptions, Targets, parse_target
+from oob.dump.targets import Targets, parse_target
 from oob.dump.watcher import DumpState, DumpWatcher
 from oob.errors import DumpTargetError, HostKeyError, UsageError
+from oob.ssh import SshOptions
 
 from .conftest import FAST, fast_spec, make_host
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from oob.dump.targets import SshOptions
 from oob.model import DumpConfig, Host
 from oob.preflight.checks import HostView, check_target_space
 from oob.preflight.facts import HostFacts, Read
 from oob.preflight.targetspace import measure
+from oob.ssh import SshOptions
 from tests.dump.conftest import ssh_options, sshd  # noqa: F401 - fixtures
 
 G = 1 << 30
