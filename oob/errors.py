@@ -9,7 +9,7 @@
     │   │   ├── TlsError             3  certificate not trusted, fingerprint mismatch
     │   │   └── BmcHttpError         3  the BMC answered a read (GET) with an HTTP error
     │   ├── BmcAuthError             3  credentials refused, session limit reached
-    │   ├── HostSshError             3  the host's own SSH (oob drill's sysrq) refused: nothing crashed
+    │   ├── HostSshError             3  the host's own SSH (preflight, oob drill's sysrq) refused: nothing crashed
     │   ├── ActionUnsupported        4  the BMC does not offer Nmi (or the power action)
     │   ├── BmcRefused               4  the BMC answered the action with an error
     │   └── BmcProtocolError         4  the BMC answered with something oob will not follow
