@@ -101,11 +101,11 @@ class EventKind(StrEnum):
 
 @dataclass(frozen=True)
 class Event:
-    level: Level | str
+    level: Level
     message: str
     host: str | None = None
-    #: machine-readable name (the JSON "event"): an :class:`EventKind`
-    kind: EventKind | str = ""
+    #: machine-readable name (the JSON "event"); None: the level says it
+    kind: EventKind | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from oob.events import Event
+from oob.events import Event, EventKind, Level
 
 if TYPE_CHECKING:
     from oob.dump.watcher import DumpResult
@@ -41,8 +41,8 @@ def human_bytes(count: float) -> str:
 
 
 class DumpEvent:
-    kind: ClassVar[str]
-    level: ClassVar[str] = "info"
+    kind: ClassVar[EventKind]
+    level: ClassVar[Level] = Level.INFO
     host: str | None
 
     def message(self) -> str:
@@ -57,7 +57,7 @@ class DumpEvent:
 
 @dataclass(frozen=True)
 class DirAppeared(DumpEvent):
-    kind: ClassVar[str] = "dump_dir_appeared"
+    kind: ClassVar[EventKind] = EventKind.DUMP_DIR_APPEARED
     host: str
     target: str
     directory: str
@@ -81,8 +81,8 @@ class DirAppeared(DumpEvent):
 
 @dataclass(frozen=True)
 class Progress(DumpEvent):
-    kind: ClassVar[str] = "dump_progress"
-    level: ClassVar[str] = "progress"
+    kind: ClassVar[EventKind] = EventKind.DUMP_PROGRESS
+    level: ClassVar[Level] = Level.PROGRESS
     host: str
     directory: str
     file: str | None
@@ -115,8 +115,8 @@ class Progress(DumpEvent):
 
 @dataclass(frozen=True)
 class Stalled(DumpEvent):
-    kind: ClassVar[str] = "dump_stalled"
-    level: ClassVar[str] = "warning"
+    kind: ClassVar[EventKind] = EventKind.DUMP_STALLED
+    level: ClassVar[Level] = Level.WARNING
     host: str
     directory: str
     file: str | None
@@ -148,13 +148,13 @@ class Finished(DumpEvent):
     result: DumpResult
 
     @property
-    def kind(self) -> str:  # type: ignore[override]
-        return {"complete": "dump_complete", "failed": "dump_failed",
-                "interrupted": "dump_interrupted"}.get(self.result.state.value, "timeout")
+    def kind(self) -> EventKind:  # type: ignore[override]
+        return {"complete": EventKind.DUMP_COMPLETE, "failed": EventKind.DUMP_FAILED,
+                "interrupted": EventKind.DUMP_INTERRUPTED}.get(self.result.state.value, EventKind.TIMEOUT)
 
     @property
-    def level(self) -> str:  # type: ignore[override]
-        return {"complete": "info", "interrupted": "warning"}.get(self.result.state.value, "error")
+    def level(self) -> Level:  # type: ignore[override]
+        return {"complete": Level.INFO, "interrupted": Level.WARNING}.get(self.result.state.value, Level.ERROR)
 
     def message(self) -> str:
         return self.result.message
@@ -168,8 +168,8 @@ class Finished(DumpEvent):
 
 @dataclass(frozen=True)
 class Unattributed(DumpEvent):
-    kind: ClassVar[str] = "dump_unattributed"
-    level: ClassVar[str] = "warning"
+    kind: ClassVar[EventKind] = EventKind.DUMP_UNATTRIBUTED
+    level: ClassVar[Level] = Level.WARNING
     target: str
     directory: str
     identity: str | None
@@ -200,8 +200,8 @@ class Unattributed(DumpEvent):
 
 @dataclass(frozen=True)
 class TargetProblem(DumpEvent):
-    kind: ClassVar[str] = "dump_target_problem"
-    level: ClassVar[str] = "warning"
+    kind: ClassVar[EventKind] = EventKind.DUMP_TARGET_PROBLEM
+    level: ClassVar[Level] = Level.WARNING
     target: str
     problem: str
     host: None = None
@@ -218,8 +218,8 @@ class Suspicious(DumpEvent):
     """An entry the watcher will not touch: a symbolic link, FIFO, device or socket where a
     dump file or directory belongs.  Its target and content are never read."""
 
-    kind: ClassVar[str] = "dump_suspicious"
-    level: ClassVar[str] = "warning"
+    kind: ClassVar[EventKind] = EventKind.DUMP_SUSPICIOUS
+    level: ClassVar[Level] = Level.WARNING
     host: str | None
     #: where the entry is (server and path)
     location: str

@@ -33,7 +33,7 @@ from oob.audit import AuditLog
 from oob.dump.targets import Targets
 from oob.dump.watcher import Baseline, DumpResult, DumpState, DumpWatcher, WatchOptions
 from oob.errors import AuditLogError, OobError, SafetyRefusal, UsageError
-from oob.events import Emit, Event
+from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
 from oob.model import Host, PowerAction
 from oob.probe import ProbeResult, probe_host
@@ -207,7 +207,7 @@ def _preflight(run: _HostRun, request: CrashRequest, emit: Emit, gate: Gate | No
         if not request.force:
             run.settle("refused", SafetyRefusal(f"{why}; use --force to crash it anyway", host=host.name))
             return
-        emit(Event("warning", f"{why}; crashing it anyway (--force)", host.name, "warning"))
+        emit(Event(Level.WARNING, f"{why}; crashing it anyway (--force)", host.name, EventKind.WARNING))
     if gate is not None:
         refusal = gate(host, planned)
         if refusal is not None:
@@ -242,13 +242,13 @@ def _preflight_event(run: _HostRun, emit: Emit) -> None:
     data.pop("host", None)
     data["probe"] = run.probe.to_dict()
     data["dump_target"] = run.host.dump.target
-    emit(Event("info", f"preflight ok: via {run.plan.method}, power {run.plan.power.value}, "
-               f"{run.probe.detail}", run.host.name, "preflight", data))
+    emit(Event(Level.INFO, f"preflight ok: via {run.plan.method}, power {run.plan.power.value}, "
+               f"{run.probe.detail}", run.host.name, EventKind.PREFLIGHT, data))
 
 
 def _power_cycle(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditLog | None, why: str) -> bool:
     host = run.host
-    emit(Event("warning", f"power-cycling through the BMC: {why}", host.name, "recovering"))
+    emit(Event(Level.WARNING, f"power-cycling through the BMC: {why}", host.name, EventKind.RECOVERING))
     try:
         if audit:
             audit.record("recover.cycle.sending", host.name, bmc=host.bmc.address, reason=why)
@@ -256,12 +256,12 @@ def _power_cycle(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditL
     except (OobError, MethodsFailed) as exc:
         error = exc.error if isinstance(exc, MethodsFailed) else exc
         record_quietly(audit, "recover.cycle.failed", host.name, error=error.kind, message=error.message)
-        emit(Event("error", f"power cycle failed: {error}", host.name, "failed"))
+        emit(Event(Level.ERROR, f"power cycle failed: {error}", host.name, EventKind.FAILED))
         return False
     method, result = cycled.method, cycled.result
     for missing in record_quietly(audit, "recover.cycle.done", host.name, via=method, sent=list(result.sent)):
-        emit(Event("warning", missing, host.name, "audit_record_missing"))
-    emit(Event("info", f"power-cycled via {method} ({', '.join(result.sent)})", host.name, "recovered",
+        emit(Event(Level.WARNING, missing, host.name, EventKind.AUDIT_RECORD_MISSING))
+    emit(Event(Level.INFO, f"power-cycled via {method} ({', '.join(result.sent)})", host.name, EventKind.RECOVERED,
                {"via": method, "sent": list(result.sent), "reason": why}))
     return True
 
@@ -295,9 +295,9 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
             if host_back and run.nmi_monotonic is not None:
                 back_after_s = time.monotonic() - run.nmi_monotonic
             if host_back:
-                emit(Event("info", "host is back (its probe answers again)", host.name, "host_back"))
+                emit(Event(Level.INFO, "host is back (its probe answers again)", host.name, EventKind.HOST_BACK))
             else:
-                emit(Event("warning", f"host not back within {request.reboot_grace_s:g} s", host.name, "host_not_back"))
+                emit(Event(Level.WARNING, f"host not back within {request.reboot_grace_s:g} s", host.name, EventKind.HOST_NOT_BACK))
                 if request.recover and not cancel.is_set():
                     recovered = _power_cycle(run, request, emit, audit, "dump complete but the host did not come back")
         status, code = "complete", 0
@@ -335,7 +335,7 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
         back_after_s=back_after_s,
     )
     if status != "complete":
-        emit(Event("error", "; ".join([f"no complete dump ({status})", *notes]), host.name, "failed",
+        emit(Event(Level.ERROR, "; ".join([f"no complete dump ({status})", *notes]), host.name, EventKind.FAILED,
                    {"status": status}))
 
 
@@ -377,14 +377,14 @@ def run_crash(
     for run in runs:
         if run.outcome is not None and run.outcome.status == "refused":
             outcome = run.outcome
-            emit(Event("error", str(outcome.error.message if outcome.error else "refused"), outcome.host,
-                       "refused", {"error": outcome.error.kind if outcome.error else None,
+            emit(Event(Level.ERROR, str(outcome.error.message if outcome.error else "refused"), outcome.host,
+                       EventKind.REFUSED, {"error": outcome.error.kind if outcome.error else None,
                                    "exit_code": outcome.exit_code}))
     report = CrashReport([run.outcome for run in runs if run.outcome is not None])
     if audit is not None:
         for outcome in report.outcomes:
             _audit_outcome(audit, outcome)
-    emit(Event("info", "summary", None, "summary", report.summary()))
+    emit(Event(Level.INFO, EventKind.SUMMARY, None, EventKind.SUMMARY, report.summary()))
     return report
 
 
@@ -405,7 +405,7 @@ def _audit_outcome(audit: AuditLog, outcome: CrashOutcome) -> None:
 
 def _stale(emit: Emit) -> Callable[[str, str], None]:
     def warn(host: str, holder: str) -> None:
-        emit(Event("warning", f"taking over a stale lock left by {holder}", host, "warning"))
+        emit(Event(Level.WARNING, f"taking over a stale lock left by {holder}", host, EventKind.WARNING))
 
     return warn
 
@@ -467,8 +467,8 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
             outcome = trigger_host(run.plan, _nmi_request(request), emit, audit, cancel=cancel)
         run.nmi = outcome  # trigger_host emitted nmi_sent or nmi_outcome_unknown
         if outcome.status == "unknown":
-            emit(Event("warning", "watching for a dump anyway: it would prove the NMI arrived", run.host.name,
-                       "warning"))
+            emit(Event(Level.WARNING, "watching for a dump anyway: it would prove the NMI arrived", run.host.name,
+                       EventKind.WARNING))
         elif outcome.status != "ok":
             assert outcome.error is not None
             run.settle("failed", outcome.error, via=outcome.via, fallback_reason=outcome.fallback_reason)
@@ -484,7 +484,7 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
         for result in asyncbridge.run(watcher.watch(baseline, started=started), cancel=cancel):
             results[result.host] = result
     except (asyncio.CancelledError, concurrent.futures.CancelledError):
-        emit(Event("warning", "interrupted: stopped watching", None, "interrupted"))
+        emit(Event(Level.WARNING, "interrupted: stopped watching", None, EventKind.INTERRUPTED))
 
         async def partial() -> list[DumpResult]:
             watcher.interrupt()

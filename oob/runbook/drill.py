@@ -20,7 +20,7 @@ from typing import Any
 from oob import asyncbridge
 from oob.audit import AuditLog
 from oob.errors import HostSshError, OobError, OutcomeUnknown, SafetyRefusal
-from oob.events import Emit, Event
+from oob.events import Emit, Event, EventKind, Level
 from oob.model import Host
 from oob.runbook.common import Outcome
 from oob.runbook.crash import ConfirmCrash, CrashOutcome, CrashReport, CrashRequest, Gate, Trigger, run_crash
@@ -118,7 +118,7 @@ def sysrq_trigger(request: DrillRequest) -> Trigger:
             except OobError as exc:
                 return Outcome.from_error(host.name, "sysrq", exc.for_host(host.name), via="sysrq")
         at = datetime.now(UTC).isoformat(timespec="seconds")
-        emit(Event("progress", "writing c to /proc/sysrq-trigger over SSH", host.name, "sysrq_sending",
+        emit(Event(Level.PROGRESS, "writing c to /proc/sysrq-trigger over SSH", host.name, EventKind.SYSRQ_SENDING,
                    {"via": "sysrq"}))
         deadline = host_ssh_deadline(request.crash.ssh, 1, request.sysrq_timeout_s)
         try:
@@ -133,7 +133,7 @@ def sysrq_trigger(request: DrillRequest) -> Trigger:
             message = f"sysrq over SSH: no answer within {deadline:g} s; the host may have been crashed"
             unknown = OutcomeUnknown(message, host=host.name)
             missing = record_quietly(audit, "sysrq.failed", host.name, error=unknown.kind, message=message, **where)
-            emit(Event("error", f"{message} — NOT resending", host.name, "nmi_outcome_unknown", {"via": "sysrq"}))
+            emit(Event(Level.ERROR, f"{message} — NOT resending", host.name, EventKind.NMI_OUTCOME_UNKNOWN, {"via": "sysrq"}))
             return Outcome.from_error(host.name, "sysrq", unknown, via="sysrq", warnings=missing)
         if rc is not None and rc != 0:
             record_quietly(audit, "sysrq.failed", host.name, error="host_ssh", message=detail, **where)
@@ -142,8 +142,8 @@ def sysrq_trigger(request: DrillRequest) -> Trigger:
         answer = "the write returned" if rc == 0 else f"the connection went down with the kernel ({detail})"
         missing = record_quietly(audit, "sysrq.sent", host.name, answer=answer, **where)
         for warning in missing:
-            emit(Event("warning", warning, host.name, "audit_record_missing"))
-        emit(Event("info", f"sysrq crash triggered over SSH ({answer})", host.name, "sysrq_sent",
+            emit(Event(Level.WARNING, warning, host.name, EventKind.AUDIT_RECORD_MISSING))
+        emit(Event(Level.INFO, f"sysrq crash triggered over SSH ({answer})", host.name, EventKind.SYSRQ_SENT,
                    {"via": "sysrq", "at": at, "answer": answer}))
         return Outcome(host.name, "sysrq", "ok", via="sysrq", warnings=missing, detail={"answer": answer})
 
@@ -181,7 +181,7 @@ def readiness_gate(request: DrillRequest, emit: Emit, seen: dict[str, HostReadin
         problems = "; ".join(f"{c.name}: {c.reason}" for c in result.problems if c.status == "fail"
                              or request.preflight.strict)
         if request.crash.force:
-            emit(Event("warning", f"not ready ({problems}); drilling anyway (--force)", host.name, "warning"))
+            emit(Event(Level.WARNING, f"not ready ({problems}); drilling anyway (--force)", host.name, EventKind.WARNING))
             return None
         return SafetyRefusal(f"not ready for a drill: {problems}; fix it, or use --force to crash it anyway",
                              host=host.name)

@@ -18,7 +18,7 @@ from typing import Any
 
 from oob import asyncbridge
 from oob.errors import OobError
-from oob.events import Emit, Event
+from oob.events import Emit, Event, EventKind, Level
 from oob.model import Host
 from oob.preflight.checks import FAIL, OK, SKIP, WARN, CheckResult, HostView, host_checks
 from oob.runbook.common import Outcome, run_per_host
@@ -222,7 +222,7 @@ def emit_readiness(result: HostReadiness, emit: Emit) -> None:
     message = "ready" if result.ready else f"not ready: {problems}"
     if result.ready and problems:
         message = f"ready, with warnings: {problems}"
-    emit(Event("info" if result.ready else "warning", message, result.host, "readiness", result.to_dict()))
+    emit(Event(Level.INFO if result.ready else Level.WARNING, message, result.host, EventKind.READINESS, result.to_dict()))
 
 
 def check_one(host: Host, request: PreflightRequest, emit: Emit) -> HostReadiness:
@@ -237,5 +237,5 @@ def check_one(host: Host, request: PreflightRequest, emit: Emit) -> HostReadines
 def run_preflight(hosts: Sequence[Host], request: PreflightRequest, *, emit: Emit) -> PreflightReport:
     results = run_per_host(hosts, lambda h: check_one(h, request, emit), request.parallel)
     report = PreflightReport(list(results))
-    emit(Event("info", "summary", None, "summary", report.summary()))
+    emit(Event(Level.INFO, EventKind.SUMMARY, None, EventKind.SUMMARY, report.summary()))
     return report
