@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from oob.model import Host
@@ -16,7 +17,19 @@ from oob.preflight import kdumpconf
 from oob.preflight.crashkernel import CrashkernelError, Reservation, human, reservation
 from oob.preflight.facts import NEEDS_ROOT, NOT_INSTALLED, ROOT_TOOLS, STATUS_TOOLS, HostFacts, Read
 
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+class CheckStatus(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+class Side(StrEnum):
+    BMC = "bmc"
+    HOST = "host"
+
+
+OK, WARN, FAIL, SKIP = CheckStatus.OK, CheckStatus.WARN, CheckStatus.FAIL, CheckStatus.SKIP
 #: files that are root-only on some distributions (SUSE's sysconfig holds SMTP passwords)
 ROOT_ONLY = frozenset({"/etc/sysconfig/kdump"})
 
@@ -24,9 +37,8 @@ ROOT_ONLY = frozenset({"/etc/sysconfig/kdump"})
 @dataclass(frozen=True)
 class CheckResult:
     name: str
-    #: "bmc" or "host"
-    side: str
-    status: str
+    side: Side | str
+    status: CheckStatus
     reason: str
     needs_root: bool = False
     data: dict[str, Any] = field(default_factory=dict)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from oob import asyncbridge
@@ -37,7 +38,7 @@ from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
 from oob.model import Host, PowerAction
 from oob.probe import ProbeResult, probe_host
-from oob.runbook.common import Outcome, internal_error, run_per_host
+from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 from oob.runbook.nmi import CrashPlan, NmiRequest, plan_host, trigger_host
@@ -64,12 +65,26 @@ class CrashRequest:
     expect_hung: bool = True
 
 
+class CrashStatus(StrEnum):
+    """How the crash runbook ended for one host."""
+
+    COMPLETE = "complete"
+    DRY_RUN = "dry-run"
+    #: refused before anything was sent
+    REFUSED = "refused"
+    FAILED = "failed"
+    #: the NMI request got no answer and no dump proved it arrived
+    UNKNOWN = "unknown"
+    STALLED = "stalled"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+
 @dataclass(frozen=True)
 class CrashOutcome:
     host: str
     bmc: str
-    #: "complete", "dry-run", "refused", "failed", "unknown", "stalled", "timeout"
-    status: str
+    status: CrashStatus
     exit_code: int
     via: str | None = None
     fallback_reason: str | None = None
@@ -149,7 +164,7 @@ class _HostRun:
     nmi_monotonic: float | None = None
     notes: list[str] = field(default_factory=list)
 
-    def settle(self, status: str, error: OobError, **kwargs: Any) -> None:
+    def settle(self, status: CrashStatus, error: OobError, **kwargs: Any) -> None:
         self.outcome = CrashOutcome(
             host=self.host.name,
             bmc=self.host.bmc.address,
@@ -180,12 +195,12 @@ def _nmi_request(request: CrashRequest) -> NmiRequest:
 def _preflight(run: _HostRun, request: CrashRequest, emit: Emit, gate: Gate | None = None) -> None:
     host = run.host
     if not host.dump.target:
-        run.settle("refused", UsageError(f"host '{host.name}' has no dump.target in the inventory", host=host.name))
+        run.settle(CrashStatus.REFUSED, UsageError(f"host '{host.name}' has no dump.target in the inventory", host=host.name))
         return
     planned = plan_host(host, _nmi_request(request), emit)
     if isinstance(planned, Outcome):
         assert planned.error is not None
-        run.settle("refused", planned.error, via=planned.via, fallback_reason=planned.fallback_reason)
+        run.settle(CrashStatus.REFUSED, planned.error, via=planned.via, fallback_reason=planned.fallback_reason)
         return
     run.plan = planned
     run.probe = probe_host(host, request.probe_timeout_s)
@@ -205,13 +220,13 @@ def _preflight(run: _HostRun, request: CrashRequest, emit: Emit, gate: Gate | No
         why = ""
     if why:
         if not request.force:
-            run.settle("refused", SafetyRefusal(f"{why}; use --force to crash it anyway", host=host.name))
+            run.settle(CrashStatus.REFUSED, SafetyRefusal(f"{why}; use --force to crash it anyway", host=host.name))
             return
         emit(Event(Level.WARNING, f"{why}; crashing it anyway (--force)", host.name, EventKind.WARNING))
     if gate is not None:
         refusal = gate(host, planned)
         if refusal is not None:
-            run.settle("refused", refusal.for_host(host.name))
+            run.settle(CrashStatus.REFUSED, refusal.for_host(host.name))
 
 
 async def _baselines(runs: list[_HostRun], targets: Targets, emit: Emit) -> Baseline | None:
@@ -227,7 +242,7 @@ async def _baselines(runs: list[_HostRun], targets: Targets, emit: Emit) -> Base
             baseline = await watcher.take_baseline()
         except OobError as exc:
             for run in group:
-                run.settle("refused", type(exc)(f"dump target not readable: {exc.message}", host=run.host.name))
+                run.settle(CrashStatus.REFUSED, type(exc)(f"dump target not readable: {exc.message}", host=run.host.name))
             continue
         names.update(baseline.names)
         taken_at = min(taken_at, baseline.taken_at)
@@ -278,6 +293,17 @@ def _wait_back(host: Host, request: CrashRequest, cancel: threading.Event) -> bo
     return False
 
 
+def _crash_status(result: DumpResult | None) -> CrashStatus:
+    """A watch that did not end complete, as the host's status (a state that is not final
+    here means the watch ended early: its deadline)."""
+    if result is None:
+        return CrashStatus.TIMEOUT
+    try:
+        return CrashStatus(result.state.value)
+    except ValueError:
+        return CrashStatus.TIMEOUT
+
+
 def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, emit: Emit,
               audit: AuditLog | None, cancel: threading.Event) -> None:
     nmi = run.nmi
@@ -288,7 +314,7 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
     recovered = False
     notes = list(run.notes)
     if result is not None and result.ok:
-        if nmi.status == "unknown":
+        if nmi.status == Status.UNKNOWN:
             notes.append("the NMI request got no answer, but the dump proves it was delivered")
         if request.reboot_grace_s > 0 and not cancel.is_set():
             host_back = _wait_back(host, request, cancel)
@@ -300,14 +326,14 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
                 emit(Event(Level.WARNING, f"host not back within {request.reboot_grace_s:g} s", host.name, EventKind.HOST_NOT_BACK))
                 if request.recover and not cancel.is_set():
                     recovered = _power_cycle(run, request, emit, audit, "dump complete but the host did not come back")
-        status, code = "complete", 0
+        status, code = CrashStatus.COMPLETE, 0
     else:
         if request.recover and not cancel.is_set():
             recovered = _power_cycle(run, request, emit, audit, "no complete dump by the deadline")
-        if nmi.status == "unknown":
-            status, code = "unknown", nmi.exit_code
+        if nmi.status == Status.UNKNOWN:
+            status, code = CrashStatus.UNKNOWN, nmi.exit_code
         else:
-            status = result.state.value if result is not None else "timeout"
+            status = _crash_status(result)
             code = 130 if result is not None and result.state is DumpState.INTERRUPTED else 5
             if result is not None and result.state is DumpState.TIMEOUT and result.directory is None:
                 notes.append(
@@ -315,7 +341,7 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
                 )
         if cancel.is_set():
             notes.append("interrupted before the dump was complete")
-            if run.nmi_at and nmi.status != "unknown":
+            if run.nmi_at and nmi.status != Status.UNKNOWN:
                 notes.append(f"to follow it again: oob watch {host.name} --since {run.nmi_at}")
     run.outcome = CrashOutcome(
         host=host.name,
@@ -334,7 +360,7 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
         notes=tuple(notes),
         back_after_s=back_after_s,
     )
-    if status != "complete":
+    if status != CrashStatus.COMPLETE:
         emit(Event(Level.ERROR, "; ".join([f"no complete dump ({status})", *notes]), host.name, EventKind.FAILED,
                    {"status": status}))
 
@@ -357,7 +383,7 @@ def run_crash(
     by_name = {run.host.name: run for run in runs}
     for first, second in shared_bmcs(hosts):
         for host in (first, second):
-            by_name[host.name].settle("refused", SafetyRefusal(describe_shared(first, second), host=host.name))
+            by_name[host.name].settle(CrashStatus.REFUSED, SafetyRefusal(describe_shared(first, second), host=host.name))
     # the SSH connections opened for the baseline are the ones the watch uses: both run
     # on the bridge's one loop (oob.asyncbridge)
     targets = Targets(request.ssh)
@@ -370,12 +396,12 @@ def run_crash(
                         refusal = lock_host(locks, audit, run.host, _stale(emit)) or repeat_refusal(
                             audit, run.host, force=request.force, window_s=_nmi_request(request).repeat_window_s)
                         if refusal is not None:
-                            run.settle("refused", refusal)
+                            run.settle(CrashStatus.REFUSED, refusal)
             _crash(runs, request, confirm, emit, audit, cancel, targets, trigger, gate)
         finally:
             asyncbridge.run(targets.close())
     for run in runs:
-        if run.outcome is not None and run.outcome.status == "refused":
+        if run.outcome is not None and run.outcome.status == CrashStatus.REFUSED:
             outcome = run.outcome
             emit(Event(Level.ERROR, str(outcome.error.message if outcome.error else "refused"), outcome.host,
                        EventKind.REFUSED, {"error": outcome.error.kind if outcome.error else None,
@@ -417,7 +443,7 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
     by_name = {run.host.name: run for run in runs}
 
     def bug(host: Host, exc: Exception) -> None:
-        by_name[host.name].settle("failed", internal_error(host, exc))
+        by_name[host.name].settle(CrashStatus.FAILED, internal_error(host, exc))
 
     run_per_host([r.host for r in pending], lambda h: _preflight(by_name[h.name], request, emit, gate),
                  request.parallel, on_bug=bug)
@@ -431,7 +457,7 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
     if request.dry_run:
         for run in ready:
             assert run.plan is not None
-            run.outcome = CrashOutcome(run.host.name, run.host.bmc.address, "dry-run", 0, via=run.plan.method,
+            run.outcome = CrashOutcome(run.host.name, run.host.bmc.address, CrashStatus.DRY_RUN, 0, via=run.plan.method,
                                        fallback_reason=run.plan.fallback_reason, probe=run.probe,
                                        warnings=run.plan.warnings)
         return
@@ -439,19 +465,19 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
     if cancel.is_set() or (not request.assume_yes and not confirm(plans)):
         why = "interrupted before the NMI" if cancel.is_set() else "not confirmed"
         for run in ready:
-            run.settle("refused", SafetyRefusal(f"{why}; nothing was sent", host=run.host.name))
+            run.settle(CrashStatus.REFUSED, SafetyRefusal(f"{why}; nothing was sent", host=run.host.name))
         return
     missing = record_quietly(audit, "crash.confirmed", None, hosts=[r.host.name for r in ready],
                              yes=request.assume_yes)
     if missing:  # the run's own record failed: the per-host ones would too
         for run in ready:
-            run.settle("refused", AuditLogError(f"{missing[0]}; nothing was sent", host=run.host.name))
+            run.settle(CrashStatus.REFUSED, AuditLogError(f"{missing[0]}; nothing was sent", host=run.host.name))
         return
 
     def trigger(run: _HostRun) -> None:
         assert run.plan is not None
         if cancel.is_set():
-            run.settle("refused", SafetyRefusal("interrupted before the NMI; nothing was sent", host=run.host.name))
+            run.settle(CrashStatus.REFUSED, SafetyRefusal("interrupted before the NMI; nothing was sent", host=run.host.name))
             return
         run.nmi_monotonic = time.monotonic()
         run.nmi_at = _now_iso()
@@ -460,18 +486,18 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
             repeat = repeat_refusal(audit, run.host, force=request.force,
                                     window_s=_nmi_request(request).repeat_window_s)
             if repeat is not None:
-                run.settle("refused", repeat)
+                run.settle(CrashStatus.REFUSED, repeat)
                 return
             outcome = trigger_with(run.plan, emit, audit)
         else:
             outcome = trigger_host(run.plan, _nmi_request(request), emit, audit, cancel=cancel)
         run.nmi = outcome  # trigger_host emitted nmi_sent or nmi_outcome_unknown
-        if outcome.status == "unknown":
+        if outcome.status == Status.UNKNOWN:
             emit(Event(Level.WARNING, "watching for a dump anyway: it would prove the NMI arrived", run.host.name,
                        EventKind.WARNING))
-        elif outcome.status != "ok":
+        elif outcome.status != Status.OK:
             assert outcome.error is not None
-            run.settle("failed", outcome.error, via=outcome.via, fallback_reason=outcome.fallback_reason)
+            run.settle(CrashStatus.FAILED, outcome.error, via=outcome.via, fallback_reason=outcome.fallback_reason)
 
     run_per_host([r.host for r in ready], lambda h: trigger(by_name[h.name]), request.parallel, on_bug=bug)
     sent = [run for run in ready if run.outcome is None and run.nmi is not None]

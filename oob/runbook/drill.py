@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from oob import asyncbridge
@@ -23,7 +24,16 @@ from oob.errors import HostSshError, OobError, OutcomeUnknown, SafetyRefusal
 from oob.events import Emit, Event, EventKind, Level
 from oob.model import Host
 from oob.runbook.common import Outcome
-from oob.runbook.crash import ConfirmCrash, CrashOutcome, CrashReport, CrashRequest, Gate, Trigger, run_crash
+from oob.runbook.crash import (
+    ConfirmCrash,
+    CrashOutcome,
+    CrashReport,
+    CrashRequest,
+    CrashStatus,
+    Gate,
+    Trigger,
+    run_crash,
+)
 from oob.runbook.guard import record_quietly
 from oob.runbook.nmi import CrashPlan
 from oob.runbook.preflight import (
@@ -55,6 +65,15 @@ class DrillRequest:
     sysrq_timeout_s: float = 10.0
 
 
+class Verdict(StrEnum):
+    """A drill's result (``drill`` in reports)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    REFUSED = "refused"
+    DRY_RUN = "dry-run"
+
+
 @dataclass(frozen=True)
 class DrillOutcome:
     crash: CrashOutcome
@@ -63,18 +82,19 @@ class DrillOutcome:
 
     @property
     def passed(self) -> bool:
-        return self.crash.status == "complete" and self.crash.host_back is not False
+        return self.crash.status == CrashStatus.COMPLETE and self.crash.host_back is not False
 
     @property
-    def verdict(self) -> str:
-        """"pass", "fail", "refused" or "dry-run"."""
-        if self.crash.status in ("refused", "dry-run"):
-            return self.crash.status
-        return "pass" if self.passed else "fail"
+    def verdict(self) -> Verdict:
+        if self.crash.status == CrashStatus.REFUSED:
+            return Verdict.REFUSED
+        if self.crash.status == CrashStatus.DRY_RUN:
+            return Verdict.DRY_RUN
+        return Verdict.PASS if self.passed else Verdict.FAIL
 
     @property
     def exit_code(self) -> int:
-        if self.crash.status == "complete" and not self.passed:
+        if self.crash.status == CrashStatus.COMPLETE and not self.passed:
             return 5  # the dump arrived, the host did not come back: the drill failed
         return self.crash.exit_code
 

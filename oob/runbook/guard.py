@@ -12,8 +12,8 @@ window makes oob refuse: it could be the record that matters.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from contextlib import ExitStack
+from typing import Any
 
 from oob.audit import AuditLog, TornRecord
 from oob.errors import OobError, SafetyRefusal

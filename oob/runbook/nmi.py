@@ -20,7 +20,7 @@ from typing import Any
 from oob.audit import AuditLog
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
-from oob.errors import AuditLogError, ActionUnsupported, OobError, OutcomeUnknown, SafetyRefusal
+from oob.errors import ActionUnsupported, AuditLogError, OobError, OutcomeUnknown, SafetyRefusal
 from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
 from oob.model import ActionResult, Host, NmiSupport, PowerState
