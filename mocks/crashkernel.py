@@ -58,7 +58,10 @@ class CrashKernel:
             return self._writer
 
     def _on_event(self, host: SimulatedHost, record: HostRecord) -> None:
-        if record.event not in (Event.NMI.value, Event.SYSRQ_CRASH.value) or record.after != HostState.PANICKED.value:
+        if (
+            record.event not in (Event.NMI.value, Event.SYSRQ_CRASH.value)
+            or record.after != HostState.PANICKED.value
+        ):
             return
         if record.before == HostState.PANICKED.value:
             return  # an NMI to a host that already panicked changes nothing

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -96,7 +96,7 @@ class Timers(Protocol):
     def call_later(self, delay: float, callback: Callable[[], object]) -> None: ...
 
 
-class HostState(str, Enum):
+class HostState(StrEnum):
     OFF = "off"
     RUNNING = "running"
     #: the OS no longer answers; only an NMI (or a power action) gets it out
@@ -109,14 +109,14 @@ class HostState(str, Enum):
     #: firmware and OS coming up: the probe stays silent until ``running``
     REBOOTING = "rebooting"
     #: the name before the lifecycle had more states (an alias of PANICKED)
-    PANIC = "panicked"  # noqa: PIE796  (an alias on purpose)
+    PANIC = "panicked"
 
     @property
     def powered(self) -> bool:
         return self is not HostState.OFF
 
 
-class Event(str, Enum):
+class Event(StrEnum):
     """What can happen to a host; BMC reset types map onto the first five."""
 
     POWER_ON = "power_on"

@@ -43,11 +43,11 @@ MIB = 1 << 20
 #: each family's os-release, default crashkernel= and kernel.sysrq
 OS_RELEASE: dict[str, str] = {
     "rhel": 'NAME="Red Hat Enterprise Linux"\nVERSION="9.4 (Plow)"\nID="rhel"\nID_LIKE="fedora"\n'
-            'VERSION_ID="9.4"\nPRETTY_NAME="Red Hat Enterprise Linux 9.4 (Plow)"\n',
+    'VERSION_ID="9.4"\nPRETTY_NAME="Red Hat Enterprise Linux 9.4 (Plow)"\n',
     "suse": 'NAME="SLES"\nVERSION="15-SP6"\nVERSION_ID="15.6"\nPRETTY_NAME="SUSE Linux Enterprise Server 15 SP6"\n'
-            'ID="sles"\nID_LIKE="suse"\n',
+    'ID="sles"\nID_LIKE="suse"\n',
     "debian": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
-              'VERSION="12 (bookworm)"\nID=debian\n',
+    'VERSION="12 (bookworm)"\nID=debian\n',
 }
 CRASHKERNEL: dict[str, str] = {
     "rhel": "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M",
@@ -56,8 +56,11 @@ CRASHKERNEL: dict[str, str] = {
 }
 SYSRQ: dict[str, int] = {"rhel": 16, "suse": 184, "debian": 438}
 SERVICE: dict[str, str] = {"rhel": "kdump", "suse": "kdump", "debian": "kdump-tools"}
-KERNEL: dict[str, str] = {"rhel": "5.14.0-427.13.1.el9_4.x86_64", "suse": "6.4.0-150600.23.25-default",
-                          "debian": "6.1.0-21-amd64"}
+KERNEL: dict[str, str] = {
+    "rhel": "5.14.0-427.13.1.el9_4.x86_64",
+    "suse": "6.4.0-150600.23.25-default",
+    "debian": "6.1.0-21-amd64",
+}
 #: the dump server a network layout's kdump config names (the fleet's dump root is "there")
 DUMP_SERVER = "127.0.0.1"
 
@@ -111,7 +114,9 @@ printf '%s\n' "$script" | /bin/sh -s
 _UID = 'uid=${OOB_FAKE_UID:-$(/bin/cat "$OOB_FAKE_ROOT/.oob-mock/uid")}\n'
 
 _SHIMS: dict[str, str] = {
-    "cat": "#!/bin/sh\n" + _UID + r"""rc=0
+    "cat": "#!/bin/sh\n"
+    + _UID
+    + r"""rc=0
 for f in "$@"; do
   case "$f" in /*) p="$OOB_FAKE_ROOT$f";; *) p="$f";; esac
   if [ "$uid" != 0 ] && /bin/grep -qxF -- "$f" "$OOB_FAKE_ROOT/.oob-mock/root-only" 2>/dev/null; then
@@ -121,7 +126,9 @@ for f in "$@"; do
 done
 exit $rc
 """,
-    "tee": "#!/bin/sh\n" + _UID + r"""for f in "$@"; do
+    "tee": "#!/bin/sh\n"
+    + _UID
+    + r"""for f in "$@"; do
   case "$f" in
     /proc/*|/sys/*) if [ "$uid" != 0 ]; then echo "tee: $f: Permission denied" >&2; exit 1; fi
                     exec /usr/bin/tee -a -- "$OOB_FAKE_ROOT$f";;
@@ -155,19 +162,27 @@ OOB_FAKE_UID=0 exec "$@"
 #: the distribution's kdump status command, in the host's own bin (so ``command -v`` finds it
 #: only on that family's hosts), answering from the fake state as the real one would (docs/KDUMP.md)
 _STATUS_TOOLS: dict[str, tuple[str, str]] = {
-    "rhel": ("kdumpctl", "#!/bin/sh\n" + _UID + r"""if [ "$uid" != 0 ]; then echo "kdump: Error: $0 can only be run as root" >&2; exit 1; fi
+    "rhel": (
+        "kdumpctl",
+        "#!/bin/sh\n"
+        + _UID
+        + r"""if [ "$uid" != 0 ]; then echo "kdump: Error: $0 can only be run as root" >&2; exit 1; fi
 if [ "$1" != status ]; then echo "simulated kdumpctl: only status" >&2; exit 1; fi
 state=$(/bin/cat "$OOB_FAKE_ROOT/.oob-mock/services/kdump")
 loaded=$(/bin/cat "$OOB_FAKE_ROOT/sys/kernel/kexec_crash_loaded")
 if [ "$state" = active ] && [ "$loaded" = 1 ]; then echo "kdump: Kdump is operational" >&2; exit 0; fi
 echo "kdump: Kdump is not operational" >&2; exit 3
-"""),
-    "debian": ("kdump-config", r"""#!/bin/sh
+""",
+    ),
+    "debian": (
+        "kdump-config",
+        r"""#!/bin/sh
 if [ "$1" != status ]; then echo "simulated kdump-config: only status" >&2; exit 1; fi
 loaded=$(/bin/cat "$OOB_FAKE_ROOT/sys/kernel/kexec_crash_loaded")
 if [ "$loaded" = 1 ]; then echo "current state   : ready to kdump"; exit 0; fi
 echo "current state   : Not ready to kdump"; exit 3
-"""),
+""",
+    ),
 }
 
 
@@ -200,13 +215,18 @@ class HostTree:
         crash_size = r.crash_size if r.crash_size is not None else (256 * MIB if crashkernel else 0)
         loaded = r.loaded and host.config.armed and crash_size > 0
         proc, kernel = self.root / "proc", self.root / "proc" / "sys" / "kernel"
-        _write(proc / "cmdline", f"BOOT_IMAGE=/vmlinuz-{KERNEL[family]} root=/dev/mapper/sim-root ro "
-               f"{crashkernel} quiet\n".replace("  ", " "))
+        _write(
+            proc / "cmdline",
+            f"BOOT_IMAGE=/vmlinuz-{KERNEL[family]} root=/dev/mapper/sim-root ro "
+            f"{crashkernel} quiet\n".replace("  ", " "),
+        )
         kb = r.mem_total // 1024
-        _write(proc / "meminfo", f"MemTotal:       {kb} kB\nMemFree:        {kb // 2} kB\n"
-               f"MemAvailable:   {kb // 2} kB\n")
+        _write(
+            proc / "meminfo",
+            f"MemTotal:       {kb} kB\nMemFree:        {kb // 2} kB\nMemAvailable:   {kb // 2} kB\n",
+        )
         start = 0x2B000000
-        crash = (f"  {start:08x}-{start + crash_size - 1:08x} : Crash kernel\n" if crash_size else "")
+        crash = f"  {start:08x}-{start + crash_size - 1:08x} : Crash kernel\n" if crash_size else ""
         iomem = f"00000000-00000fff : Reserved\n00100000-bfffffff : System RAM\n  01000000-01ffffff : Kernel code\n{crash}"
         if r.uid != 0:  # what a user without CAP_SYS_ADMIN reads
             iomem = "\n".join(_zero_address(line) for line in iomem.splitlines()) + "\n"
@@ -217,10 +237,13 @@ class HostTree:
         _write(proc / "modules", "\n".join(modules) + "\n")
         _write(self.root / "sys" / "kernel" / "kexec_crash_size", f"{crash_size}\n")
         _write(self.root / "sys" / "kernel" / "kexec_crash_loaded", f"{int(loaded)}\n")
-        for name, value in (("unknown_nmi_panic", r.unknown_nmi_panic),
-                            ("panic_on_unrecovered_nmi", r.panic_on_unrecovered_nmi),
-                            ("panic_on_io_nmi", 0), ("panic", r.panic),
-                            ("sysrq", SYSRQ[family] if r.sysrq is None else r.sysrq)):
+        for name, value in (
+            ("unknown_nmi_panic", r.unknown_nmi_panic),
+            ("panic_on_unrecovered_nmi", r.panic_on_unrecovered_nmi),
+            ("panic_on_io_nmi", 0),
+            ("panic", r.panic),
+            ("sysrq", SYSRQ[family] if r.sysrq is None else r.sysrq),
+        ):
             _write(kernel / name, f"{value}\n")
         if not self.trigger.exists():
             _write(self.trigger, "", 0o600)
@@ -258,16 +281,21 @@ class HostTree:
                 parent, _, leaf = target.rpartition("/")
                 return "/etc/kdump.conf", f"{head}nfs {DUMP_SERVER}:{parent}\npath /{leaf}\n"
             if share == "ssh":
-                return "/etc/kdump.conf", f"{head}ssh root@{DUMP_SERVER}\nsshkey /root/.ssh/kdump_id_rsa\npath {target}\n"
+                return (
+                    "/etc/kdump.conf",
+                    f"{head}ssh root@{DUMP_SERVER}\nsshkey /root/.ssh/kdump_id_rsa\npath {target}\n",
+                )
             return "/etc/kdump.conf", f"{head}path {target}\n"
         if family == "suse":
             saved = {"nfs": f"nfs://{DUMP_SERVER}{target}", "ssh": f"ssh://root@{DUMP_SERVER}{target}"}.get(
-                share or "", f"file://{target}")
-            return "/etc/sysconfig/kdump", (f'KDUMP_SAVEDIR="{saved}"\nKDUMP_DUMPFORMAT="compressed"\n'
-                                            'KDUMP_SMTP_PASSWORD=""\n')
+                share or "", f"file://{target}"
+            )
+            return "/etc/sysconfig/kdump", (
+                f'KDUMP_SAVEDIR="{saved}"\nKDUMP_DUMPFORMAT="compressed"\nKDUMP_SMTP_PASSWORD=""\n'
+            )
         lines = ["USE_KDUMP=1"]
         if share == "nfs":
-            lines += ["KDUMP_COREDIR=\"/var/crash\"", f'NFS="{DUMP_SERVER}:{target}"']
+            lines += ['KDUMP_COREDIR="/var/crash"', f'NFS="{DUMP_SERVER}:{target}"']
         elif share == "ssh":
             lines += [f'KDUMP_COREDIR="{target}"', f'SSH="root@{DUMP_SERVER}"']
         else:
@@ -278,7 +306,9 @@ class HostTree:
         """Change the readiness; the tree and the simulated host follow."""
         unknown = sorted(set(changes) - set(READINESS_FIELDS))
         if unknown:
-            raise ValueError(f"unknown readiness setting(s): {', '.join(unknown)}; known: {', '.join(READINESS_FIELDS)}")
+            raise ValueError(
+                f"unknown readiness setting(s): {', '.join(unknown)}; known: {', '.join(READINESS_FIELDS)}"
+            )
         self.readiness = replace(self.readiness, **changes)  # type: ignore[arg-type]
         r = self.readiness
         if "loaded" in changes or "crashkernel" in changes or "crash_size" in changes:
@@ -311,7 +341,9 @@ def _zero_address(line: str) -> str:
 class HostSsh:
     """The sshd every simulated host answers SSH on, with a fake tree per host."""
 
-    def __init__(self, workdir: Path, server: SshServer, trees: dict[str, HostTree], known_hosts: Path) -> None:
+    def __init__(
+        self, workdir: Path, server: SshServer, trees: dict[str, HostTree], known_hosts: Path
+    ) -> None:
         self.workdir = workdir
         self.server = server
         self.trees = trees
@@ -353,7 +385,9 @@ class HostSsh:
         else:
             raise SshdUnavailable(str(last))
         known_hosts = workdir / "known_hosts"
-        known_hosts.write_text("".join(f"[{address}]:{server.port} {server.host_key}\n" for address in addresses))
+        known_hosts.write_text(
+            "".join(f"[{address}]:{server.port} {server.host_key}\n" for address in addresses)
+        )
         hsh = cls(workdir, server, trees, known_hosts)
         hsh.poll = poll
         return hsh

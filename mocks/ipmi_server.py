@@ -172,8 +172,8 @@ class _ServerSession(serversession.ServerSession):  # type: ignore[misc]
         self.kg = bmc.kg
         self.socket = bmc.serversocket
         self.sockaddr = sockaddr
-        self.pendingpayloads: collections.deque[Any] = collections.deque([])
-        self.pktqueue: collections.deque[Any] = collections.deque([])
+        self.pendingpayloads: collections.deque[Any] = collections.deque()
+        self.pktqueue: collections.deque[Any] = collections.deque()
         #: the session privilege level: User until the client asks for more
         self.clientpriv = 2
         self.maxpriv = 4
@@ -267,7 +267,7 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         self.additionaldevices = 0
         self.mfgid = identity.manufacturer_id
         self.prodid = identity.product_id
-        self.pktqueue: collections.deque[Any] = collections.deque([])
+        self.pktqueue: collections.deque[Any] = collections.deque()
         self.timeout = 60
         # Get Channel Authentication Capabilities: channel 1, IPMI 2.0 only, per-message auth
         self.authcap = struct.pack("BBBBBBBBB", 0, 1, 0b10000000, 0b00000100, 0b00000010, 0, 0, 0, 0)

@@ -511,7 +511,7 @@ def xxh32(data: bytes, seed: int = 0) -> int:
         v = [(seed + p1 + p2) & mask, (seed + p2) & mask, seed & mask, (seed - p1) & mask]
         while index + 16 <= length:
             lanes = struct.unpack_from("<4I", data, index)
-            v = [round_(acc, lane) for acc, lane in zip(v, lanes)]
+            v = [round_(acc, lane) for acc, lane in zip(v, lanes, strict=True)]
             index += 16
         acc = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & mask
     else:
@@ -586,10 +586,20 @@ _PANIC_TEXTS: dict[str, list[str]] = {
 def dmesg_text(spec: DumpSpec, uptime: float = 86_412.345678) -> str:
     """A kernel log ending the way the chosen panic ends it (what vmcore-dmesg extracts)."""
     lines = [
-        (0.0, (f"Linux version {spec.kernel} (mockbuild@x86-vm-07.build.eng.example.com) (gcc (GCC) 11.4.1 "
-               "20231218, GNU ld version 2.35.2-43.el9) #1 SMP PREEMPT_DYNAMIC Thu Apr 4 20:44:13 EDT 2024")),
-        (0.0, (f"Command line: BOOT_IMAGE=(hd0,gpt2)/vmlinuz-{spec.kernel} root=/dev/mapper/rhel-root ro "
-               "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M")),
+        (
+            0.0,
+            (
+                f"Linux version {spec.kernel} (mockbuild@x86-vm-07.build.eng.example.com) (gcc (GCC) 11.4.1 "
+                "20231218, GNU ld version 2.35.2-43.el9) #1 SMP PREEMPT_DYNAMIC Thu Apr 4 20:44:13 EDT 2024"
+            ),
+        ),
+        (
+            0.0,
+            (
+                f"Command line: BOOT_IMAGE=(hd0,gpt2)/vmlinuz-{spec.kernel} root=/dev/mapper/rhel-root ro "
+                "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M"
+            ),
+        ),
         (0.0, "Reserving 256MB of memory at 3072MB for crashkernel (System RAM: 65536MB)"),
         (1.234567, "NMI watchdog: Enabled. Permanently consumes one hw-PMU counter."),
         (uptime - 120.0, f"{spec.hostname} systemd[1]: Started Session 12 of User root."),

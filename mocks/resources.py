@@ -430,7 +430,7 @@ def _prune(node: Any, served: Any, is_reset: Any, top: bool = False) -> bool:
 def _links(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for name, value in node.items():
-            if name in ("@odata.id",) + _LINK_KEYS and isinstance(value, str) and value.startswith("/"):
+            if name in ("@odata.id", *_LINK_KEYS) and isinstance(value, str) and value.startswith("/"):
                 yield value
             else:
                 yield from _links(value)

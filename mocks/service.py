@@ -154,7 +154,7 @@ class RedfishService:
         if self.flavour.slash == "redirect" and path.startswith(ROOT) and not path.endswith("/"):
             # iLO 5 < 1.40 serves only the slash form
             query = request.target[len(path) :]
-            return Response(308, headers=[("Location", path + "/" + query)] + self._common_headers())
+            return Response(308, headers=[("Location", path + "/" + query), *self._common_headers()])
         key = self.model.key(path)
         slash = path.endswith("/")
         faults = self.faults.current
@@ -392,7 +392,7 @@ class RedfishService:
 
     def _json(self, status: int, document: Mapping[str, Any]) -> Response:
         body = json.dumps(document, separators=(",", ":")).encode()
-        headers = [("Content-Type", "application/json; charset=utf-8")] + self._common_headers()
+        headers = [("Content-Type", "application/json; charset=utf-8"), *self._common_headers()]
         return Response(status, body, headers)
 
     def _error(self, status: int, ref: MessageRef, allow: str | None = None) -> Response:

@@ -148,8 +148,14 @@ class SshServer:
         for _ in range(5):
             chosen = port or _free_port(host)
             server = cls(
-                workdir=workdir, host=host, port=chosen, user=user, client_key=client_key,
-                known_hosts=workdir / "known_hosts", host_key=host_key, log_path=workdir / "sshd.log",
+                workdir=workdir,
+                host=host,
+                port=chosen,
+                user=user,
+                client_key=client_key,
+                known_hosts=workdir / "known_hosts",
+                host_key=host_key,
+                log_path=workdir / "sshd.log",
                 sftp_stall_after_readdirs=sftp_stall_after_readdirs,
             )
             server._write_config(host_key_path, extra_config)
@@ -208,12 +214,16 @@ class SshServer:
         server = find_sftp_server()
         if self.sftp_stall_after_readdirs is not None:
             if server is None:
-                raise SshdUnavailable("no sftp-server binary to put behind the stalling proxy (internal-sftp only)")
+                raise SshdUnavailable(
+                    "no sftp-server binary to put behind the stalling proxy (internal-sftp only)"
+                )
             # sshd runs the subsystem with a clean environment: say where this package is
             repo = Path(__file__).resolve().parents[1]
-            proxy = (f"PYTHONPATH={shlex.quote(str(repo))} {shlex.quote(sys.executable)} -m mocks.sshd stall-sftp "
-                     f"{self.sftp_stall_after_readdirs} {shlex.quote(str(self.sftp_stalled_marker))} "
-                     f"{shlex.quote(server)} -e -l INFO")
+            proxy = (
+                f"PYTHONPATH={shlex.quote(str(repo))} {shlex.quote(sys.executable)} -m mocks.sshd stall-sftp "
+                f"{self.sftp_stall_after_readdirs} {shlex.quote(str(self.sftp_stalled_marker))} "
+                f"{shlex.quote(server)} -e -l INFO"
+            )
             return f"Subsystem sftp {proxy} 2>>{shlex.quote(str(self.sftp_log_path))}"
         if server is None:
             return "Subsystem sftp internal-sftp"
@@ -236,7 +246,9 @@ class SshServer:
             raise SshdUnavailable(f"sshd rejected its configuration: {check.stderr.strip()}")
         self.process = subprocess.Popen(
             [sshd, "-D", "-f", str(self.workdir / "sshd_config"), "-E", str(self.log_path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -357,7 +369,7 @@ def stall_sftp(readdirs: int, marker: Path, server: Sequence[str]) -> int:
                 (length,) = struct.unpack(">I", pending[:4])
                 if len(pending) < 4 + length:
                     break
-                packet, pending = pending[:4 + length], pending[4 + length:]
+                packet, pending = pending[: 4 + length], pending[4 + length :]
                 if not stalled and packet[4] == _FXP_READDIR:
                     stalled = forwarded >= readdirs
                     forwarded += 1

@@ -68,8 +68,9 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_forever()
 
 
-def run(coro: Coroutine[Any, Any, _T], *, cancel: threading.Event | None = None,
-        timeout: float | None = None) -> _T:
+def run(
+    coro: Coroutine[Any, Any, _T], *, cancel: threading.Event | None = None, timeout: float | None = None
+) -> _T:
     """Run ``coro`` on the bridge's loop and wait for its result, at most ``timeout`` seconds
     and only while ``cancel`` is not set (see the module docstring)."""
     loop = _the_loop()

@@ -152,7 +152,8 @@ class AuditLog:
             if (now - when).total_seconds() > window_s:
                 return None
             if entry.get("event") in wanted and (
-                (host is not None and entry.get("host") == host) or (bmc is not None and entry.get("bmc") == bmc)
+                (host is not None and entry.get("host") == host)
+                or (bmc is not None and entry.get("bmc") == bmc)
             ):
                 return dict(entry)
         return None
@@ -190,7 +191,9 @@ class AuditLog:
                 created = True
         except OSError as exc:
             symlink = " (it is a symlink; refusing to write through it)" if os.path.islink(self.path) else ""
-            raise AuditLogError(f"cannot write the audit log {self.path}: {exc.strerror or exc}{symlink}") from None
+            raise AuditLogError(
+                f"cannot write the audit log {self.path}: {exc.strerror or exc}{symlink}"
+            ) from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise AuditLogError(f"the audit log {self.path} is not a regular file; refusing to use it")

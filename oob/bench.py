@@ -1,6 +1,6 @@
 """Benchmarks that print figures (never assertions in the test suite).
 
-    python -m oob.bench help [--runs N]     wall time of `oob --help` (target <= 150 ms)
+python -m oob.bench help [--runs N]     wall time of `oob --help` (target <= 150 ms)
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ def bench_help(runs: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m oob.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m oob.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="bench", required=True)
     help_parser = sub.add_parser("help", help="time `oob --help`")
     help_parser.add_argument("--runs", type=int, default=20)

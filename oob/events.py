@@ -7,6 +7,7 @@ tested against this declaration (tests/unit/test_event_kinds.py).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -136,8 +137,12 @@ def event_table() -> str:
     docs: dict[str, str] = {}
     tree = ast.parse(inspect.getsource(EventKind))
     body = tree.body[0].body  # type: ignore[attr-defined]
-    for assign, doc in zip(body, body[1:], strict=False):
-        if isinstance(assign, ast.Assign) and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant):
+    for assign, doc in itertools.pairwise(body):
+        if (
+            isinstance(assign, ast.Assign)
+            and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant)
+        ):
             docs[assign.targets[0].id] = str(doc.value.value)  # type: ignore[attr-defined]
     rows = ["| event | meaning |", "|---|---|"]
     rows += [f"| `{kind.value}` | {docs.get(kind.name, '')} |" for kind in EventKind]

@@ -33,8 +33,10 @@ def _lock_name(host: str) -> str:
 
 
 def _describe(record: dict[str, object]) -> str:
-    return f"{record.get('user', '?')}@{record.get('machine', '?')} (pid {record.get('pid', '?')}) " \
-           f"since {record.get('since', '?')}"
+    return (
+        f"{record.get('user', '?')}@{record.get('machine', '?')} (pid {record.get('pid', '?')}) "
+        f"since {record.get('since', '?')}"
+    )
 
 
 def _read_holder(fd: int) -> dict[str, object] | None:
@@ -115,4 +117,3 @@ def _one_lock(
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)
-

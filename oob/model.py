@@ -8,7 +8,7 @@ needs the value, and never print themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -150,7 +150,7 @@ class Host:
         }
 
 
-class PowerState(str, Enum):
+class PowerState(StrEnum):
     ON = "On"
     OFF = "Off"
     POWERING_ON = "PoweringOn"
@@ -165,7 +165,7 @@ class PowerState(str, Enum):
         return cls.UNKNOWN
 
 
-class PowerAction(str, Enum):
+class PowerAction(StrEnum):
     """What the user asks for; drivers map it to what the BMC offers."""
 
     ON = "on"

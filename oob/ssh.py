@@ -47,7 +47,9 @@ class SshOptions:
     keepalive_interval: float = 30.0
 
     def known_hosts_path(self) -> Path:
-        return Path(self.known_hosts).expanduser() if self.known_hosts else Path.home() / ".ssh" / "known_hosts"
+        return (
+            Path(self.known_hosts).expanduser() if self.known_hosts else Path.home() / ".ssh" / "known_hosts"
+        )
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,9 @@ async def connect(address: SshAddress, options: SshOptions, errors: SshErrors = 
         raise
     except asyncssh.KeyImportError as exc:
         # e.g. a passphrase-protected --ssh-key: oob never asks for the passphrase (use the agent)
-        raise errors.failure(f"ssh {where}: cannot use the private key: {exc}; load it into ssh-agent") from None
+        raise errors.failure(
+            f"ssh {where}: cannot use the private key: {exc}; load it into ssh-agent"
+        ) from None
     except asyncssh.PermissionDenied:
         raise errors.failure(
             f"ssh {address.user}@{where}: login refused (publickey); check the key (--ssh-key), "
@@ -172,7 +176,9 @@ def _known_keys(address: SshAddress, options: SshOptions) -> list[Any] | None:
     return list(trusted) or None
 
 
-async def _accept_new(address: SshAddress, options: SshOptions, errors: SshErrors, kwargs: dict[str, Any]) -> Any:
+async def _accept_new(
+    address: SshAddress, options: SshOptions, errors: SshErrors, kwargs: dict[str, Any]
+) -> Any:
     import asyncssh
 
     # connect once without verification, take the key this server presented, and record
@@ -184,7 +190,9 @@ async def _accept_new(address: SshAddress, options: SshOptions, errors: SshError
         raise errors.host_key(f"ssh {address.server}:{address.port}: the server presented no host key")
     if _known_keys(address, options) is not None:  # recorded meanwhile, by someone else
         conn.close()
-        raise errors.host_key(f"ssh {address.server}:{address.port}: host key changed while connecting; refusing")
+        raise errors.host_key(
+            f"ssh {address.server}:{address.port}: host key changed while connecting; refusing"
+        )
     path = options.known_hosts_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     pattern = address.server if address.port == DEFAULT_SSH_PORT else f"[{address.server}]:{address.port}"
@@ -294,4 +302,3 @@ class SshPool:
             conn.abort()
             raise
         return _Connection(conn, sftp)
-

@@ -60,7 +60,13 @@ def oob(audit_path: Path) -> Callable[..., CliResult]:
         master, slave = pty.openpty()
         try:
             popen = subprocess.Popen(
-                argv, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ, cwd=REPO
+                argv,
+                stdin=slave,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=environ,
+                cwd=REPO,
             )
             os.write(master, tty_input.encode())
             stdout, stderr = popen.communicate(timeout=timeout)

@@ -35,12 +35,14 @@ def info_command(
     """Vendor, model, firmware, power, and whether NMI is offered (and how oob learnt it)."""
     setup_logging(verbose)
     with handle_errors(verbose):
-        from oob.runbook.methods import DriverOptions
         from oob.runbook.info import run_info
+        from oob.runbook.methods import DriverOptions
 
         hosts = load_hosts(inventory, targets)
         renderer = make_renderer(json_output)
-        outcomes = run_info(hosts, DriverOptions(via=via, insecure=insecure), emit=renderer.event, parallel=parallel)
+        outcomes = run_info(
+            hosts, DriverOptions(via=via, insecure=insecure), emit=renderer.event, parallel=parallel
+        )
         for outcome in outcomes:
             nmi = outcome.detail.get("nmi")
             if isinstance(nmi, dict):

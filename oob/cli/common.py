@@ -31,13 +31,24 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check and show what 
 InsecureOpt = Annotated[
     bool, typer.Option("--insecure", help="Do not verify BMC certificates (a warning names each host).")
 ]
-ViaOpt = Annotated[str | None, typer.Option("--via", metavar="METHOD", help="Use only this method: redfish or ipmi.")]
-ParallelOpt = Annotated[int, typer.Option("--parallel", min=1, max=256, metavar="N", help="Hosts handled at once.")]
+ViaOpt = Annotated[
+    str | None, typer.Option("--via", metavar="METHOD", help="Use only this method: redfish or ipmi.")
+]
+ParallelOpt = Annotated[
+    int, typer.Option("--parallel", min=1, max=256, metavar="N", help="Hosts handled at once.")
+]
 AuditOpt = Annotated[
     Path | None,
-    typer.Option("--audit-log", metavar="FILE", help="Audit log (JSON lines). Default: $OOB_AUDIT_LOG or ~/.local/state/oob/audit.jsonl"),
+    typer.Option(
+        "--audit-log",
+        metavar="FILE",
+        help="Audit log (JSON lines). Default: $OOB_AUDIT_LOG or ~/.local/state/oob/audit.jsonl",
+    ),
 ]
-TargetsArg = Annotated[list[str], typer.Argument(metavar="TARGET", help="Host names, globs (web*), @group, ranges (node[01-20]).")]
+TargetsArg = Annotated[
+    list[str],
+    typer.Argument(metavar="TARGET", help="Host names, globs (web*), @group, ranges (node[01-20])."),
+]
 
 
 def setup_logging(verbose: bool) -> None:
@@ -109,14 +120,16 @@ def handle_errors(verbose: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         sys.stderr.write("oob: interrupted\n")
         raise typer.Exit(130) from None
-    except Exception as exc:  # a bug: say so in one line, keep the trace for -v
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, keep the trace for -v
         from oob.safetext import printable
 
         if verbose:
             import traceback
 
             sys.stderr.write(printable(traceback.format_exc(), keep_newlines=True))
-        sys.stderr.write(f"oob: internal error: {type(exc).__name__}: {printable(exc)} (run with -v for details)\n")
+        sys.stderr.write(
+            f"oob: internal error: {type(exc).__name__}: {printable(exc)} (run with -v for details)\n"
+        )
         raise typer.Exit(1) from None
 
 
@@ -226,7 +239,9 @@ def first_interrupt_cancels(message: str) -> Iterator[Interruption]:
         grace.start()
         if _prompting.is_set():
             raise KeyboardInterrupt  # ends the question; ask() answers no
-        sys.stderr.write(f"\ninterrupted ({signal.Signals(signum).name}): {message} (Ctrl-C again to abort)\n")
+        sys.stderr.write(
+            f"\ninterrupted ({signal.Signals(signum).name}): {message} (Ctrl-C again to abort)\n"
+        )
 
     _stopping.clear()
     for signum in signals:

@@ -48,8 +48,11 @@ def crash_command(
     dry_run: DryRunOpt = False,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Crash a host even if it looks healthy (its probe answers), "
-                     "or got an NMI in the last 15 minutes."),
+        typer.Option(
+            "--force",
+            help="Crash a host even if it looks healthy (its probe answers), "
+            "or got an NMI in the last 15 minutes.",
+        ),
     ] = False,
     recover: RecoverOpt = False,
     timeout: TimeoutOpt = "30m",
@@ -77,8 +80,8 @@ def crash_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         from oob.render.crash import make_crash_renderer
-        from oob.runbook.methods import DriverOptions
         from oob.runbook.crash import CrashRequest, run_crash
+        from oob.runbook.methods import DriverOptions
         from oob.runbook.nmi import CrashPlan
 
         request = CrashRequest(
@@ -100,14 +103,22 @@ def crash_command(
             from oob.render.text import confirmation_lines
 
             lines = confirmation_lines(
-                f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}" for p in plans
+                f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}"
+                for p in plans
             )
             with renderer.paused():
-                return confirm_hosts([p.host.name for p in plans], "crash the kernel (NMI) and collect the dump",
-                                     lines)
+                return confirm_hosts(
+                    [p.host.name for p in plans], "crash the kernel (NMI) and collect the dump", lines
+                )
 
         with first_interrupt_cancels("no new NMIs; closing sessions and reporting") as cancel, renderer:
-            report = run_crash(hosts, request, confirm=confirm, emit=renderer.event, audit=open_audit(audit_log),
-                               cancel=cancel)
+            report = run_crash(
+                hosts,
+                request,
+                confirm=confirm,
+                emit=renderer.event,
+                audit=open_audit(audit_log),
+                cancel=cancel,
+            )
         renderer.report(report)
         exit_after_run(cancel, [o.exit_code for o in report.outcomes])

@@ -21,7 +21,8 @@ DEMO_SCALE = 0.05
 def demo_command(
     vendors: Annotated[str, typer.Option(help="Mock BMC flavours to start, comma-separated.")] = DEMO_VENDORS,
     keep: Annotated[
-        bool, typer.Option("--keep", help="Leave the fleet running afterwards and say how to point oob at it.")
+        bool,
+        typer.Option("--keep", help="Leave the fleet running afterwards and say how to point oob at it."),
     ] = False,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -71,16 +72,23 @@ def demo_command(
                     probe_timeout_s=0.5,
                 )
                 with renderer:
-                    report = run_crash(hosts, request, confirm=lambda plans: True, emit=renderer.event,
-                                       audit=AuditLog(work / "audit.jsonl", command=["oob", "demo"]))
+                    report = run_crash(
+                        hosts,
+                        request,
+                        confirm=lambda plans: True,
+                        emit=renderer.event,
+                        audit=AuditLog(work / "audit.jsonl", command=["oob", "demo"]),
+                    )
                 renderer.report(report)
                 if not keep:
-                    renderer.message(f"(the demo removes {work} now; run it with --keep to look at the dumps)")
+                    renderer.message(
+                        f"(the demo removes {work} now; run it with --keep to look at the dumps)"
+                    )
                 if keep:
                     renderer.message(
                         f"\nthe fleet keeps running (Ctrl-C to stop it). Try:\n"
                         f"  oob bmc info all -i {inventory}\n"
-                        f"  curl -X POST {fleet.control_url}/bmcs/{hosts[0].name}/host -d '{{\"state\": \"hung\"}}'\n"
+                        f'  curl -X POST {fleet.control_url}/bmcs/{hosts[0].name}/host -d \'{{"state": "hung"}}\'\n'
                         f"  oob crash {hosts[0].name} -i {inventory}\n"
                         f"control API: {fleet.control_url}/bmcs   audit log: {work / 'audit.jsonl'}\n"
                         f"(when stopped, the fleet and {work} are removed)"

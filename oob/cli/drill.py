@@ -46,14 +46,21 @@ def drill_command(
     targets: TargetsArg,
     inventory: InventoryOpt = None,
     method: Annotated[
-        str, typer.Option("--method", metavar="METHOD",
-                          help="sysrq: write c to /proc/sysrq-trigger over SSH; nmi: through the BMC.")
+        str,
+        typer.Option(
+            "--method",
+            metavar="METHOD",
+            help="sysrq: write c to /proc/sysrq-trigger over SSH; nmi: through the BMC.",
+        ),
     ] = "sysrq",
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Drill a host even if preflight says it is not ready, or it does not "
-                           "look healthy.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Drill a host even if preflight says it is not ready, or it does not look healthy.",
+        ),
     ] = False,
     strict: StrictOpt = False,
     recover: RecoverOpt = False,
@@ -83,9 +90,9 @@ def drill_command(
     with handle_errors(verbose):
         from oob.errors import UsageError
         from oob.render.drill import make_drill_renderer
-        from oob.runbook.methods import DriverOptions
         from oob.runbook.crash import CrashRequest
         from oob.runbook.drill import METHODS, DrillRequest, run_drill
+        from oob.runbook.methods import DriverOptions
         from oob.runbook.nmi import CrashPlan
         from oob.runbook.preflight import PreflightRequest
 
@@ -118,14 +125,22 @@ def drill_command(
             from oob.render.text import confirmation_lines
 
             lines = confirmation_lines(
-                f"{p.host.name:<20} {p.host.ssh.user}@{p.host.address}  BMC {p.host.bmc.address}" for p in plans
+                f"{p.host.name:<20} {p.host.ssh.user}@{p.host.address}  BMC {p.host.bmc.address}"
+                for p in plans
             )
             with renderer.paused():
-                return confirm_hosts([p.host.name for p in plans], f"crash the kernel ({how}) as a kdump drill",
-                                     lines)
+                return confirm_hosts(
+                    [p.host.name for p in plans], f"crash the kernel ({how}) as a kdump drill", lines
+                )
 
         with first_interrupt_cancels("no new crashes; reporting") as cancel, renderer:
-            report = run_drill(hosts, request, confirm=confirm, emit=renderer.event,
-                               audit=open_audit(audit_log), cancel=cancel)
+            report = run_drill(
+                hosts,
+                request,
+                confirm=confirm,
+                emit=renderer.event,
+                audit=open_audit(audit_log),
+                cancel=cancel,
+            )
         renderer.report(report)
         exit_after_run(cancel, [o.exit_code for o in report.outcomes])

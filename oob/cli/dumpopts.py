@@ -16,46 +16,68 @@ if TYPE_CHECKING:
     from oob.ssh import SshOptions
 
 TimeoutOpt = Annotated[
-    str, typer.Option("--timeout", metavar="DURATION", help="Give up on the dump after this long (90s, 30m, 1h).")
+    str,
+    typer.Option("--timeout", metavar="DURATION", help="Give up on the dump after this long (90s, 30m, 1h)."),
 ]
 IntervalOpt = Annotated[
     float,
-    typer.Option("--interval", min=0.05, metavar="SECONDS", help="Seconds between two looks at each dump target."),
+    typer.Option(
+        "--interval", min=0.05, metavar="SECONDS", help="Seconds between two looks at each dump target."
+    ),
 ]
 StallAfterOpt = Annotated[
     str,
-    typer.Option("--stall-after", metavar="DURATION", help="Report a dump stalled after this long without growth."),
+    typer.Option(
+        "--stall-after", metavar="DURATION", help="Report a dump stalled after this long without growth."
+    ),
 ]
 KnownHostsOpt = Annotated[
     Path | None,
-    typer.Option("--known-hosts", metavar="FILE",
-                 help="known_hosts file for ssh:// targets. Default: ~/.ssh/known_hosts."),
+    typer.Option(
+        "--known-hosts",
+        metavar="FILE",
+        help="known_hosts file for ssh:// targets. Default: ~/.ssh/known_hosts.",
+    ),
 ]
 AcceptNewHostKeyOpt = Annotated[
     bool,
-    typer.Option("--accept-new-host-key",
-                 help="Trust a dump server whose host key is not in known_hosts yet, and record it (a changed key "
-                 "is still refused)."),
+    typer.Option(
+        "--accept-new-host-key",
+        help="Trust a dump server whose host key is not in known_hosts yet, and record it (a changed key "
+        "is still refused).",
+    ),
 ]
 SshKeyOpt = Annotated[
     list[Path] | None,
-    typer.Option("--ssh-key", exists=True, dir_okay=False, metavar="FILE",
-                 help="Private key for ssh:// targets (repeatable). Default: the agent, ~/.ssh/id_* and "
-                 "~/.ssh/config."),
+    typer.Option(
+        "--ssh-key",
+        exists=True,
+        dir_okay=False,
+        metavar="FILE",
+        help="Private key for ssh:// targets (repeatable). Default: the agent, ~/.ssh/id_* and "
+        "~/.ssh/config.",
+    ),
 ]
 
 RecoverOpt = Annotated[
     bool,
-    typer.Option("--recover", help="Power-cycle a host that never dumps, or does not come back after its dump."),
+    typer.Option(
+        "--recover", help="Power-cycle a host that never dumps, or does not come back after its dump."
+    ),
 ]
 RebootGraceOpt = Annotated[
     str,
-    typer.Option("--reboot-grace", metavar="DURATION",
-                 help="How long to wait for the host to come back after its dump (0: do not wait)."),
+    typer.Option(
+        "--reboot-grace",
+        metavar="DURATION",
+        help="How long to wait for the host to come back after its dump (0: do not wait).",
+    ),
 ]
 ProbeTimeoutOpt = Annotated[
     float,
-    typer.Option("--probe-timeout", min=0.1, metavar="SECONDS", help="Seconds the host's probe may take to answer."),
+    typer.Option(
+        "--probe-timeout", min=0.1, metavar="SECONDS", help="Seconds the host's probe may take to answer."
+    ),
 ]
 
 
@@ -73,7 +95,9 @@ def watch_options(*, interval: float, stall_after: str, timeout: str) -> WatchOp
     )
 
 
-def ssh_options(known_hosts: Path | None, accept_new_host_key: bool, ssh_key: list[Path] | None) -> SshOptions:
+def ssh_options(
+    known_hosts: Path | None, accept_new_host_key: bool, ssh_key: list[Path] | None
+) -> SshOptions:
     from oob.ssh import SshOptions
 
     return SshOptions(
@@ -124,6 +148,3 @@ def parse_since(text: str, now: datetime | None = None) -> float:
     if when > now + timedelta(seconds=60):
         raise UsageError(f"--since: {when.isoformat()} is in the future")
     return when.timestamp()
-
-
-

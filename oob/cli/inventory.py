@@ -83,4 +83,7 @@ def check_command(
 
             write_json({"status": "ok", "hosts": len(hosts)})
         else:
-            typer.echo(f"inventory ok: {len(hosts)} host{'s' if len(hosts) != 1 else ''}, credentials resolved", err=True)
+            typer.echo(
+                f"inventory ok: {len(hosts)} host{'s' if len(hosts) != 1 else ''}, credentials resolved",
+                err=True,
+            )

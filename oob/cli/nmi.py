@@ -62,20 +62,26 @@ def nmi_command(
             from oob.render.text import confirmation_lines
 
             lines = confirmation_lines(
-                f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}" for p in plans
+                f"{p.host.name:<20} BMC {p.host.bmc.address}  via {p.method}  power {p.power.value}"
+                for p in plans
             )
             return confirm_hosts([p.host.name for p in plans], "send an NMI (crash the kernel)", lines)
 
         audit = open_audit(audit_log)
         with first_interrupt_cancels("no new NMIs; waiting for requests in flight, then reporting") as cancel:
-            outcomes = run_nmi(hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel)
+            outcomes = run_nmi(
+                hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel
+            )
         renderer.outcomes(outcomes)
         sent = [o for o in outcomes if o.status == "ok" and o.detail.get("at")]
         if sent:
             # the engineer's next step: follow the dump the NMI should bring
-            renderer.message("next: follow each dump with\n" + "\n".join(
-                f"  oob watch {o.host} --since {o.detail['at']}" + "".join(f" -i {path}" for path in inventory or ())
-                for o in sent))
+            renderer.message(
+                "next: follow each dump with\n"
+                + "\n".join(
+                    f"  oob watch {o.host} --since {o.detail['at']}"
+                    + "".join(f" -i {path}" for path in inventory or ())
+                    for o in sent
+                )
+            )
         exit_after_run(cancel, [o.exit_code for o in outcomes])
-
-

@@ -74,7 +74,11 @@ def power_command(
             return confirm_hosts([h.name for h in selected], f"power {what}", lines)
 
         audit = None if (dry_run or action == "status") else open_audit(audit_log)
-        with first_interrupt_cancels("no new power actions; waiting for requests in flight, then reporting") as cancel:
-            outcomes = run_power(hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel)
+        with first_interrupt_cancels(
+            "no new power actions; waiting for requests in flight, then reporting"
+        ) as cancel:
+            outcomes = run_power(
+                hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel
+            )
         renderer.outcomes(outcomes, columns=[("power", "POWER")] if action == "status" else [])
         exit_after_run(cancel, [o.exit_code for o in outcomes])

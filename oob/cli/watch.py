@@ -44,23 +44,37 @@ def watch_command(
     inventory: InventoryOpt = None,
     since: Annotated[
         str | None,
-        typer.Option("--since", metavar="TIME",
-                     help="Count dump directories changed since TIME (the NMI): 2024-05-02T03:10, 03:10, or 15m (ago)."),
+        typer.Option(
+            "--since",
+            metavar="TIME",
+            help="Count dump directories changed since TIME (the NMI): 2024-05-02T03:10, 03:10, or 15m (ago).",
+        ),
     ] = None,
     baseline: Annotated[
         str | None,
-        typer.Option("--baseline", metavar="now", help="'now': count only dump directories that appear from now on."),
+        typer.Option(
+            "--baseline", metavar="now", help="'now': count only dump directories that appear from now on."
+        ),
     ] = None,
     timeout: TimeoutOpt = "30m",
     interval: IntervalOpt = 0.5,
     stall_after: StallAfterOpt = "2m",
     target: Annotated[
         str | None,
-        typer.Option("--target", metavar="URL", help="Dump target for every host (ssh://USER@SERVER[:PORT]/PATH or file:///PATH), "
-                     "instead of the inventory's dump.target."),
+        typer.Option(
+            "--target",
+            metavar="URL",
+            help="Dump target for every host (ssh://USER@SERVER[:PORT]/PATH or file:///PATH), "
+            "instead of the inventory's dump.target.",
+        ),
     ] = None,
     layout: Annotated[
-        str | None, typer.Option("--layout", metavar="LAYOUT", help="auto, rhel, suse, suse-old or debian, instead of the inventory's.")
+        str | None,
+        typer.Option(
+            "--layout",
+            metavar="LAYOUT",
+            help="auto, rhel, suse, suse-old or debian, instead of the inventory's.",
+        ),
     ] = None,
     known_hosts: KnownHostsOpt = None,
     accept_new_host_key: AcceptNewHostKeyOpt = False,
@@ -84,7 +98,8 @@ def watch_command(
             raise UsageError(
                 "say which dumps are new: --since TIME (when the NMI was sent, e.g. --since 15m) or "
                 "--baseline now (only dumps that appear from now on)"
-                if since is None else "--since and --baseline exclude each other"
+                if since is None
+                else "--since and --baseline exclude each other"
             )
         if baseline is not None and baseline != "now":
             raise UsageError(f"--baseline takes only 'now', not '{baseline}' (for a time, use --since)")
@@ -97,13 +112,19 @@ def watch_command(
         ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key)
         hosts = load_hosts(inventory, targets)
         hosts = [
-            replace(host, dump=replace(host.dump, target=target or host.dump.target, layout=layout or host.dump.layout))
+            replace(
+                host,
+                dump=replace(host.dump, target=target or host.dump.target, layout=layout or host.dump.layout),
+            )
             for host in hosts
         ]
         from oob.render.dump import DUMP_EVENTS, JsonLines, LiveConsole
 
-        renderer: DumpRenderer = (JsonLines(DUMP_EVENTS | {"dump_interrupted"}) if json_output
-                                  else LiveConsole([h.name for h in hosts]))
+        renderer: DumpRenderer = (
+            JsonLines(DUMP_EVENTS | {"dump_interrupted"})
+            if json_output
+            else LiveConsole([h.name for h in hosts])
+        )
         # imported here: `oob --help` should not pay for asyncio
         import asyncio
 
@@ -112,16 +133,22 @@ def watch_command(
         except asyncio.CancelledError:  # SIGTERM/SIGHUP before the watch had begun
             raise KeyboardInterrupt from None
         interrupted = [result.exit_code for result in results if result.state.value == "interrupted"]
-        raise typer.Exit(interrupted[0] if interrupted else 0 if all(result.ok for result in results)
-                         else DumpTimeout.exit_code)
+        raise typer.Exit(
+            interrupted[0]
+            if interrupted
+            else 0
+            if all(result.ok for result in results)
+            else DumpTimeout.exit_code
+        )
 
 
-async def _watch(hosts: Sequence[Any], options: Any, ssh: Any, since: float | None, renderer: DumpRenderer) -> list[Any]:
+async def _watch(
+    hosts: Sequence[Any], options: Any, ssh: Any, since: float | None, renderer: DumpRenderer
+) -> list[Any]:
     import asyncio
+    import signal
 
     from oob.dump.watcher import DumpWatcher
-
-    import signal
 
     # SIGTERM and SIGHUP end the watch as Ctrl-C does: asyncio.run cancels this task on
     # SIGINT, and the watch then reports where each host was

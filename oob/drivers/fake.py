@@ -30,17 +30,17 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from oob.drivers.base import BmcDriver
 from oob.drivers.redfish.driver import RESET_TYPES  # the same order of preference as the real driver
 from oob.errors import (
+    ActionUnsupported,
     BmcAuthError,
     BmcProtocolError,
     BmcRefused,
     BmcUnreachable,
-    ActionUnsupported,
     OobError,
     OutcomeUnknown,
     TlsError,
@@ -94,7 +94,7 @@ _IPMI_ACTION: dict[PowerAction, str] = {
 }
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     """Where a scripted failure strikes."""
 
     #: ``open()``: connect and authenticate
@@ -107,7 +107,7 @@ class Stage(str, Enum):
     POWER = "power"
 
 
-class Fault(str, Enum):
+class Fault(StrEnum):
     """What a scripted failure raises."""
 
     UNREACHABLE = "unreachable"  # BmcUnreachable: nothing answered
@@ -120,7 +120,7 @@ class Fault(str, Enum):
     BUG = "bug"  # any other exception (``Failure.bug``, RuntimeError by default): a bug
 
 
-class Advertise(str, Enum):
+class Advertise(StrEnum):
     """How the BMC says which ResetType values it accepts (Redfish)."""
 
     INLINE = "inline"  # ResetType@Redfish.AllowableValues

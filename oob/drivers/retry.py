@@ -35,7 +35,9 @@ def retry_unsent(
 
     def before_sleep(state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        message = f"{what}: {exc}; nothing was sent, retrying (attempt {state.attempt_number + 1} of {attempts})"
+        message = (
+            f"{what}: {exc}; nothing was sent, retrying (attempt {state.attempt_number + 1} of {attempts})"
+        )
         if on_retry:
             on_retry(message)
         else:

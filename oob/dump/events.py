@@ -52,7 +52,9 @@ class DumpEvent:
         raise NotImplementedError
 
     def to_event(self) -> Event:
-        return Event(level=self.level, message=self.message(), host=self.host, kind=self.kind, data=self.data())
+        return Event(
+            level=self.level, message=self.message(), host=self.host, kind=self.kind, data=self.data()
+        )
 
 
 @dataclass(frozen=True)
@@ -149,12 +151,17 @@ class Finished(DumpEvent):
 
     @property
     def kind(self) -> EventKind:  # type: ignore[override]
-        return {"complete": EventKind.DUMP_COMPLETE, "failed": EventKind.DUMP_FAILED,
-                "interrupted": EventKind.DUMP_INTERRUPTED}.get(self.result.state.value, EventKind.TIMEOUT)
+        return {
+            "complete": EventKind.DUMP_COMPLETE,
+            "failed": EventKind.DUMP_FAILED,
+            "interrupted": EventKind.DUMP_INTERRUPTED,
+        }.get(self.result.state.value, EventKind.TIMEOUT)
 
     @property
     def level(self) -> Level:  # type: ignore[override]
-        return {"complete": Level.INFO, "interrupted": Level.WARNING}.get(self.result.state.value, Level.ERROR)
+        return {"complete": Level.INFO, "interrupted": Level.WARNING}.get(
+            self.result.state.value, Level.ERROR
+        )
 
     def message(self) -> str:
         return self.result.message
@@ -180,13 +187,19 @@ class Unattributed(DumpEvent):
 
     def message(self) -> str:
         if self.problem == "ambiguous":
-            return (f"new dump directory {self.directory} on {self.target} could belong to "
-                    f"{', '.join(self.candidates)}; ignored (give each host distinct addresses)")
+            return (
+                f"new dump directory {self.directory} on {self.target} could belong to "
+                f"{', '.join(self.candidates)}; ignored (give each host distinct addresses)"
+            )
         if self.problem == "local-form":
-            return (f"new dump directory {self.directory} on {self.target} has no host address in its "
-                    "name and several watched hosts use this target; ignored")
-        return (f"new dump directory {self.directory} on {self.target} names {self.identity}, which is no "
-                "watched host's address, alias or name; ignored (add it to the host's aliases?)")
+            return (
+                f"new dump directory {self.directory} on {self.target} has no host address in its "
+                "name and several watched hosts use this target; ignored"
+            )
+        return (
+            f"new dump directory {self.directory} on {self.target} names {self.identity}, which is no "
+            "watched host's address, alias or name; ignored (add it to the host's aliases?)"
+        )
 
     def data(self) -> dict[str, Any]:
         return {

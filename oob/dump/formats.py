@@ -120,8 +120,13 @@ def detect_format(head: bytes, tail: bytes | None = None) -> VmcoreFormat:
             if not data:
                 return VmcoreFormat(name)
             inner = detect_format(data)
-            return VmcoreFormat(name, inner=inner.kind, compression=inner.compression, kernel=inner.kernel,
-                                nodename=inner.nodename)
+            return VmcoreFormat(
+                name,
+                inner=inner.kind,
+                compression=inner.compression,
+                kernel=inner.kernel,
+                nodename=inner.nodename,
+            )
     return VmcoreFormat("unknown")
 
 

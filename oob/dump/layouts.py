@@ -27,13 +27,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from oob.errors import UsageError
 
 
-class Family(str, Enum):
+class Family(StrEnum):
     RHEL = "rhel"
     SUSE = "suse"
     SUSE_OLD = "suse-old"
@@ -69,17 +69,30 @@ class _NameForm:
 
 
 _FORMS: tuple[_NameForm, ...] = (
-    _NameForm(Family.RHEL, "standard", re.compile(_ID + r"(?P<stamp>\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d)"),
-              "%Y-%m-%d-%H:%M:%S"),
-    _NameForm(Family.RHEL, "pre-2015", re.compile(_ID + r"(?P<stamp>\d{4}\.\d\d\.\d\d-\d\d:\d\d:\d\d)"),
-              "%Y.%m.%d-%H:%M:%S"),
+    _NameForm(
+        Family.RHEL,
+        "standard",
+        re.compile(_ID + r"(?P<stamp>\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d)"),
+        "%Y-%m-%d-%H:%M:%S",
+    ),
+    _NameForm(
+        Family.RHEL,
+        "pre-2015",
+        re.compile(_ID + r"(?P<stamp>\d{4}\.\d\d\.\d\d-\d\d:\d\d:\d\d)"),
+        "%Y.%m.%d-%H:%M:%S",
+    ),
     _NameForm(Family.RHEL, "test", re.compile(_ID + r"kdump-test-(?P<stamp>[^/]+)"), None),
     # raw target, saved by kdumpctl at the next boot; same shape as old SUSE's local form
     _NameForm(Family.RHEL, "raw", re.compile(r"(?P<stamp>\d{4}-\d\d-\d\d-\d\d:\d\d)"), "%Y-%m-%d-%H:%M"),
-    _NameForm(Family.SUSE, "standard", re.compile(_ID + r"(?P<stamp>\d{4}-\d\d-\d\d-\d\d-\d\d)"),
-              "%Y-%m-%d-%H-%M"),
-    _NameForm(Family.SUSE_OLD, "standard", re.compile(_ID + r"(?P<stamp>\d{4}-\d\d-\d\d-\d\d:\d\d)"),
-              "%Y-%m-%d-%H:%M"),
+    _NameForm(
+        Family.SUSE, "standard", re.compile(_ID + r"(?P<stamp>\d{4}-\d\d-\d\d-\d\d-\d\d)"), "%Y-%m-%d-%H-%M"
+    ),
+    _NameForm(
+        Family.SUSE_OLD,
+        "standard",
+        re.compile(_ID + r"(?P<stamp>\d{4}-\d\d-\d\d-\d\d:\d\d)"),
+        "%Y-%m-%d-%H:%M",
+    ),
     _NameForm(Family.DEBIAN, "standard", re.compile(_ID + r"(?P<stamp>\d{12})"), "%Y%m%d%H%M"),
 )
 
@@ -233,7 +246,9 @@ def resolve_family(dirname: DirName, files: Mapping[str, FileInfo]) -> Family:
     return dirname.family
 
 
-def assess(dirname: DirName, files: Mapping[str, FileInfo], texts: Mapping[str, str] | None = None) -> Verdict:
+def assess(
+    dirname: DirName, files: Mapping[str, FileInfo], texts: Mapping[str, str] | None = None
+) -> Verdict:
     """Whether the dump in a directory is still being written, complete or failed.
 
     ``files`` is the directory listing by name; ``texts`` the content of the files named by
@@ -256,9 +271,17 @@ def _rhel(dirname: DirName, files: Mapping[str, FileInfo]) -> Verdict:
     incomplete = "vmcore-incomplete" in files
     if final and not incomplete:
         if dirname.form == "raw":
-            return Verdict("complete", Family.RHEL, (final,), dmesg,
-                           f"{final} saved from the raw target (kdumpctl, at boot)", settle=True)
-        return Verdict("complete", Family.RHEL, (final,), dmesg, f"{final} exists and vmcore-incomplete does not")
+            return Verdict(
+                "complete",
+                Family.RHEL,
+                (final,),
+                dmesg,
+                f"{final} saved from the raw target (kdumpctl, at boot)",
+                settle=True,
+            )
+        return Verdict(
+            "complete", Family.RHEL, (final,), dmesg, f"{final} exists and vmcore-incomplete does not"
+        )
     vmcore = ("vmcore-incomplete",) if incomplete else ((final,) if final else ())
     if "kexec-dmesg.log" in files:
         # kdump writes its own log last, whatever happened: with no vmcore it failed
@@ -283,11 +306,21 @@ def _suse(files: Mapping[str, FileInfo], texts: Mapping[str, str]) -> Verdict:
             return Verdict("writing", Family.SUSE, vmcore, dmesg, "README.txt is being finalised")
         if "saved successfully" in status.lower():
             return Verdict("complete", Family.SUSE, vmcore, dmesg, f"README.txt says '{SUSE_SAVED_OK}'")
-        return Verdict("failed", Family.SUSE, vmcore, dmesg,
-                       f"README.txt was finalised with '{status}', not '{SUSE_SAVED_OK}'")
+        return Verdict(
+            "failed",
+            Family.SUSE,
+            vmcore,
+            dmesg,
+            f"README.txt was finalised with '{status}', not '{SUSE_SAVED_OK}'",
+        )
     if README in files:
-        return Verdict("writing", Family.SUSE, vmcore, dmesg,
-                       "README.txt is still the placeholder ('the crash dump is likely incomplete')")
+        return Verdict(
+            "writing",
+            Family.SUSE,
+            vmcore,
+            dmesg,
+            "README.txt is still the placeholder ('the crash dump is likely incomplete')",
+        )
     return Verdict("writing", Family.SUSE, vmcore, dmesg, "waiting for README.txt")
 
 
@@ -311,7 +344,9 @@ def _suse_old(files: Mapping[str, FileInfo]) -> Verdict:
     if README in files:
         # kdumptool writes README.txt last (over ssh as README.txt-incomplete, then renamed)
         return Verdict("complete", Family.SUSE_OLD, vmcore, dmesg, "README.txt present (written last)")
-    return Verdict("writing", Family.SUSE_OLD, vmcore, dmesg, "waiting for README.txt, which kdump writes last")
+    return Verdict(
+        "writing", Family.SUSE_OLD, vmcore, dmesg, "waiting for README.txt, which kdump writes last"
+    )
 
 
 def _debian(files: Mapping[str, FileInfo]) -> Verdict:
@@ -320,8 +355,13 @@ def _debian(files: Mapping[str, FileInfo]) -> Verdict:
     dmesg = next((n for n in sorted(files) if _DEBIAN_DMESG.fullmatch(n)), None)
     vmcore_incomplete = [n for n in incomplete if n.startswith(("dump-incomplete", "vmcore-incomplete"))]
     if final and not incomplete:
-        return Verdict("complete", Family.DEBIAN, (final[0],), dmesg,
-                       f"{final[0]} exists and no *-incomplete file remains")
+        return Verdict(
+            "complete",
+            Family.DEBIAN,
+            (final[0],),
+            dmesg,
+            f"{final[0]} exists and no *-incomplete file remains",
+        )
     vmcore = tuple(vmcore_incomplete) or tuple(final)
     if incomplete:
         return Verdict("writing", Family.DEBIAN, vmcore, dmesg, f"{incomplete[0]} is being written")

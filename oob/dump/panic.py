@@ -64,7 +64,9 @@ def panic_lines(text: str) -> PanicInfo:
     if not found:
         return NO_PANIC
     # a log may hold an earlier warning; what counts is what led to the last panic
-    kept = tuple(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for _, line in found[-MAX_LINES:])
+    kept = tuple(
+        line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for _, line in found[-MAX_LINES:]
+    )
     return PanicInfo(kept, _cause(found))
 
 

@@ -130,8 +130,12 @@ def parse_target(url: str) -> TargetSpec:
         if not path.startswith("/"):
             raise UsageError(f"dump target '{text}': {expected} (the path must be absolute)")
         return TargetSpec(
-            url=text, scheme="ssh", path=posixpath.normpath(path), user=unquote(parts.username),
-            server=parts.hostname, port=port,
+            url=text,
+            scheme="ssh",
+            path=posixpath.normpath(path),
+            user=unquote(parts.username),
+            server=parts.hostname,
+            port=port,
         )
     raise UsageError(f"dump target '{text}': {expected}")
 
@@ -202,11 +206,15 @@ class Listing:
     def warnings(self) -> list[str]:
         found = []
         if self.truncated:
-            found.append(f"more than {self.limit} entries: only the first {self.limit} are read each time, "
-                         "so a new dump directory may be missed (move old dumps away)")
+            found.append(
+                f"more than {self.limit} entries: only the first {self.limit} are read each time, "
+                "so a new dump directory may be missed (move old dumps away)"
+            )
         if self.bad_names:
-            found.append(f"{self.bad_names} entr{'y' if self.bad_names == 1 else 'ies'} with an impossible name "
-                         "('/', NUL or not UTF-8) ignored")
+            found.append(
+                f"{self.bad_names} entr{'y' if self.bad_names == 1 else 'ies'} with an impossible name "
+                "('/', NUL or not UTF-8) ignored"
+            )
         return found
 
 
@@ -292,8 +300,12 @@ class PendingCall:
         return f"{self.what} of {self.location} unanswered for {max(0.0, now - self.started):.0f} s"
 
 
-async def bounded(what: str, location: str, work: Callable[[], Coroutine[Any, Any, _T]],
-                  pending: dict[int, PendingCall] | None = None) -> _T:
+async def bounded(
+    what: str,
+    location: str,
+    work: Callable[[], Coroutine[Any, Any, _T]],
+    pending: dict[int, PendingCall] | None = None,
+) -> _T:
     """Run one call on a target within the current :class:`CallBounds` (listed in
     ``pending`` while it runs).
 
@@ -364,7 +376,7 @@ class DumpTarget(ABC):
     async def read_tail(self, *parts: str, size: int) -> bytes:
         """Up to ``size`` bytes from the end of a regular file (anything else is refused)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - a hook: most targets hold nothing
         """Release what this target holds (shared connections are closed by :class:`Targets`)."""
 
 
@@ -435,8 +447,11 @@ class FileTarget(DumpTarget):
             raise _os_error(self.spec.path, exc) from None
         for part in parts:
             try:
-                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                                dir_fd=fd)
+                child = os.open(
+                    part,
+                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                    dir_fd=fd,
+                )
             except FileNotFoundError:
                 return None
             except OSError as exc:
@@ -488,8 +503,12 @@ class FileTarget(DumpTarget):
             raise _os_error(location, exc) from None
         finally:
             os.close(fd)
-        return FileInfo(parts[-1] if parts else "", _sane_size(info.st_size), _sane_mtime(info.st_mtime),
-                        kind_of(info.st_mode))
+        return FileInfo(
+            parts[-1] if parts else "",
+            _sane_size(info.st_size),
+            _sane_mtime(info.st_mtime),
+            kind_of(info.st_mode),
+        )
 
     def _read(self, parts: tuple[str, ...], location: str, size: int, tail: bool) -> bytes:
         if not parts:
@@ -504,8 +523,9 @@ class FileTarget(DumpTarget):
             before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if kind_of(before.st_mode) != "file":
                 raise _refuse_kind(location, kind_of(before.st_mode))
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
-                         dir_fd=dir_fd)
+            fd = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dir_fd
+            )
         except FileNotFoundError:
             return b""
         except OSError as exc:
@@ -517,7 +537,10 @@ class FileTarget(DumpTarget):
         try:
             info = os.fstat(fd)
             # what was opened is what was looked at (not something swapped in between)
-            if not stat_module.S_ISREG(info.st_mode) or (info.st_dev, info.st_ino) != (before.st_dev, before.st_ino):
+            if not stat_module.S_ISREG(info.st_mode) or (info.st_dev, info.st_ino) != (
+                before.st_dev,
+                before.st_ino,
+            ):
                 raise DumpTargetError(f"{location}: replaced while being opened; not read")
             want = max(0, min(size, MAX_READ))
             offset = max(0, info.st_size - want) if tail else 0
@@ -581,7 +604,6 @@ async def _in_daemon_thread(function: Callable[[], _T], done: Callable[[], None]
     return await future
 
 
-
 class SshTarget(DumpTarget):
     """A directory on a dump server, over SFTP.
 
@@ -600,7 +622,9 @@ class SshTarget(DumpTarget):
         _check_parts(parts)
         return posixpath.join(self.spec.path, *parts)
 
-    async def _call(self, what: str, parts: tuple[str, ...], operation: Callable[[Any, str, str], Awaitable[_T]]) -> _T | None:
+    async def _call(
+        self, what: str, parts: tuple[str, ...], operation: Callable[[Any, str, str], Awaitable[_T]]
+    ) -> _T | None:
         import asyncssh
 
         path = self._path(parts)
@@ -614,8 +638,13 @@ class SshTarget(DumpTarget):
                 return None
             except asyncssh.SFTPPermissionDenied:
                 raise DumpTargetError(f"{location}: {what}: permission denied") from None
-            except (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection, asyncssh.ConnectionLost,
-                    asyncssh.DisconnectError, OSError) as exc:
+            except (
+                asyncssh.SFTPConnectionLost,
+                asyncssh.SFTPNoConnection,
+                asyncssh.ConnectionLost,
+                asyncssh.DisconnectError,
+                OSError,
+            ) as exc:
                 # the next call opens a new connection
                 self.pool.forget(self.spec.ssh)
                 reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
@@ -623,7 +652,9 @@ class SshTarget(DumpTarget):
             except asyncssh.SFTPError as exc:
                 raise DumpTargetError(f"{location}: {what}: {exc.reason}") from None
             except UnicodeError:
-                raise DumpTargetError(f"{location}: {what}: the server sent a name that is not UTF-8") from None
+                raise DumpTargetError(
+                    f"{location}: {what}: the server sent a name that is not UTF-8"
+                ) from None
 
         return await bounded(what, location, work, self.pending)
 
@@ -644,8 +675,12 @@ class SshTarget(DumpTarget):
                         builder.bad_names += 1
                         continue
                     attrs = entry.attrs
-                    if not builder.add(name, attrs.size, None if attrs.mtime is None else float(attrs.mtime),
-                                       attrs.permissions):
+                    if not builder.add(
+                        name,
+                        attrs.size,
+                        None if attrs.mtime is None else float(attrs.mtime),
+                        attrs.permissions,
+                    ):
                         break
             return builder.build()
 
@@ -657,9 +692,12 @@ class SshTarget(DumpTarget):
     async def stat(self, *parts: str) -> FileInfo | None:
         async def operation(sftp: Any, path: str, location: str) -> FileInfo:
             attrs = await sftp.lstat(path)
-            return FileInfo(parts[-1] if parts else "", _sane_size(attrs.size),
-                            _sane_mtime(None if attrs.mtime is None else float(attrs.mtime)),
-                            kind_of(attrs.permissions))
+            return FileInfo(
+                parts[-1] if parts else "",
+                _sane_size(attrs.size),
+                _sane_mtime(None if attrs.mtime is None else float(attrs.mtime)),
+                kind_of(attrs.permissions),
+            )
 
         return await self._call("stat", parts, operation)
 

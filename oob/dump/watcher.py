@@ -46,7 +46,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Self
 
 from oob import asyncbridge
@@ -81,11 +81,15 @@ DEADLINE_GRACE = 2.0
 #: the exit code of a watch stopped by Ctrl-C (128 + SIGINT, as shells report it)
 INTERRUPTED_EXIT = 130
 
-_KIND_WORDS = {"dir": "a directory", "symlink": "a symbolic link",
-               "other": "a FIFO, device or socket", "file": "a regular file"}
+_KIND_WORDS = {
+    "dir": "a directory",
+    "symlink": "a symbolic link",
+    "other": "a FIFO, device or socket",
+    "file": "a regular file",
+}
 
 
-class DumpState(str, Enum):
+class DumpState(StrEnum):
     WAITING = "waiting"
     APPEARED = "appeared"
     WRITING = "writing"
@@ -318,7 +322,9 @@ class DumpWatcher:
                 root.tracks.append(track)
             self._roots[key] = root
         order = {host.name: index for index, host in enumerate(hosts)}
-        self._tracks = sorted((t for r in self._roots.values() for t in r.tracks), key=lambda t: order[t.host.name])
+        self._tracks = sorted(
+            (t for r in self._roots.values() for t in r.tracks), key=lambda t: order[t.host.name]
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -347,7 +353,7 @@ class DumpWatcher:
         with call_bounds(self.options.op_timeout, self._loop_time(deadline)):
             listings = await asyncio.gather(*(root.target.listdir() for root in roots))
         names = {}
-        for root, listing in zip(roots, listings):
+        for root, listing in zip(roots, listings, strict=True):
             names[root.key] = frozenset(e.name for e in listing or ())
             if listing is not None:
                 self._listing_warnings(root, listing)
@@ -416,8 +422,13 @@ class DumpWatcher:
         now = self.clock()
         for track in self._tracks:
             if not track.state.final:
-                self._finish(track, DumpState.TIMEOUT, self._timeout_message(track, now), now,
-                             last_state=track.state.value)
+                self._finish(
+                    track,
+                    DumpState.TIMEOUT,
+                    self._timeout_message(track, now),
+                    now,
+                    last_state=track.state.value,
+                )
 
     def interrupt(self) -> None:
         """The watch was stopped (Ctrl-C): whatever is not final is reported as interrupted,
@@ -430,9 +441,13 @@ class DumpWatcher:
                 waiting = track.root.target.pending_calls()
                 if waiting:
                     where += f"; waiting on {', '.join(waiting)}"
-                self._finish(track, DumpState.INTERRUPTED,
-                             f"interrupted after {now - self._started:.0f} s: {where}", now,
-                             last_state=track.state.value)
+                self._finish(
+                    track,
+                    DumpState.INTERRUPTED,
+                    f"interrupted after {now - self._started:.0f} s: {where}",
+                    now,
+                    last_state=track.state.value,
+                )
 
     def results(self) -> list[DumpResult]:
         return [track.result or self._snapshot(track) for track in self._tracks]
@@ -473,16 +488,24 @@ class DumpWatcher:
             if not entry.is_dir:
                 # named like a dump directory, but a link (to a real dump elsewhere, or to
                 # anything on the server): never followed
-                self._send(ev.Suspicious(
-                    host=attribution.host, location=root.target.spec.location(entry.name),
-                    problem=f"named like a dump directory but {_KIND_WORDS[entry.kind]}; not followed",
-                ))
+                self._send(
+                    ev.Suspicious(
+                        host=attribution.host,
+                        location=root.target.spec.location(entry.name),
+                        problem=f"named like a dump directory but {_KIND_WORDS[entry.kind]}; not followed",
+                    )
+                )
                 continue
             if attribution.host is None:
-                self._send(ev.Unattributed(
-                    target=root.target.spec.location(), directory=entry.name, identity=dirname.identity,
-                    problem=attribution.problem or "unknown", candidates=attribution.candidates,
-                ))
+                self._send(
+                    ev.Unattributed(
+                        target=root.target.spec.location(),
+                        directory=entry.name,
+                        identity=dirname.identity,
+                        problem=attribution.problem or "unknown",
+                        candidates=attribution.candidates,
+                    )
+                )
                 continue
             track = next(t for t in root.tracks if t.host.name == attribution.host)
             allowed = tuple(f for f in dirname.families if f in track.families)
@@ -493,15 +516,17 @@ class DumpWatcher:
             track.appeared_at = now
             track.last_change = now
             track.samples.append((now, 0))
-            self._send(ev.DirAppeared(
-                host=track.host.name,
-                target=root.target.spec.url,
-                directory=entry.name,
-                location=root.target.spec.location(entry.name),
-                # "rhel/suse-old" until the files inside tell them apart
-                family="/".join(f.value for f in allowed),
-                name_time=dirname.stamp.isoformat(sep=" ") if dirname.stamp else None,
-            ))
+            self._send(
+                ev.DirAppeared(
+                    host=track.host.name,
+                    target=root.target.spec.url,
+                    directory=entry.name,
+                    location=root.target.spec.location(entry.name),
+                    # "rhel/suse-old" until the files inside tell them apart
+                    family="/".join(f.value for f in allowed),
+                    name_time=dirname.stamp.isoformat(sep=" ") if dirname.stamp else None,
+                )
+            )
 
     # -- one dump directory ------------------------------------------------------------------
 
@@ -518,8 +543,12 @@ class DumpWatcher:
         if listing is None:
             if not track.vanished:
                 track.vanished = True
-                self._send(ev.TargetProblem(target=target.spec.location(track.dirname.name),
-                                            problem="the dump directory disappeared"))
+                self._send(
+                    ev.TargetProblem(
+                        target=target.spec.location(track.dirname.name),
+                        problem="the dump directory disappeared",
+                    )
+                )
             return
         track.vanished = False
         self._listing_warnings(track.root, listing, track.dirname.name)
@@ -556,11 +585,13 @@ class DumpWatcher:
             if entry.kind in ("file", "dir") or track.refused.get(entry.name) == entry.kind:
                 continue
             track.refused[entry.name] = entry.kind
-            self._send(ev.Suspicious(
-                host=track.host.name,
-                location=track.root.target.spec.location(track.dirname.name, entry.name),
-                problem=f"{_KIND_WORDS[entry.kind]}; not read and not counted toward a complete dump",
-            ))
+            self._send(
+                ev.Suspicious(
+                    host=track.host.name,
+                    location=track.root.target.spec.location(track.dirname.name, entry.name),
+                    problem=f"{_KIND_WORDS[entry.kind]}; not read and not counted toward a complete dump",
+                )
+            )
 
     def _listing_warnings(self, root: _Root, listing: Listing, directory: str | None = None) -> None:
         location = root.target.spec.location(*((directory,) if directory else ()))
@@ -610,11 +641,17 @@ class DumpWatcher:
             due = resumed or first or now - track.last_progress >= self.options.progress_every
             if due and track.state is DumpState.WRITING:
                 track.last_progress = now
-                self._send(ev.Progress(
-                    host=track.host.name, directory=track.dirname.name, file=vmcore, bytes=track.bytes,
-                    rate=self._rate(track), state="resumed" if resumed else "writing",
-                    format=track.fmt.label if track.fmt else None,
-                ))
+                self._send(
+                    ev.Progress(
+                        host=track.host.name,
+                        directory=track.dirname.name,
+                        file=vmcore,
+                        bytes=track.bytes,
+                        rate=self._rate(track),
+                        state="resumed" if resumed else "writing",
+                        format=track.fmt.label if track.fmt else None,
+                    )
+                )
             return
         idle = now - track.last_change
         if vmcore and vmcore in files and not track.idle_checked:
@@ -623,18 +660,31 @@ class DumpWatcher:
             track.idle_checked = True
             await self._read_format(track, vmcore, tail=False)
             if track.fmt is not None and track.fmt.marked_incomplete:
-                await self._failed(track, f"makedumpfile gave up: {vmcore} carries its incomplete flag "
-                                          f"({track.fmt.label}); the target filled up or a write failed",
-                                   verdict, files, now)
+                await self._failed(
+                    track,
+                    f"makedumpfile gave up: {vmcore} carries its incomplete flag "
+                    f"({track.fmt.label}); the target filled up or a write failed",
+                    verdict,
+                    files,
+                    now,
+                )
                 return
         if idle >= self.options.stall_after and track.state is not DumpState.STALLED:
             track.state = DumpState.STALLED
-            self._send(ev.Stalled(
-                host=track.host.name, directory=track.dirname.name, file=vmcore if vmcore in files else None,
-                bytes=track.bytes, idle=idle, rule=COMPLETION_RULES[verdict.family],
-            ))
+            self._send(
+                ev.Stalled(
+                    host=track.host.name,
+                    directory=track.dirname.name,
+                    file=vmcore if vmcore in files else None,
+                    bytes=track.bytes,
+                    idle=idle,
+                    rule=COMPLETION_RULES[verdict.family],
+                )
+            )
 
-    async def _complete(self, track: _Track, verdict: Verdict, files: Mapping[str, FileInfo], now: float) -> None:
+    async def _complete(
+        self, track: _Track, verdict: Verdict, files: Mapping[str, FileInfo], now: float
+    ) -> None:
         assert track.dirname is not None
         vmcore = verdict.vmcore_name
         reads: list[Coroutine[Any, Any, None]] = []
@@ -648,22 +698,32 @@ class DumpWatcher:
         await asyncio.gather(*reads)
         fmt = track.fmt
         if fmt is not None and fmt.marked_incomplete:
-            await self._failed(track, f"{vmcore} is marked incomplete by makedumpfile ({fmt.label})",
-                               verdict, files, now)
+            await self._failed(
+                track, f"{vmcore} is marked incomplete by makedumpfile ({fmt.label})", verdict, files, now
+            )
             return
         if fmt is not None and fmt.end_marker is False:
             if not track.truncated_seen:
                 # a network file system may show the rename before the last bytes: look again
                 track.truncated_seen = True
                 return
-            await self._failed(track, f"{vmcore} is a flattened stream without its end marker: truncated",
-                               verdict, files, now)
+            await self._failed(
+                track,
+                f"{vmcore} is a flattened stream without its end marker: truncated",
+                verdict,
+                files,
+                now,
+            )
             return
         size = track.bytes
-        self._finish(track, DumpState.COMPLETE,
-                     f"dump complete: {track.root.target.spec.location(track.dirname.name, vmcore or '')} "
-                     f"({ev.human_bytes(size)}, {fmt.label if fmt else 'no vmcore'}; {verdict.reason})",
-                     now, verdict=verdict)
+        self._finish(
+            track,
+            DumpState.COMPLETE,
+            f"dump complete: {track.root.target.spec.location(track.dirname.name, vmcore or '')} "
+            f"({ev.human_bytes(size)}, {fmt.label if fmt else 'no vmcore'}; {verdict.reason})",
+            now,
+            verdict=verdict,
+        )
 
     async def _failed(
         self, track: _Track, reason: str, verdict: Verdict, files: Mapping[str, FileInfo], now: float
@@ -680,9 +740,17 @@ class DumpWatcher:
             reads.append(self._read_log_lines(track, "kexec-dmesg.log", details))
         await asyncio.gather(*reads)
         if track.fmt is not None and track.fmt.marked_incomplete and "incomplete flag" not in reason:
-            reason += f"; {vmcore} carries makedumpfile's incomplete flag (the target filled up or a write failed)"
-        self._finish(track, DumpState.FAILED, f"dump failed: {reason}{self._trouble(track)}", now, verdict=verdict,
-                     details=tuple(details))
+            reason += (
+                f"; {vmcore} carries makedumpfile's incomplete flag (the target filled up or a write failed)"
+            )
+        self._finish(
+            track,
+            DumpState.FAILED,
+            f"dump failed: {reason}{self._trouble(track)}",
+            now,
+            verdict=verdict,
+            details=tuple(details),
+        )
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -726,8 +794,14 @@ class DumpWatcher:
                 return max(0.0, (latest_bytes - count) / (latest_time - when))
         return 0.0
 
-    def _snapshot(self, track: _Track, state: DumpState | None = None, message: str = "",
-                  now: float | None = None, **extra: Any) -> DumpResult:
+    def _snapshot(
+        self,
+        track: _Track,
+        state: DumpState | None = None,
+        message: str = "",
+        now: float | None = None,
+        **extra: Any,
+    ) -> DumpResult:
         spec = track.root.target.spec
         dirname = track.dirname
         verdict: Verdict | None = extra.pop("verdict", None) or track.verdict
@@ -758,29 +832,43 @@ class DumpWatcher:
         location = track.root.target.spec.location()
         if track.dirname is None:
             problem = f"; last error: {track.root.problem}" if track.root.problem else ""
-            return f"no new dump directory for this host appeared in {location} within {waited:.0f} s{problem}"
+            return (
+                f"no new dump directory for this host appeared in {location} within {waited:.0f} s{problem}"
+            )
         verdict = track.verdict
         rule = COMPLETION_RULES[verdict.family] if verdict else ""
-        what = (f"{verdict.vmcore_name} at {ev.human_bytes(track.bytes)}"
-                if verdict and verdict.vmcore_name else "no vmcore file yet")
-        return (f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete after "
-                f"{waited:.0f} s ({track.state.value}: {what}; {rule}){self._trouble(track)}")
+        what = (
+            f"{verdict.vmcore_name} at {ev.human_bytes(track.bytes)}"
+            if verdict and verdict.vmcore_name
+            else "no vmcore file yet"
+        )
+        return (
+            f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete after "
+            f"{waited:.0f} s ({track.state.value}: {what}; {rule}){self._trouble(track)}"
+        )
 
     def _where_message(self, track: _Track) -> str:
         if track.dirname is None:
             problem = f"; last error: {track.root.problem}" if track.root.problem else ""
             return f"waiting for a new dump directory in {track.root.target.spec.location()}{problem}"
         verdict = track.verdict
-        what = (f"{verdict.vmcore_name} at {ev.human_bytes(track.bytes)}"
-                if verdict and verdict.vmcore_name else "no vmcore file yet")
-        return (f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete "
-                f"({track.state.value}: {what}){self._trouble(track)}")
+        what = (
+            f"{verdict.vmcore_name} at {ev.human_bytes(track.bytes)}"
+            if verdict and verdict.vmcore_name
+            else "no vmcore file yet"
+        )
+        return (
+            f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete "
+            f"({track.state.value}: {what}){self._trouble(track)}"
+        )
 
     @staticmethod
     def _trouble(track: _Track) -> str:
         text = ""
         if track.refused:
-            refused = ", ".join(f"{name} ({_KIND_WORDS[kind]})" for name, kind in sorted(track.refused.items()))
+            refused = ", ".join(
+                f"{name} ({_KIND_WORDS[kind]})" for name, kind in sorted(track.refused.items())
+            )
             text += f"; refused: {refused}"
         if track.problem:
             text += f"; last error: {track.problem}"
@@ -815,8 +903,9 @@ class BlockingDumpWatcher:
     def take_baseline(self, since: float | None = None) -> Baseline:
         return asyncbridge.run(self.watcher.take_baseline(since))
 
-    def watch(self, baseline: Baseline, *, started: float | None = None,
-              cancel: threading.Event | None = None) -> list[DumpResult]:
+    def watch(
+        self, baseline: Baseline, *, started: float | None = None, cancel: threading.Event | None = None
+    ) -> list[DumpResult]:
         return asyncbridge.run(self.watcher.watch(baseline, started=started), cancel=cancel)
 
     @property

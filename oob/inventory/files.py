@@ -214,7 +214,7 @@ def toml_locator(text: str) -> Locator:
 def _yaml_loader() -> Any:
     import yaml
 
-    class Loader(yaml.SafeLoader):  # type: ignore[misc]
+    class Loader(yaml.SafeLoader):
         """SafeLoader that reports duplicate keys and reads Ansible's ``!vault``/``!unsafe`` tags,
         refuses nesting deeper than :data:`MAX_DEPTH` while composing (PyYAML's composer
         recurses), and turns a value its constructors cannot build into a marked error."""
@@ -226,7 +226,10 @@ def _yaml_loader() -> Any:
             try:
                 if self._depth > MAX_DEPTH:
                     raise yaml.composer.ComposerError(
-                        None, None, f"nested more than {MAX_DEPTH} deep", self.peek_event().start_mark
+                        None,
+                        None,
+                        f"nested more than {MAX_DEPTH} deep",
+                        self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                     )
                 return super().compose_node(parent, index)
             finally:
@@ -259,7 +262,7 @@ def _yaml_loader() -> Any:
             return super().construct_mapping(node, deep=deep)
 
     Loader.add_constructor("!vault", lambda loader, node: VaultValue())
-    Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+    Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
     return Loader
 
 

@@ -17,6 +17,7 @@ from oob.preflight import kdumpconf
 from oob.preflight.crashkernel import CrashkernelError, Reservation, human, reservation
 from oob.preflight.facts import NEEDS_ROOT, NOT_INSTALLED, ROOT_TOOLS, STATUS_TOOLS, HostFacts, Read
 
+
 class CheckStatus(StrEnum):
     OK = "ok"
     WARN = "warn"
@@ -44,7 +45,12 @@ class CheckResult:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"check": self.name, "side": self.side, "status": self.status, "reason": self.reason}
+        out: dict[str, Any] = {
+            "check": self.name,
+            "side": self.side,
+            "status": self.status,
+            "reason": self.reason,
+        }
         if self.needs_root:
             out["needs_root"] = True
         out.update(self.data)
@@ -71,7 +77,9 @@ class HostView:
 
 
 def _denied(view: HostView, path: str, name: str) -> CheckResult:
-    return CheckResult(name, "host", WARN, f"cannot read {path} without root (permission denied)", needs_root=True)
+    return CheckResult(
+        name, "host", WARN, f"cannot read {path} without root (permission denied)", needs_root=True
+    )
 
 
 def check_crashkernel(view: HostView) -> CheckResult:
@@ -83,17 +91,27 @@ def check_crashkernel(view: HostView) -> CheckResult:
     except CrashkernelError as exc:
         return CheckResult("crashkernel", "host", FAIL, f"crashkernel= not understood: {exc}")
     if found is None:
-        return CheckResult("crashkernel", "host", FAIL,
-                           "no crashkernel= in /proc/cmdline: no memory is reserved for a crash kernel")
+        return CheckResult(
+            "crashkernel",
+            "host",
+            FAIL,
+            "no crashkernel= in /proc/cmdline: no memory is reserved for a crash kernel",
+        )
     data = {"crashkernel": found.to_dict()}
     given = " ".join(f"crashkernel={v.text}" for v in found.values)
     if found.values[-1].kind == "auto" and found.size is None:
-        return CheckResult("crashkernel", "host", WARN,
-                           f"{given}: 'auto' is gone from current kernels; see kexec_crash_size", data=data)
+        return CheckResult(
+            "crashkernel",
+            "host",
+            WARN,
+            f"{given}: 'auto' is gone from current kernels; see kexec_crash_size",
+            data=data,
+        )
     if found.size == 0:
         ram = human(view.ram) if view.ram else "this"
-        return CheckResult("crashkernel", "host", FAIL, f"{given}: no range covers {ram} of RAM: nothing reserved",
-                           data=data)
+        return CheckResult(
+            "crashkernel", "host", FAIL, f"{given}: no range covers {ram} of RAM: nothing reserved", data=data
+        )
     ram_text = f" for {human(view.ram)} of RAM" if view.ram else ""
     return CheckResult("crashkernel", "host", OK, f"{given}: {found.describe()}{ram_text}", data=data)
 
@@ -102,27 +120,42 @@ def check_crash_size(view: HostView) -> CheckResult:
     read = view.facts.file("/sys/kernel/kexec_crash_size")
     size = read.integer()
     if size is None:
-        return CheckResult("crash_size", "host", FAIL, f"cannot read /sys/kernel/kexec_crash_size: {read.text.strip()}")
+        return CheckResult(
+            "crash_size", "host", FAIL, f"cannot read /sys/kernel/kexec_crash_size: {read.text.strip()}"
+        )
     lines = view.facts.crash_kernel_iomem()
     hidden = bool(lines) and all(line.startswith("00000000-00000000") for line in lines)
     if size <= 0:
-        return CheckResult("crash_size", "host", FAIL, "kexec_crash_size is 0: the kernel reserved no crash memory")
+        return CheckResult(
+            "crash_size", "host", FAIL, "kexec_crash_size is 0: the kernel reserved no crash memory"
+        )
     where = "; /proc/iomem: Crash kernel" if lines else "; no 'Crash kernel' line in /proc/iomem"
     if hidden:
         where += " (addresses hidden without root)"
-    return CheckResult("crash_size", "host", OK, f"{human(size)} reserved{where}", needs_root=hidden,
-                       data={"crash_size": size})
+    return CheckResult(
+        "crash_size",
+        "host",
+        OK,
+        f"{human(size)} reserved{where}",
+        needs_root=hidden,
+        data={"crash_size": size},
+    )
 
 
 def check_crash_loaded(view: HostView) -> CheckResult:
     read = view.facts.file("/sys/kernel/kexec_crash_loaded")
     value = read.integer()
     if value is None:
-        return CheckResult("crash_loaded", "host", FAIL,
-                           f"cannot read /sys/kernel/kexec_crash_loaded: {read.text.strip()}")
+        return CheckResult(
+            "crash_loaded", "host", FAIL, f"cannot read /sys/kernel/kexec_crash_loaded: {read.text.strip()}"
+        )
     if value != 1:
-        return CheckResult("crash_loaded", "host", FAIL,
-                           "kexec_crash_loaded is 0: no crash kernel is loaded, a panic will not dump")
+        return CheckResult(
+            "crash_loaded",
+            "host",
+            FAIL,
+            "kexec_crash_loaded is 0: no crash kernel is loaded, a panic will not dump",
+        )
     return CheckResult("crash_loaded", "host", OK, "a crash kernel is loaded")
 
 
@@ -135,12 +168,23 @@ def check_nmi_panic(view: HostView) -> CheckResult:
     if unrecovered == 1:
         return CheckResult("nmi_panic", "host", OK, "kernel.panic_on_unrecovered_nmi = 1", data=data)
     if view.hpe and view.facts.module_loaded("hpwdt"):
-        return CheckResult("nmi_panic", "host", WARN, "kernel.unknown_nmi_panic = 0, but hpwdt catches iLO NMIs "
-                           "and panics itself", data=data)
+        return CheckResult(
+            "nmi_panic",
+            "host",
+            WARN,
+            "kernel.unknown_nmi_panic = 0, but hpwdt catches iLO NMIs and panics itself",
+            data=data,
+        )
     if unknown is None and unrecovered is None:
         return CheckResult("nmi_panic", "host", FAIL, "cannot read kernel.unknown_nmi_panic", data=data)
-    return CheckResult("nmi_panic", "host", FAIL, "kernel.unknown_nmi_panic = 0 (and panic_on_unrecovered_nmi = 0): "
-                       "an NMI from the BMC will not crash the host", data=data)
+    return CheckResult(
+        "nmi_panic",
+        "host",
+        FAIL,
+        "kernel.unknown_nmi_panic = 0 (and panic_on_unrecovered_nmi = 0): "
+        "an NMI from the BMC will not crash the host",
+        data=data,
+    )
 
 
 def check_panic(view: HostView) -> CheckResult:
@@ -148,16 +192,26 @@ def check_panic(view: HostView) -> CheckResult:
     if value is None:
         return CheckResult("panic", "host", WARN, "cannot read kernel.panic")
     if value == 0:
-        return CheckResult("panic", "host", WARN, "kernel.panic = 0: after a failed dump the host hangs instead of "
-                           "rebooting", data={"panic": value})
+        return CheckResult(
+            "panic",
+            "host",
+            WARN,
+            "kernel.panic = 0: after a failed dump the host hangs instead of rebooting",
+            data={"panic": value},
+        )
     return CheckResult("panic", "host", OK, f"kernel.panic = {value}", data={"panic": value})
 
 
 def check_sysrq(view: HostView) -> CheckResult:
     value = view.facts.file("/proc/sys/kernel/sysrq").integer()
     text = "cannot read kernel.sysrq" if value is None else f"kernel.sysrq = {value}"
-    return CheckResult("sysrq", "host", OK, f"{text} (root's /proc/sysrq-trigger works whatever it says)",
-                       data={"sysrq": value})
+    return CheckResult(
+        "sysrq",
+        "host",
+        OK,
+        f"{text} (root's /proc/sysrq-trigger works whatever it says)",
+        data={"sysrq": value},
+    )
 
 
 def status_tool(view: HostView) -> tuple[str, Read] | None:
@@ -194,7 +248,9 @@ def check_service(view: HostView) -> CheckResult:
     if view.family == "debian":
         config = view.facts.file(kdumpconf.CONFIG["debian"])
         if config.ok and kdumpconf.debian_disabled(config.text):
-            return CheckResult("service", "host", FAIL, "USE_KDUMP=0 in /etc/default/kdump-tools: kdump-tools is off")
+            return CheckResult(
+                "service", "host", FAIL, "USE_KDUMP=0 in /etc/default/kdump-tools: kdump-tools is off"
+            )
     data: dict[str, Any] = {"service": unit}
     verdict: bool | None = None
     said = ""
@@ -211,7 +267,9 @@ def check_service(view: HostView) -> CheckResult:
         text = f"{unit} is active" if active else "no systemctl"
         if verdict is False:
             return CheckResult("service", "host", WARN, f"{text}, but {said}", needs_root=root, data=data)
-        return CheckResult("service", "host", OK, f"{text}; {said}" if said else text, needs_root=root, data=data)
+        return CheckResult(
+            "service", "host", OK, f"{text}; {said}" if said else text, needs_root=root, data=data
+        )
     data["state"] = state
     why = f"{unit} is {state}: the crash kernel will not be reloaded at boot"
     return CheckResult("service", "host", FAIL, f"{why}; {said}" if said else why, needs_root=root, data=data)
@@ -238,8 +296,14 @@ def check_target(view: HostView) -> CheckResult:
     root = view.family is not None and kdumpconf.CONFIG[view.family] in ROOT_ONLY and bool(view.facts.root)
     data = {"configured": target.to_dict(), "inventory": view.host.dump.target}
     if not view.host.dump.target:
-        return CheckResult("target", "host", WARN, f"kdump writes to {target.describe()}; the inventory has no "
-                           "dump.target to watch", needs_root=root, data=data)
+        return CheckResult(
+            "target",
+            "host",
+            WARN,
+            f"kdump writes to {target.describe()}; the inventory has no dump.target to watch",
+            needs_root=root,
+            data=data,
+        )
     verdict, why = compare_target(target, view.host)
     status = OK if verdict else WARN
     return CheckResult("target", "host", status, why, needs_root=root, data=data)
@@ -254,8 +318,9 @@ def compare_target(target: kdumpconf.ConfiguredTarget, host: Host) -> tuple[bool
     configured_text = target.describe()
     same_path = posixpath.normpath(spec.path) == posixpath.normpath(target.path)
     if spec.scheme == "ssh":
-        names = {host.name.lower(), *(a.lower() for a in host.aliases)} | ({host.address.lower()} if host.address
-                                                                          else set())
+        names = {host.name.lower(), *(a.lower() for a in host.aliases)} | (
+            {host.address.lower()} if host.address else set()
+        )
         server = (spec.server or "").lower()
         same_server = server == (target.server or "").lower() if target.kind != "local" else server in names
         if same_server and same_path:
@@ -264,8 +329,10 @@ def compare_target(target: kdumpconf.ConfiguredTarget, host: Host) -> tuple[bool
     if same_path:
         return True, f"kdump writes to {configured_text}, which dump.target reads"
     if target.kind == "nfs":
-        return True, (f"kdump writes to {configured_text}; dump.target {spec.path} should be that export mounted "
-                      "here (not verifiable from the host)")
+        return True, (
+            f"kdump writes to {configured_text}; dump.target {spec.path} should be that export mounted "
+            "here (not verifiable from the host)"
+        )
     return False, f"mismatch: kdump writes to {configured_text} but dump.target is {spec.path}"
 
 
@@ -277,12 +344,21 @@ def check_space(view: HostView) -> CheckResult:
     path, available = free
     data = {"free": available, "ram": view.ram}
     if view.ram is None:
-        return CheckResult("space", "host", WARN, f"{human(available)} free at {path}; RAM unknown", data=data)
+        return CheckResult(
+            "space", "host", WARN, f"{human(available)} free at {path}; RAM unknown", data=data
+        )
     if available < view.ram:
-        return CheckResult("space", "host", WARN, f"only {human(available)} free at {path}, less than the "
-                           f"{human(view.ram)} of RAM (a filtered dump is usually smaller)", data=data)
-    return CheckResult("space", "host", OK, f"{human(available)} free at {path} for {human(view.ram)} of RAM",
-                       data=data)
+        return CheckResult(
+            "space",
+            "host",
+            WARN,
+            f"only {human(available)} free at {path}, less than the "
+            f"{human(view.ram)} of RAM (a filtered dump is usually smaller)",
+            data=data,
+        )
+    return CheckResult(
+        "space", "host", OK, f"{human(available)} free at {path} for {human(view.ram)} of RAM", data=data
+    )
 
 
 def check_target_space(view: HostView, measured: tuple[str, int] | str | None) -> CheckResult:
@@ -294,32 +370,73 @@ def check_target_space(view: HostView, measured: tuple[str, int] | str | None) -
     where, available = measured
     data = {"free": available, "ram": view.ram, "at": where}
     if view.ram is None:
-        return CheckResult("target_space", "host", WARN, f"{human(available)} free at dump.target {where}; "
-                           "RAM unknown", data=data)
+        return CheckResult(
+            "target_space",
+            "host",
+            WARN,
+            f"{human(available)} free at dump.target {where}; RAM unknown",
+            data=data,
+        )
     if available < view.ram:
-        return CheckResult("target_space", "host", WARN, f"only {human(available)} free at dump.target {where}, "
-                           f"less than the {human(view.ram)} of RAM (a filtered dump is usually smaller)",
-                           data=data)
-    return CheckResult("target_space", "host", OK, f"{human(available)} free at dump.target {where} for "
-                       f"{human(view.ram)} of RAM", data=data)
+        return CheckResult(
+            "target_space",
+            "host",
+            WARN,
+            f"only {human(available)} free at dump.target {where}, "
+            f"less than the {human(view.ram)} of RAM (a filtered dump is usually smaller)",
+            data=data,
+        )
+    return CheckResult(
+        "target_space",
+        "host",
+        OK,
+        f"{human(available)} free at dump.target {where} for {human(view.ram)} of RAM",
+        data=data,
+    )
 
 
 def check_hpwdt(view: HostView) -> CheckResult:
     if not view.hpe:
         return CheckResult("hpwdt", "host", SKIP, "not an HPE host")
     if view.facts.module_loaded("hpwdt"):
-        return CheckResult("hpwdt", "host", OK, "note: hpwdt is loaded; it catches iLO NMIs itself and panics "
-                           "('An NMI occurred')", data={"hpwdt": True})
-    return CheckResult("hpwdt", "host", OK, "hpwdt not loaded: the kernel's NMI handler decides",
-                       data={"hpwdt": False})
+        return CheckResult(
+            "hpwdt",
+            "host",
+            OK,
+            "note: hpwdt is loaded; it catches iLO NMIs itself and panics ('An NMI occurred')",
+            data={"hpwdt": True},
+        )
+    return CheckResult(
+        "hpwdt", "host", OK, "hpwdt not loaded: the kernel's NMI handler decides", data={"hpwdt": False}
+    )
 
 
 HOST_CHECKS: tuple[Callable[[HostView], CheckResult], ...] = (
-    check_crashkernel, check_crash_size, check_crash_loaded, check_nmi_panic, check_panic, check_sysrq,
-    check_service, check_target, check_space, check_hpwdt,
+    check_crashkernel,
+    check_crash_size,
+    check_crash_loaded,
+    check_nmi_panic,
+    check_panic,
+    check_sysrq,
+    check_service,
+    check_target,
+    check_space,
+    check_hpwdt,
 )
-HOST_CHECK_NAMES: tuple[str, ...] = ("ssh", "crashkernel", "crash_size", "crash_loaded", "nmi_panic", "panic",
-                                     "sysrq", "service", "target", "space", "target_space", "hpwdt")
+HOST_CHECK_NAMES: tuple[str, ...] = (
+    "ssh",
+    "crashkernel",
+    "crash_size",
+    "crash_loaded",
+    "nmi_panic",
+    "panic",
+    "sysrq",
+    "service",
+    "target",
+    "space",
+    "target_space",
+    "hpwdt",
+)
 
 
 def host_checks(view: HostView) -> list[CheckResult]:

@@ -125,8 +125,13 @@ class Reservation:
         return text
 
     def to_dict(self) -> dict[str, object]:
-        return {"values": [v.text for v in self.values], "bytes": self.size, "offset": self.offset,
-                "high": self.high, "low": self.low}
+        return {
+            "values": [v.text for v in self.values],
+            "bytes": self.size,
+            "offset": self.offset,
+            "high": self.high,
+            "low": self.low,
+        }
 
 
 def reservation(cmdline: str, ram: int | None) -> Reservation | None:

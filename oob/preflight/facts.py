@@ -43,26 +43,28 @@ NOT_INSTALLED, NEEDS_ROOT = 127, 126
 MARK = "@@oob"
 _ROOT_TOOL_TEST = " || ".join(f'[ "$t" = {tool} ]' for tool in sorted(ROOT_TOOLS))
 
-FACTS_SCRIPT = "\n".join([
-    "LC_ALL=C; export LC_ALL",
-    f'echo "{MARK} uid"; id -u; echo "{MARK} rc $?"',
-    f"for f in {' '.join(FILES)}; do",
-    f'  echo "{MARK} file $f"; cat "$f" 2>&1; rc=$?; echo; echo "{MARK} rc $rc"',
-    "done",
-    f"for s in {' '.join(SERVICES)}; do",
-    f'  echo "{MARK} service $s"; systemctl is-active "$s" 2>&1; rc=$?; echo; echo "{MARK} rc $rc"',
-    "done",
-    "uid=$(id -u 2>/dev/null)",
-    f"for t in {' '.join(STATUS_TOOLS)}; do",
-    f'  echo "{MARK} status $t"',
-    f'  if ! command -v "$t" >/dev/null 2>&1; then echo "not installed"; rc={NOT_INSTALLED}',
-    f'  elif [ "$uid" != 0 ] && {{ {_ROOT_TOOL_TEST}; }}; then',
-    f'    echo "not run: needs root"; rc={NEEDS_ROOT}',
-    '  else "$t" status </dev/null 2>&1; rc=$?; fi',
-    f'  echo; echo "{MARK} rc $rc"',
-    "done",
-    "",
-])
+FACTS_SCRIPT = "\n".join(
+    [
+        "LC_ALL=C; export LC_ALL",
+        f'echo "{MARK} uid"; id -u; echo "{MARK} rc $?"',
+        f"for f in {' '.join(FILES)}; do",
+        f'  echo "{MARK} file $f"; cat "$f" 2>&1; rc=$?; echo; echo "{MARK} rc $rc"',
+        "done",
+        f"for s in {' '.join(SERVICES)}; do",
+        f'  echo "{MARK} service $s"; systemctl is-active "$s" 2>&1; rc=$?; echo; echo "{MARK} rc $rc"',
+        "done",
+        "uid=$(id -u 2>/dev/null)",
+        f"for t in {' '.join(STATUS_TOOLS)}; do",
+        f'  echo "{MARK} status $t"',
+        f'  if ! command -v "$t" >/dev/null 2>&1; then echo "not installed"; rc={NOT_INSTALLED}',
+        f'  elif [ "$uid" != 0 ] && {{ {_ROOT_TOOL_TEST}; }}; then',
+        f'    echo "not run: needs root"; rc={NEEDS_ROOT}',
+        '  else "$t" status </dev/null 2>&1; rc=$?; fi',
+        f'  echo; echo "{MARK} rc $rc"',
+        "done",
+        "",
+    ]
+)
 
 
 def df_script(path: str) -> str:
@@ -143,8 +145,11 @@ class HostFacts:
         return any(line.split(" ", 1)[0] == name for line in modules.splitlines())
 
     def crash_kernel_iomem(self) -> list[str]:
-        return [line.strip() for line in (self.file("/proc/iomem").value() or "").splitlines()
-                if "crash kernel" in line.lower()]
+        return [
+            line.strip()
+            for line in (self.file("/proc/iomem").value() or "").splitlines()
+            if "crash kernel" in line.lower()
+        ]
 
     def with_free(self, path: str, output: str) -> HostFacts:
         from dataclasses import replace

@@ -10,8 +10,9 @@ from oob.preflight.hostssh import HostShell
 from oob.ssh import SshOptions
 
 
-async def gather(host: Host, options: SshOptions | None = None, *, hpe: bool | None = None,
-                 timeout: float = 30.0) -> HostView:
+async def gather(
+    host: Host, options: SshOptions | None = None, *, hpe: bool | None = None, timeout: float = 30.0
+) -> HostView:
     """The host's facts (raises :class:`~oob.errors.HostSshError` when SSH fails)."""
     async with HostShell(host, options) as shell:
         ran = await shell.run(FACTS_SCRIPT, timeout=timeout)

@@ -19,7 +19,9 @@ __all__ = ["HostShell", "Ran", "host_address"]
 
 def host_address(host: Host) -> SshAddress:
     if not host.address:
-        raise UsageError(f"host '{host.name}' has no address in the inventory: oob cannot log in to it", host=host.name)
+        raise UsageError(
+            f"host '{host.name}' has no address in the inventory: oob cannot log in to it", host=host.name
+        )
     return SshAddress(host.ssh.user, host.address, host.ssh.port)
 
 

@@ -17,18 +17,32 @@ from urllib.parse import urlsplit
 
 #: os-release ID / ID_LIKE words -> family
 _FAMILIES: dict[str, str] = {
-    "rhel": "rhel", "fedora": "rhel", "centos": "rhel", "rocky": "rhel", "almalinux": "rhel", "ol": "rhel",
-    "sles": "suse", "sled": "suse", "suse": "suse", "opensuse": "suse", "opensuse-leap": "suse",
-    "opensuse-tumbleweed": "suse", "debian": "debian", "ubuntu": "debian",
+    "rhel": "rhel",
+    "fedora": "rhel",
+    "centos": "rhel",
+    "rocky": "rhel",
+    "almalinux": "rhel",
+    "ol": "rhel",
+    "sles": "suse",
+    "sled": "suse",
+    "suse": "suse",
+    "opensuse": "suse",
+    "opensuse-leap": "suse",
+    "opensuse-tumbleweed": "suse",
+    "debian": "debian",
+    "ubuntu": "debian",
 }
 #: family -> (systemd unit, config file)
 SERVICE: dict[str, str] = {"rhel": "kdump", "suse": "kdump", "debian": "kdump-tools"}
-CONFIG: dict[str, str] = {"rhel": "/etc/kdump.conf", "suse": "/etc/sysconfig/kdump",
-                          "debian": "/etc/default/kdump-tools"}
+CONFIG: dict[str, str] = {
+    "rhel": "/etc/kdump.conf",
+    "suse": "/etc/sysconfig/kdump",
+    "debian": "/etc/default/kdump-tools",
+}
 
 
 def family(os_release: dict[str, str]) -> str | None:
-    words = [os_release.get("ID", "")] + os_release.get("ID_LIKE", "").split()
+    words = [os_release.get("ID", ""), *os_release.get("ID_LIKE", "").split()]
     for word in words:
         found = _FAMILIES.get(word.lower())
         if found:
@@ -55,8 +69,13 @@ class ConfiguredTarget:
         return f"{who}:{self.path} ({self.kind})"
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "server": self.server, "user": self.user, "path": self.path,
-                "source": self.source}
+        return {
+            "kind": self.kind,
+            "server": self.server,
+            "user": self.user,
+            "path": self.path,
+            "source": self.source,
+        }
 
 
 def _assignments(text: str) -> dict[str, str]:
@@ -90,12 +109,17 @@ def rhel_target(text: str) -> ConfiguredTarget:
     path = directives.get("path", "/var/crash")
     if "nfs" in directives:
         server, _, export = directives["nfs"].partition(":")
-        return ConfiguredTarget("nfs", posixpath.normpath(posixpath.join(export or "/", path.lstrip("/"))),
-                                server, source=f"nfs {directives['nfs']}; path {path}")
+        return ConfiguredTarget(
+            "nfs",
+            posixpath.normpath(posixpath.join(export or "/", path.lstrip("/"))),
+            server,
+            source=f"nfs {directives['nfs']}; path {path}",
+        )
     if "ssh" in directives:
         user, server = _split_server(directives["ssh"])
-        return ConfiguredTarget("ssh", posixpath.normpath(path), server, user,
-                                source=f"ssh {directives['ssh']}; path {path}")
+        return ConfiguredTarget(
+            "ssh", posixpath.normpath(path), server, user, source=f"ssh {directives['ssh']}; path {path}"
+        )
     return ConfiguredTarget("local", posixpath.normpath(path), source=f"path {path}")
 
 
@@ -120,11 +144,18 @@ def debian_target(text: str) -> ConfiguredTarget:
     coredir = values.get("KDUMP_COREDIR", "/var/crash") or "/var/crash"
     if values.get("NFS"):
         server, _, export = values["NFS"].partition(":")
-        return ConfiguredTarget("nfs", posixpath.normpath(export or "/"), server, source=f"NFS={values['NFS']}")
+        return ConfiguredTarget(
+            "nfs", posixpath.normpath(export or "/"), server, source=f"NFS={values['NFS']}"
+        )
     if values.get("SSH"):
         user, server = _split_server(values["SSH"])
-        return ConfiguredTarget("ssh", posixpath.normpath(coredir), server, user,
-                                source=f"SSH={values['SSH']}; KDUMP_COREDIR={coredir}")
+        return ConfiguredTarget(
+            "ssh",
+            posixpath.normpath(coredir),
+            server,
+            user,
+            source=f"SSH={values['SSH']}; KDUMP_COREDIR={coredir}",
+        )
     return ConfiguredTarget("local", posixpath.normpath(coredir), source=f"KDUMP_COREDIR={coredir}")
 
 

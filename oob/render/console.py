@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 _STYLE = {"warning": "yellow", "error": "bold red", "progress": "cyan", "info": "green"}
-_STATUS_STYLE = {"ok": "green", "dry-run": "cyan", "failed": "red", "refused": "yellow", "unknown": "bold red"}
+_STATUS_STYLE = {
+    "ok": "green",
+    "dry-run": "cyan",
+    "failed": "red",
+    "refused": "yellow",
+    "unknown": "bold red",
+}
 
 
 def make_console(stderr: bool) -> Any:

@@ -8,12 +8,27 @@ from __future__ import annotations
 from typing import Any
 
 #: what --json writes to stdout, one object per line
-CRASH_EVENTS = frozenset({
-    "preflight", "refused", "nmi_sending", "nmi_sent", "nmi_outcome_unknown", "dump_dir_appeared", "dump_progress",
-    "dump_complete", "dump_stalled", "dump_failed", "timeout", "host_back", "host_not_back", "recovered",
-    "failed", "summary", "interrupted",
-})
-
+CRASH_EVENTS = frozenset(
+    {
+        "preflight",
+        "refused",
+        "nmi_sending",
+        "nmi_sent",
+        "nmi_outcome_unknown",
+        "dump_dir_appeared",
+        "dump_progress",
+        "dump_complete",
+        "dump_stalled",
+        "dump_failed",
+        "timeout",
+        "host_back",
+        "host_not_back",
+        "recovered",
+        "failed",
+        "summary",
+        "interrupted",
+    }
+)
 
 
 def make_crash_renderer(json_output: bool, hosts: list[str]) -> CrashJson | CrashConsole:
@@ -94,7 +109,18 @@ class CrashConsole:
         from oob.render.text import cell
 
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for column in ("HOST", "STATUS", "BMC", "VIA", "NMI AT", "DUMP", "SIZE", "FORMAT", "NMI→COMPLETE", "PANIC / WHY"):
+        for column in (
+            "HOST",
+            "STATUS",
+            "BMC",
+            "VIA",
+            "NMI AT",
+            "DUMP",
+            "SIZE",
+            "FORMAT",
+            "NMI→COMPLETE",
+            "PANIC / WHY",
+        ):
             table.add_column(column, overflow="fold")
         styles = {"complete": "green", "dry-run": "cyan", "refused": "yellow"}
         for outcome in report.outcomes:
@@ -118,12 +144,16 @@ class CrashConsole:
                 cell(where),
                 cell(human_bytes(dump.size) if dump is not None and dump.size else None),
                 cell(dump.format.label if dump is not None and dump.format else None),
-                cell(_minutes(dump.seconds) if dump is not None and dump.ok and dump.seconds is not None else None),
+                cell(
+                    _minutes(dump.seconds)
+                    if dump is not None and dump.ok and dump.seconds is not None
+                    else None
+                ),
                 cell(why, empty=""),
             )
         self._console.out.print(table)
 
 
 def _minutes(seconds: float) -> str:
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"

@@ -16,8 +16,15 @@ from oob.safetext import printable
 
 #: the dump events --json writes to stdout; others (warnings) go to stderr as text
 DUMP_EVENTS = frozenset(
-    {"dump_dir_appeared", "dump_progress", "dump_complete", "dump_stalled", "dump_failed", "timeout",
-     "dump_interrupted"}
+    {
+        "dump_dir_appeared",
+        "dump_progress",
+        "dump_complete",
+        "dump_stalled",
+        "dump_failed",
+        "timeout",
+        "dump_interrupted",
+    }
 )
 
 
@@ -93,7 +100,9 @@ class LiveConsole(DumpRenderer):
             )
             self.progress.start()
             for host in self.hosts:
-                self.tasks[host] = self.progress.add_task("", total=None, host=printable(host), state=_state("waiting"))
+                self.tasks[host] = self.progress.add_task(
+                    "", total=None, host=printable(host), state=_state("waiting")
+                )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -114,8 +123,11 @@ class LiveConsole(DumpRenderer):
                 self.progress.update(task, state=_state("stalled", "yellow"))
             elif event.kind in ("dump_complete", "dump_failed", "timeout", "dump_interrupted"):
                 size = int(data.get("size") or 0)
-                state = {"dump_complete": _state("complete", "green"), "dump_failed": _state("failed", "red"),
-                         "dump_interrupted": _state("interrupted", "yellow")}.get(event.kind, _state("timeout", "red"))
+                state = {
+                    "dump_complete": _state("complete", "green"),
+                    "dump_failed": _state("failed", "red"),
+                    "dump_interrupted": _state("interrupted", "yellow"),
+                }.get(event.kind, _state("timeout", "red"))
                 # a full bar only for a complete dump; the others keep what they reached
                 total = size if event.kind == "dump_complete" and size else None
                 self.progress.update(task, state=state, completed=size, total=total)

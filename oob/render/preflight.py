@@ -1,4 +1,4 @@
-"""Rendering of ``oob preflight``: a host × check table with the reasons, or JSON lines.
+"""Rendering of ``oob preflight``: a host-by-check table with the reasons, or JSON lines.
 
 The reasons quote what the host and its BMC said (sysctl values, kdump.conf lines, the
 BMC's messages): shown through :mod:`oob.render.text` (escaped, never markup)."""
@@ -78,9 +78,13 @@ class PreflightConsole:
         rows = 0
         for host in report.hosts:
             for check in host.checks:
-                if check.status in ("warn", "fail") or check.name in ("crashkernel", "nmi") and check.status == "ok":
+                if check.status in ("warn", "fail") or (
+                    check.name in ("crashkernel", "nmi") and check.status == "ok"
+                ):
                     why = check.reason + (" [needs root]" if check.needs_root else "")
-                    reasons.add_row(cell(host.host), cell(check.name), _status(check.status), cell(why, empty=""))
+                    reasons.add_row(
+                        cell(host.host), cell(check.name), _status(check.status), cell(why, empty="")
+                    )
                     rows += 1
         if rows:
             self.out.print()

@@ -46,7 +46,9 @@ class Outcome:
 
     @classmethod
     def from_error(cls, host: str, action: str, error: OobError, **kwargs: Any) -> Outcome:
-        status = {"refused_for_safety": Status.REFUSED, "outcome_unknown": Status.UNKNOWN}.get(error.kind, Status.FAILED)
+        status = {"refused_for_safety": Status.REFUSED, "outcome_unknown": Status.UNKNOWN}.get(
+            error.kind, Status.FAILED
+        )
         return cls(host=host, action=action, status=status, exit_code=error.exit_code, error=error, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,5 +98,6 @@ def run_per_host(
 
 def internal_error(host: Host, exc: Exception) -> OobError:
     """The report's error for a bug met while handling ``host``."""
-    return OobError(f"internal error: {type(exc).__name__}: {exc} (a bug: run with -v and report it)",
-                    host=host.name)
+    return OobError(
+        f"internal error: {type(exc).__name__}: {exc} (a bug: run with -v and report it)", host=host.name
+    )

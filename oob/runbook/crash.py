@@ -47,8 +47,8 @@ from oob.ssh import SshOptions
 
 @dataclass(frozen=True)
 class CrashRequest:
-    driver: DriverOptions = DriverOptions()
-    watch: WatchOptions = WatchOptions()
+    driver: DriverOptions = field(default_factory=DriverOptions)
+    watch: WatchOptions = field(default_factory=WatchOptions)
     ssh: SshOptions | None = None
     assume_yes: bool = False
     dry_run: bool = False
@@ -195,12 +195,17 @@ def _nmi_request(request: CrashRequest) -> NmiRequest:
 def _preflight(run: _HostRun, request: CrashRequest, emit: Emit, gate: Gate | None = None) -> None:
     host = run.host
     if not host.dump.target:
-        run.settle(CrashStatus.REFUSED, UsageError(f"host '{host.name}' has no dump.target in the inventory", host=host.name))
+        run.settle(
+            CrashStatus.REFUSED,
+            UsageError(f"host '{host.name}' has no dump.target in the inventory", host=host.name),
+        )
         return
     planned = plan_host(host, _nmi_request(request), emit)
     if isinstance(planned, Outcome):
         assert planned.error is not None
-        run.settle(CrashStatus.REFUSED, planned.error, via=planned.via, fallback_reason=planned.fallback_reason)
+        run.settle(
+            CrashStatus.REFUSED, planned.error, via=planned.via, fallback_reason=planned.fallback_reason
+        )
         return
     run.plan = planned
     run.probe = probe_host(host, request.probe_timeout_s)
@@ -220,7 +225,9 @@ def _preflight(run: _HostRun, request: CrashRequest, emit: Emit, gate: Gate | No
         why = ""
     if why:
         if not request.force:
-            run.settle(CrashStatus.REFUSED, SafetyRefusal(f"{why}; use --force to crash it anyway", host=host.name))
+            run.settle(
+                CrashStatus.REFUSED, SafetyRefusal(f"{why}; use --force to crash it anyway", host=host.name)
+            )
             return
         emit(Event(Level.WARNING, f"{why}; crashing it anyway (--force)", host.name, EventKind.WARNING))
     if gate is not None:
@@ -242,7 +249,10 @@ async def _baselines(runs: list[_HostRun], targets: Targets, emit: Emit) -> Base
             baseline = await watcher.take_baseline()
         except OobError as exc:
             for run in group:
-                run.settle(CrashStatus.REFUSED, type(exc)(f"dump target not readable: {exc.message}", host=run.host.name))
+                run.settle(
+                    CrashStatus.REFUSED,
+                    type(exc)(f"dump target not readable: {exc.message}", host=run.host.name),
+                )
             continue
         names.update(baseline.names)
         taken_at = min(taken_at, baseline.taken_at)
@@ -257,8 +267,15 @@ def _preflight_event(run: _HostRun, emit: Emit) -> None:
     data.pop("host", None)
     data["probe"] = run.probe.to_dict()
     data["dump_target"] = run.host.dump.target
-    emit(Event(Level.INFO, f"preflight ok: via {run.plan.method}, power {run.plan.power.value}, "
-               f"{run.probe.detail}", run.host.name, EventKind.PREFLIGHT, data))
+    emit(
+        Event(
+            Level.INFO,
+            f"preflight ok: via {run.plan.method}, power {run.plan.power.value}, {run.probe.detail}",
+            run.host.name,
+            EventKind.PREFLIGHT,
+            data,
+        )
+    )
 
 
 def _power_cycle(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditLog | None, why: str) -> bool:
@@ -276,8 +293,15 @@ def _power_cycle(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditL
     method, result = cycled.method, cycled.result
     for missing in record_quietly(audit, "recover.cycle.done", host.name, via=method, sent=list(result.sent)):
         emit(Event(Level.WARNING, missing, host.name, EventKind.AUDIT_RECORD_MISSING))
-    emit(Event(Level.INFO, f"power-cycled via {method} ({', '.join(result.sent)})", host.name, EventKind.RECOVERED,
-               {"via": method, "sent": list(result.sent), "reason": why}))
+    emit(
+        Event(
+            Level.INFO,
+            f"power-cycled via {method} ({', '.join(result.sent)})",
+            host.name,
+            EventKind.RECOVERED,
+            {"via": method, "sent": list(result.sent), "reason": why},
+        )
+    )
     return True
 
 
@@ -304,8 +328,14 @@ def _crash_status(result: DumpResult | None) -> CrashStatus:
         return CrashStatus.TIMEOUT
 
 
-def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, emit: Emit,
-              audit: AuditLog | None, cancel: threading.Event) -> None:
+def _conclude(
+    run: _HostRun,
+    result: DumpResult | None,
+    request: CrashRequest,
+    emit: Emit,
+    audit: AuditLog | None,
+    cancel: threading.Event,
+) -> None:
     nmi = run.nmi
     assert nmi is not None
     host = run.host
@@ -321,11 +351,24 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
             if host_back and run.nmi_monotonic is not None:
                 back_after_s = time.monotonic() - run.nmi_monotonic
             if host_back:
-                emit(Event(Level.INFO, "host is back (its probe answers again)", host.name, EventKind.HOST_BACK))
+                emit(
+                    Event(
+                        Level.INFO, "host is back (its probe answers again)", host.name, EventKind.HOST_BACK
+                    )
+                )
             else:
-                emit(Event(Level.WARNING, f"host not back within {request.reboot_grace_s:g} s", host.name, EventKind.HOST_NOT_BACK))
+                emit(
+                    Event(
+                        Level.WARNING,
+                        f"host not back within {request.reboot_grace_s:g} s",
+                        host.name,
+                        EventKind.HOST_NOT_BACK,
+                    )
+                )
                 if request.recover and not cancel.is_set():
-                    recovered = _power_cycle(run, request, emit, audit, "dump complete but the host did not come back")
+                    recovered = _power_cycle(
+                        run, request, emit, audit, "dump complete but the host did not come back"
+                    )
         status, code = CrashStatus.COMPLETE, 0
     else:
         if request.recover and not cancel.is_set():
@@ -361,8 +404,15 @@ def _conclude(run: _HostRun, result: DumpResult | None, request: CrashRequest, e
         back_after_s=back_after_s,
     )
     if status != CrashStatus.COMPLETE:
-        emit(Event(Level.ERROR, "; ".join([f"no complete dump ({status})", *notes]), host.name, EventKind.FAILED,
-                   {"status": status}))
+        emit(
+            Event(
+                Level.ERROR,
+                "; ".join([f"no complete dump ({status})", *notes]),
+                host.name,
+                EventKind.FAILED,
+                {"status": status},
+            )
+        )
 
 
 def run_crash(
@@ -383,7 +433,9 @@ def run_crash(
     by_name = {run.host.name: run for run in runs}
     for first, second in shared_bmcs(hosts):
         for host in (first, second):
-            by_name[host.name].settle(CrashStatus.REFUSED, SafetyRefusal(describe_shared(first, second), host=host.name))
+            by_name[host.name].settle(
+                CrashStatus.REFUSED, SafetyRefusal(describe_shared(first, second), host=host.name)
+            )
     # the SSH connections opened for the baseline are the ones the watch uses: both run
     # on the bridge's one loop (oob.asyncbridge)
     targets = Targets(request.ssh)
@@ -394,7 +446,11 @@ def run_crash(
                 for run in runs:
                     if run.outcome is None:
                         refusal = lock_host(locks, audit, run.host, _stale(emit)) or repeat_refusal(
-                            audit, run.host, force=request.force, window_s=_nmi_request(request).repeat_window_s)
+                            audit,
+                            run.host,
+                            force=request.force,
+                            window_s=_nmi_request(request).repeat_window_s,
+                        )
                         if refusal is not None:
                             run.settle(CrashStatus.REFUSED, refusal)
             _crash(runs, request, confirm, emit, audit, cancel, targets, trigger, gate)
@@ -403,9 +459,15 @@ def run_crash(
     for run in runs:
         if run.outcome is not None and run.outcome.status == CrashStatus.REFUSED:
             outcome = run.outcome
-            emit(Event(Level.ERROR, str(outcome.error.message if outcome.error else "refused"), outcome.host,
-                       EventKind.REFUSED, {"error": outcome.error.kind if outcome.error else None,
-                                   "exit_code": outcome.exit_code}))
+            emit(
+                Event(
+                    Level.ERROR,
+                    str(outcome.error.message if outcome.error else "refused"),
+                    outcome.host,
+                    EventKind.REFUSED,
+                    {"error": outcome.error.kind if outcome.error else None, "exit_code": outcome.exit_code},
+                )
+            )
     report = CrashReport([run.outcome for run in runs if run.outcome is not None])
     if audit is not None:
         for outcome in report.outcomes:
@@ -423,7 +485,11 @@ def _audit_outcome(audit: AuditLog, outcome: CrashOutcome) -> None:
         fields["error"] = outcome.error.kind
         fields["message"] = outcome.error.message
     if outcome.dump is not None:
-        fields["dump"] = {"path": outcome.dump.path, "state": outcome.dump.state.value, "size": outcome.dump.size}
+        fields["dump"] = {
+            "path": outcome.dump.path,
+            "state": outcome.dump.state.value,
+            "size": outcome.dump.size,
+        }
     if outcome.recovered:
         fields["recovered"] = True
     record_quietly(audit, "crash.result", outcome.host, **fields)
@@ -436,17 +502,29 @@ def _stale(emit: Emit) -> Callable[[str, str], None]:
     return warn
 
 
-def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, emit: Emit,
-           audit: AuditLog | None, cancel: threading.Event, targets: Targets,
-           trigger_with: Trigger | None = None, gate: Gate | None = None) -> None:
+def _crash(
+    runs: list[_HostRun],
+    request: CrashRequest,
+    confirm: ConfirmCrash,
+    emit: Emit,
+    audit: AuditLog | None,
+    cancel: threading.Event,
+    targets: Targets,
+    trigger_with: Trigger | None = None,
+    gate: Gate | None = None,
+) -> None:
     pending = [run for run in runs if run.outcome is None]
     by_name = {run.host.name: run for run in runs}
 
     def bug(host: Host, exc: Exception) -> None:
         by_name[host.name].settle(CrashStatus.FAILED, internal_error(host, exc))
 
-    run_per_host([r.host for r in pending], lambda h: _preflight(by_name[h.name], request, emit, gate),
-                 request.parallel, on_bug=bug)
+    run_per_host(
+        [r.host for r in pending],
+        lambda h: _preflight(by_name[h.name], request, emit, gate),
+        request.parallel,
+        on_bug=bug,
+    )
     ready = [run for run in pending if run.outcome is None]
     baseline = asyncbridge.run(_baselines(ready, targets, emit)) if ready else None
     ready = [run for run in ready if run.outcome is None]
@@ -457,9 +535,16 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
     if request.dry_run:
         for run in ready:
             assert run.plan is not None
-            run.outcome = CrashOutcome(run.host.name, run.host.bmc.address, CrashStatus.DRY_RUN, 0, via=run.plan.method,
-                                       fallback_reason=run.plan.fallback_reason, probe=run.probe,
-                                       warnings=run.plan.warnings)
+            run.outcome = CrashOutcome(
+                run.host.name,
+                run.host.bmc.address,
+                CrashStatus.DRY_RUN,
+                0,
+                via=run.plan.method,
+                fallback_reason=run.plan.fallback_reason,
+                probe=run.probe,
+                warnings=run.plan.warnings,
+            )
         return
     plans = [run.plan for run in ready if run.plan is not None]
     if cancel.is_set() or (not request.assume_yes and not confirm(plans)):
@@ -467,24 +552,31 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
         for run in ready:
             run.settle(CrashStatus.REFUSED, SafetyRefusal(f"{why}; nothing was sent", host=run.host.name))
         return
-    missing = record_quietly(audit, "crash.confirmed", None, hosts=[r.host.name for r in ready],
-                             yes=request.assume_yes)
+    missing = record_quietly(
+        audit, "crash.confirmed", None, hosts=[r.host.name for r in ready], yes=request.assume_yes
+    )
     if missing:  # the run's own record failed: the per-host ones would too
         for run in ready:
-            run.settle(CrashStatus.REFUSED, AuditLogError(f"{missing[0]}; nothing was sent", host=run.host.name))
+            run.settle(
+                CrashStatus.REFUSED, AuditLogError(f"{missing[0]}; nothing was sent", host=run.host.name)
+            )
         return
 
     def trigger(run: _HostRun) -> None:
         assert run.plan is not None
         if cancel.is_set():
-            run.settle(CrashStatus.REFUSED, SafetyRefusal("interrupted before the NMI; nothing was sent", host=run.host.name))
+            run.settle(
+                CrashStatus.REFUSED,
+                SafetyRefusal("interrupted before the NMI; nothing was sent", host=run.host.name),
+            )
             return
         run.nmi_monotonic = time.monotonic()
         run.nmi_at = _now_iso()
         if trigger_with is not None:
             # the guard again, under the lock held for the whole run (trigger_host reads it itself)
-            repeat = repeat_refusal(audit, run.host, force=request.force,
-                                    window_s=_nmi_request(request).repeat_window_s)
+            repeat = repeat_refusal(
+                audit, run.host, force=request.force, window_s=_nmi_request(request).repeat_window_s
+            )
             if repeat is not None:
                 run.settle(CrashStatus.REFUSED, repeat)
                 return
@@ -493,11 +585,19 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
             outcome = trigger_host(run.plan, _nmi_request(request), emit, audit, cancel=cancel)
         run.nmi = outcome  # trigger_host emitted nmi_sent or nmi_outcome_unknown
         if outcome.status == Status.UNKNOWN:
-            emit(Event(Level.WARNING, "watching for a dump anyway: it would prove the NMI arrived", run.host.name,
-                       EventKind.WARNING))
+            emit(
+                Event(
+                    Level.WARNING,
+                    "watching for a dump anyway: it would prove the NMI arrived",
+                    run.host.name,
+                    EventKind.WARNING,
+                )
+            )
         elif outcome.status != Status.OK:
             assert outcome.error is not None
-            run.settle(CrashStatus.FAILED, outcome.error, via=outcome.via, fallback_reason=outcome.fallback_reason)
+            run.settle(
+                CrashStatus.FAILED, outcome.error, via=outcome.via, fallback_reason=outcome.fallback_reason
+            )
 
     run_per_host([r.host for r in ready], lambda h: trigger(by_name[h.name]), request.parallel, on_bug=bug)
     sent = [run for run in ready if run.outcome is None and run.nmi is not None]
@@ -518,6 +618,9 @@ def _crash(runs: list[_HostRun], request: CrashRequest, confirm: ConfirmCrash, e
 
         for result in asyncbridge.run(partial()):
             results[result.host] = result
-    run_per_host([r.host for r in sent],
-                 lambda h: _conclude(by_name[h.name], results.get(h.name), request, emit, audit, cancel),
-                 request.parallel, on_bug=bug)
+    run_per_host(
+        [r.host for r in sent],
+        lambda h: _conclude(by_name[h.name], results.get(h.name), request, emit, audit, cancel),
+        request.parallel,
+        on_bug=bug,
+    )

@@ -23,7 +23,7 @@ from oob.audit import AuditLog
 from oob.errors import HostSshError, OobError, OutcomeUnknown, SafetyRefusal
 from oob.events import Emit, Event, EventKind, Level
 from oob.model import Host
-from oob.runbook.common import Outcome
+from oob.runbook.common import Outcome, Status
 from oob.runbook.crash import (
     ConfirmCrash,
     CrashOutcome,
@@ -101,8 +101,12 @@ class DrillOutcome:
     def timings(self) -> dict[str, float | None]:
         dump = self.crash.dump
         return {
-            "trigger_to_complete_s": round(dump.seconds, 3) if dump is not None and dump.ok and dump.seconds else None,
-            "trigger_to_back_s": round(self.crash.back_after_s, 3) if self.crash.back_after_s is not None else None,
+            "trigger_to_complete_s": round(dump.seconds, 3)
+            if dump is not None and dump.ok and dump.seconds
+            else None,
+            "trigger_to_back_s": round(self.crash.back_after_s, 3)
+            if self.crash.back_after_s is not None
+            else None,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,8 +142,15 @@ def sysrq_trigger(request: DrillRequest) -> Trigger:
             except OobError as exc:
                 return Outcome.from_error(host.name, "sysrq", exc.for_host(host.name), via="sysrq")
         at = datetime.now(UTC).isoformat(timespec="seconds")
-        emit(Event(Level.PROGRESS, "writing c to /proc/sysrq-trigger over SSH", host.name, EventKind.SYSRQ_SENDING,
-                   {"via": "sysrq"}))
+        emit(
+            Event(
+                Level.PROGRESS,
+                "writing c to /proc/sysrq-trigger over SSH",
+                host.name,
+                EventKind.SYSRQ_SENDING,
+                {"via": "sysrq"},
+            )
+        )
         deadline = host_ssh_deadline(request.crash.ssh, 1, request.sysrq_timeout_s)
         try:
             rc, detail = asyncbridge.run(_write_trigger(host, request), timeout=deadline)
@@ -152,20 +163,41 @@ def sysrq_trigger(request: DrillRequest) -> Trigger:
             # the session's own bounds did not hold: the write may have been made
             message = f"sysrq over SSH: no answer within {deadline:g} s; the host may have been crashed"
             unknown = OutcomeUnknown(message, host=host.name)
-            missing = record_quietly(audit, "sysrq.failed", host.name, error=unknown.kind, message=message, **where)
-            emit(Event(Level.ERROR, f"{message} — NOT resending", host.name, EventKind.NMI_OUTCOME_UNKNOWN, {"via": "sysrq"}))
+            missing = record_quietly(
+                audit, "sysrq.failed", host.name, error=unknown.kind, message=message, **where
+            )
+            emit(
+                Event(
+                    Level.ERROR,
+                    f"{message} — NOT resending",
+                    host.name,
+                    EventKind.NMI_OUTCOME_UNKNOWN,
+                    {"via": "sysrq"},
+                )
+            )
             return Outcome.from_error(host.name, "sysrq", unknown, via="sysrq", warnings=missing)
         if rc is not None and rc != 0:
             record_quietly(audit, "sysrq.failed", host.name, error="host_ssh", message=detail, **where)
-            error = HostSshError(f"writing /proc/sysrq-trigger failed: {detail}; nothing was crashed", host=host.name)
+            error = HostSshError(
+                f"writing /proc/sysrq-trigger failed: {detail}; nothing was crashed", host=host.name
+            )
             return Outcome.from_error(host.name, "sysrq", error, via="sysrq")
         answer = "the write returned" if rc == 0 else f"the connection went down with the kernel ({detail})"
         missing = record_quietly(audit, "sysrq.sent", host.name, answer=answer, **where)
         for warning in missing:
             emit(Event(Level.WARNING, warning, host.name, EventKind.AUDIT_RECORD_MISSING))
-        emit(Event(Level.INFO, f"sysrq crash triggered over SSH ({answer})", host.name, EventKind.SYSRQ_SENT,
-                   {"via": "sysrq", "at": at, "answer": answer}))
-        return Outcome(host.name, "sysrq", "ok", via="sysrq", warnings=missing, detail={"answer": answer})
+        emit(
+            Event(
+                Level.INFO,
+                f"sysrq crash triggered over SSH ({answer})",
+                host.name,
+                EventKind.SYSRQ_SENT,
+                {"via": "sysrq", "at": at, "answer": answer},
+            )
+        )
+        return Outcome(
+            host.name, "sysrq", Status.OK, via="sysrq", warnings=missing, detail={"answer": answer}
+        )
 
     return trigger
 
@@ -194,17 +226,27 @@ def readiness_gate(request: DrillRequest, emit: Emit, seen: dict[str, HostReadin
         emit_readiness(result, emit)
         ssh = result.check("ssh")
         if request.method == "sysrq" and ssh is not None and ssh.status == "fail":
-            return HostSshError(f"{ssh.reason}: a sysrq drill needs SSH to the host; nothing was crashed",
-                                host=host.name)
+            return HostSshError(
+                f"{ssh.reason}: a sysrq drill needs SSH to the host; nothing was crashed", host=host.name
+            )
         if result.ready:
             return None
-        problems = "; ".join(f"{c.name}: {c.reason}" for c in result.problems if c.status == "fail"
-                             or request.preflight.strict)
+        problems = "; ".join(
+            f"{c.name}: {c.reason}" for c in result.problems if c.status == "fail" or request.preflight.strict
+        )
         if request.crash.force:
-            emit(Event(Level.WARNING, f"not ready ({problems}); drilling anyway (--force)", host.name, EventKind.WARNING))
+            emit(
+                Event(
+                    Level.WARNING,
+                    f"not ready ({problems}); drilling anyway (--force)",
+                    host.name,
+                    EventKind.WARNING,
+                )
+            )
             return None
-        return SafetyRefusal(f"not ready for a drill: {problems}; fix it, or use --force to crash it anyway",
-                             host=host.name)
+        return SafetyRefusal(
+            f"not ready for a drill: {problems}; fix it, or use --force to crash it anyway", host=host.name
+        )
 
     return gate
 
@@ -220,6 +262,14 @@ def run_drill(
 ) -> DrillReport:
     seen: dict[str, HostReadiness] = {}
     trigger = sysrq_trigger(request) if request.method == "sysrq" else None
-    report: CrashReport = run_crash(hosts, request.crash, confirm=confirm, emit=emit, audit=audit, cancel=cancel,
-                                    trigger=trigger, gate=readiness_gate(request, emit, seen))
+    report: CrashReport = run_crash(
+        hosts,
+        request.crash,
+        confirm=confirm,
+        emit=emit,
+        audit=audit,
+        cancel=cancel,
+        trigger=trigger,
+        gate=readiness_gate(request, emit, seen),
+    )
     return DrillReport([DrillOutcome(o, request.method, seen.get(o.host)) for o in report.outcomes])

@@ -14,7 +14,10 @@ from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 def _info(host: Host, options: DriverOptions, emit: Emit) -> Outcome:
     try:
         found = first_method(
-            host, options, lambda driver: driver.info(), on_retry=lambda m: emit(Event(Level.WARNING, m, host.name, EventKind.RETRY))
+            host,
+            options,
+            lambda driver: driver.info(),
+            on_retry=lambda m: emit(Event(Level.WARNING, m, host.name, EventKind.RETRY)),
         )
     except MethodsFailed as failed:
         return Outcome.from_error(host.name, "bmc.info", failed.error)
@@ -24,10 +27,25 @@ def _info(host: Host, options: DriverOptions, emit: Emit) -> Outcome:
     detail = info.to_dict()
     detail.pop("host", None)
     detail.pop("method", None)
-    warnings = tuple(detail.pop("warnings", []) or ())
-    return Outcome(host.name, "bmc.info", Status.OK, via=method, fallback_reason=fallback, warnings=warnings, detail=detail)
+    listed = detail.pop("warnings", None)
+    warnings = tuple(str(w) for w in listed) if isinstance(listed, (list, tuple)) else ()
+    return Outcome(
+        host.name,
+        "bmc.info",
+        Status.OK,
+        via=method,
+        fallback_reason=fallback,
+        warnings=warnings,
+        detail=detail,
+    )
 
 
-def run_info(hosts: Sequence[Host], options: DriverOptions, *, emit: Emit, parallel: int = 8) -> list[Outcome]:
-    return run_per_host(hosts, lambda h: _info(h, options, emit), parallel,
-                        on_bug=lambda h, exc: Outcome.from_error(h.name, "bmc.info", internal_error(h, exc)))
+def run_info(
+    hosts: Sequence[Host], options: DriverOptions, *, emit: Emit, parallel: int = 8
+) -> list[Outcome]:
+    return run_per_host(
+        hosts,
+        lambda h: _info(h, options, emit),
+        parallel,
+        on_bug=lambda h, exc: Outcome.from_error(h.name, "bmc.info", internal_error(h, exc)),
+    )

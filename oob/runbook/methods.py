@@ -113,7 +113,11 @@ def first_method(
     for index, method in enumerate(methods):
         try:
             driver = make_driver(
-                host, method, insecure=options.insecure, connect_attempts=options.connect_attempts, on_retry=on_retry
+                host,
+                method,
+                insecure=options.insecure,
+                connect_attempts=options.connect_attempts,
+                on_retry=on_retry,
             )
             with driver:
                 result = work(driver)
@@ -129,12 +133,16 @@ def _stop_reason(error: NotDelivered, rest: tuple[str, ...]) -> str | None:
     """Why the methods after this failure must not be tried, or None to go on."""
     skipped = ", ".join(rest)
     if isinstance(error, BmcAuthError):
-        return (f"not trying {skipped} with the same credentials: each failed login counts toward the "
-                f"BMC's lockout (use --via {rest[0]} to try it on purpose)")
+        return (
+            f"not trying {skipped} with the same credentials: each failed login counts toward the "
+            f"BMC's lockout (use --via {rest[0]} to try it on purpose)"
+        )
     if isinstance(error, TlsError):
         # a certificate that does not check out may be someone else's BMC: never a reason to go around it
-        return (f"not trying {skipped}: a certificate problem is never a reason to use another method "
-                f"(fix the trust, or use --via {rest[0]} on purpose)")
+        return (
+            f"not trying {skipped}: a certificate problem is never a reason to use another method "
+            f"(fix the trust, or use --via {rest[0]} on purpose)"
+        )
     return None
 
 

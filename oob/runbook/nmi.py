@@ -109,7 +109,14 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> CrashPlan | Outcom
     power, support, sessions = found.result
     warnings = found.warnings
     if found.fallback_reason:
-        emit(Event(Level.WARNING, f"falling back to {method}: {found.fallback_reason}", host.name, EventKind.FALLBACK))
+        emit(
+            Event(
+                Level.WARNING,
+                f"falling back to {method}: {found.fallback_reason}",
+                host.name,
+                EventKind.FALLBACK,
+            )
+        )
     if support.offered is None:
         warnings += ("the BMC does not list the ResetType values it accepts; sending Nmi unchecked",)
     for warning in warnings:
@@ -143,8 +150,13 @@ def trigger_host(
     base = {"bmc": host.bmc.address, "via": method}
     warnings = plan.warnings
     try:
-        with make_driver(host, method, insecure=request.insecure, connect_attempts=request.connect_attempts,
-                         on_retry=_on_retry(host, emit)) as driver:
+        with make_driver(
+            host,
+            method,
+            insecure=request.insecure,
+            connect_attempts=request.connect_attempts,
+            on_retry=_on_retry(host, emit),
+        ) as driver:
             power = driver.power_state()
             if power is PowerState.OFF:
                 raise SafetyRefusal("host power went Off since planning; not sending", host=host.name)
@@ -156,27 +168,52 @@ def trigger_host(
             if audit:
                 audit.record("nmi.sending", host.name, **base)  # AuditLogError: refuse, nothing sent
             sent_at = datetime.now(UTC).isoformat(timespec="seconds")
-            emit(Event(Level.PROGRESS, f"sending NMI via {method}", host.name, EventKind.NMI_SENDING, {"via": method}))
+            emit(
+                Event(
+                    Level.PROGRESS,
+                    f"sending NMI via {method}",
+                    host.name,
+                    EventKind.NMI_SENDING,
+                    {"via": method},
+                )
+            )
             try:
                 result = driver.send_nmi()
             except OobError as exc:
-                warnings += record_quietly(audit, "nmi.failed", host.name, error=exc.kind, message=exc.message,
-                                            **base)
+                warnings += record_quietly(
+                    audit, "nmi.failed", host.name, error=exc.kind, message=exc.message, **base
+                )
                 raise
             except Exception as exc:
                 # a bug met after the request may have left: it may have been applied
-                unknown = OutcomeUnknown(f"internal error while sending ({type(exc).__name__}: {exc}); "
-                                         "the NMI may have been applied", host=host.name)
-                warnings += record_quietly(audit, "nmi.failed", host.name, error=unknown.kind,
-                                            message=unknown.message, **base)
+                unknown = OutcomeUnknown(
+                    f"internal error while sending ({type(exc).__name__}: {exc}); "
+                    "the NMI may have been applied",
+                    host=host.name,
+                )
+                warnings += record_quietly(
+                    audit, "nmi.failed", host.name, error=unknown.kind, message=unknown.message, **base
+                )
                 raise unknown from exc
-            warnings += record_quietly(audit, "nmi.sent", host.name, status=result.status,
-                                        bmc_message=result.bmc_message, **base)
+            warnings += record_quietly(
+                audit, "nmi.sent", host.name, status=result.status, bmc_message=result.bmc_message, **base
+            )
     except OutcomeUnknown as exc:
         exc.for_host(host.name)
-        said = exc.message if "may have been applied" in exc.message else f"{exc.message}; it may have been applied"
-        emit(Event(Level.ERROR, f"NMI outcome unknown: {said} — NOT resending", host.name, EventKind.NMI_OUTCOME_UNKNOWN,
-                   {"via": method}))
+        said = (
+            exc.message
+            if "may have been applied" in exc.message
+            else f"{exc.message}; it may have been applied"
+        )
+        emit(
+            Event(
+                Level.ERROR,
+                f"NMI outcome unknown: {said} — NOT resending",
+                host.name,
+                EventKind.NMI_OUTCOME_UNKNOWN,
+                {"via": method},
+            )
+        )
         return Outcome.from_error(
             host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=warnings
         )
@@ -185,7 +222,7 @@ def trigger_host(
         return Outcome.from_error(
             host.name, "nmi", exc, via=method, fallback_reason=plan.fallback_reason, warnings=warnings
         )
-    for warning in warnings[len(plan.warnings):]:
+    for warning in warnings[len(plan.warnings) :]:
         emit(Event(Level.WARNING, warning, host.name, EventKind.AUDIT_RECORD_MISSING))
     answer = f"HTTP {result.status}" if method == "redfish" else f"completion code 0x{result.status:02X}"
     data: dict[str, Any] = {"via": method, "at": sent_at, "answer": answer}
@@ -235,14 +272,18 @@ def run_nmi(
         # the cheap checks first, and under the lock: a host refused by the audit log is not asked
         for host in (h for h in hosts if h.name not in outcomes and audit is not None):
             assert audit is not None
-            refusal = lock_host(locks, audit, host) or repeat_refusal(
+            refused = lock_host(locks, audit, host) or repeat_refusal(
                 audit, host, force=request.force, window_s=request.repeat_window_s
             )
-            if refusal is not None:
-                outcomes[host.name] = Outcome.from_error(host.name, "nmi", refusal)
+            if refused is not None:
+                outcomes[host.name] = Outcome.from_error(host.name, "nmi", refused)
         to_plan = [h for h in hosts if h.name not in outcomes]
-        planned = run_per_host(to_plan, lambda h: plan_host(h, request, emit), request.parallel,
-                               on_bug=lambda h, exc: Outcome.from_error(h.name, "nmi", internal_error(h, exc)))
+        planned = run_per_host(
+            to_plan,
+            lambda h: plan_host(h, request, emit),
+            request.parallel,
+            on_bug=lambda h, exc: Outcome.from_error(h.name, "nmi", internal_error(h, exc)),
+        )
         outcomes.update({p.host: p for p in planned if isinstance(p, Outcome)})
         plans = [p for p in planned if isinstance(p, CrashPlan)]
         if plans and request.dry_run:
@@ -261,14 +302,19 @@ def run_nmi(
                 why = "interrupted before the NMI" if cancel.is_set() else "not confirmed"
                 for plan in plans:
                     refusal = SafetyRefusal(f"{why}; nothing was sent", host=plan.host.name)
-                    outcomes[plan.host.name] = Outcome.from_error(plan.host.name, "nmi", refusal, via=plan.method)
+                    outcomes[plan.host.name] = Outcome.from_error(
+                        plan.host.name, "nmi", refusal, via=plan.method
+                    )
             else:
-                confirmed = record_quietly(audit, "nmi.confirmed", None,
-                                            hosts=[p.host.name for p in plans], yes=request.assume_yes)
+                confirmed = record_quietly(
+                    audit, "nmi.confirmed", None, hosts=[p.host.name for p in plans], yes=request.assume_yes
+                )
                 if confirmed:  # the run's own record failed: the per-host ones would too
                     for plan in plans:
                         error = AuditLogError(f"{confirmed[0]}; nothing was sent", host=plan.host.name)
-                        outcomes[plan.host.name] = Outcome.from_error(plan.host.name, "nmi", error, via=plan.method)
+                        outcomes[plan.host.name] = Outcome.from_error(
+                            plan.host.name, "nmi", error, via=plan.method
+                        )
                 else:
                     by_host = {p.host.name: p for p in plans}
                     sent = run_per_host(
@@ -279,6 +325,5 @@ def run_nmi(
                     )
                     outcomes.update({o.host: o for o in sent})
     if cancel.is_set() and audit is not None:
-        record_quietly(audit, "run.interrupted", None,
-                        hosts={name: o.status for name, o in outcomes.items()})
+        record_quietly(audit, "run.interrupted", None, hosts={name: o.status for name, o in outcomes.items()})
     return [outcomes[h.name] for h in hosts]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oob.audit import AuditLog
@@ -25,7 +25,7 @@ POWER_CHOICES = ("status", *(a.value for a in PowerAction))
 class PowerRequest:
     #: "status" or a PowerAction value
     action: str
-    driver: DriverOptions = DriverOptions()
+    driver: DriverOptions = field(default_factory=DriverOptions)
     assume_yes: bool = False
     dry_run: bool = False
     parallel: int = 8
@@ -47,12 +47,19 @@ def _status(host: Host, request: PowerRequest, emit: Emit) -> Outcome:
     except OobError as exc:
         return Outcome.from_error(host.name, "power.status", exc.for_host(host.name))
     return Outcome(
-        host.name, "power.status", Status.OK, via=found.method, fallback_reason=found.fallback_reason,
-        warnings=found.warnings, detail={"power": found.result.value},
+        host.name,
+        "power.status",
+        Status.OK,
+        via=found.method,
+        fallback_reason=found.fallback_reason,
+        warnings=found.warnings,
+        detail={"power": found.result.value},
     )
 
 
-def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, audit: AuditLog | None) -> Outcome:
+def _act(
+    host: Host, action: PowerAction, request: PowerRequest, emit: Emit, audit: AuditLog | None
+) -> Outcome:
     name = f"power.{action.value}"
     missing: list[str] = []
 
@@ -62,11 +69,22 @@ def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, aud
         try:
             result = driver.power(action)
         except OobError as exc:
-            missing.extend(record_quietly(audit, f"{name}.failed", host.name, via=driver.method, error=exc.kind,
-                                          message=exc.message))
+            missing.extend(
+                record_quietly(
+                    audit, f"{name}.failed", host.name, via=driver.method, error=exc.kind, message=exc.message
+                )
+            )
             raise
-        missing.extend(record_quietly(audit, f"{name}.done", host.name, via=driver.method,
-                                      sent=list(result.sent), status=result.status))
+        missing.extend(
+            record_quietly(
+                audit,
+                f"{name}.done",
+                host.name,
+                via=driver.method,
+                sent=list(result.sent),
+                status=result.status,
+            )
+        )
         return result
 
     with ExitStack() as locks:
@@ -75,7 +93,10 @@ def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, aud
             return Outcome.from_error(host.name, name, refusal)
         try:
             found = first_method(
-                host, request.driver, work, on_retry=lambda m: emit(Event(Level.WARNING, m, host.name, EventKind.RETRY))
+                host,
+                request.driver,
+                work,
+                on_retry=lambda m: emit(Event(Level.WARNING, m, host.name, EventKind.RETRY)),
             )
         except MethodsFailed as failed:
             return Outcome.from_error(host.name, name, failed.error, warnings=tuple(missing))
@@ -84,13 +105,27 @@ def _act(host: Host, action: PowerAction, request: PowerRequest, emit: Emit, aud
     method, result = found.method, found.result
     for warning in missing:
         emit(Event(Level.WARNING, warning, host.name, EventKind.AUDIT_RECORD_MISSING))
-    emit(Event(Level.INFO, f"power {action.value} accepted ({', '.join(result.sent)})", host.name, EventKind(name)))
+    emit(
+        Event(
+            Level.INFO,
+            f"power {action.value} accepted ({', '.join(result.sent)})",
+            host.name,
+            EventKind(name),
+        )
+    )
     status_key = "http_status" if method == "redfish" else "completion_code"
     detail: dict[str, Any] = {"sent": list(result.sent), status_key: result.status}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
-    return Outcome(host.name, name, Status.OK, via=method, fallback_reason=found.fallback_reason,
-                   warnings=found.warnings + tuple(missing), detail=detail)
+    return Outcome(
+        host.name,
+        name,
+        Status.OK,
+        via=method,
+        fallback_reason=found.fallback_reason,
+        warnings=found.warnings + tuple(missing),
+        detail=detail,
+    )
 
 
 def run_power(
@@ -104,8 +139,12 @@ def run_power(
 ) -> list[Outcome]:
     """Read or change each host's power; ``cancel``: no action starts once it is set."""
     if request.action == "status":
-        return run_per_host(hosts, lambda h: _status(h, request, emit), request.parallel,
-                            on_bug=lambda h, exc: Outcome.from_error(h.name, "power.status", internal_error(h, exc)))
+        return run_per_host(
+            hosts,
+            lambda h: _status(h, request, emit),
+            request.parallel,
+            on_bug=lambda h, exc: Outcome.from_error(h.name, "power.status", internal_error(h, exc)),
+        )
     action = PowerAction(request.action)
     name = f"power.{action.value}"
     if request.dry_run:
@@ -123,13 +162,19 @@ def run_power(
             return Outcome.from_error(host.name, name, refusal)
         return _act(host, action, request, emit, audit)
 
-    return run_per_host(hosts, act, request.parallel,
-                        on_bug=lambda h, exc: Outcome.from_error(h.name, name, _bug_after_send(h, exc)))
+    return run_per_host(
+        hosts,
+        act,
+        request.parallel,
+        on_bug=lambda h, exc: Outcome.from_error(h.name, name, _bug_after_send(h, exc)),
+    )
 
 
 def _bug_after_send(host: Host, exc: Exception) -> OobError:
     # a bug met while the power request may have been on its way: it may have been applied
     from oob.errors import OutcomeUnknown
 
-    return OutcomeUnknown(f"internal error ({type(exc).__name__}: {exc}); the power action may have been "
-                          "applied", host=host.name)
+    return OutcomeUnknown(
+        f"internal error ({type(exc).__name__}: {exc}); the power action may have been applied",
+        host=host.name,
+    )

@@ -89,8 +89,12 @@ class PreflightReport:
         return max((h.exit_code for h in self.hosts), default=0)
 
     def summary(self) -> dict[str, Any]:
-        return {"hosts": len(self.hosts), "ready": sum(h.ready for h in self.hosts),
-                "not_ready": [h.host for h in self.hosts if not h.ready], "exit_code": self.exit_code}
+        return {
+            "hosts": len(self.hosts),
+            "ready": sum(h.ready for h in self.hosts),
+            "not_ready": [h.host for h in self.hosts if not h.ready],
+            "exit_code": self.exit_code,
+        }
 
 
 def _tls(host: Host, insecure: bool) -> CheckResult:
@@ -118,8 +122,9 @@ def _sessions(plan: CrashPlan) -> CheckResult:
     data = {"sessions": usage.to_dict()}
     timeout = f", timeout {usage.timeout} s" if usage.timeout is not None else ""
     if usage.enabled is False:
-        return CheckResult("sessions", "bmc", WARN, f"the SessionService says ServiceEnabled = false{timeout}",
-                           data=data)
+        return CheckResult(
+            "sessions", "bmc", WARN, f"the SessionService says ServiceEnabled = false{timeout}", data=data
+        )
     if usage.open is None:
         return CheckResult("sessions", "bmc", OK, f"the BMC does not count its sessions{timeout}", data=data)
     limit = SESSION_LIMITS.get(usage.vendor)
@@ -128,9 +133,16 @@ def _sessions(plan: CrashPlan) -> CheckResult:
         return CheckResult("sessions", "bmc", OK, text, data=data)
     data["sessions"]["limit"] = limit
     if usage.open >= limit:
-        return CheckResult("sessions", "bmc", WARN, f"{text}: at the {limit} a {usage.vendor} BMC allows; "
-                           "the next login may be refused", data=data)
-    return CheckResult("sessions", "bmc", OK, f"{text}, of the {limit} a {usage.vendor} BMC allows", data=data)
+        return CheckResult(
+            "sessions",
+            "bmc",
+            WARN,
+            f"{text}: at the {limit} a {usage.vendor} BMC allows; the next login may be refused",
+            data=data,
+        )
+    return CheckResult(
+        "sessions", "bmc", OK, f"{text}, of the {limit} a {usage.vendor} BMC allows", data=data
+    )
 
 
 def bmc_checks(plan: CrashPlan | Outcome, host: Host, insecure: bool) -> list[CheckResult]:
@@ -146,22 +158,38 @@ def bmc_checks(plan: CrashPlan | Outcome, host: Host, insecure: bool) -> list[Ch
             CheckResult("auth", "bmc", OK, "credentials accepted"),
             tls,
             CheckResult("power", "bmc", OK, f"power {plan.power.value}", data={"power": plan.power.value}),
-            CheckResult("nmi", "bmc", nmi_status, f"NMI offered {how}" if nmi_status == OK
-                        else f"the BMC does not list its ResetType values; NMI {how} unchecked",
-                        data={"via": plan.method, "nmi": plan.nmi.to_dict()}),
+            CheckResult(
+                "nmi",
+                "bmc",
+                nmi_status,
+                f"NMI offered {how}"
+                if nmi_status == OK
+                else f"the BMC does not list its ResetType values; NMI {how} unchecked",
+                data={"via": plan.method, "nmi": plan.nmi.to_dict()},
+            ),
             _sessions(plan),
         ]
     error = plan.error
     assert error is not None
     skipped = {name: CheckResult(name, "bmc", SKIP, "not checked") for name in BMC_CHECK_NAMES}
     skipped["tls"] = tls
-    failing = {"unreachable": "reachable", "tls": "tls", "auth": "auth", "unsupported": "nmi", "refused": "nmi",
-               "refused_for_safety": "power"}.get(error.kind, "reachable")
+    failing = {
+        "unreachable": "reachable",
+        "tls": "tls",
+        "auth": "auth",
+        "unsupported": "nmi",
+        "refused": "nmi",
+        "refused_for_safety": "power",
+    }.get(error.kind, "reachable")
     order = list(BMC_CHECK_NAMES[:-1])
     said = f"{error.message} {error.bmc_message or ''}".lower()
     if any(words in said for words in ("sessionlimit", "simultaneous sessions", "session limit")):
-        skipped["sessions"] = CheckResult("sessions", "bmc", FAIL, "the BMC has no session free: every one it "
-                                          "allows is open (oob could not log in)")
+        skipped["sessions"] = CheckResult(
+            "sessions",
+            "bmc",
+            FAIL,
+            "the BMC has no session free: every one it allows is open (oob could not log in)",
+        )
     for name in order[: order.index(failing)]:
         if skipped[name].status == SKIP:
             skipped[name] = CheckResult(name, "bmc", OK, "ok")
@@ -173,10 +201,14 @@ def host_side(host: Host, request: PreflightRequest) -> tuple[list[CheckResult],
     from oob.preflight.hostfacts import gather
 
     if not host.address:
-        return [CheckResult("ssh", "host", FAIL, "no address in the inventory: cannot log in to the host")], None
+        return [
+            CheckResult("ssh", "host", FAIL, "no address in the inventory: cannot log in to the host")
+        ], None
     try:
-        view = asyncbridge.run(gather(host, request.ssh, timeout=request.ssh_timeout_s),
-                               timeout=host_ssh_deadline(request.ssh, 2, request.ssh_timeout_s))
+        view = asyncbridge.run(
+            gather(host, request.ssh, timeout=request.ssh_timeout_s),
+            timeout=host_ssh_deadline(request.ssh, 2, request.ssh_timeout_s),
+        )
     except OobError as exc:
         # the host's own SSH (HostSshError): a failed check, never a dump target's error
         return [CheckResult("ssh", "host", FAIL, f"cannot run the checks over SSH: {exc.message}")], None
@@ -185,7 +217,11 @@ def host_side(host: Host, request: PreflightRequest) -> tuple[list[CheckResult],
     login = f"logged in as {host.ssh.user}@{host.address}:{host.ssh.port}"
     if view.facts.root is False:
         login += " (not root: some checks may need root)"
-    return [CheckResult("ssh", "host", OK, login), *host_checks(view), target_space(host, view, request)], view
+    return [
+        CheckResult("ssh", "host", OK, login),
+        *host_checks(view),
+        target_space(host, view, request),
+    ], view
 
 
 def host_ssh_deadline(options: SshOptions | None, commands: int, command_timeout: float) -> float:
@@ -222,12 +258,25 @@ def emit_readiness(result: HostReadiness, emit: Emit) -> None:
     message = "ready" if result.ready else f"not ready: {problems}"
     if result.ready and problems:
         message = f"ready, with warnings: {problems}"
-    emit(Event(Level.INFO if result.ready else Level.WARNING, message, result.host, EventKind.READINESS, result.to_dict()))
+    emit(
+        Event(
+            Level.INFO if result.ready else Level.WARNING,
+            message,
+            result.host,
+            EventKind.READINESS,
+            result.to_dict(),
+        )
+    )
 
 
 def check_one(host: Host, request: PreflightRequest, emit: Emit) -> HostReadiness:
-    nmi_request = NmiRequest(via=request.driver.via, insecure=request.driver.insecure, dry_run=True,
-                             connect_attempts=request.driver.connect_attempts, sessions=True)
+    nmi_request = NmiRequest(
+        via=request.driver.via,
+        insecure=request.driver.insecure,
+        dry_run=True,
+        connect_attempts=request.driver.connect_attempts,
+        sessions=True,
+    )
     plan = plan_host(host, nmi_request, emit)
     result = readiness(host, plan, request)
     emit_readiness(result, emit)

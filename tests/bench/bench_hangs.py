@@ -32,28 +32,33 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from mocks.host import ManualClock
-from mocks.kdump import DumpSpec, KdumpWriter
-from mocks.sshd import SshServer
+from mocks.host import ManualClock  # noqa: E402 - after the sys.path line above
+from mocks.kdump import DumpSpec, KdumpWriter  # noqa: E402 - after the sys.path line above
+from mocks.sshd import SshServer  # noqa: E402 - after the sys.path line above
 
 ADDRESS = "192.0.2.11"
 
 
 def inventory(path: Path) -> Path:
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         [defaults]
         bmc.password = "env:OOB_BENCH_UNUSED"
         [hosts.web01]
         address = "{ADDRESS}"
         bmc.address = "192.0.2.200"
-    """))
+    """)
+    )
     path.chmod(0o600)
     return path
 
 
 def fifo_dump(root: Path, stop: threading.Event) -> None:
-    writer = KdumpWriter(root, DumpSpec(layout="rhel-nfs", identity=ADDRESS, size=64 * 1024, chunk=16 * 1024),
-                         clock=ManualClock())
+    writer = KdumpWriter(
+        root,
+        DumpSpec(layout="rhel-nfs", identity=ADDRESS, size=64 * 1024, chunk=16 * 1024),
+        clock=ManualClock(),
+    )
     list(writer.steps())
     directory = writer.directory
     assert directory is not None
@@ -78,8 +83,14 @@ def timed_run(argv: list[str], interrupt_when: Callable[[], bool] | None) -> flo
     env = dict(os.environ)
     env.pop("OOB_INVENTORY", None)
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "oob", "watch", *argv], cwd=REPO, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oob", "watch", *argv],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     if interrupt_when is None:
         process.wait(timeout=120)
         return time.monotonic() - started
@@ -93,7 +104,9 @@ def timed_run(argv: list[str], interrupt_when: Callable[[], bool] | None) -> flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=3.0, help="oob watch --timeout, in seconds")
     args = parser.parse_args(argv)
@@ -101,19 +114,30 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         inv = inventory(work / "inv.toml")
         common = ["web01", "-i", str(inv), "--since", "5m", "--json", "--interval", "0.1"]
-        figures: dict[str, dict[str, list[float]]] = {"sftp": {"past": [], "int": []}, "fifo": {"past": [], "int": []}}
+        figures: dict[str, dict[str, list[float]]] = {
+            "sftp": {"past": [], "int": []},
+            "fifo": {"past": [], "int": []},
+        }
         server = SshServer.start(work / "sshd", sftp_stall_after_readdirs=2)
         stop = threading.Event()
         try:
             for run in range(args.runs):
                 root = work / f"sftp-{run}"
                 root.mkdir()
-                ssh = ["--target", server.url(root), "--known-hosts", str(server.known_hosts),
-                       "--ssh-key", str(server.client_key)]
+                ssh = [
+                    "--target",
+                    server.url(root),
+                    "--known-hosts",
+                    str(server.known_hosts),
+                    "--ssh-key",
+                    str(server.client_key),
+                ]
                 past = timed_run([*common, *ssh, "--timeout", f"{args.timeout}s"], None) - args.timeout
                 figures["sftp"]["past"].append(past)
                 server.sftp_stalled_marker.unlink(missing_ok=True)
-                figures["sftp"]["int"].append(timed_run([*common, *ssh, "--timeout", "10m"], server.sftp_stalled))
+                figures["sftp"]["int"].append(
+                    timed_run([*common, *ssh, "--timeout", "10m"], server.sftp_stalled)
+                )
 
                 root = work / f"fifo-{run}"
                 root.mkdir()
@@ -128,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"oob watch --timeout {args.timeout:g}s, {args.runs} runs each (process start-up included)")
     for hang, values in figures.items():
         past, interrupted = values["past"], values["int"]
-        print(f"{hang}: exit after the deadline: median {statistics.median(past):.2f} s, max {max(past):.2f} s "
-              "(interpreter start-up and the first listing included); "
-              f"SIGINT -> exit: median {statistics.median(interrupted):.2f} s, max {max(interrupted):.2f} s (goal <= 2 s)")
+        print(
+            f"{hang}: exit after the deadline: median {statistics.median(past):.2f} s, max {max(past):.2f} s "
+            "(interpreter start-up and the first listing included); "
+            f"SIGINT -> exit: median {statistics.median(interrupted):.2f} s, max {max(interrupted):.2f} s (goal <= 2 s)"
+        )
     return 0
 
 

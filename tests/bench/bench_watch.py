@@ -55,9 +55,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
             identity = f"{name}.example.com" if layout == "suse-ssh" else address
             hosts.append(Host(name=name, address=address, dump=DumpConfig(target=sshd.url(root))))
             spec = DumpSpec(
-                layout=layout, identity=identity, hostname=name, size=int(args.size_mib * 1024 * 1024),
-                chunk=256 * 1024, rate=args.rate_mib * 1024 * 1024, boot_delay=rng.uniform(0.2, args.spread),
-                dmesg_delay=0.1, seed=index,
+                layout=layout,
+                identity=identity,
+                hostname=name,
+                size=int(args.size_mib * 1024 * 1024),
+                chunk=256 * 1024,
+                rate=args.rate_mib * 1024 * 1024,
+                boot_delay=rng.uniform(0.2, args.spread),
+                dmesg_delay=0.1,
+                seed=index,
             )
             writers.append(KdumpWriter(root, spec))
         options = WatchOptions() if args.interval is None else WatchOptions(interval=args.interval)
@@ -84,29 +90,41 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
         sshd.stop()
 
     latencies = []
-    for host, writer in zip(hosts, writers):
+    for host, writer in zip(hosts, writers, strict=True):
         if writer.completed_at is not None and host.name in completed_events:
             latencies.append(completed_events[host.name] - writer.completed_at)
     complete = sum(1 for result in results if result.ok)
-    print(f"hosts: {args.hosts} dumping {args.size_mib:g} MiB each at {args.rate_mib:g} MiB/s to one sshd on "
-          f"127.0.0.1 (layouts {', '.join(LAYOUTS)})")
-    print(f"watch settings: interval {options.interval:g} s (default {WatchOptions().interval:g} s); "
-          f"whole run {elapsed:.1f} s; complete {complete}/{args.hosts}")
+    print(
+        f"hosts: {args.hosts} dumping {args.size_mib:g} MiB each at {args.rate_mib:g} MiB/s to one sshd on "
+        f"127.0.0.1 (layouts {', '.join(LAYOUTS)})"
+    )
+    print(
+        f"watch settings: interval {options.interval:g} s (default {WatchOptions().interval:g} s); "
+        f"whole run {elapsed:.1f} s; complete {complete}/{args.hosts}"
+    )
     if latencies:
-        print(f"final rename -> dump_complete: median {statistics.median(latencies) * 1000:.0f} ms, "
-              f"p95 {percentile(latencies, 0.95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
-              f"(goal <= {GOAL_SECONDS * 1000:.0f} ms)")
+        print(
+            f"final rename -> dump_complete: median {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p95 {percentile(latencies, 0.95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
+            f"(goal <= {GOAL_SECONDS * 1000:.0f} ms)"
+        )
     print(f"SSH connections opened by the watcher: {connections}; logins recorded by sshd: {logins} (goal 1)")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--size-mib", type=float, default=2.0, help="memory image per host")
     parser.add_argument("--rate-mib", type=float, default=8.0, help="write rate per host, MiB/s")
-    parser.add_argument("--spread", type=float, default=4.0, help="hosts start dumping over this many seconds")
-    parser.add_argument("--interval", type=float, default=None, help="watch interval (default: the watcher's)")
+    parser.add_argument(
+        "--spread", type=float, default=4.0, help="hosts start dumping over this many seconds"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=None, help="watch interval (default: the watcher's)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="oob-bench-watch-") as workdir:
         return asyncio.run(run(args, Path(workdir)))

@@ -29,14 +29,23 @@ FAST = WatchOptions(interval=0.02, stall_after=0.5, timeout=8.0, progress_every=
 
 
 def fast_spec(layout: str, **kwargs: Any) -> DumpSpec:
-    values: dict[str, Any] = {"size": 96 * 1024, "chunk": 16 * 1024, "rate": 2e6, "boot_delay": 0.03, "dmesg_delay": 0.01}
+    values: dict[str, Any] = {
+        "size": 96 * 1024,
+        "chunk": 16 * 1024,
+        "rate": 2e6,
+        "boot_delay": 0.03,
+        "dmesg_delay": 0.01,
+    }
     values.update(kwargs)
     return DumpSpec(layout=layout, **values)
 
 
-def make_host(name: str, target: str, address: str | None = None, layout: str = "auto",
-              aliases: Sequence[str] = ()) -> Host:
-    return Host(name=name, address=address, aliases=tuple(aliases), dump=DumpConfig(target=target, layout=layout))
+def make_host(
+    name: str, target: str, address: str | None = None, layout: str = "auto", aliases: Sequence[str] = ()
+) -> Host:
+    return Host(
+        name=name, address=address, aliases=tuple(aliases), dump=DumpConfig(target=target, layout=layout)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -47,13 +47,15 @@ def watch(*args: str, stderr_tty: bool = False, timeout: float = 60) -> Result:
     env = dict(os.environ, COLUMNS="200")
     env.pop("OOB_INVENTORY", None)
     if not stderr_tty:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env, input="",
-                              check=False)
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env, input="", check=False
+        )
         return Result(proc.returncode, proc.stdout, proc.stderr)
     master, slave = pty.openpty()
     try:
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
-                                 text=True, cwd=REPO, env=env)
+        popen = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, text=True, cwd=REPO, env=env
+        )
         os.close(slave)
         chunks = []
         while True:
@@ -126,15 +128,30 @@ def test_stalled_failed_and_timeout_exit_5(tmp_path: Path, crash: Path) -> None:
     finished_dump(crash, "rhel-nfs", "192.0.2.11")
     finished_dump(crash, "rhel-ssh", "192.0.2.12", fault="stall")
     finished_dump(crash, "rhel-nfs", "192.0.2.13", fault="disk_full")
-    inv = inventory(tmp_path / "inv.toml", {
-        "ok": ("192.0.2.11", f"file://{crash}"),
-        "stuck": ("192.0.2.12", f"file://{crash}"),
-        "full": ("192.0.2.13", f"file://{crash}"),
-        "silent": ("192.0.2.14", f"file://{crash}"),
-    })
+    inv = inventory(
+        tmp_path / "inv.toml",
+        {
+            "ok": ("192.0.2.11", f"file://{crash}"),
+            "stuck": ("192.0.2.12", f"file://{crash}"),
+            "full": ("192.0.2.13", f"file://{crash}"),
+            "silent": ("192.0.2.14", f"file://{crash}"),
+        },
+    )
     started = time.monotonic()
-    result = watch("all", "-i", str(inv), "--since", "5m", "--json", "--interval", "0.05",
-                   "--stall-after", "0.3", "--timeout", "1.5s")
+    result = watch(
+        "all",
+        "-i",
+        str(inv),
+        "--since",
+        "5m",
+        "--json",
+        "--interval",
+        "0.05",
+        "--stall-after",
+        "0.3",
+        "--timeout",
+        "1.5s",
+    )
     assert time.monotonic() - started < 20
     assert result.code == 5, result.stderr
     assert result.events("ok")[-1] == "dump_complete"
@@ -148,19 +165,28 @@ def test_stalled_failed_and_timeout_exit_5(tmp_path: Path, crash: Path) -> None:
     assert result.events("silent") == ["timeout"]
     assert "no new dump directory" in result.last("silent")["message"]
     for line in result.lines:
-        assert line["event"] in {"dump_dir_appeared", "dump_progress", "dump_complete", "dump_stalled",
-                                 "dump_failed", "timeout"}
+        assert line["event"] in {
+            "dump_dir_appeared",
+            "dump_progress",
+            "dump_complete",
+            "dump_stalled",
+            "dump_failed",
+            "timeout",
+        }
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    ((), "--since TIME"),
-    (("--since", "5m", "--baseline", "now"), "exclude each other"),
-    (("--baseline", "later"), "only 'now'"),
-    (("--since", "tomorrow"), "neither a time"),
-    (("--baseline", "now", "--timeout", "soon"), "not a duration"),
-    (("--baseline", "now", "--target", "ftp://x/y"), "dump target 'ftp://x/y'"),
-    (("--baseline", "now", "--layout", "windows"), "unknown dump layout"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ((), "--since TIME"),
+        (("--since", "5m", "--baseline", "now"), "exclude each other"),
+        (("--baseline", "later"), "only 'now'"),
+        (("--since", "tomorrow"), "neither a time"),
+        (("--baseline", "now", "--timeout", "soon"), "not a duration"),
+        (("--baseline", "now", "--target", "ftp://x/y"), "dump target 'ftp://x/y'"),
+        (("--baseline", "now", "--layout", "windows"), "unknown dump layout"),
+    ],
+)
 def test_bad_input_exits_2(tmp_path: Path, crash: Path, args: tuple[str, ...], words: str) -> None:
     inv = inventory(tmp_path / "inv.toml", {"web01": ("192.0.2.11", f"file://{crash}")})
     result = watch("web01", "-i", str(inv), *args)
@@ -183,8 +209,20 @@ def test_unknown_host_key_then_accepted(tmp_path: Path, crash: Path, sshd: SshSe
     known = tmp_path / "known_hosts"
     known.write_text("")
     inv = inventory(tmp_path / "inv.toml", {"web01": ("192.0.2.11", sshd.url(crash))})
-    common = ["web01", "-i", str(inv), "--since", "5m", "--json", "--interval", "0.05",
-              "--known-hosts", str(known), "--ssh-key", str(sshd.client_key)]
+    common = [
+        "web01",
+        "-i",
+        str(inv),
+        "--since",
+        "5m",
+        "--json",
+        "--interval",
+        "0.05",
+        "--known-hosts",
+        str(known),
+        "--ssh-key",
+        str(sshd.client_key),
+    ]
     refused = watch(*common)
     assert refused.code == 5
     assert refused.stdout == ""
@@ -210,10 +248,23 @@ def test_console_summary_without_a_terminal(tmp_path: Path, crash: Path) -> None
 
 def test_live_progress_on_a_terminal(tmp_path: Path, crash: Path) -> None:
     finished_dump(crash, "debian", "192.0.2.11")
-    inv = inventory(tmp_path / "inv.toml", {"web01": ("192.0.2.11", f"file://{crash}"),
-                                            "web02": ("192.0.2.12", f"file://{crash}")})
-    result = watch("web01", "web02", "-i", str(inv), "--since", "5m", "--interval", "0.05", "--timeout", "1",
-                   stderr_tty=True)
+    inv = inventory(
+        tmp_path / "inv.toml",
+        {"web01": ("192.0.2.11", f"file://{crash}"), "web02": ("192.0.2.12", f"file://{crash}")},
+    )
+    result = watch(
+        "web01",
+        "web02",
+        "-i",
+        str(inv),
+        "--since",
+        "5m",
+        "--interval",
+        "0.05",
+        "--timeout",
+        "1",
+        stderr_tty=True,
+    )
     assert result.code == 5
     assert "\x1b[" in result.stderr  # rich drew on the terminal
     assert "web01" in result.stderr and "complete" in result.stderr and "timeout" in result.stderr
@@ -232,6 +283,9 @@ def test_durations_and_times() -> None:
     assert parse_since("15m", now) == (now - timedelta(minutes=15)).timestamp()
     assert parse_since("03:10", now) == now.replace(minute=10).timestamp()
     assert parse_since("2024-05-02T03:00", now) == now.replace(minute=0).timestamp()
-    assert parse_since("2024-05-02T01:00+00:00", now) == datetime.fromisoformat("2024-05-02T01:00+00:00").timestamp()
+    assert (
+        parse_since("2024-05-02T01:00+00:00", now)
+        == datetime.fromisoformat("2024-05-02T01:00+00:00").timestamp()
+    )
     with pytest.raises(UsageError, match="in the future"):
         parse_since("2024-05-03T00:00", now)

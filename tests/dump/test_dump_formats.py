@@ -14,7 +14,12 @@ from oob.dump.formats import HEAD_SIZE, TAIL_SIZE, detect_format, needs_tail
 
 
 def image(fmt: str, wrapper: str | None = None, **spec: object) -> bytes:
-    values: dict[str, object] = {"size": 64 * 1024, "chunk": 8 * 1024, "hostname": "db01", "kernel": "6.4.0-150600.23.25-default"}
+    values: dict[str, object] = {
+        "size": 64 * 1024,
+        "chunk": 8 * 1024,
+        "hostname": "db01",
+        "kernel": "6.4.0-150600.23.25-default",
+    }
     values.update(spec)
     return b"".join(image_stream(DumpSpec(**values), fmt, wrapper))  # type: ignore[arg-type]
 
@@ -54,7 +59,12 @@ def test_legacy_diskdump_and_other_word_sizes() -> None:
 def test_flattened_with_and_without_end_marker() -> None:
     data = image("flattened")
     fmt = detect_format(data[:HEAD_SIZE], data[-TAIL_SIZE:])
-    assert (fmt.kind, fmt.inner, fmt.end_marker, fmt.truncated) == ("flattened", "kdump-compressed", True, False)
+    assert (fmt.kind, fmt.inner, fmt.end_marker, fmt.truncated) == (
+        "flattened",
+        "kdump-compressed",
+        True,
+        False,
+    )
     assert needs_tail(fmt)
     cut = data[: len(data) // 2]
     truncated = detect_format(cut[:HEAD_SIZE], cut[-TAIL_SIZE:])
@@ -74,14 +84,17 @@ def test_elf_and_its_incomplete_flag() -> None:
     assert detect_format(handle.read()).marked_incomplete
 
 
-@pytest.mark.parametrize(("wrapper", "kind", "inner"), [
-    ("gz", "gzip", "kdump-compressed"),
-    ("xz", "xz", "kdump-compressed"),
-    # bzip2 and lz4 do not show their content in the first 8 KiB (bzip2 blocks are 900 KB;
-    # lz4 needs a library): the wrapper alone is reported
-    ("bz2", "bzip2", None),
-    ("lz4", "lz4", None),
-])
+@pytest.mark.parametrize(
+    ("wrapper", "kind", "inner"),
+    [
+        ("gz", "gzip", "kdump-compressed"),
+        ("xz", "xz", "kdump-compressed"),
+        # bzip2 and lz4 do not show their content in the first 8 KiB (bzip2 blocks are 900 KB;
+        # lz4 needs a library): the wrapper alone is reported
+        ("bz2", "bzip2", None),
+        ("lz4", "lz4", None),
+    ],
+)
 def test_compressed_wrappers(wrapper: str, kind: str, inner: str | None) -> None:
     data = image("kdump-compressed", wrapper)
     fmt = detect_format(data[:HEAD_SIZE])

@@ -95,7 +95,9 @@ def test_symlinked_dmesg_to_a_secret_is_never_read(tmp_path: Path, crash: Path, 
 
 
 @pytest.mark.parametrize("points_to", ["a complete vmcore elsewhere", "/dev/zero"])
-def test_symlinked_vmcore_never_counts_as_complete(tmp_path: Path, crash: Path, run_watch, points_to: str) -> None:
+def test_symlinked_vmcore_never_counts_as_complete(
+    tmp_path: Path, crash: Path, run_watch, points_to: str
+) -> None:
     writer = finished_dump(crash)
     vmcore = writer.directory / "vmcore"  # type: ignore[operator]
     if points_to == "/dev/zero":
@@ -151,15 +153,17 @@ def test_fifos_named_like_dump_files_are_not_opened(crash: Path, run_watch, endl
 
     result = run.result("web01")
     assert result.state is DumpState.TIMEOUT  # ended by its deadline
-    assert ("refused: vmcore-dmesg.txt (a FIFO, device or socket), vmcore-incomplete (a FIFO, device or socket)"
-            in result.message)
+    assert (
+        "refused: vmcore-dmesg.txt (a FIFO, device or socket), vmcore-incomplete (a FIFO, device or socket)"
+        in result.message
+    )
     assert FIFO_SECRET.decode() not in everything_said(run)
     assert len(suspicious(run)) == 2
 
 
 def test_huge_dmesg_and_endless_vmcore_are_read_only_in_part(crash: Path, run_watch) -> None:
     writer = KdumpWriter(crash, fast_spec("rhel-nfs", identity=ADDRESS), clock=ManualClock())
-    for step in writer.steps():  # up to the vmcore, then keep it growing ourselves
+    for _step in writer.steps():  # up to the vmcore, then keep it growing ourselves
         if writer.directory is not None and (writer.directory / "vmcore-incomplete").exists():
             break
     directory = writer.directory
@@ -202,8 +206,12 @@ def test_listing_is_capped_and_says_so(crash: Path, run_watch, monkeypatch: pyte
 
     run = watch_one(run_watch, crash, options=dataclasses.replace(FAST, timeout=0.5))
     problems = [e.data["problem"] for e in run.events if e.kind == "dump_target_problem"]
-    assert problems == [("more than 20 entries: only the first 20 are read each time, so a new dump "
-                        "directory may be missed (move old dumps away)")]
+    assert problems == [
+        (
+            "more than 20 entries: only the first 20 are read each time, so a new dump "
+            "directory may be missed (move old dumps away)"
+        )
+    ]
 
 
 def test_names_are_checked_but_control_characters_are_kept(crash: Path) -> None:
@@ -224,7 +232,10 @@ def test_sizes_and_times_from_a_server_are_checked() -> None:
     builder.add("evil", 10, 0.0, None)  # no mode at all: never read
     listing = builder.build()
     assert [(e.name, e.size, e.mtime, e.kind) for e in listing] == [
-        ("vmcore", 0, 0.0, "file"), ("vmcore-dmesg.txt", 0, 0.0, "file"), ("evil", 10, 0.0, "other")]
+        ("vmcore", 0, 0.0, "file"),
+        ("vmcore-dmesg.txt", 0, 0.0, "file"),
+        ("evil", 10, 0.0, "other"),
+    ]
     assert listing.bad_names == 1
     assert listing.warnings() == ["1 entry with an impossible name ('/', NUL or not UTF-8) ignored"]
 
@@ -269,8 +280,14 @@ def test_file_target_reads_only_regular_files(tmp_path: Path, crash: Path) -> No
     }
     assert SECRET not in json.dumps(found)
     kinds = {e.name: e.kind for e in asyncio.run(target.listdir()) or ()}
-    assert kinds == {"link": "symlink", "zero": "symlink", "fifo": "other", "dir": "dir", "sock": "other",
-                     "dirlink": "symlink"}
+    assert kinds == {
+        "link": "symlink",
+        "zero": "symlink",
+        "fifo": "other",
+        "dir": "dir",
+        "sock": "other",
+        "dirlink": "symlink",
+    }
 
 
 def test_reads_are_bounded_whatever_is_asked(crash: Path) -> None:
@@ -289,8 +306,10 @@ def test_a_call_that_never_answers_is_abandoned_at_its_bound() -> None:
             await bounded("list", "dumpsrv:/var/crash", lambda: asyncio.Event().wait())
         return caught.value.message
 
-    assert asyncio.run(main()) == ("dumpsrv:/var/crash: stalled: no answer to list within 0.2 s (its time limit "
-                                   "passed); the file system there may be hung (NFS?)")
+    assert asyncio.run(main()) == (
+        "dumpsrv:/var/crash: stalled: no answer to list within 0.2 s (its time limit "
+        "passed); the file system there may be hung (NFS?)"
+    )
 
 
 def test_the_deadline_bounds_a_call_below_its_own_limit() -> None:
@@ -326,8 +345,9 @@ def test_a_file_system_call_stuck_in_its_thread_is_abandoned(crash: Path) -> Non
 # -- SFTP: lstat first, and a server that stops answering ----------------------------------------
 
 
-def test_sftp_refuses_links_fifos_and_linked_directories(tmp_path: Path, sshd: SshServer,
-                                                         ssh_options: SshOptions) -> None:
+def test_sftp_refuses_links_fifos_and_linked_directories(
+    tmp_path: Path, sshd: SshServer, ssh_options: SshOptions
+) -> None:
     root = tmp_path / "dumpsrv"
     root.mkdir()
     secret = tmp_path / "secret"
@@ -363,8 +383,12 @@ def test_sftp_refuses_links_fifos_and_linked_directories(tmp_path: Path, sshd: S
     assert found["fifo"] == f"{where}/fifo: a FIFO, device or socket, not a regular file; not read"
     assert found["dirlink"] == f"{where}/dirlink: a symbolic link, not a directory; not read"
     assert found["plain"] == "fine"
-    assert json.loads(found["kinds"]) == [["dirlink", "symlink"], ["fifo", "other"], ["link", "symlink"],
-                                          ["plain", "file"]]
+    assert json.loads(found["kinds"]) == [
+        ["dirlink", "symlink"],
+        ["fifo", "other"],
+        ["link", "symlink"],
+        ["plain", "file"],
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -385,12 +409,19 @@ def test_sftp_server_that_stops_answering_mid_dump_ends_by_the_deadline(
     writer = finished_dump(root)
     host = make_host("web01", stalling_sshd.url(root), address=ADDRESS)
     # keepalives every 0.2 s: sshd answers them all along (only its SFTP server hangs)
-    options = SshOptions(known_hosts=str(stalling_sshd.known_hosts), identity_files=(str(stalling_sshd.client_key),),
-                         keepalive_interval=0.2)
+    options = SshOptions(
+        known_hosts=str(stalling_sshd.known_hosts),
+        identity_files=(str(stalling_sshd.client_key),),
+        keepalive_interval=0.2,
+    )
     # baseline: one listing; first look: one listing (the dump appears); then its own
     # listing never answers
-    run = run_watch([host], options=dataclasses.replace(SHORT, timeout=3.0, op_timeout=1.0), ssh=options,
-                    since=time.time() - 300)
+    run = run_watch(
+        [host],
+        options=dataclasses.replace(SHORT, timeout=3.0, op_timeout=1.0),
+        ssh=options,
+        since=time.time() - 300,
+    )
 
     assert stalling_sshd.sftp_stalled()
     result = run.result("web01")
@@ -398,5 +429,7 @@ def test_sftp_server_that_stops_answering_mid_dump_ends_by_the_deadline(
     where = f"{stalling_sshd.user}@127.0.0.1:{stalling_sshd.port}:{writer.directory}"
     assert f"last error: {where}: stalled: no answer to list within" in result.message
     problems = [e.data["problem"] for e in run.events if e.kind == "dump_target_problem"]
-    assert any(p.startswith(f"{where}: stalled: no answer to list within 1.0 s (its time limit passed)")
-               for p in problems)
+    assert any(
+        p.startswith(f"{where}: stalled: no answer to list within 1.0 s (its time limit passed)")
+        for p in problems
+    )

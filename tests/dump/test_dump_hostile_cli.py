@@ -42,14 +42,36 @@ def stalling_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServe
 def oob_watch(*args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, COLUMNS="200")
     env.pop("OOB_INVENTORY", None)
-    return subprocess.Popen([sys.executable, "-m", "oob", "watch", *args], cwd=REPO, env=env, text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "oob", "watch", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def ssh_args(server: SshServer, root: Path, inv: Path, timeout: str) -> list[str]:
-    return ["web01", "-i", str(inv), "--target", server.url(root), "--since", "5m", "--json",
-            "--known-hosts", str(server.known_hosts), "--ssh-key", str(server.client_key),
-            "--timeout", timeout, "--interval", "0.1"]
+    return [
+        "web01",
+        "-i",
+        str(inv),
+        "--target",
+        server.url(root),
+        "--since",
+        "5m",
+        "--json",
+        "--known-hosts",
+        str(server.known_hosts),
+        "--ssh-key",
+        str(server.client_key),
+        "--timeout",
+        timeout,
+        "--interval",
+        "0.1",
+    ]
 
 
 def lines(stdout: str) -> list[dict[str, Any]]:
@@ -139,14 +161,28 @@ def fifo_dump(root: Path, fifo: Callable[[Path], None]) -> Path:
 def test_fifo_dump_ends_by_the_deadline(web01: tuple[Path, Path], endless_fifo_writers) -> None:
     root, inv = web01
     directory = fifo_dump(root, endless_fifo_writers)
-    proc = oob_watch("web01", "-i", str(inv), "--target", f"file://{root}", "--since", "5m", "--json",
-                     "--timeout", "3s", "--interval", "0.1")
+    proc = oob_watch(
+        "web01",
+        "-i",
+        str(inv),
+        "--target",
+        f"file://{root}",
+        "--since",
+        "5m",
+        "--json",
+        "--timeout",
+        "3s",
+        "--interval",
+        "0.1",
+    )
     code, stdout, stderr = finish(proc, "its --timeout 3s")
 
     assert code == 5, stderr
     last = lines(stdout)[-1]
     assert last["event"] == "timeout" and last["directory"] == directory.name
-    assert "refused: vmcore-dmesg.txt (a FIFO, device or socket), vmcore-incomplete (a FIFO" in last["message"]
+    assert (
+        "refused: vmcore-dmesg.txt (a FIFO, device or socket), vmcore-incomplete (a FIFO" in last["message"]
+    )
     assert f"suspicious entry {directory}/vmcore-dmesg.txt: a FIFO, device or socket" in stderr
     assert FIFO_SECRET.decode() not in stdout + stderr
 
@@ -157,8 +193,20 @@ def test_ctrl_c_with_a_fifo_dump_reports_interrupted(
 ) -> None:
     root, inv = web01
     directory = fifo_dump(root, endless_fifo_writers)
-    proc = oob_watch("web01", "-i", str(inv), "--target", f"file://{root}", "--since", "5m", "--json",
-                     "--timeout", "10m", "--interval", "0.1")
+    proc = oob_watch(
+        "web01",
+        "-i",
+        str(inv),
+        "--target",
+        f"file://{root}",
+        "--since",
+        "5m",
+        "--json",
+        "--timeout",
+        "10m",
+        "--interval",
+        "0.1",
+    )
     assert proc.stdout is not None
     first = json.loads(proc.stdout.readline())  # the dump directory appeared: it is being followed
     assert first["event"] == "dump_dir_appeared"

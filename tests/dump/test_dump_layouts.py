@@ -122,8 +122,12 @@ def test_rhel_dmesg_file_and_raw_target_settles() -> None:
 
 
 SUSE_DIR = "web01-2024-05-02-03-04"
-PLACEHOLDER = "This dump is being saved. If you read this after a reboot, the crash dump is likely incomplete.\n"
-DONE = "Kernel crashdump\n----------------\nCrash time : 2024-05-02 03:04\n\nvmcore status: saved successfully\n"
+PLACEHOLDER = (
+    "This dump is being saved. If you read this after a reboot, the crash dump is likely incomplete.\n"
+)
+DONE = (
+    "Kernel crashdump\n----------------\nCrash time : 2024-05-02 03:04\n\nvmcore status: saved successfully\n"
+)
 FAILED = "Kernel crashdump\n----------------\nCrash time : 2024-05-02 03:04\n\nvmcore status: failed\n"
 
 

@@ -14,10 +14,18 @@ from oob.model import Host
 @pytest.mark.parametrize(
     ("panic", "cause", "first", "panic_line"),
     [
-        ("unknown_nmi", "unknown_nmi", "Uhhuh. NMI received for unknown reason 3d on CPU 0.",
-         "Kernel panic - not syncing: NMI: Not continuing"),
-        ("iock_nmi", "iock_nmi", "NMI: IOCK error (debug interrupt?) for reason 75 on CPU 0.",
-         "Kernel panic - not syncing: NMI IOCK error: Not continuing"),
+        (
+            "unknown_nmi",
+            "unknown_nmi",
+            "Uhhuh. NMI received for unknown reason 3d on CPU 0.",
+            "Kernel panic - not syncing: NMI: Not continuing",
+        ),
+        (
+            "iock_nmi",
+            "iock_nmi",
+            "NMI: IOCK error (debug interrupt?) for reason 75 on CPU 0.",
+            "Kernel panic - not syncing: NMI IOCK error: Not continuing",
+        ),
         ("hpwdt_nmi", "hpwdt_nmi", "Kernel panic - not syncing: An NMI occurred.", None),
         ("sysrq", "sysrq", "sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq triggered crash"),
     ],

@@ -25,7 +25,13 @@ FLEET = [
     *[(f"sles{i}", f"198.51.100.{i + 1}", (), "suse-ssh", f"sles{i}.example.com") for i in range(4)],
     *[(f"deb{i}", f"203.0.113.{i + 1}", (), "debian-ssh", f"203.0.113.{i + 1}") for i in range(3)],
     # Debian with HOSTTAG=hostname, and hosts whose dump goes out of a second interface
-    ("ubuntu-a", "203.0.113.50", ("ubuntu-a.lab.example.net",), "debian-compressed", "ubuntu-a.lab.example.net"),
+    (
+        "ubuntu-a",
+        "203.0.113.50",
+        ("ubuntu-a.lab.example.net",),
+        "debian-compressed",
+        "ubuntu-a.lab.example.net",
+    ),
     ("ubuntu-b", "203.0.113.51", (), "debian", "UBUNTU-B"),
     ("oldsuse", "192.0.2.90", ("198.51.100.90",), "suse-old-ssh", "198.51.100.90"),
     ("rhel-2nic", "192.0.2.91", ("198.51.100.91",), "rhel-ssh", "198.51.100.91"),
@@ -36,9 +42,12 @@ def populate_old(root: Path) -> set[str]:
     """What the server held before: old dumps of some of these hosts, of other hosts, and
     Debian's bookkeeping files."""
     old = set()
-    for _, _, _, layout, identity in FLEET[::3] + [("x", "", (), "rhel-ssh", "192.0.2.200")]:
-        writer = KdumpWriter(root, fast_spec(layout, identity=identity, crash_time=datetime(2023, 6, 1, 2, 3, 4)),
-                             clock=ManualClock())
+    for _, _, _, layout, identity in [*FLEET[::3], ("x", "", (), "rhel-ssh", "192.0.2.200")]:
+        writer = KdumpWriter(
+            root,
+            fast_spec(layout, identity=identity, crash_time=datetime(2023, 6, 1, 2, 3, 4)),
+            clock=ManualClock(),
+        )
         list(writer.steps())
         old.add(writer.directory.name)
     (root / "kexec_cmd").write_text("")
@@ -47,8 +56,9 @@ def populate_old(root: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("kind", ["ssh", "file"])
-def test_twenty_hosts_on_one_server(kind: str, tmp_path: Path, sshd: SshServer, ssh_options: SshOptions,
-                                    run_watch) -> None:
+def test_twenty_hosts_on_one_server(
+    kind: str, tmp_path: Path, sshd: SshServer, ssh_options: SshOptions, run_watch
+) -> None:
     assert len(FLEET) == 20
     root = tmp_path / "var-crash"
     root.mkdir()

@@ -55,7 +55,9 @@ def test_new_host_key_accepted_when_asked_and_recorded(tmp_path: Path, sshd: Ssh
     known = tmp_path / "ssh" / "known_hosts"
     (tmp_path / "crash").mkdir()
     (tmp_path / "crash" / "kexec_cmd").write_text("")
-    options = SshOptions(known_hosts=str(known), accept_new_host_key=True, identity_files=(str(sshd.client_key),))
+    options = SshOptions(
+        known_hosts=str(known), accept_new_host_key=True, identity_files=(str(sshd.client_key),)
+    )
     names, opened = asyncio.run(list_root(sshd.url(tmp_path / "crash"), options))
     assert names == ["kexec_cmd"] and opened == 1  # the connection that learnt the key is used
     assert known.read_text() == f"{sshd.host_pattern} {sshd.host_key}\n"
@@ -68,7 +70,9 @@ def test_changed_host_key_is_refused_even_when_accepting_new(tmp_path: Path, ssh
     other = generate_keypair(tmp_path / "other_key", "impostor").rsplit(" ", 1)[0]
     known = tmp_path / "known_hosts"
     known.write_text(f"{sshd.host_pattern} {other}\n")
-    options = SshOptions(known_hosts=str(known), accept_new_host_key=True, identity_files=(str(sshd.client_key),))
+    options = SshOptions(
+        known_hosts=str(known), accept_new_host_key=True, identity_files=(str(sshd.client_key),)
+    )
     with pytest.raises(HostKeyError, match="host key has CHANGED") as caught:
         asyncio.run(list_root(sshd.url(tmp_path), options))
     assert "\n" not in str(caught.value)
@@ -82,7 +86,9 @@ def test_login_refused_without_the_right_key(tmp_path: Path, sshd: SshServer) ->
         asyncio.run(list_root(sshd.url(tmp_path), options))
 
 
-def test_connection_refused_and_missing_path(tmp_path: Path, sshd: SshServer, ssh_options: SshOptions) -> None:
+def test_connection_refused_and_missing_path(
+    tmp_path: Path, sshd: SshServer, ssh_options: SshOptions
+) -> None:
     with pytest.raises(DumpTargetError, match="no such directory"):
         asyncio.run(list_root(sshd.url(tmp_path / "missing"), ssh_options))
     closed = SshServer.start(tmp_path / "closed")
@@ -96,17 +102,27 @@ def test_target_urls() -> None:
     spec = parse_target("ssh://kdump@[fd00::5]:2222/srv/crash/")
     assert (spec.user, spec.server, spec.port, spec.path) == ("kdump", "fd00::5", 2222, "/srv/crash")
     assert spec.location("dir") == "kdump@[fd00::5]:2222:/srv/crash/dir"
-    assert parse_target("ssh://root@dumpsrv/var/crash").key == parse_target("ssh://root@DUMPSRV:22/var/crash/").key
+    assert (
+        parse_target("ssh://root@dumpsrv/var/crash").key
+        == parse_target("ssh://root@DUMPSRV:22/var/crash/").key
+    )
     assert parse_target("file:///mnt/crash").path == "/mnt/crash"
     assert parse_target("/mnt/crash").scheme == "file"
-    for bad in ("ssh://dumpsrv/var/crash", "ssh://root:pw@dumpsrv/x", "ftp://x/y", "file://other/x",
-                "ssh://root@dumpsrv:99999/x", "ssh://root@dumpsrv/x?y=1"):
+    for bad in (
+        "ssh://dumpsrv/var/crash",
+        "ssh://root:pw@dumpsrv/x",
+        "ftp://x/y",
+        "file://other/x",
+        "ssh://root@dumpsrv:99999/x",
+        "ssh://root@dumpsrv/x?y=1",
+    ):
         with pytest.raises(UsageError):
             parse_target(bad)
 
 
-def test_many_targets_on_one_server_share_one_connection(tmp_path: Path, sshd: SshServer,
-                                                         ssh_options: SshOptions) -> None:
+def test_many_targets_on_one_server_share_one_connection(
+    tmp_path: Path, sshd: SshServer, ssh_options: SshOptions
+) -> None:
     roots = []
     for index in range(5):
         root = tmp_path / f"crash{index}"
@@ -124,13 +140,16 @@ def test_many_targets_on_one_server_share_one_connection(tmp_path: Path, sshd: S
     assert sshd.accepted_logins() - before == 1
 
 
-def test_panic_lines_read_remotely_without_copying_the_vmcore(tmp_path: Path, sshd: SshServer,
-                                                               ssh_options: SshOptions, run_watch) -> None:
+def test_panic_lines_read_remotely_without_copying_the_vmcore(
+    tmp_path: Path, sshd: SshServer, ssh_options: SshOptions, run_watch
+) -> None:
     root = tmp_path / "crash"
     root.mkdir()
     size = 2 * 1024 * 1024  # far more than the watcher may read
     writers = [
-        KdumpWriter(root, fast_spec("rhel-ssh", identity="192.0.2.1", size=size, chunk=256 * 1024, rate=50e6)),
+        KdumpWriter(
+            root, fast_spec("rhel-ssh", identity="192.0.2.1", size=size, chunk=256 * 1024, rate=50e6)
+        ),
         KdumpWriter(root, fast_spec("suse-ssh", identity="sles", size=size, chunk=256 * 1024, rate=50e6)),
     ]
     hosts = [make_host("rhel", sshd.url(root), address="192.0.2.1"), make_host("sles", sshd.url(root))]
@@ -191,8 +210,9 @@ def test_a_dropped_connection_is_reopened(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_blocking_watcher_keeps_one_connection_from_baseline_to_watch(tmp_path: Path, sshd: SshServer,
-                                                                      ssh_options: SshOptions) -> None:
+def test_blocking_watcher_keeps_one_connection_from_baseline_to_watch(
+    tmp_path: Path, sshd: SshServer, ssh_options: SshOptions
+) -> None:
     from oob.dump.watcher import BlockingDumpWatcher
 
     root = tmp_path / "crash"

@@ -47,7 +47,7 @@ def test_layout_completes_on_file_and_ssh_targets(
     ]
     run = run_watch(hosts, writers, ssh=ssh_options)
     expected_kind = "gzip" if layout == "debian-compressed" else FORMAT[LAYOUTS[layout].vmcore_format]
-    for host, writer, root in zip(("local01", "remote02"), writers, (file_root, ssh_root)):
+    for host, writer in zip(("local01", "remote02"), writers, strict=True):
         result = run.result(host)
         assert result.state is DumpState.COMPLETE, (layout, result.message, run.kinds(host))
         assert writer.directory is not None and writer.final_path is not None
@@ -70,8 +70,10 @@ def test_layout_completes_on_file_and_ssh_targets(
     assert sshd.url(ssh_root).startswith("ssh://")
 
 
-@pytest.mark.parametrize(("layout", "family"), [("rhel-ssh", "rhel"), ("suse", "suse"), ("suse-old", "suse"),
-                                                ("debian-compressed", "debian")])
+@pytest.mark.parametrize(
+    ("layout", "family"),
+    [("rhel-ssh", "rhel"), ("suse", "suse"), ("suse-old", "suse"), ("debian-compressed", "debian")],
+)
 def test_explicit_layout_also_works(tmp_path: Path, run_watch, layout: str, family: str) -> None:
     host = make_host("web01", f"file://{tmp_path}", address="192.0.2.11", layout=family)
     run = run_watch([host], [KdumpWriter(tmp_path, fast_spec(layout, identity="192.0.2.11"))])
@@ -84,8 +86,11 @@ def test_a_layout_that_does_not_fit_is_not_taken(tmp_path: Path, run_watch) -> N
     from .conftest import FAST
 
     host = make_host("web01", f"file://{tmp_path}", address="192.0.2.11", layout="debian")
-    run = run_watch([host], [KdumpWriter(tmp_path, fast_spec("rhel-nfs", identity="192.0.2.11"))],
-                    options=replace(FAST, timeout=0.6))
+    run = run_watch(
+        [host],
+        [KdumpWriter(tmp_path, fast_spec("rhel-nfs", identity="192.0.2.11"))],
+        options=replace(FAST, timeout=0.6),
+    )
     result = run.result("web01")
     assert result.state is DumpState.TIMEOUT
     assert "no new dump directory" in result.message

@@ -134,12 +134,15 @@ async def test_stall_is_reported_and_may_resume(scene: Scene) -> None:
     assert "still incomplete" in timeout.message
 
 
-@pytest.mark.parametrize(("layout", "words"), [
-    ("rhel-local", "gave up: vmcore-incomplete carries its incomplete flag"),
-    ("suse", "gave up: vmcore carries its incomplete flag"),
-    ("debian", "gave up: dump-incomplete carries its incomplete flag"),
-    ("debian-vmcore", "gave up: vmcore-incomplete carries its incomplete flag"),
-])
+@pytest.mark.parametrize(
+    ("layout", "words"),
+    [
+        ("rhel-local", "gave up: vmcore-incomplete carries its incomplete flag"),
+        ("suse", "gave up: vmcore carries its incomplete flag"),
+        ("debian", "gave up: dump-incomplete carries its incomplete flag"),
+        ("debian-vmcore", "gave up: vmcore-incomplete carries its incomplete flag"),
+    ],
+)
 def test_disk_full_is_a_failure(tmp_path: Path, layout: str, words: str) -> None:
     scene = Scene(tmp_path)
 
@@ -235,7 +238,11 @@ async def test_old_dumps_are_never_reported(scene: Scene) -> None:
     # a finished old dump; one whose host clock ran ahead (name in the future); one stalled
     # half-way (it will even grow later); Debian's bookkeeping files
     future = datetime.now() + timedelta(days=300)
-    for crash_time, fault in ((datetime(2023, 3, 4, 5, 6, 7), None), (future, None), (datetime(2024, 1, 1), "stall")):
+    for crash_time, fault in (
+        (datetime(2023, 3, 4, 5, 6, 7), None),
+        (future, None),
+        (datetime(2024, 1, 1), "stall"),
+    ):
         list(scene.writer("rhel-nfs", crash_time=crash_time, fault=fault).steps())
     (root / "kexec_cmd").write_text("kexec -p /boot/vmlinuz\n")
     (root / "kdump_lock").write_text("")
@@ -276,8 +283,10 @@ def test_since_counts_directories_changed_after_it(tmp_path: Path) -> None:
 
 
 def test_unattributed_and_foreign_dumps_on_a_shared_target(tmp_path: Path) -> None:
-    hosts = [make_host("web01", f"file://{tmp_path}", address="192.0.2.11"),
-             make_host("web02", f"file://{tmp_path}", address="192.0.2.12", layout="debian")]
+    hosts = [
+        make_host("web01", f"file://{tmp_path}", address="192.0.2.11"),
+        make_host("web02", f"file://{tmp_path}", address="192.0.2.12", layout="debian"),
+    ]
     scene = Scene(tmp_path, hosts)
 
     async def run() -> None:
@@ -291,7 +300,8 @@ def test_unattributed_and_foreign_dumps_on_a_shared_target(tmp_path: Path) -> No
         assert {w.data["problem"] for w in warnings} == {"unknown", "local-form"}
         assert all(w.level == "warning" for w in warnings)
         assert "192.0.2.99, which is no watched host's address" in next(
-            w.message for w in warnings if w.data["problem"] == "unknown")
+            w.message for w in warnings if w.data["problem"] == "unknown"
+        )
         assert scene.watcher.state_of("web01") is DumpState.COMPLETE
         assert scene.watcher.state_of("web02") is DumpState.WAITING
         await scene.poll()

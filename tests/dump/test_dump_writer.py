@@ -18,7 +18,12 @@ CRASH = datetime(2024, 5, 2, 3, 4, 5)
 
 
 def spec(layout: str, **kwargs: object) -> DumpSpec:
-    values: dict[str, object] = {"size": 40 * 1024, "chunk": 16 * 1024, "crash_time": CRASH, "hostname": "web01"}
+    values: dict[str, object] = {
+        "size": 40 * 1024,
+        "chunk": 16 * 1024,
+        "crash_time": CRASH,
+        "hostname": "web01",
+    }
     values.update(kwargs)
     return DumpSpec(layout=layout, **values)  # type: ignore[arg-type]
 
@@ -43,36 +48,100 @@ def compress(history: list[list[str]]) -> list[list[str]]:
 @pytest.mark.parametrize(
     ("layout", "identity", "directory", "sequence"),
     [
-        ("rhel-local", None, "127.0.0.1-2024-05-02-03:04:05", [
-            [], ["vmcore-dmesg-incomplete.txt"], ["vmcore-dmesg.txt"], ["vmcore-dmesg.txt", "vmcore-incomplete"],
-            ["vmcore", "vmcore-dmesg.txt"], ["kexec-dmesg.log", "vmcore", "vmcore-dmesg.txt"]]),
-        ("rhel-ssh", "fd00::11", "fd00::11-2024-05-02-03:04:05", [
-            [], ["vmcore-dmesg-incomplete.txt"], ["vmcore-dmesg.txt"], ["vmcore-dmesg.txt", "vmcore-incomplete"],
-            ["vmcore-dmesg.txt", "vmcore.flat"], ["kexec-dmesg.log", "vmcore-dmesg.txt", "vmcore.flat"]]),
+        (
+            "rhel-local",
+            None,
+            "127.0.0.1-2024-05-02-03:04:05",
+            [
+                [],
+                ["vmcore-dmesg-incomplete.txt"],
+                ["vmcore-dmesg.txt"],
+                ["vmcore-dmesg.txt", "vmcore-incomplete"],
+                ["vmcore", "vmcore-dmesg.txt"],
+                ["kexec-dmesg.log", "vmcore", "vmcore-dmesg.txt"],
+            ],
+        ),
+        (
+            "rhel-ssh",
+            "fd00::11",
+            "fd00::11-2024-05-02-03:04:05",
+            [
+                [],
+                ["vmcore-dmesg-incomplete.txt"],
+                ["vmcore-dmesg.txt"],
+                ["vmcore-dmesg.txt", "vmcore-incomplete"],
+                ["vmcore-dmesg.txt", "vmcore.flat"],
+                ["kexec-dmesg.log", "vmcore-dmesg.txt", "vmcore.flat"],
+            ],
+        ),
         ("rhel-old", None, "127.0.0.1-2024.05.02-03:04:05", None),
         ("rhel-raw", None, "2024-05-02-03:04", [[], ["vmcore"]]),
         ("rhel-test", None, "kdump-test-20240502030405", None),
-        ("suse", None, "2024-05-02-03-04", [
-            [], ["README.txt"], ["README.txt", "dmesg"], ["README.txt", "dmesg", "vmcore"]]),
+        (
+            "suse",
+            None,
+            "2024-05-02-03-04",
+            [[], ["README.txt"], ["README.txt", "dmesg"], ["README.txt", "dmesg", "vmcore"]],
+        ),
         ("suse-ssh", "web01.example.com", "web01.example.com-2024-05-02-03-04", None),
-        ("suse-old", None, "2024-05-02-03:04", [
-            [], ["dmesg.txt"], ["dmesg.txt", "vmcore"], ["README.txt", "dmesg.txt", "vmcore"]]),
-        ("suse-old-ssh", "192.0.2.11", "192.0.2.11-2024-05-02-03:04", [
-            [], ["dmesg.txt-incomplete"], ["dmesg.txt"], ["dmesg.txt", "vmcore-incomplete"],
-            ["dmesg.txt", "vmcore"], ["README.txt-incomplete", "dmesg.txt", "vmcore"],
-            ["README.txt", "dmesg.txt", "vmcore"]]),
-        ("debian", None, "202405020304", [
-            [], ["dmesg.202405020304"], ["dmesg.202405020304", "dump-incomplete"],
-            ["dmesg.202405020304", "dump.202405020304"]]),
-        ("debian-compressed", "db01", "db01-202405020304", [
-            [], ["dmesg.202405020304"], ["dmesg.202405020304", "dump-incomplete.gz"],
-            ["dmesg.202405020304", "dump.202405020304.gz"]]),
-        ("debian-vmcore", None, "202405020304", [
-            [], ["dmesg.202405020304"], ["dmesg.202405020304", "vmcore-incomplete"],
-            ["dmesg.202405020304", "vmcore.202405020304"]]),
+        (
+            "suse-old",
+            None,
+            "2024-05-02-03:04",
+            [[], ["dmesg.txt"], ["dmesg.txt", "vmcore"], ["README.txt", "dmesg.txt", "vmcore"]],
+        ),
+        (
+            "suse-old-ssh",
+            "192.0.2.11",
+            "192.0.2.11-2024-05-02-03:04",
+            [
+                [],
+                ["dmesg.txt-incomplete"],
+                ["dmesg.txt"],
+                ["dmesg.txt", "vmcore-incomplete"],
+                ["dmesg.txt", "vmcore"],
+                ["README.txt-incomplete", "dmesg.txt", "vmcore"],
+                ["README.txt", "dmesg.txt", "vmcore"],
+            ],
+        ),
+        (
+            "debian",
+            None,
+            "202405020304",
+            [
+                [],
+                ["dmesg.202405020304"],
+                ["dmesg.202405020304", "dump-incomplete"],
+                ["dmesg.202405020304", "dump.202405020304"],
+            ],
+        ),
+        (
+            "debian-compressed",
+            "db01",
+            "db01-202405020304",
+            [
+                [],
+                ["dmesg.202405020304"],
+                ["dmesg.202405020304", "dump-incomplete.gz"],
+                ["dmesg.202405020304", "dump.202405020304.gz"],
+            ],
+        ),
+        (
+            "debian-vmcore",
+            None,
+            "202405020304",
+            [
+                [],
+                ["dmesg.202405020304"],
+                ["dmesg.202405020304", "vmcore-incomplete"],
+                ["dmesg.202405020304", "vmcore.202405020304"],
+            ],
+        ),
     ],
 )
-def test_files_appear_in_the_distributions_order(tmp_path: Path, layout, identity, directory, sequence) -> None:
+def test_files_appear_in_the_distributions_order(
+    tmp_path: Path, layout, identity, directory, sequence
+) -> None:
     writer = KdumpWriter(tmp_path, spec(layout, identity=identity), clock=ManualClock())
     history = compress(names_after_each_step(writer))
     assert writer.directory is not None and writer.directory.name == directory
@@ -106,8 +175,12 @@ def test_every_layout_writes_a_real_header_and_the_nmi_panic(tmp_path: Path) -> 
 
 def test_time_only_passes_on_the_clock(tmp_path: Path) -> None:
     clock = ManualClock()
-    writer = KdumpWriter(tmp_path, spec("rhel-local", boot_delay=20, size=64 * 1024, chunk=16 * 1024, rate=16 * 1024),
-                         clock=clock, scale=0.5)
+    writer = KdumpWriter(
+        tmp_path,
+        spec("rhel-local", boot_delay=20, size=64 * 1024, chunk=16 * 1024, rate=16 * 1024),
+        clock=clock,
+        scale=0.5,
+    )
     started = time.monotonic()
     writer.run()  # ManualClock.sleep advances instantly
     assert time.monotonic() - started < 2
@@ -117,7 +190,9 @@ def test_time_only_passes_on_the_clock(tmp_path: Path) -> None:
 
 
 def test_stall_stops_part_way(tmp_path: Path) -> None:
-    writer = KdumpWriter(tmp_path, spec("rhel-ssh", fault="stall", size=64 * 1024, fault_at=0.5), clock=ManualClock())
+    writer = KdumpWriter(
+        tmp_path, spec("rhel-ssh", fault="stall", size=64 * 1024, fault_at=0.5), clock=ManualClock()
+    )
     steps = list(writer.steps())
     assert steps[-1].action == "stall"
     assert writer.state == "stalled" and writer.final_path is None
@@ -125,13 +200,20 @@ def test_stall_stops_part_way(tmp_path: Path) -> None:
     assert writer.step() is None  # nothing more, ever
 
 
-@pytest.mark.parametrize(("layout", "files", "marked"), [
-    ("rhel-local", ["kexec-dmesg.log", "vmcore-dmesg.txt", "vmcore-incomplete"], True),
-    ("rhel-ssh", ["kexec-dmesg.log", "vmcore-dmesg.txt", "vmcore-incomplete"], False),  # a stream: no rewrite
-    ("suse", ["README.txt", "dmesg", "vmcore"], True),
-    ("debian", ["dmesg.202405020304", "dump-incomplete"], True),
-    ("debian-vmcore", ["dmesg.202405020304", "vmcore-incomplete"], True),
-])
+@pytest.mark.parametrize(
+    ("layout", "files", "marked"),
+    [
+        ("rhel-local", ["kexec-dmesg.log", "vmcore-dmesg.txt", "vmcore-incomplete"], True),
+        (
+            "rhel-ssh",
+            ["kexec-dmesg.log", "vmcore-dmesg.txt", "vmcore-incomplete"],
+            False,
+        ),  # a stream: no rewrite
+        ("suse", ["README.txt", "dmesg", "vmcore"], True),
+        ("debian", ["dmesg.202405020304", "dump-incomplete"], True),
+        ("debian-vmcore", ["dmesg.202405020304", "vmcore-incomplete"], True),
+    ],
+)
 def test_disk_full_leaves_a_partial_file(tmp_path: Path, layout: str, files: list[str], marked: bool) -> None:
     writer = KdumpWriter(tmp_path, spec(layout, fault="disk_full", size=64 * 1024), clock=ManualClock())
     list(writer.steps())

@@ -60,8 +60,12 @@ def hostile_ca(tmp_path_factory: pytest.TempPathFactory) -> HostileCA:
 def hostile_bmc(hostile_ca: HostileCA) -> Iterator[Callable[..., HostileServer]]:
     started: list[HostileServer] = []
 
-    def start(behaviour: Behaviour | None = None, *, address: str = "127.0.0.1", tls: bool = True) -> HostileServer:
-        server = HostileServer(behaviour or Behaviour(), address=address, contexts=hostile_ca.contexts, tls=tls)
+    def start(
+        behaviour: Behaviour | None = None, *, address: str = "127.0.0.1", tls: bool = True
+    ) -> HostileServer:
+        server = HostileServer(
+            behaviour or Behaviour(), address=address, contexts=hostile_ca.contexts, tls=tls
+        )
         started.append(server)
         return server
 
@@ -71,7 +75,11 @@ def hostile_bmc(hostile_ca: HostileCA) -> Iterator[Callable[..., HostileServer]]
 
 
 def _welcoming() -> Behaviour:
-    return Behaviour(answer_all=Answer(200, body={"@odata.id": "/redfish/v1/", "Links": {}}, headers={"X-Auth-Token": "bystander"}))
+    return Behaviour(
+        answer_all=Answer(
+            200, body={"@odata.id": "/redfish/v1/", "Links": {}}, headers={"X-Auth-Token": "bystander"}
+        )
+    )
 
 
 @pytest.fixture
@@ -86,7 +94,9 @@ def plain_bystander(hostile_bmc: Callable[..., HostileServer]) -> HostileServer:
 
 @pytest.fixture
 def hostile_host(hostile_ca: HostileCA) -> Callable[..., Host]:
-    def make(server: HostileServer, *, timeout: float = 2.0, fingerprint: str | None = None, name: str = "victim") -> Host:
+    def make(
+        server: HostileServer, *, timeout: float = 2.0, fingerprint: str | None = None, name: str = "victim"
+    ) -> Host:
         bmc = BmcConfig(
             kind="redfish",
             address=server.url,

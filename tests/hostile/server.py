@@ -184,7 +184,9 @@ class HostileServer:
     def count(self, method: str | None = None, path: str | None = None) -> int:
         with self._lock:
             return sum(
-                1 for r in self.requests if (method is None or r.method == method) and (path is None or r.path == path)
+                1
+                for r in self.requests
+                if (method is None or r.method == method) and (path is None or r.path == path)
             )
 
     def received(self) -> bytes:
@@ -322,7 +324,9 @@ class HostileServer:
             with self._lock:
                 self.sessions_open += 1
             headers = {"X-Auth-Token": TOKEN}
-            return Answer(201, body={"@odata.id": SESSION_1, "Id": "1"}, headers=headers, location=b.session_location)
+            return Answer(
+                201, body={"@odata.id": SESSION_1, "Id": "1"}, headers=headers, location=b.session_location
+            )
         if request.method == "DELETE" and request.path == SESSION_1:
             with self._lock:
                 self.sessions_open -= 1
@@ -331,7 +335,13 @@ class HostileServer:
         if not authorised:
             return Answer(401, body={"error": {"message": "no valid session"}})
         if request.method == "GET" and request.path == SYSTEMS:
-            return Answer(body={"@odata.id": SYSTEMS, "Members": [{"@odata.id": b.system_member}], "Members@odata.count": 1})
+            return Answer(
+                body={
+                    "@odata.id": SYSTEMS,
+                    "Members": [{"@odata.id": b.system_member}],
+                    "Members@odata.count": 1,
+                }
+            )
         if request.method == "GET" and request.path == SYSTEM:
             return Answer(body=default_system(b.reset_target))
         if request.method == "POST" and request.path == RESET:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from oob.drivers.redfish.bodies import MAX_DEPTH, BodyError, json_depth_exceeds, parse_json
-from oob.errors import BmcProtocolError, BmcRefused, ActionUnsupported, OutcomeUnknown
+from oob.errors import ActionUnsupported, BmcProtocolError, BmcRefused, OutcomeUnknown
 from tests.hostile.server import (
     RESET,
     ROOT,
@@ -104,14 +104,26 @@ def _system_with(**changes: Any) -> dict[str, Any]:
         (SYSTEMS, {"Members": [{"@odata.id": 5}]}, "Members"),
         (SYSTEM, [], "system resource"),
         (SYSTEM, _system_with(Actions=["#ComputerSystem.Reset"]), "Actions"),
-        (SYSTEM, _system_with(reset="/redfish/v1/Systems/1/Actions/ComputerSystem.Reset"), "ComputerSystem.Reset"),
+        (
+            SYSTEM,
+            _system_with(reset="/redfish/v1/Systems/1/Actions/ComputerSystem.Reset"),
+            "ComputerSystem.Reset",
+        ),
         (SYSTEM, _system_with(reset={"target": ["/x"]}), "target"),
         (SYSTEM, _system_with(reset={"target": None}), "target"),
-        (SYSTEM, _system_with(reset={"target": RESET, "ResetType@Redfish.AllowableValues": "Nmi"}), "AllowableValues"),
+        (
+            SYSTEM,
+            _system_with(reset={"target": RESET, "ResetType@Redfish.AllowableValues": "Nmi"}),
+            "AllowableValues",
+        ),
     ],
 )
 def test_wrong_shapes_are_a_protocol_error_naming_the_field_and_no_nmi_is_sent(
-    path: str, body: Any, field: str, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
+    path: str,
+    body: Any,
+    field: str,
+    hostile_bmc: Callable[..., HostileServer],
+    hostile_driver: Callable[..., Any],
 ) -> None:
     bmc = hostile_bmc(Behaviour(answers={("GET", path): Answer(body=body)}))
     with pytest.raises(BmcProtocolError) as caught, hostile_driver(bmc) as driver:
@@ -121,7 +133,9 @@ def test_wrong_shapes_are_a_protocol_error_naming_the_field_and_no_nmi_is_sent(
     assert bmc.sessions_open == 0
 
 
-@pytest.mark.parametrize("body", [[], "Redfish", 42, None, DEEP, b"<html>"], ids=["list", "str", "int", "empty", "deep", "html"])
+@pytest.mark.parametrize(
+    "body", [[], "Redfish", 42, None, DEEP, b"<html>"], ids=["list", "str", "int", "empty", "deep", "html"]
+)
 def test_service_root_that_is_not_an_object_never_falls_back_to_basic(
     body: Any, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
 ) -> None:
@@ -135,7 +149,9 @@ def test_service_root_that_is_not_an_object_never_falls_back_to_basic(
 
 
 @pytest.mark.parametrize(
-    "links", [[], {"Sessions": "/redfish/v1/SessionService/Sessions"}, {"Sessions": {"id": 1}}], ids=["list", "str", "no-id"]
+    "links",
+    [[], {"Sessions": "/redfish/v1/SessionService/Sessions"}, {"Sessions": {"id": 1}}],
+    ids=["list", "str", "no-id"],
 )
 def test_service_root_links_of_the_wrong_shape_are_refused(
     links: Any, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
@@ -163,12 +179,20 @@ def test_login_without_a_usable_token_is_refused(
 def test_task_location_off_origin_is_dropped_with_a_warning(
     hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
 ) -> None:
-    bmc = hostile_bmc(Behaviour(answers={("POST", RESET): Answer(202, location="https://127.0.0.2:9/redfish/v1/TaskService/Tasks/1")}))
+    bmc = hostile_bmc(
+        Behaviour(
+            answers={
+                ("POST", RESET): Answer(202, location="https://127.0.0.2:9/redfish/v1/TaskService/Tasks/1")
+            }
+        )
+    )
     with hostile_driver(bmc) as driver:
         result = driver.send_nmi()
         assert result.status == 202 and result.task is None
         assert any("task Location" in w for w in driver.warnings)
-    bmc2 = hostile_bmc(Behaviour(answers={("POST", RESET): Answer(202, location="/redfish/v1/TaskService/Tasks/7")}))
+    bmc2 = hostile_bmc(
+        Behaviour(answers={("POST", RESET): Answer(202, location="/redfish/v1/TaskService/Tasks/7")})
+    )
     with hostile_driver(bmc2) as driver:
         assert driver.send_nmi().task == "/redfish/v1/TaskService/Tasks/7"
 

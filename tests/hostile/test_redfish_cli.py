@@ -34,11 +34,40 @@ def _inventory(path: Path, server: HostileServer, ca_file: Path, timeout: float 
 @pytest.mark.parametrize(
     ("name", "behaviour", "code", "error"),
     [
-        ("off-origin target", lambda by: Behaviour(reset_target=f"https://127.0.0.2:{by.port}{RESET}"), 4, "bmc_protocol"),
-        ("off-origin login", lambda by: Behaviour(sessions_uri=f"@127.0.0.2:{by.port}{SESSIONS}"), 4, "bmc_protocol"),
-        ("307 on the NMI", lambda by: Behaviour(answers={("POST", RESET): Answer(307, location=f"https://127.0.0.2:{by.port}{RESET}")}), 6, "outcome_unknown"),
-        ("garbage after the NMI", lambda by: Behaviour(answers={("POST", RESET): Answer(abort="garbage")}), 6, "outcome_unknown"),
-        ("deep NMI reply", lambda by: Behaviour(answers={("POST", RESET): Answer(200, body=b"[" * 100_000 + b"]" * 100_000)}), 0, None),
+        (
+            "off-origin target",
+            lambda by: Behaviour(reset_target=f"https://127.0.0.2:{by.port}{RESET}"),
+            4,
+            "bmc_protocol",
+        ),
+        (
+            "off-origin login",
+            lambda by: Behaviour(sessions_uri=f"@127.0.0.2:{by.port}{SESSIONS}"),
+            4,
+            "bmc_protocol",
+        ),
+        (
+            "307 on the NMI",
+            lambda by: Behaviour(
+                answers={("POST", RESET): Answer(307, location=f"https://127.0.0.2:{by.port}{RESET}")}
+            ),
+            6,
+            "outcome_unknown",
+        ),
+        (
+            "garbage after the NMI",
+            lambda by: Behaviour(answers={("POST", RESET): Answer(abort="garbage")}),
+            6,
+            "outcome_unknown",
+        ),
+        (
+            "deep NMI reply",
+            lambda by: Behaviour(
+                answers={("POST", RESET): Answer(200, body=b"[" * 100_000 + b"]" * 100_000)}
+            ),
+            0,
+            None,
+        ),
     ],
 )
 def test_cli_nmi_against_a_hostile_bmc(
@@ -55,8 +84,17 @@ def test_cli_nmi_against_a_hostile_bmc(
 ) -> None:
     bmc = hostile_bmc(behaviour(bystander))
     inventory = _inventory(tmp_path / "inv.toml", bmc, hostile_ca.ca_file)
-    result = oob("nmi", "victim", "-i", str(inventory), "--yes", "--json", "--via", "redfish",
-                 env={"OOB_HOSTILE_PASSWORD": PASSWORD})
+    result = oob(
+        "nmi",
+        "victim",
+        "-i",
+        str(inventory),
+        "--yes",
+        "--json",
+        "--via",
+        "redfish",
+        env={"OOB_HOSTILE_PASSWORD": PASSWORD},
+    )
     assert result.code == code, (name, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     assert PASSWORD not in result.stdout + result.stderr
@@ -90,8 +128,16 @@ def test_power_reset_whose_reply_breaks_is_never_repeated_over_ipmi(
         inventory = _inventory(tmp_path / "inv.toml", bmc, hostile_ca.ca_file)
         with inventory.open("a") as handle:
             handle.write(f'bmc.methods = ["redfish", "ipmi"]\nbmc.ipmi_port = {ipmi.getsockname()[1]}\n')
-        result = oob("power", "victim", "reset", "-i", str(inventory), "--yes", "--json",
-                     env={"OOB_HOSTILE_PASSWORD": PASSWORD})
+        result = oob(
+            "power",
+            "victim",
+            "reset",
+            "-i",
+            str(inventory),
+            "--yes",
+            "--json",
+            env={"OOB_HOSTILE_PASSWORD": PASSWORD},
+        )
         try:
             datagram = ipmi.recv(4096)
         except BlockingIOError:

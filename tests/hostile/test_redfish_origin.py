@@ -34,7 +34,10 @@ def _nothing_reached(bystander: HostileServer) -> None:
 
 @pytest.mark.parametrize("index", range(8))
 def test_links_sessions_off_origin_never_gets_the_password(
-    index: int, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any], bystander: HostileServer
+    index: int,
+    hostile_bmc: Callable[..., HostileServer],
+    hostile_driver: Callable[..., Any],
+    bystander: HostileServer,
 ) -> None:
     uri = _hostile_uris(bystander, SESSIONS)[index]
     bmc = hostile_bmc(Behaviour(sessions_uri=uri))
@@ -49,7 +52,10 @@ def test_links_sessions_off_origin_never_gets_the_password(
 
 @pytest.mark.parametrize("index", range(8))
 def test_reset_target_off_origin_sends_no_nmi_anywhere(
-    index: int, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any], bystander: HostileServer
+    index: int,
+    hostile_bmc: Callable[..., HostileServer],
+    hostile_driver: Callable[..., Any],
+    bystander: HostileServer,
 ) -> None:
     uri = _hostile_uris(bystander, RESET)[index]
     bmc = hostile_bmc(Behaviour(reset_target=uri))
@@ -63,7 +69,10 @@ def test_reset_target_off_origin_sends_no_nmi_anywhere(
 
 @pytest.mark.parametrize("index", [0, 1, 2, 4, 5])
 def test_system_member_off_origin_is_refused(
-    index: int, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any], bystander: HostileServer
+    index: int,
+    hostile_bmc: Callable[..., HostileServer],
+    hostile_driver: Callable[..., Any],
+    bystander: HostileServer,
 ) -> None:
     bmc = hostile_bmc(Behaviour(system_member=_hostile_uris(bystander, SYSTEM)[index]))
     with pytest.raises(BmcProtocolError), hostile_driver(bmc) as driver:
@@ -74,7 +83,10 @@ def test_system_member_off_origin_is_refused(
 
 @pytest.mark.parametrize("index", [0, 1, 2, 3, 5])
 def test_session_location_off_origin_is_refused_and_the_session_still_deleted(
-    index: int, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any], bystander: HostileServer
+    index: int,
+    hostile_bmc: Callable[..., HostileServer],
+    hostile_driver: Callable[..., Any],
+    bystander: HostileServer,
 ) -> None:
     bmc = hostile_bmc(Behaviour(session_location=_hostile_uris(bystander, SESSION_1)[index]))
     with pytest.raises(BmcProtocolError, match="Location of the new session"):
@@ -154,10 +166,15 @@ def test_nmi_redirect_is_outcome_unknown_and_sent_exactly_once(
 
 @pytest.mark.parametrize("status", [302, 307, 308])
 def test_login_redirect_is_refused_and_the_password_goes_nowhere_else(
-    status: int, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any], bystander: HostileServer
+    status: int,
+    hostile_bmc: Callable[..., HostileServer],
+    hostile_driver: Callable[..., Any],
+    bystander: HostileServer,
 ) -> None:
     bmc = hostile_bmc()
-    bmc.behaviour.answers[("POST", SESSIONS)] = Answer(status, location=f"https://127.0.0.2:{bystander.port}{SESSIONS}")
+    bmc.behaviour.answers[("POST", SESSIONS)] = Answer(
+        status, location=f"https://127.0.0.2:{bystander.port}{SESSIONS}"
+    )
     with pytest.raises(BmcProtocolError, match="redirect"):
         hostile_driver(bmc, attempts=3).open()
     assert bmc.count("POST", SESSIONS) == 1

@@ -21,7 +21,10 @@ BOUND = 3 * TIMEOUT + 2
 
 @pytest.mark.parametrize("abort", ["reset", "close", "garbage", "silence"])
 def test_failure_after_the_nmi_arrived_is_unknown_and_never_resent(
-    abort: str, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any], bystander: HostileServer
+    abort: str,
+    hostile_bmc: Callable[..., HostileServer],
+    hostile_driver: Callable[..., Any],
+    bystander: HostileServer,
 ) -> None:
     bmc = hostile_bmc(Behaviour(answers={("POST", RESET): Answer(abort=abort)}))
     started = time.monotonic()
@@ -39,7 +42,13 @@ def test_a_dripping_nmi_reply_is_unknown_within_the_deadline(
     head: bool, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
 ) -> None:
     # a 500 dripped: headers or body one byte a second
-    bmc = hostile_bmc(Behaviour(answers={("POST", RESET): Answer(500, body={"error": {"message": "x" * 50}}, drip=1.0, drip_head=head)}))
+    bmc = hostile_bmc(
+        Behaviour(
+            answers={
+                ("POST", RESET): Answer(500, body={"error": {"message": "x" * 50}}, drip=1.0, drip_head=head)
+            }
+        )
+    )
     started = time.monotonic()
     with pytest.raises(OutcomeUnknown), hostile_driver(bmc, attempts=3, timeout=TIMEOUT) as driver:
         driver.send_nmi()
@@ -50,7 +59,9 @@ def test_a_dripping_nmi_reply_is_unknown_within_the_deadline(
 def test_a_2xx_whose_body_drips_past_the_deadline_is_sent(
     hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
 ) -> None:
-    bmc = hostile_bmc(Behaviour(answers={("POST", RESET): Answer(200, body={"a": "b" * 40}, drip=1.0, drip_head=False)}))
+    bmc = hostile_bmc(
+        Behaviour(answers={("POST", RESET): Answer(200, body={"a": "b" * 40}, drip=1.0, drip_head=False)})
+    )
     with hostile_driver(bmc, timeout=TIMEOUT) as driver:
         result = driver.send_nmi()
     assert result.status == 200 and result.bmc_message is None
@@ -61,7 +72,9 @@ def test_a_2xx_whose_body_drips_past_the_deadline_is_sent(
 def test_a_dripping_get_ends_within_the_deadline(
     head: bool, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
 ) -> None:
-    bmc = hostile_bmc(Behaviour(answers={("GET", ROOT): Answer(200, body={"Name": "y" * 60}, drip=1.0, drip_head=head)}))
+    bmc = hostile_bmc(
+        Behaviour(answers={("GET", ROOT): Answer(200, body={"Name": "y" * 60}, drip=1.0, drip_head=head)})
+    )
     started = time.monotonic()
     with pytest.raises(BmcUnreachable) as caught:
         hostile_driver(bmc, attempts=3, timeout=TIMEOUT).open()
@@ -114,7 +127,9 @@ def test_refused_connection_is_retried_and_says_nothing_was_sent(
     with socket.socket() as probe:  # the port is closed now
         assert probe.connect_ex(("127.0.0.1", bmc.port)) != 0
     retries: list[str] = []
-    driver = RedfishDriver(host, PASSWORD, tls_policy_for(host.bmc), connect_attempts=2, on_retry=retries.append)
+    driver = RedfishDriver(
+        host, PASSWORD, tls_policy_for(host.bmc), connect_attempts=2, on_retry=retries.append
+    )
     with pytest.raises(BmcUnreachable) as caught:
         driver.open()
     assert caught.value.retryable and len(retries) == 1 and "nothing was sent" in retries[0]

@@ -85,9 +85,43 @@ def test_default_port_counts_as_the_same_origin() -> None:
 
 # Hostile material: pieces an attacker would glue together, and arbitrary text
 _PIECES = st.sampled_from(
-    ["/", "//", "/redfish/", "/redfish/v1/", "..", ".", "@", "\\", "%2F", "%2f", "%2e", "%25", "%40", "%5C",
-     "127.0.0.2", ":443", ":8443", "https:", "http:", "//127.0.0.2", "#", "?", "Systems", "1", " ", "\t", "\r\n",
-     "%00", "\u0000", "\u00e9", "~", "+", ";", "=", "&"]
+    [
+        "/",
+        "//",
+        "/redfish/",
+        "/redfish/v1/",
+        "..",
+        ".",
+        "@",
+        "\\",
+        "%2F",
+        "%2f",
+        "%2e",
+        "%25",
+        "%40",
+        "%5C",
+        "127.0.0.2",
+        ":443",
+        ":8443",
+        "https:",
+        "http:",
+        "//127.0.0.2",
+        "#",
+        "?",
+        "Systems",
+        "1",
+        " ",
+        "\t",
+        "\r\n",
+        "%00",
+        "\u0000",
+        "\u00e9",
+        "~",
+        "+",
+        ";",
+        "=",
+        "&",
+    ]
 )
 _HOSTILE_URIS = st.one_of(
     st.text(max_size=80),

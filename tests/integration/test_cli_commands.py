@@ -14,7 +14,9 @@ from typing import Any
 from tests.conftest import REPO, CliResult, write_inventory
 
 
-def test_power_status_and_actions(fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path) -> None:
+def test_power_status_and_actions(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
     fleet = fleet_factory(["idrac9", "openbmc"])
     inventory = str(write_inventory(fleet, tmp_path / "inv.toml"))
     status = oob("power", "@mock", "status", "-i", inventory, "--json")
@@ -37,20 +39,30 @@ def test_power_usage_errors_exit_2(oob: Callable[..., CliResult], tmp_path: Path
     assert "usage: oob power TARGET..." in result.stderr
 
 
-def test_bmc_info_json(fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path) -> None:
+def test_bmc_info_json(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
     fleet = fleet_factory(["xcc", "ami"])
     inventory = str(write_inventory(fleet, tmp_path / "inv.toml"))
     result = oob("bmc", "info", "all", "-i", inventory, "--json")
     assert result.code == 0, result.stderr
     xcc, ami = result.record("xcc-1"), result.record("ami-1")
-    assert xcc["vendor"] == "Lenovo XCC" and xcc["nmi"]["offered"] is True and xcc["nmi"]["source"] == "inline"
-    assert ami["vendor"] == "AMI MegaRAC" and ami["nmi"]["offered"] is False and ami["nmi"]["source"] == "actioninfo"
+    assert (
+        xcc["vendor"] == "Lenovo XCC" and xcc["nmi"]["offered"] is True and xcc["nmi"]["source"] == "inline"
+    )
+    assert (
+        ami["vendor"] == "AMI MegaRAC"
+        and ami["nmi"]["offered"] is False
+        and ami["nmi"]["source"] == "actioninfo"
+    )
     assert xcc["firmware"] and xcc["power"] == "On"
     human = oob("bmc", "info", "all", "-i", inventory)
     assert "Lenovo XCC" in human.stdout and "no (actioninfo)" in human.stdout
 
 
-def test_sessions_closed_after_failures(fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path) -> None:
+def test_sessions_closed_after_failures(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
     fleet = fleet_factory(["ilo5", "supermicro"])
     inventory = str(write_inventory(fleet, tmp_path / "inv.toml", timeout=3))
     fleet.set_faults("ilo5-1", auth_failure=True)
@@ -119,9 +131,23 @@ def test_missing_secret_is_exit_2_naming_host(oob: Callable[..., CliResult], tmp
 def test_mock_serve_cli_and_oob_against_it(oob: Callable[..., CliResult], tmp_path: Path) -> None:
     inventory = tmp_path / "fleet.toml"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oob", "mock", "serve", "--vendors", "ilo5,ami", "--write-inventory", str(inventory),
-         "--workdir", str(tmp_path / "work")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "oob",
+            "mock",
+            "serve",
+            "--vendors",
+            "ilo5,ami",
+            "--write-inventory",
+            str(inventory),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
     )
     try:
         assert proc.stdout is not None
@@ -169,7 +195,10 @@ def test_demo_keep_leaves_the_fleet_running_until_stopped(tmp_path: Path) -> Non
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "oob", "demo", "--keep", "--vendors", "ilo5,ipmi"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
         env=dict(os.environ, OOB_AUDIT_LOG=str(tmp_path / "audit.jsonl")),
     )
     try:

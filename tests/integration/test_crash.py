@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.conftest import REPO, CliResult, write_inventory
 
@@ -102,13 +103,27 @@ def test_kdump_not_armed_exits_5_with_the_hint(
 ) -> None:
     fleet = _hung_fleet(fleet_factory, tmp_path, ["ilo5"], armed=False)
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
-    result = oob("crash", "ilo5-1", "-i", str(inventory), "--yes", "--json", "--probe-timeout", "0.3",
-                 "--interval", "0.1", "--timeout", "3s")
+    result = oob(
+        "crash",
+        "ilo5-1",
+        "-i",
+        str(inventory),
+        "--yes",
+        "--json",
+        "--probe-timeout",
+        "0.3",
+        "--interval",
+        "0.1",
+        "--timeout",
+        "3s",
+    )
     assert result.code == 5, result.stderr
     outcome = _result(result, "ilo5-1")
     assert outcome["status"] == "timeout"
-    assert any("no dump appeared; is kdump armed (kexec_crash_loaded) and kernel.unknown_nmi_panic=1?" in note
-               for note in outcome["notes"])
+    assert any(
+        "no dump appeared; is kdump armed (kexec_crash_loaded) and kernel.unknown_nmi_panic=1?" in note
+        for note in outcome["notes"]
+    )
     assert fleet.bmc("ilo5-1").nmi_count == 1
 
 
@@ -118,8 +133,22 @@ def test_stalled_dump_is_reported(
     fleet = _hung_fleet(fleet_factory, tmp_path, ["xcc"], layouts=["rhel"])
     fleet.set_faults("xcc-1", dump_stall=True)
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
-    result = oob("crash", "xcc-1", "-i", str(inventory), "--yes", "--json", "--probe-timeout", "0.3",
-                 "--interval", "0.1", "--stall-after", "1s", "--timeout", "5s")
+    result = oob(
+        "crash",
+        "xcc-1",
+        "-i",
+        str(inventory),
+        "--yes",
+        "--json",
+        "--probe-timeout",
+        "0.3",
+        "--interval",
+        "0.1",
+        "--stall-after",
+        "1s",
+        "--timeout",
+        "5s",
+    )
     assert result.code == 5
     assert _events(result, "dump_stalled"), result.stdout
     outcome = _result(result, "xcc-1")
@@ -132,8 +161,21 @@ def test_recover_power_cycles_a_host_that_never_dumps(
     fleet = _hung_fleet(fleet_factory, tmp_path, ["idrac9"], armed=False)
     fleet.set_faults("idrac9-1", no_reboot=True)
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
-    result = oob("crash", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--recover",
-                 "--probe-timeout", "0.3", "--interval", "0.1", "--timeout", "3s")
+    result = oob(
+        "crash",
+        "idrac9-1",
+        "-i",
+        str(inventory),
+        "--yes",
+        "--json",
+        "--recover",
+        "--probe-timeout",
+        "0.3",
+        "--interval",
+        "0.1",
+        "--timeout",
+        "3s",
+    )
     assert result.code == 5
     recovered = _events(result, "recovered")
     assert recovered and recovered[0]["host"] == "idrac9-1"
@@ -150,7 +192,9 @@ def test_dry_run_sends_nothing(
     result = oob("crash", "all", "-i", str(inventory), "--dry-run", "--json", *FAST)
     assert result.code == 0, result.stderr
     assert {r["host"]: r["status"] for r in result.records if r.get("event") == "result"} == {
-        "ilo5-1": "dry-run", "supermicro-1": "dry-run"}
+        "ilo5-1": "dry-run",
+        "supermicro-1": "dry-run",
+    }
     assert len(_events(result, "preflight")) == 2
     assert all(b.nmi_count == 0 and b.open_sessions == 0 for b in fleet.bmcs)
 
@@ -172,9 +216,31 @@ def test_no_terminal_and_no_yes_refuses(
 def _crash_process(inventory: Path, audit: Path, *targets: str) -> subprocess.Popen[str]:
     env = dict(os.environ, OOB_AUDIT_LOG=str(audit))
     return subprocess.Popen(
-        [sys.executable, "-m", "oob", "crash", *targets, "-i", str(inventory), "--yes", "--json",
-         "--probe-timeout", "0.3", "--interval", "0.1", "--timeout", "60s", "--reboot-grace", "0"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "oob",
+            "crash",
+            *targets,
+            "-i",
+            str(inventory),
+            "--yes",
+            "--json",
+            "--probe-timeout",
+            "0.3",
+            "--interval",
+            "0.1",
+            "--timeout",
+            "60s",
+            "--reboot-grace",
+            "0",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
     )
 
 
@@ -198,7 +264,9 @@ def test_sigint_stops_cleanly_and_keeps_the_record(
     fleet_factory: Callable[..., Any], tmp_path: Path, audit_path: Path
 ) -> None:
     # slow dumps, so the run is still watching when interrupted
-    fleet = _hung_fleet(fleet_factory, tmp_path, ["ilo5", "idrac9"], count=5, scale=0.2, dump_size=64 * 1024 * 1024)
+    fleet = _hung_fleet(
+        fleet_factory, tmp_path, ["ilo5", "idrac9"], count=5, scale=0.2, dump_size=64 * 1024 * 1024
+    )
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
     proc = _crash_process(inventory, audit_path, "all")
     try:

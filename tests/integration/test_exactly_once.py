@@ -23,13 +23,22 @@ from tests.conftest import REPO, CliResult, write_inventory
 
 
 def _nmi_process(
-    inventory: Path, audit: Path, host: str, *extra: str, stdin: Any = subprocess.DEVNULL,
+    inventory: Path,
+    audit: Path,
+    host: str,
+    *extra: str,
+    stdin: Any = subprocess.DEVNULL,
     preexec: Callable[[], None] | None = None,
 ) -> subprocess.Popen[str]:
     env = dict(os.environ, OOB_AUDIT_LOG=str(audit))
     return subprocess.Popen(
         [sys.executable, "-m", "oob", "nmi", host, "-i", str(inventory), "--json", *extra],
-        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
         preexec_fn=preexec,
     )
 
@@ -87,7 +96,7 @@ def test_a_run_racing_a_confirmed_one_is_refused(
         assert f"pid {first.pid}" in second.record("openbmc-1")["message"]
         assert fleet.bmc("openbmc-1").nmi_count == 0
         os.write(master, b"openbmc-1\n")
-        out, err = first.communicate(timeout=60)
+        _, err = first.communicate(timeout=60)
     finally:
         os.close(slave)
         os.close(master)
@@ -122,7 +131,9 @@ def test_a_full_disk_at_each_audit_write_never_gives_two_nmis(
         audit.write_text(json.dumps({"ts": "2026-01-01T00:00:00+00:00", "event": "old"}) + "\n")
         before = audit.stat().st_size
         # the lock files are written first and are tiny: the limit bites on the audit log
-        limited = _nmi_process(inventory, audit, bmc.name, "--yes", preexec=_file_size_limit(before + cut + 200))
+        limited = _nmi_process(
+            inventory, audit, bmc.name, "--yes", preexec=_file_size_limit(before + cut + 200)
+        )
         out, err = limited.communicate(timeout=60)
         assert "Traceback" not in err
         records = _audit(audit)  # parseable: no torn line left behind

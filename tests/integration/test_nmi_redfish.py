@@ -11,12 +11,27 @@ import pytest
 
 from tests.conftest import CliResult, write_inventory
 
-NMI_FLAVOURS = ["ilo5", "ilo5-slash", "idrac9", "idrac9-old", "openbmc", "supermicro", "supermicro-x12", "xcc", "intel", "dmtf"]
+NMI_FLAVOURS = [
+    "ilo5",
+    "ilo5-slash",
+    "idrac9",
+    "idrac9-old",
+    "openbmc",
+    "supermicro",
+    "supermicro-x12",
+    "xcc",
+    "intel",
+    "dmtf",
+]
 
 
 @pytest.mark.parametrize("vendor", NMI_FLAVOURS)
 def test_nmi_reaches_every_flavour_exactly_once(
-    vendor: str, fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path, audit_path: Path
+    vendor: str,
+    fleet_factory: Callable[..., Any],
+    oob: Callable[..., CliResult],
+    tmp_path: Path,
+    audit_path: Path,
 ) -> None:
     fleet = fleet_factory([vendor])
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
@@ -106,7 +121,9 @@ def test_confirmation_by_name_and_by_count(
     assert [fleet.bmc(f"ilo5-{i}").nmi_count for i in (1, 2, 3)] == [1, 1, 1]
 
 
-def test_dry_run_sends_nothing(fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path) -> None:
+def test_dry_run_sends_nothing(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
     fleet = fleet_factory(["supermicro"])
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
     result = oob("nmi", "supermicro-1", "-i", str(inventory), "--dry-run", "--json")

@@ -11,7 +11,7 @@ import pytest
 
 from oob.drivers.redfish.driver import RedfishDriver
 from oob.drivers.tls import TlsPolicy, tls_policy_for
-from oob.errors import BmcAuthError, BmcRefused, BmcUnreachable, ActionUnsupported, OutcomeUnknown, TlsError
+from oob.errors import ActionUnsupported, BmcAuthError, BmcRefused, BmcUnreachable, OutcomeUnknown, TlsError
 from oob.inventory import load_inventory
 from oob.model import Host, PowerAction, PowerState
 from tests.conftest import write_inventory
@@ -44,11 +44,15 @@ def _host(fleet: Any, tmp_path: Path, name: str, **bmc_changes: Any) -> Host:
 def _driver(host: Host, tls: TlsPolicy | None = None, attempts: int = 1) -> RedfishDriver:
     from oob.drivers.factory import resolve_password
 
-    return RedfishDriver(host, resolve_password(host), tls or tls_policy_for(host.bmc), connect_attempts=attempts)
+    return RedfishDriver(
+        host, resolve_password(host), tls or tls_policy_for(host.bmc), connect_attempts=attempts
+    )
 
 
 @pytest.mark.parametrize("vendor", sorted(EXPECTED))
-def test_info_detects_vendor_and_nmi_support(vendor: str, fleet_factory: Callable[..., Any], tmp_path: Path) -> None:
+def test_info_detects_vendor_and_nmi_support(
+    vendor: str, fleet_factory: Callable[..., Any], tmp_path: Path
+) -> None:
     fleet = fleet_factory([vendor])
     host = _host(fleet, tmp_path, f"{vendor}-1")
     with _driver(host) as driver:
@@ -95,7 +99,9 @@ def test_power_off_then_on(fleet_factory: Callable[..., Any], tmp_path: Path) ->
         assert driver.power_state() is PowerState.ON
 
 
-def test_server_error_on_the_nmi_is_unknown_and_sent_once(fleet_factory: Callable[..., Any], tmp_path: Path) -> None:
+def test_server_error_on_the_nmi_is_unknown_and_sent_once(
+    fleet_factory: Callable[..., Any], tmp_path: Path
+) -> None:
     fleet = fleet_factory(["idrac9"])
     host = _host(fleet, tmp_path, "idrac9-1")
     with _driver(host, attempts=3) as driver:
@@ -123,14 +129,18 @@ def test_bad_request_on_the_nmi_is_refused(fleet_factory: Callable[..., Any], tm
     assert fleet.bmc(host.name).nmi_count == 0
 
 
-def test_refused_connection_is_retried_then_reported(fleet_factory: Callable[..., Any], tmp_path: Path) -> None:
+def test_refused_connection_is_retried_then_reported(
+    fleet_factory: Callable[..., Any], tmp_path: Path
+) -> None:
     fleet = fleet_factory(["ilo5"])
     host = _host(fleet, tmp_path, "ilo5-1")
     fleet.set_faults(host.name, down=True)
     retries: list[str] = []
     from oob.drivers.factory import resolve_password
 
-    driver = RedfishDriver(host, resolve_password(host), tls_policy_for(host.bmc), connect_attempts=2, on_retry=retries.append)
+    driver = RedfishDriver(
+        host, resolve_password(host), tls_policy_for(host.bmc), connect_attempts=2, on_retry=retries.append
+    )
     with pytest.raises(BmcUnreachable) as caught:
         driver.open()
     assert caught.value.exit_code == 3
@@ -150,7 +160,9 @@ def test_wrong_credentials_and_session_limit(fleet_factory: Callable[..., Any], 
     assert fleet.bmc("ilo5-1").open_sessions == 0
 
 
-def test_wrong_fingerprint_is_refused_before_any_request(fleet_factory: Callable[..., Any], tmp_path: Path) -> None:
+def test_wrong_fingerprint_is_refused_before_any_request(
+    fleet_factory: Callable[..., Any], tmp_path: Path
+) -> None:
     fleet = fleet_factory(["openbmc"])
     host = _host(fleet, tmp_path, "openbmc-1", fingerprint="00" * 32, ca_file=None)
     with pytest.raises(TlsError) as caught:
@@ -203,7 +215,9 @@ def test_basic_auth_without_session_service(fleet_factory: Callable[..., Any], t
     assert fleet.bmc("dmtf-1").open_sessions == 0
 
 
-def test_interrupt_inside_the_session_still_logs_out(fleet_factory: Callable[..., Any], tmp_path: Path) -> None:
+def test_interrupt_inside_the_session_still_logs_out(
+    fleet_factory: Callable[..., Any], tmp_path: Path
+) -> None:
     fleet = fleet_factory(["idrac9"])
     host = _host(fleet, tmp_path, "idrac9-1")
     with pytest.raises(KeyboardInterrupt), _driver(host) as driver:

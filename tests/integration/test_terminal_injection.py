@@ -32,7 +32,9 @@ DIRECTORY = f"127.0.0.1-kdump-test-{TITLE}{CLEAR}\rX"
 STRANGER = f"{CLEAR}{TITLE}evil-202405020310"
 PANIC = f"Kernel panic - not syncing: NMI: Not continuing {TITLE}\x9b6n\x1b[1A[bold red]x[/]"
 ESCAPED_DIRECTORY = "127.0.0.1-kdump-test-\\x1b]0;pwned\\x07\\x1b[2J\\x0dX"
-ESCAPED_PANIC = "Kernel panic - not syncing: NMI: Not continuing \\x1b]0;pwned\\x07\\x9b6n\\x1b[1A[bold red]x[/]"
+ESCAPED_PANIC = (
+    "Kernel panic - not syncing: NMI: Not continuing \\x1b]0;pwned\\x07\\x9b6n\\x1b[1A[bold red]x[/]"
+)
 
 
 @pytest.fixture
@@ -40,8 +42,15 @@ def hostile_target(tmp_path: Path) -> Path:
     """A file:// dump target holding one complete RHEL dump with a hostile name and log."""
     root = tmp_path / "crash"
     root.mkdir()
-    spec = DumpSpec(layout="rhel-local", hostname="web01", size=96 * 1024, chunk=16 * 1024, rate=2e6,
-                    boot_delay=0.0, dmesg_delay=0.0)
+    spec = DumpSpec(
+        layout="rhel-local",
+        hostname="web01",
+        size=96 * 1024,
+        chunk=16 * 1024,
+        rate=2e6,
+        boot_delay=0.0,
+        dmesg_delay=0.0,
+    )
     writer = KdumpWriter(root, spec, clock=ManualClock())
     list(writer.steps())
     assert writer.directory is not None
@@ -56,7 +65,8 @@ def hostile_target(tmp_path: Path) -> Path:
 
 
 def inventory(path: Path) -> Path:
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         [defaults]
         bmc.password = "env:OOB_TEST_UNUSED"
 
@@ -64,14 +74,28 @@ def inventory(path: Path) -> Path:
         address = "192.0.2.11"
         bmc.address = "192.0.2.201"
         dump.target = "file:///nonexistent"
-    """))
+    """)
+    )
     path.chmod(0o600)
     return path
 
 
 def watch_args(tmp_path: Path, target: Path, *extra: str) -> list[str]:
-    return ["watch", "web01", "-i", str(inventory(tmp_path / "inv.toml")), "--target", f"file://{target}",
-            "--since", "10m", "--interval", "0.05", "--timeout", "30s", *extra]
+    return [
+        "watch",
+        "web01",
+        "-i",
+        str(inventory(tmp_path / "inv.toml")),
+        "--target",
+        f"file://{target}",
+        "--since",
+        "10m",
+        "--interval",
+        "0.05",
+        "--timeout",
+        "30s",
+        *extra,
+    ]
 
 
 def assert_no_raw_control(text: str) -> None:
@@ -119,8 +143,14 @@ def test_live_progress_on_a_terminal_carries_none_of_the_host_sequences(
     env.pop("NO_COLOR", None)
     master, slave = pty.openpty()
     try:
-        popen = subprocess.Popen([sys.executable, "-m", "oob", *watch_args(tmp_path, hostile_target)],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, cwd=REPO, env=env)
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "oob", *watch_args(tmp_path, hostile_target)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            cwd=REPO,
+            env=env,
+        )
         os.close(slave)
         chunks = []
         while True:
@@ -148,17 +178,21 @@ def test_live_progress_on_a_terminal_carries_none_of_the_host_sequences(
     assert (hostile_target / DIRECTORY).is_dir()
 
 
-def test_inventory_list_escapes_what_an_inventory_carries(oob: Callable[..., CliResult], tmp_path: Path) -> None:
+def test_inventory_list_escapes_what_an_inventory_carries(
+    oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
     """An inventory generated from host facts may carry ESC sequences: whether the loader
     takes them (table) or refuses them (error line), the console shows them escaped."""
     path = tmp_path / "inv.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         [hosts.web01]
         address = "192.0.2.11\\u001b[2J"
         bmc.address = "192.0.2.201"
         bmc.password = "env:OOB_TEST_UNUSED"
         dump.target = "file:///srv/crash/\\u001b]0;pwned\\u0007"
-    """))
+    """)
+    )
     path.chmod(0o600)
     result = oob("inventory", "list", "-i", str(path))
     assert_no_raw_control(result.stdout)

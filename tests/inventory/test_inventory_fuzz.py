@@ -164,8 +164,9 @@ def test_mutated_examples_load_or_fail_with_exit_2(tmp_path, source):
     assert loaded > 10
 
 
-SELECTOR_ALPHABET = list("web0123456789*?[]!-:@,.a ") + [
-    "\u0661",
+SELECTOR_ALPHABET = [
+    *list("web0123456789*?[]!-:@,.a "),
+    "١",
     "\x00",
     "\x1b",
     "é",

@@ -11,7 +11,7 @@ import pytest
 
 from mocks.host import HostState, SimulatedHost
 from mocks.ipmi_server import DeviceIdentity, IpmiBmc
-from oob.errors import BmcAuthError, BmcRefused, BmcUnreachable, NotDelivered, ActionUnsupported
+from oob.errors import ActionUnsupported, BmcAuthError, BmcRefused, BmcUnreachable, NotDelivered
 from oob.model import PowerAction, PowerState
 from tests.ipmi.conftest import driver_for, session_closed, wait_until
 

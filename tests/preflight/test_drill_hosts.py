@@ -13,8 +13,9 @@ FAST = ("--probe-timeout", "0.3", "--interval", "0.1", "--reboot-grace", "15s", 
 
 
 def _fleet(fleet_factory: Callable[..., Any], tmp_path: Path, vendors: list[str], layouts: list[str]) -> Any:
-    return fleet_factory(vendors, ipmi=True, dump_root=tmp_path / "crash", layouts=layouts, scale=0.02,
-                         host_ssh=True)
+    return fleet_factory(
+        vendors, ipmi=True, dump_root=tmp_path / "crash", layouts=layouts, scale=0.02, host_ssh=True
+    )
 
 
 def _ssh(fleet: Any) -> tuple[str, ...]:
@@ -60,14 +61,18 @@ def test_nmi_drill_through_the_bmc(
     dry = oob("drill", "idrac9-1", "-i", str(inventory), "--dry-run", "--method", "nmi", *_ssh(fleet), *FAST)
     assert dry.code == 0 and "dry-run" in dry.stdout, dry.stdout + dry.stderr
     assert fleet.bmc("idrac9-1").nmi_count == 0
-    result = oob("drill", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--method", "nmi", *_ssh(fleet), *FAST)
+    result = oob(
+        "drill", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--method", "nmi", *_ssh(fleet), *FAST
+    )
     assert result.code == 0, result.stdout + result.stderr
     outcome = _result(result, "idrac9-1")
     assert outcome["drill"] == "pass" and outcome["method"] == "nmi" and outcome["via"] == "redfish"
     assert any("NMI: Not continuing" in line for line in outcome["dump"]["panic"])
     assert fleet.bmc("idrac9-1").nmi_count == 1 and fleet.bmc("idrac9-1").open_sessions == 0
     # right after an NMI, a second one is refused (the audit log remembers); a dry run sends nothing
-    again = oob("drill", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--method", "nmi", *_ssh(fleet), *FAST)
+    again = oob(
+        "drill", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--method", "nmi", *_ssh(fleet), *FAST
+    )
     assert again.code == 7 and "already sent" in _result(again, "idrac9-1")["message"]
     # any drill of the host, sysrq too, waits out the window unless --force
     sysrq = oob("drill", "idrac9-1", "-i", str(inventory), "--dry-run", *_ssh(fleet), *FAST)
@@ -89,8 +94,22 @@ def test_not_ready_host_is_refused_unless_forced(
     assert fleet.host("openbmc-1").state.value == "running"
     assert not any(r.event == "sysrq_crash" for r in fleet.host("openbmc-1").history)
     # --force: the crash happens, and no dump comes (no crash kernel): exit 5
-    forced = oob("drill", "openbmc-1", "-i", str(inventory), "--yes", "--json", "--force", *_ssh(fleet),
-                 "--probe-timeout", "0.3", "--interval", "0.1", "--timeout", "2s")
+    forced = oob(
+        "drill",
+        "openbmc-1",
+        "-i",
+        str(inventory),
+        "--yes",
+        "--json",
+        "--force",
+        *_ssh(fleet),
+        "--probe-timeout",
+        "0.3",
+        "--interval",
+        "0.1",
+        "--timeout",
+        "2s",
+    )
     assert forced.code == 5, forced.stdout + forced.stderr
     outcome = _result(forced, "openbmc-1")
     assert outcome["drill"] == "fail" and outcome["status"] == "timeout"

@@ -25,7 +25,6 @@ from oob.runbook.nmi import CrashPlan
 from oob.runbook.preflight import PreflightRequest, host_side
 from oob.ssh import DUMP_SERVER, HOST, SshAddress, SshOptions, connect
 from tests.conftest import CliResult, write_inventory
-from tests.dump.conftest import ssh_options, sshd  # noqa: F401 - fixtures
 
 
 def _host(server: SshServer) -> Host:
@@ -33,7 +32,9 @@ def _host(server: SshServer) -> Host:
 
 
 def _unknown_key(server: SshServer, tmp_path: Path) -> SshOptions:
-    return SshOptions(known_hosts=str(tmp_path / "empty_known_hosts"), identity_files=(str(server.client_key),))
+    return SshOptions(
+        known_hosts=str(tmp_path / "empty_known_hosts"), identity_files=(str(server.client_key),)
+    )
 
 
 def _stranger(server: SshServer, tmp_path: Path) -> SshOptions:
@@ -42,7 +43,8 @@ def _stranger(server: SshServer, tmp_path: Path) -> SshOptions:
 
 
 def test_the_same_failure_is_the_hosts_or_the_dump_servers_by_whose_ssh_it_is(
-    sshd: SshServer, tmp_path: Path  # noqa: F811
+    sshd: SshServer,
+    tmp_path: Path,
 ) -> None:
     address = SshAddress(sshd.user, sshd.host, sshd.port)
     unknown = _unknown_key(sshd, tmp_path)
@@ -60,7 +62,8 @@ def test_the_same_failure_is_the_hosts_or_the_dump_servers_by_whose_ssh_it_is(
 
 
 def test_preflight_host_login_failure_is_a_failed_ssh_check_from_a_host_ssh_error(
-    sshd: SshServer, tmp_path: Path  # noqa: F811
+    sshd: SshServer,
+    tmp_path: Path,
 ) -> None:
     host = _host(sshd)
     with pytest.raises(HostSshError) as raised:
@@ -72,7 +75,7 @@ def test_preflight_host_login_failure_is_a_failed_ssh_check_from_a_host_ssh_erro
     assert "login refused (publickey)" in checks[0].reason
 
 
-def test_host_shell_runs_scripts_on_stdin(sshd: SshServer, ssh_options: SshOptions) -> None:  # noqa: F811
+def test_host_shell_runs_scripts_on_stdin(sshd: SshServer, ssh_options: SshOptions) -> None:
     async def run() -> tuple[str, int | None]:
         async with HostShell(_host(sshd), ssh_options) as shell:
             ran = await shell.run("echo on-the-host; exit 3", timeout=10)
@@ -84,28 +87,45 @@ def test_host_shell_runs_scripts_on_stdin(sshd: SshServer, ssh_options: SshOptio
 
 
 def test_a_sysrq_drill_that_cannot_log_in_fails_with_host_ssh_error_and_crashes_nothing(
-    sshd: SshServer, tmp_path: Path  # noqa: F811
+    sshd: SshServer,
+    tmp_path: Path,
 ) -> None:
     host = _host(sshd)
     request = DrillRequest(crash=CrashRequest(ssh=_stranger(sshd, tmp_path), expect_hung=False))
-    plan = CrashPlan(host=host, method="sysrq", power=PowerState.ON, nmi=NmiSupport(offered=None, source="ssh"))
+    plan = CrashPlan(
+        host=host, method="sysrq", power=PowerState.ON, nmi=NmiSupport(offered=None, source="ssh")
+    )
     events: list[Event] = []
     outcome = sysrq_trigger(request)(plan, events.append, None)
     assert outcome.status == "failed" and outcome.exit_code == 3
     assert outcome.error is not None and outcome.error.kind == "host_ssh"
-    assert "login refused (publickey)" in outcome.error.message and "nothing was crashed" in outcome.error.message
+    assert (
+        "login refused (publickey)" in outcome.error.message
+        and "nothing was crashed" in outcome.error.message
+    )
     assert not any(e.kind == "sysrq_sent" for e in events)
 
 
 def test_oob_drill_without_the_hosts_ssh_exits_3_and_crashes_nothing(
     fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
 ) -> None:
-    fleet = fleet_factory(["openbmc"], ipmi=True, dump_root=tmp_path / "crash", layouts=["rhel"], scale=0.02,
-                          host_ssh=True)
+    fleet = fleet_factory(
+        ["openbmc"], ipmi=True, dump_root=tmp_path / "crash", layouts=["rhel"], scale=0.02, host_ssh=True
+    )
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
     # no --known-hosts / --ssh-key: the host's key is unknown to oob
-    result = oob("drill", "openbmc-1", "-i", str(inventory), "--yes", "--json", "--probe-timeout", "0.3",
-                 "--timeout", "5s")
+    result = oob(
+        "drill",
+        "openbmc-1",
+        "-i",
+        str(inventory),
+        "--yes",
+        "--json",
+        "--probe-timeout",
+        "0.3",
+        "--timeout",
+        "5s",
+    )
     assert result.code == 3, result.stdout + result.stderr
     found = [r for r in result.records if r.get("event") == "result" and r["host"] == "openbmc-1"]
     assert len(found) == 1, json.dumps(result.records)

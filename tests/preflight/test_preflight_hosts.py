@@ -19,8 +19,14 @@ def ready_fleet(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from mocks.fleet import Fleet
 
     tmp = tmp_path_factory.mktemp("ready")
-    fleet = Fleet.start(vendors=["ilo5", "idrac9", "openbmc"], workdir=tmp / "fleet", dump_root=tmp / "crash",
-                        layouts=["rhel", "suse", "debian"], scale=0.02, host_ssh=True)
+    fleet = Fleet.start(
+        vendors=["ilo5", "idrac9", "openbmc"],
+        workdir=tmp / "fleet",
+        dump_root=tmp / "crash",
+        layouts=["rhel", "suse", "debian"],
+        scale=0.02,
+        host_ssh=True,
+    )
     write_inventory(fleet, tmp / "inv.toml")
     yield fleet, tmp / "inv.toml"
     fleet.stop()
@@ -54,7 +60,9 @@ def test_ready_rhel_suse_debian_hosts_pass(ready_fleet: Any, oob: Callable[..., 
         # verdict depends on that disk, not on the host; it must be measured all the same
         space = _check(record, "target_space")
         assert space["status"] in ("ok", "warn") and "free at dump.target" in space["reason"]
-        failing = [c for c in record["checks"] if c["status"] in ("fail", "warn") and c["check"] != "target_space"]
+        failing = [
+            c for c in record["checks"] if c["status"] in ("fail", "warn") and c["check"] != "target_space"
+        ]
         assert failing == [], failing
         assert _check(record, "crash_loaded")["status"] == "ok"
         assert _check(record, "nmi")["via"] == "redfish"
@@ -67,31 +75,67 @@ def test_ready_rhel_suse_debian_hosts_pass(ready_fleet: Any, oob: Callable[..., 
     assert _check(_host(result, "ilo5-1"), "hpwdt")["status"] == "ok"  # an HPE host: checked
     assert _check(_host(result, "openbmc-1"), "hpwdt")["status"] == "skip"
     summary = next(r for r in result.records if r.get("event") == "summary")
-    assert summary == {"event": "summary", "level": "info", "message": "summary", "hosts": 3, "ready": 3,
-                       "not_ready": [], "exit_code": 0}
+    assert summary == {
+        "event": "summary",
+        "level": "info",
+        "message": "summary",
+        "hosts": 3,
+        "ready": 3,
+        "not_ready": [],
+        "exit_code": 0,
+    }
     human = oob("preflight", "all", "-i", str(inventory), *ssh_args(fleet))
     assert human.code == 0
     assert "3 of 3 host(s) ready" in human.stdout and "CRASH LOADED" in human.stdout
 
 
 MISSING: list[tuple[str, dict[str, Any], str, str, str]] = [
-    ("ilo5-1", {"crashkernel": "", "crash_size": 0, "loaded": False}, "crashkernel", "fail",
-     "no crashkernel= in /proc/cmdline"),
+    (
+        "ilo5-1",
+        {"crashkernel": "", "crash_size": 0, "loaded": False},
+        "crashkernel",
+        "fail",
+        "no crashkernel= in /proc/cmdline",
+    ),
     ("idrac9-1", {"loaded": False}, "crash_loaded", "fail", "kexec_crash_loaded is 0"),
-    ("openbmc-1", {"unknown_nmi_panic": 0}, "nmi_panic", "fail", "an NMI from the BMC will not crash the host"),
+    (
+        "openbmc-1",
+        {"unknown_nmi_panic": 0},
+        "nmi_panic",
+        "fail",
+        "an NMI from the BMC will not crash the host",
+    ),
     ("ilo5-1", {"service_active": False}, "service", "fail", "kdump is inactive"),
-    ("idrac9-1", {"target_path": "/var/crash"}, "target", "warn", "mismatch: kdump writes to /var/crash (local)"),
+    (
+        "idrac9-1",
+        {"target_path": "/var/crash"},
+        "target",
+        "warn",
+        "mismatch: kdump writes to /var/crash (local)",
+    ),
     ("openbmc-1", {"free": 2 * G}, "space", "warn", "only 2G free at"),
     ("openbmc-1", {"panic": 0}, "panic", "warn", "the host hangs instead of rebooting"),
     # the inventory's file:// dump.target (here, on this machine's disk) is smaller than the RAM
-    ("openbmc-1", {"mem_total": 64 * T, "free": 128 * T}, "target_space", "warn", "less than the 65536G of RAM"),
+    (
+        "openbmc-1",
+        {"mem_total": 64 * T, "free": 128 * T},
+        "target_space",
+        "warn",
+        "less than the 65536G of RAM",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("host", "change", "check", "status", "reason"), MISSING,
-                         ids=[m[2] for m in MISSING])
+@pytest.mark.parametrize(
+    ("host", "change", "check", "status", "reason"), MISSING, ids=[m[2] for m in MISSING]
+)
 def test_each_missing_piece_has_its_own_reason(
-    ready_fleet: Any, oob: Callable[..., CliResult], host: str, change: dict[str, Any], check: str, status: str,
+    ready_fleet: Any,
+    oob: Callable[..., CliResult],
+    host: str,
+    change: dict[str, Any],
+    check: str,
+    status: str,
     reason: str,
 ) -> None:
     fleet, inventory = ready_fleet
@@ -107,8 +151,13 @@ def test_each_missing_piece_has_its_own_reason(
     found = _check(record, check)
     assert found["status"] == status, found
     assert reason in found["reason"]
-    others = [c for c in record["checks"] if c["status"] in ("fail", "warn") and c["check"] != check
-              and not (check == "crashkernel" and c["check"] in ("crash_size", "crash_loaded", "service"))]
+    others = [
+        c
+        for c in record["checks"]
+        if c["status"] in ("fail", "warn")
+        and c["check"] != check
+        and not (check == "crashkernel" and c["check"] in ("crash_size", "crash_loaded", "service"))
+    ]
     assert others == [], others
     # a failure makes the host not ready (exit 1); a warning only with --strict
     assert result.code == (1 if status == "fail" else 0), result.stderr
@@ -121,7 +170,9 @@ def test_service_asks_kdumpctl_or_kdump_config_where_installed(
 ) -> None:
     fleet, inventory = ready_fleet
     result = oob("preflight", "all", "-i", str(inventory), "--json", *ssh_args(fleet))
-    rhel, suse, debian = (_check(_host(result, name), "service") for name in ("ilo5-1", "idrac9-1", "openbmc-1"))
+    rhel, suse, debian = (
+        _check(_host(result, name), "service") for name in ("ilo5-1", "idrac9-1", "openbmc-1")
+    )
     assert rhel["status"] == "ok" and rhel["status_tool"] == "kdumpctl" and rhel["needs_root"] is True
     assert rhel["reason"] == "kdump is active; kdumpctl status: kdump: Kdump is operational"
     assert debian["status"] == "ok" and debian["status_tool"] == "kdump-config" and "needs_root" not in debian

@@ -37,7 +37,7 @@ def test_model_default_is_root_on_22(load) -> None:
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ('ssh.port = 0', "key 'ssh.port': expected a port number from 1 to 65535, got 0"),
+        ("ssh.port = 0", "key 'ssh.port': expected a port number from 1 to 65535, got 0"),
         ('ssh.port = "22"', "key 'ssh.port': expected a port number from 1 to 65535, got a string"),
         ('ssh.user = "root@web01"', "key 'ssh.user': expected a user name"),
         ('ssh.user = ""', "key 'ssh.user': expected a user name, got an empty string"),

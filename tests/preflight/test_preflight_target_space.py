@@ -10,7 +10,6 @@ from oob.preflight.checks import HostView, check_target_space
 from oob.preflight.facts import HostFacts, Read
 from oob.preflight.targetspace import measure
 from oob.ssh import SshOptions
-from tests.dump.conftest import ssh_options, sshd  # noqa: F401 - fixtures
 
 G = 1 << 30
 
@@ -28,7 +27,7 @@ def test_file_target_measured_here(tmp_path: Path) -> None:
     assert isinstance(missing, str) and missing.startswith(f"cannot measure {tmp_path}/nothing-here")
 
 
-def test_ssh_target_measured_by_df_on_the_server(sshd, ssh_options: SshOptions, tmp_path: Path) -> None:  # noqa: F811
+def test_ssh_target_measured_by_df_on_the_server(sshd, ssh_options: SshOptions, tmp_path: Path) -> None:
     where, free = measure(sshd.url(tmp_path), ssh_options)  # type: ignore[misc]
     assert where.endswith(f":{tmp_path}") and abs(free - shutil.disk_usage(tmp_path).free) < 64 * 1024 * 1024
     refused = measure(sshd.url(tmp_path), SshOptions(known_hosts=str(tmp_path / "empty")))
@@ -38,7 +37,9 @@ def test_ssh_target_measured_by_df_on_the_server(sshd, ssh_options: SshOptions, 
 def test_target_space_check_against_ram() -> None:
     view = _view(16 * 1024 * 1024)  # 16 GiB
     small = check_target_space(view, ("/srv/crash", 8 * G))
-    assert small.status == "warn" and "only 8G free at dump.target /srv/crash, less than the 16G" in small.reason
+    assert (
+        small.status == "warn" and "only 8G free at dump.target /srv/crash, less than the 16G" in small.reason
+    )
     assert check_target_space(view, ("/srv/crash", 32 * G)).status == "ok"
     assert check_target_space(view, "cannot measure /srv/crash: No such file").status == "warn"
     assert check_target_space(view, None).status == "skip"

@@ -10,7 +10,7 @@ import pytest
 from oob.drivers import factory
 from oob.drivers.factory import make_driver, use_drivers
 from oob.drivers.fake import Advertise, FakeBmc, FakeDriver, FakeFleet, Fault, Stage
-from oob.errors import BmcAuthError, BmcRefused, BmcUnreachable, ActionUnsupported, OutcomeUnknown, UsageError
+from oob.errors import ActionUnsupported, BmcAuthError, BmcRefused, BmcUnreachable, OutcomeUnknown, UsageError
 from oob.model import PowerAction, PowerState
 
 from .conftest import make_host

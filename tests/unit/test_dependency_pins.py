@@ -44,8 +44,17 @@ def test_pyghmi_still_has_what_the_session_subclass_touches() -> None:
     from pyghmi.ipmi.private import session as pyghmi_session
 
     session = pyghmi_session.Session
-    for method in ("__new__", "__init__", "send_payload", "process_pktqueue", "awaitresponse",
-                   "_handle_ipmi_packet", "_got_rmcp_response", "_timedout", "_mark_broken"):
+    for method in (
+        "__new__",
+        "__init__",
+        "send_payload",
+        "process_pktqueue",
+        "awaitresponse",
+        "_handle_ipmi_packet",
+        "_got_rmcp_response",
+        "_timedout",
+        "_mark_broken",
+    ):
         assert callable(getattr(session, method, None)), f"pyghmi Session.{method} is gone"
     for name in ("WAITING_SESSIONS", "ipv6support", "sessionqueue"):
         assert hasattr(pyghmi_session, name), f"pyghmi session.{name} is gone"
@@ -69,4 +78,4 @@ def test_urllib3_still_takes_connection_classes_the_way_the_redfish_wire_install
     assert "pool_classes_by_scheme" in vars(PoolManager(num_pools=1))
     for method in ("connect", "send", "close"):
         assert callable(getattr(HTTPConnection, method))
-    assert callable(getattr(HTTPAdapter, "init_poolmanager"))
+    assert callable(HTTPAdapter.init_poolmanager)

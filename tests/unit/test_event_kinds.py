@@ -19,9 +19,16 @@ def _emitted() -> list[tuple[str, object, object]]:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Event":
                 args = {i: a for i, a in enumerate(node.args)}
                 keywords = {k.arg: k.value for k in node.keywords}
-                found.append((str(path), args.get(0, keywords.get("level")), args.get(3, keywords.get("kind"))))
+                found.append(
+                    (str(path), args.get(0, keywords.get("level")), args.get(3, keywords.get("kind")))
+                )
             dump_event = path.name == "events.py" and path.parent.name == "dump"
-            if dump_event and isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "kind" and node.value:
+            if (
+                dump_event
+                and isinstance(node, ast.AnnAssign)
+                and getattr(node.target, "id", None) == "kind"
+                and node.value
+            ):
                 found.append((str(path), None, node.value))
     return found
 
@@ -29,7 +36,11 @@ def _emitted() -> list[tuple[str, object, object]]:
 def _value(node: object) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("EventKind", "Level"):
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in ("EventKind", "Level")
+    ):
         return str((EventKind if node.value.id == "EventKind" else Level)[node.attr])
     return None  # computed (e.g. EventKind(f"power.{action}")): checked at run time
 

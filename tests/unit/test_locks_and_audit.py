@@ -23,8 +23,11 @@ def test_lock_names_its_holder_when_refusing(tmp_path: Path) -> None:
 
 
 def test_stale_holder_record_is_taken_over_with_a_warning(tmp_path: Path) -> None:
-    (tmp_path / "web01.lock").write_text(json.dumps({"pid": 999999999, "user": "alice", "machine": "box",
-                                                     "since": "2026-01-01T00:00:00+00:00"}))
+    (tmp_path / "web01.lock").write_text(
+        json.dumps(
+            {"pid": 999999999, "user": "alice", "machine": "box", "since": "2026-01-01T00:00:00+00:00"}
+        )
+    )
     warnings: list[tuple[str, str]] = []
     with host_lock(tmp_path, "web01", on_stale=lambda host, who: warnings.append((host, who))):
         pass
@@ -105,7 +108,9 @@ def test_the_bmc_address_is_locked_too(tmp_path: Path) -> None:
                 pass
 
 
-@pytest.mark.parametrize("tail", [b'{"ts": "2099-01-01T00:00:00+00:00", "event": "nmi.sen', b"\x00\x00garbage\n"])
+@pytest.mark.parametrize(
+    "tail", [b'{"ts": "2099-01-01T00:00:00+00:00", "event": "nmi.sen', b"\x00\x00garbage\n"]
+)
 def test_a_torn_record_near_the_end_is_reported_never_skipped(tmp_path: Path, tail: bytes) -> None:
     from oob.audit import TornRecord
 

@@ -21,9 +21,16 @@ def _work(host: Host) -> Outcome:
 def test_a_bug_for_one_host_becomes_that_hosts_result(parallel: int) -> None:
     hosts = [Host(name="a"), Host(name="bad"), Host(name="b")]
     results = run_per_host(
-        hosts, _work, parallel, on_bug=lambda h, exc: Outcome.from_error(h.name, "nmi", internal_error(h, exc))
+        hosts,
+        _work,
+        parallel,
+        on_bug=lambda h, exc: Outcome.from_error(h.name, "nmi", internal_error(h, exc)),
     )
-    assert [(r.host, r.status, r.exit_code) for r in results] == [("a", "ok", 0), ("bad", "failed", 1), ("b", "ok", 0)]
+    assert [(r.host, r.status, r.exit_code) for r in results] == [
+        ("a", "ok", 0),
+        ("bad", "failed", 1),
+        ("b", "ok", 0),
+    ]
     assert results[1].error is not None and "RecursionError" in results[1].error.message
 
 

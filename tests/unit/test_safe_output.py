@@ -92,8 +92,26 @@ def test_printable_escapes_escape_sequences_visibly(raw: str, shown: str) -> Non
 
 @pytest.mark.parametrize(
     "char",
-    ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
-     "\u200e", "\u200f", "\u061c", "\u200b", "\u200d", "\u2060", "\ufeff", "\u2028", "\u2029"],
+    [
+        "\u202a",
+        "\u202b",
+        "\u202c",
+        "\u202d",
+        "\u202e",
+        "\u2066",
+        "\u2067",
+        "\u2068",
+        "\u2069",
+        "\u200e",
+        "\u200f",
+        "\u061c",
+        "\u200b",
+        "\u200d",
+        "\u2060",
+        "\ufeff",
+        "\u2028",
+        "\u2029",
+    ],
 )
 def test_printable_escapes_bidi_and_invisible_format_characters(char: str) -> None:
     assert printable(f"abc{char}def") == f"abc\\u{ord(char):04x}def"
@@ -148,8 +166,15 @@ def render(renderable: Any, terminal: bool = False) -> str:
     from rich.console import Console
 
     buffer = StringIO()
-    console = Console(file=buffer, force_terminal=terminal, color_system="truecolor" if terminal else None,
-                      highlight=False, markup=False, emoji=False, width=300)
+    console = Console(
+        file=buffer,
+        force_terminal=terminal,
+        color_system="truecolor" if terminal else None,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        width=300,
+    )
     console.print(renderable)
     return buffer.getvalue()
 
@@ -204,11 +229,22 @@ def test_plain_line_and_confirmation_lines_are_escaped() -> None:
 @pytest.fixture
 def hostile_outcomes() -> list[Outcome]:
     return [
-        Outcome(HOST, "nmi", "failed", 4, via="redfish",
-                error=BmcRefused(f"the BMC refused {CLEAR}", bmc_message=BMC_MESSAGE),
-                fallback_reason=f"redfish said {TITLE}"),
-        Outcome("web02", "info", "ok", via="ipmi",
-                detail={"vendor": f"[bold]HPE{CLEAR}", "firmware": "2.72\r", "bmc_message": BMC_MESSAGE}),
+        Outcome(
+            HOST,
+            "nmi",
+            "failed",
+            4,
+            via="redfish",
+            error=BmcRefused(f"the BMC refused {CLEAR}", bmc_message=BMC_MESSAGE),
+            fallback_reason=f"redfish said {TITLE}",
+        ),
+        Outcome(
+            "web02",
+            "info",
+            "ok",
+            via="ipmi",
+            detail={"vendor": f"[bold]HPE{CLEAR}", "firmware": "2.72\r", "bmc_message": BMC_MESSAGE},
+        ),
     ]
 
 
@@ -216,35 +252,93 @@ def hostile_events() -> list[Event]:
     return [
         Event("warning", f"BMC says {BMC_MESSAGE}", HOST, "retry"),
         Event("error", f"cannot {CLEAR} log in", HOST, "nmi_outcome_unknown"),
-        Event("info", f"dump directory appeared: {LOCATION} (rhel layout)", HOST, "dump_dir_appeared",
-              {"directory": DIRECTORY, "location": LOCATION, "target": "file:///srv/crash", "family": "rhel"}),
-        Event("progress", f"vmcore{TITLE}: 64 KiB", HOST, "dump_progress",
-              {"directory": DIRECTORY, "file": f"vmcore{TITLE}", "bytes": 65536, "rate": 0.0, "state": "writing"}),
-        Event("warning", f"new dump directory {DIRECTORY} on file:///srv/crash names x; ignored", None,
-              "dump_unattributed", {"directory": DIRECTORY}),
-        Event("info", f"dump complete: {LOCATION}", HOST, "dump_complete",
-              {"directory": DIRECTORY, "location": LOCATION, "panic": [f"NMI received {CLEAR}", PANIC]}),
+        Event(
+            "info",
+            f"dump directory appeared: {LOCATION} (rhel layout)",
+            HOST,
+            "dump_dir_appeared",
+            {"directory": DIRECTORY, "location": LOCATION, "target": "file:///srv/crash", "family": "rhel"},
+        ),
+        Event(
+            "progress",
+            f"vmcore{TITLE}: 64 KiB",
+            HOST,
+            "dump_progress",
+            {
+                "directory": DIRECTORY,
+                "file": f"vmcore{TITLE}",
+                "bytes": 65536,
+                "rate": 0.0,
+                "state": "writing",
+            },
+        ),
+        Event(
+            "warning",
+            f"new dump directory {DIRECTORY} on file:///srv/crash names x; ignored",
+            None,
+            "dump_unattributed",
+            {"directory": DIRECTORY},
+        ),
+        Event(
+            "info",
+            f"dump complete: {LOCATION}",
+            HOST,
+            "dump_complete",
+            {"directory": DIRECTORY, "location": LOCATION, "panic": [f"NMI received {CLEAR}", PANIC]},
+        ),
     ]
 
 
 def dump_result(host: str = HOST) -> DumpResult:
-    return DumpResult(host=host, state=DumpState.COMPLETE, target="file:///srv/crash", message=f"complete {CLEAR}",
-                      directory=DIRECTORY, path=f"/srv/crash/{DIRECTORY}", location=LOCATION, family="rhel",
-                      vmcore=f"vmcore{TITLE}", size=1 << 20, panic=PanicInfo((PANIC,), "unknown_nmi"), seconds=90.0)
+    return DumpResult(
+        host=host,
+        state=DumpState.COMPLETE,
+        target="file:///srv/crash",
+        message=f"complete {CLEAR}",
+        directory=DIRECTORY,
+        path=f"/srv/crash/{DIRECTORY}",
+        location=LOCATION,
+        family="rhel",
+        vmcore=f"vmcore{TITLE}",
+        size=1 << 20,
+        panic=PanicInfo((PANIC,), "unknown_nmi"),
+        seconds=90.0,
+    )
 
 
 def failed_result() -> DumpResult:
-    return DumpResult(host=HOST, state=DumpState.FAILED, target="file:///srv/crash",
-                      message=f"kdump says: {BMC_MESSAGE}", directory=DIRECTORY)
+    return DumpResult(
+        host=HOST,
+        state=DumpState.FAILED,
+        target="file:///srv/crash",
+        message=f"kdump says: {BMC_MESSAGE}",
+        directory=DIRECTORY,
+    )
 
 
 def crash_report() -> CrashReport:
-    return CrashReport([
-        CrashOutcome(HOST, f"192.0.2.10{TITLE}", "complete", 0, via="redfish", nmi_at="2026-11-30T03:00:00Z",
-                     dump=dump_result(), notes=(f"note {CLEAR}",)),
-        CrashOutcome("web02", "192.0.2.11", "failed", 5, error=DumpTimeout(f"no dump {BMC_MESSAGE}"),
-                     dump=failed_result()),
-    ])
+    return CrashReport(
+        [
+            CrashOutcome(
+                HOST,
+                f"192.0.2.10{TITLE}",
+                "complete",
+                0,
+                via="redfish",
+                nmi_at="2026-11-30T03:00:00Z",
+                dump=dump_result(),
+                notes=(f"note {CLEAR}",),
+            ),
+            CrashOutcome(
+                "web02",
+                "192.0.2.11",
+                "failed",
+                5,
+                error=DumpTimeout(f"no dump {BMC_MESSAGE}"),
+                dump=failed_result(),
+            ),
+        ]
+    )
 
 
 def preflight_report() -> PreflightReport:
@@ -285,8 +379,9 @@ def check(text: str, terminal: bool) -> None:
     assert TITLE not in text and CLEAR not in text
 
 
-def test_console_renderer(capsys: pytest.CaptureFixture[str], terminal: bool,
-                          hostile_outcomes: list[Outcome]) -> None:
+def test_console_renderer(
+    capsys: pytest.CaptureFixture[str], terminal: bool, hostile_outcomes: list[Outcome]
+) -> None:
     def draw() -> None:
         renderer = ConsoleRenderer()
         for event in hostile_events():
@@ -298,8 +393,10 @@ def test_console_renderer(capsys: pytest.CaptureFixture[str], terminal: bool,
     check(out, terminal)
     check(err, terminal)
     plain_err, plain_out = SGR.sub("", err), SGR.sub("", out)
-    assert "web01\\x1b]0;title\\x07: warning: BMC says \\x1b[2J[bold red]pwned[/] [link=https://evil.example]click" \
+    assert (
+        "web01\\x1b]0;title\\x07: warning: BMC says \\x1b[2J[bold red]pwned[/] [link=https://evil.example]click"
         in plain_err
+    )
     assert ":skull:" in plain_err  # no emoji either
     assert "second line \\x1b[2J" in plain_err
     assert "[bold]HPE\\x1b[2J" in plain_out and "2.72\\x0d" in plain_out
@@ -332,8 +429,10 @@ def test_live_console_plain_lines_and_summary(capsys: pytest.CaptureFixture[str]
     else:
         check(err, terminal)
     plain_err, plain_out = SGR.sub("", err), SGR.sub("", out)
-    assert "dump directory appeared: file:///srv/crash/127.0.0.1-kdump-test-\\x1b]0;title\\x07\\x1b[2J\\x0dX" \
+    assert (
+        "dump directory appeared: file:///srv/crash/127.0.0.1-kdump-test-\\x1b]0;title\\x07\\x1b[2J\\x0dX"
         in plain_err
+    )
     assert "Kernel panic - not syncing: NMI: Not continuing \\x1b]0;title\\x07\\x9b6n\\x1b[1A" in plain_err
     assert "kdump says: \\x1b[2J[bold red]pwned[/]" in plain_out
     assert "vmcore\\x1b]0;title\\x07" in plain_out
@@ -411,8 +510,12 @@ def json_records(out: str) -> list[dict[str, Any]]:
 
 
 def test_json_line_round_trips_every_hostile_string() -> None:
-    data = {"directory": DIRECTORY, "panic": [PANIC], "bmc_message": BMC_MESSAGE,
-            "name": b"x\xff".decode("utf-8", "surrogateescape") + "\u202e"}
+    data = {
+        "directory": DIRECTORY,
+        "panic": [PANIC],
+        "bmc_message": BMC_MESSAGE,
+        "name": b"x\xff".decode("utf-8", "surrogateescape") + "\u202e",
+    }
     line = json_line(data)
     assert "\n" not in line and line.isascii()
     assert json.loads(line) == data
@@ -489,13 +592,16 @@ def test_handle_errors_escapes_the_error_line(capsys: pytest.CaptureFixture[str]
     assert exit_info.value.exit_code == BmcRefused.exit_code
     err = capsys.readouterr().err
     assert_clean(err)
-    assert err == ("oob: error: web01\\x1b]0;title\\x07: refused \\x1b[2J (BMC says: \\x1b[2J[bold red]pwned[/] "
-                   "[link=https://evil.example]click[/link] :skull:\\x0d\\x07)\n")
+    assert err == (
+        "oob: error: web01\\x1b]0;title\\x07: refused \\x1b[2J (BMC says: \\x1b[2J[bold red]pwned[/] "
+        "[link=https://evil.example]click[/link] :skull:\\x0d\\x07)\n"
+    )
 
 
 @pytest.mark.parametrize("verbose", [False, True])
-def test_handle_errors_escapes_internal_errors_and_tracebacks(capsys: pytest.CaptureFixture[str],
-                                                              verbose: bool) -> None:
+def test_handle_errors_escapes_internal_errors_and_tracebacks(
+    capsys: pytest.CaptureFixture[str], verbose: bool
+) -> None:
     with pytest.raises(typer.Exit) as exit_info, handle_errors(verbose=verbose):
         raise ValueError(f"bad shape {TITLE}")
     assert exit_info.value.exit_code == 1

@@ -23,7 +23,9 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _outcome(url: str, *, action: bool, tls: TlsPolicy | None = None, timeout: float = 1.0) -> tuple[OobError, Stage]:
+def _outcome(
+    url: str, *, action: bool, tls: TlsPolicy | None = None, timeout: float = 1.0
+) -> tuple[OobError, Stage]:
     policy = tls or TlsPolicy("insecure")
     session = make_session(policy)
     try:
@@ -31,7 +33,9 @@ def _outcome(url: str, *, action: bool, tls: TlsPolicy | None = None, timeout: f
             try:
                 exchange(session, "POST", url, attempt=attempt, json_body={"ResetType": "Nmi"})
             except Exception as exc:  # noqa: BLE001
-                error = classify(exc, stage=attempt.stage, expired=attempt.expired, url=url, action=action, tls=policy)
+                error = classify(
+                    exc, stage=attempt.stage, expired=attempt.expired, url=url, action=action, tls=policy
+                )
                 return error, attempt.stage
     finally:
         session.close()
@@ -84,7 +88,9 @@ def test_connection_refused_is_retryable_not_sent() -> None:
 
 
 @pytest.mark.parametrize("action", [True, False])
-def test_silence_after_sending_is_outcome_unknown_for_an_action(action: bool, listener: socket.socket) -> None:
+def test_silence_after_sending_is_outcome_unknown_for_an_action(
+    action: bool, listener: socket.socket
+) -> None:
     thread = _serve_once(listener, "silence")
     error, stage = _outcome(f"http://127.0.0.1:{listener.getsockname()[1]}/reset", action=action)
     thread.join()
@@ -124,7 +130,9 @@ def test_tls_failure_while_reading_the_reply_is_outcome_unknown_not_a_handshake_
     context, ca_file = tls_material
     thread = _serve_once(listener, then, context)
     error, stage = _outcome(
-        f"https://127.0.0.1:{listener.getsockname()[1]}/reset", action=True, tls=TlsPolicy("ca_file", cafile=str(ca_file))
+        f"https://127.0.0.1:{listener.getsockname()[1]}/reset",
+        action=True,
+        tls=TlsPolicy("ca_file", cafile=str(ca_file)),
     )
     thread.join()
     assert stage is Stage.SENT
@@ -154,7 +162,9 @@ def test_untrusted_certificate_fails_in_the_handshake_and_nothing_is_sent(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     error, stage = _outcome(
-        f"https://127.0.0.1:{listener.getsockname()[1]}/reset", action=True, tls=TlsPolicy("ca_file", cafile=str(other_ca))
+        f"https://127.0.0.1:{listener.getsockname()[1]}/reset",
+        action=True,
+        tls=TlsPolicy("ca_file", cafile=str(other_ca)),
     )
     thread.join()
     assert stage is Stage.HANDSHAKE
@@ -181,7 +191,9 @@ def test_unresolvable_name_is_not_sent(action: bool) -> None:
     from urllib3.exceptions import MaxRetryError, NameResolutionError
 
     url = "https://bmc.example.invalid/redfish/v1/"
-    reason = NameResolutionError("bmc.example.invalid", None, socket.gaierror(-2, "Name or service not known"))  # type: ignore[arg-type]
+    reason = NameResolutionError(
+        "bmc.example.invalid", None, socket.gaierror(-2, "Name or service not known")
+    )  # type: ignore[arg-type]
     exc = requests.exceptions.ConnectionError(MaxRetryError(None, url, reason))  # type: ignore[arg-type]
     error = classify(exc, stage=Stage.CONNECTING, expired=False, url=url, action=action)
     assert isinstance(error, BmcUnreachable)

@@ -32,5 +32,11 @@ def test_vendor_from_real_service_roots(folder: str, manager_file: str | None, e
 def test_supermicro_run_together_value_is_split() -> None:
     values = ["On", "ForceOff", "GracefulShutdownGracefulRestart", "ForceRestart", "Nmi", "ForceOn"]
     assert normalise_reset_values(values) == (
-        "On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "Nmi", "ForceOn",
+        "On",
+        "ForceOff",
+        "GracefulShutdown",
+        "GracefulRestart",
+        "ForceRestart",
+        "Nmi",
+        "ForceOn",
     )

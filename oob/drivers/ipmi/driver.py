@@ -21,7 +21,7 @@ from oob.drivers.ipmi.codes import (
     completion_name,
     manufacturer_name,
 )
-from oob.errors import BmcRefused, BmcUnreachable, ActionUnsupported, OobError, OutcomeUnknown, UsageError
+from oob.errors import ActionUnsupported, BmcRefused, BmcUnreachable, OobError, OutcomeUnknown, UsageError
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
 
 NETFN_CHASSIS = 0x00
@@ -96,9 +96,11 @@ class IpmiDriver(BmcDriver):
             if exc.retryable and self.host.bmc.kind == "ilo" and _ILO_HINT not in exc.message:
                 # nothing answered at all: on an iLO that is the factory default, not a fault
                 exc.message = f"{exc.message}; {_ILO_HINT}"
-            raise exc.for_host(self.host.name)
+            exc.for_host(self.host.name)
+            raise
         except OobError as exc:
-            raise exc.for_host(self.host.name)
+            exc.for_host(self.host.name)
+            raise
 
     def close(self) -> None:
         self._client.close()
@@ -175,7 +177,8 @@ class IpmiDriver(BmcDriver):
         try:
             reply = self._client.send_once(NETFN_CHASSIS, CMD_CHASSIS_CONTROL, (directive.value,), what=what)
         except (BmcUnreachable, OutcomeUnknown) as exc:
-            raise exc.for_host(self.host.name)
+            exc.for_host(self.host.name)
+            raise
         if reply.code == 0:
             return ActionResult(
                 host=self.host.name, action=action, method=self.method, status=0, sent=(what,)

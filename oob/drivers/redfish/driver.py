@@ -19,7 +19,7 @@ from oob.drivers.redfish.transport import RedfishTransport
 from oob.drivers.redfish.uris import safe_path
 from oob.drivers.redfish.vendors import Vendor, detect_vendor, normalise_reset_values
 from oob.drivers.tls import TlsPolicy
-from oob.errors import BmcProtocolError, BmcUnreachable, ActionUnsupported, UsageError
+from oob.errors import ActionUnsupported, BmcProtocolError, BmcUnreachable, UsageError
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
 
 RESET_ACTION = "#ComputerSystem.Reset"
@@ -131,7 +131,9 @@ class RedfishDriver(BmcDriver):
     ) -> None:
         super().__init__()
         if not host.bmc.username:
-            raise UsageError(f"host '{host.name}': key 'bmc.username' is required for Redfish", host=host.name)
+            raise UsageError(
+                f"host '{host.name}': key 'bmc.username' is required for Redfish", host=host.name
+            )
         self.host = host
         self.tls = tls
         self._cycle_wait_s = cycle_wait_s
@@ -214,9 +216,15 @@ class RedfishDriver(BmcDriver):
         if action is None:
             raise ActionUnsupported("this BMC offers no ComputerSystem.Reset action for the system")
         # checked now, before anything is sent: an off-origin target is refused, not followed
-        target = safe_path(action.get("target"), self._transport.origin, field=f"Actions.{RESET_ACTION}.target")
-        inline = _optional(action, "ResetType@Redfish.AllowableValues", list, "ResetType@Redfish.AllowableValues")
-        info_uri = _optional(action, "@Redfish.ActionInfo", str, f"Actions.{RESET_ACTION}.@Redfish.ActionInfo")
+        target = safe_path(
+            action.get("target"), self._transport.origin, field=f"Actions.{RESET_ACTION}.target"
+        )
+        inline = _optional(
+            action, "ResetType@Redfish.AllowableValues", list, "ResetType@Redfish.AllowableValues"
+        )
+        info_uri = _optional(
+            action, "@Redfish.ActionInfo", str, f"Actions.{RESET_ACTION}.@Redfish.ActionInfo"
+        )
         if inline is not None:
             values = normalise_reset_values(inline)
             support = NmiSupport("Nmi" in values, "inline", values)
@@ -233,9 +241,13 @@ class RedfishDriver(BmcDriver):
         except BmcUnreachable as exc:
             if exc.retryable:
                 raise
-            self.warnings.append(f"could not read ResetActionInfo {uri} ({exc.message}); allowed values unknown")
+            self.warnings.append(
+                f"could not read ResetActionInfo {uri} ({exc.message}); allowed values unknown"
+            )
             return NmiSupport(None, "unadvertised")
-        parameters = _optional(_object(body, "ResetActionInfo"), "Parameters", list, "ResetActionInfo Parameters")
+        parameters = _optional(
+            _object(body, "ResetActionInfo"), "Parameters", list, "ResetActionInfo Parameters"
+        )
         for parameter in parameters or []:
             if isinstance(parameter, dict) and parameter.get("Name") == "ResetType":
                 allowed = _optional(parameter, "AllowableValues", list, "ResetActionInfo AllowableValues")
@@ -280,7 +292,9 @@ class RedfishDriver(BmcDriver):
         service_uri = _link(root, "SessionService", "service root SessionService")
         if service_uri is None:
             return None
-        service = _object(self._transport.get(service_uri, field="SessionService.@odata.id").body, "SessionService")
+        service = _object(
+            self._transport.get(service_uri, field="SessionService.@odata.id").body, "SessionService"
+        )
         root_links = _optional(root, "Links", dict, "service root Links") or {}
         sessions_uri = _link(service, "Sessions", "SessionService Sessions") or _link(
             root_links, "Sessions", "service root Links.Sessions"
@@ -294,8 +308,9 @@ class RedfishDriver(BmcDriver):
                     count = len(collection["Members"])
         enabled = service.get("ServiceEnabled")
         kind = self.host.bmc.kind if self.host.bmc.kind not in ("auto", "redfish") else self.vendor().kind
-        return SessionUsage(count, _int(service.get("SessionTimeout")),
-                            enabled if isinstance(enabled, bool) else None, kind)
+        return SessionUsage(
+            count, _int(service.get("SessionTimeout")), enabled if isinstance(enabled, bool) else None, kind
+        )
 
     def vendor(self, manager: dict[str, Any] | None = None) -> Vendor:
         return detect_vendor(self._transport.root, manager)
@@ -310,8 +325,12 @@ class RedfishDriver(BmcDriver):
         if kind not in ("auto", "redfish", "ipmi") and kind != vendor.kind and vendor.kind != "redfish":
             warnings.append(f"inventory says bmc.kind = '{kind}' but the BMC looks like {vendor.label}")
         if support.offered is None:
-            warnings.append("the BMC does not say which ResetType values it accepts; Nmi is tried without a check")
-        model = " ".join(p for p in (_text(system.get("Manufacturer")), _text(system.get("Model"))) if p) or None
+            warnings.append(
+                "the BMC does not say which ResetType values it accepts; Nmi is tried without a check"
+            )
+        model = (
+            " ".join(p for p in (_text(system.get("Manufacturer")), _text(system.get("Model"))) if p) or None
+        )
         return BmcInfo(
             host=self.host.name,
             method=self.method,
@@ -330,7 +349,9 @@ class RedfishDriver(BmcDriver):
 
     def _post_reset(self, action: str, reset_type: str) -> ActionResult:
         target, _ = self._reset_action()
-        reply = self._transport.post_action(target, {"ResetType": reset_type}, field=f"Actions.{RESET_ACTION}.target")
+        reply = self._transport.post_action(
+            target, {"ResetType": reset_type}, field=f"Actions.{RESET_ACTION}.target"
+        )
         # the action was applied: a task URI oob would not follow is left out, never an error
         task: str | None = None
         location = reply.headers.get("Location") if reply.status == 202 else None
@@ -353,7 +374,9 @@ class RedfishDriver(BmcDriver):
         support = self.nmi_support()
         if support.offered is False:
             offered = ", ".join(support.allowed) or "nothing"
-            where = "ResetActionInfo" if support.source == "actioninfo" else "ResetType@Redfish.AllowableValues"
+            where = (
+                "ResetActionInfo" if support.source == "actioninfo" else "ResetType@Redfish.AllowableValues"
+            )
             raise ActionUnsupported(
                 f"NMI not supported by this BMC: its {where} offers {offered}, not Nmi",
                 host=self.host.name,

@@ -57,12 +57,12 @@ from oob.drivers.redfish.wire import (
 from oob.drivers.retry import retry_unsent
 from oob.drivers.tls import TlsPolicy
 from oob.errors import (
+    ActionUnsupported,
     BmcAuthError,
     BmcHttpError,
     BmcProtocolError,
     BmcRefused,
     BmcUnreachable,
-    ActionUnsupported,
     OobError,
     OutcomeUnknown,
 )
@@ -136,7 +136,9 @@ class RedfishTransport:
     def open(self) -> None:
         self._session = make_session(self._tls)
         # identity: a compressed body could expand past the size cap before it is counted
-        self._session.headers.update({"Accept": "application/json", "OData-Version": "4.0", "Accept-Encoding": "identity"})
+        self._session.headers.update(
+            {"Accept": "application/json", "OData-Version": "4.0", "Accept-Encoding": "identity"}
+        )
         if not self._tls.verifies:
             import urllib3
 
@@ -168,7 +170,9 @@ class RedfishTransport:
     def _login_uri(self) -> tuple[Any, str]:
         links = self.root.get("Links")
         if links is not None and not isinstance(links, dict):
-            raise BmcProtocolError(f"the BMC at {self.origin}: service root Links is {_kind(links)}, not an object")
+            raise BmcProtocolError(
+                f"the BMC at {self.origin}: service root Links is {_kind(links)}, not an object"
+            )
         sessions = (links or {}).get("Sessions")
         if sessions is not None:
             if not isinstance(sessions, dict) or "@odata.id" not in sessions:
@@ -186,7 +190,8 @@ class RedfishTransport:
         systems = self.root.get("Systems")
         uri = systems.get("@odata.id") if isinstance(systems, dict) else "/redfish/v1/Systems"
         reply = self._with_retries(
-            lambda: self._get_following(safe_path(uri, self.origin, field="Systems.@odata.id")), "login (Basic)"
+            lambda: self._get_following(safe_path(uri, self.origin, field="Systems.@odata.id")),
+            "login (Basic)",
         )
         if reply.status == 401:
             raise BmcAuthError("the BMC refused the credentials (HTTP 401)", bmc_message=_message_of(reply))
@@ -206,10 +211,13 @@ class RedfishTransport:
                 "oob sends credentials to nothing but the URI the service root names"
             )
         if answer.status == 401:
-            raise BmcAuthError("the BMC refused the credentials (HTTP 401)", bmc_message=most_severe_message(body))
+            raise BmcAuthError(
+                "the BMC refused the credentials (HTTP 401)", bmc_message=most_severe_message(body)
+            )
         if not 200 <= answer.status < 300:
             raise BmcAuthError(
-                f"the BMC would not open a session: HTTP {answer.status}", bmc_message=most_severe_message(body)
+                f"the BMC would not open a session: HTTP {answer.status}",
+                bmc_message=most_severe_message(body),
             )
         token = answer.headers.get("X-Auth-Token")
         location = answer.headers.get("Location")
@@ -235,8 +243,13 @@ class RedfishTransport:
         if location_error is not None:
             raise location_error
         if self._session_path is None:
-            raise BmcProtocolError(f"the BMC at {self.origin} did not say where the new session is (no Location)")
-        if any(str(entry.get("MessageId", "")).endswith("PasswordChangeRequired") for entry in extended_info(body)):
+            raise BmcProtocolError(
+                f"the BMC at {self.origin} did not say where the new session is (no Location)"
+            )
+        if any(
+            str(entry.get("MessageId", "")).endswith("PasswordChangeRequired")
+            for entry in extended_info(body)
+        ):
             raise BmcAuthError("the BMC requires a password change for this account")
 
     def close(self) -> None:
@@ -247,7 +260,9 @@ class RedfishTransport:
             if self._token and self._session_path:
                 self._logout()
             elif self._token:
-                log.warning("%s: the session's URI was refused; it is left to expire on the BMC", self.base_url)
+                log.warning(
+                    "%s: the session's URI was refused; it is left to expire on the BMC", self.base_url
+                )
         finally:
             session, self._session = self._session, None
             self._token = None
@@ -262,7 +277,9 @@ class RedfishTransport:
             log.warning("%s: could not delete session %s: %s", self.base_url, path, exc)
             return
         if not 200 <= answer.status < 300:
-            log.warning("%s: the BMC answered the session DELETE %s with HTTP %s", self.base_url, path, answer.status)
+            log.warning(
+                "%s: the BMC answered the session DELETE %s with HTTP %s", self.base_url, path, answer.status
+            )
 
     # -- requests -------------------------------------------------------------------------
 
@@ -273,11 +290,17 @@ class RedfishTransport:
         if reply.status == 401:
             raise BmcAuthError(f"the BMC refused access to {path} (HTTP 401)", bmc_message=reply.bmc_message)
         if reply.status >= 400:
-            raise BmcHttpError(f"the BMC answered GET {path} with HTTP {reply.status}", bmc_message=reply.bmc_message)
+            raise BmcHttpError(
+                f"the BMC answered GET {path} with HTTP {reply.status}", bmc_message=reply.bmc_message
+            )
         if reply.body_error is not None and reply.body_cut:
-            raise BmcUnreachable(f"the answer to GET {path} from {self.origin} was lost: {reply.body_error}", retryable=False)
+            raise BmcUnreachable(
+                f"the answer to GET {path} from {self.origin} was lost: {reply.body_error}", retryable=False
+            )
         if reply.body_error is not None:
-            raise BmcProtocolError(f"the BMC at {self.origin} answered GET {path} with a body oob will not read: {reply.body_error}")
+            raise BmcProtocolError(
+                f"the BMC at {self.origin} answered GET {path} with a body oob will not read: {reply.body_error}"
+            )
         return reply
 
     def _get_following(self, path: str) -> Reply:
@@ -288,12 +311,18 @@ class RedfishTransport:
                 body, error = _parsed(answer)
                 return Reply(answer.status, body, answer.headers, error, answer.body_cut)
             if self.origin.scheme != "https":
-                raise BmcProtocolError(f"the BMC at {self.origin} redirected GET {path}; oob follows redirects over https only")
+                raise BmcProtocolError(
+                    f"the BMC at {self.origin} redirected GET {path}; oob follows redirects over https only"
+                )
             location = answer.headers.get("Location")
             if location is None:
-                raise BmcProtocolError(f"the BMC at {self.origin} answered GET {path} with HTTP {answer.status} and no Location")
+                raise BmcProtocolError(
+                    f"the BMC at {self.origin} answered GET {path} with HTTP {answer.status} and no Location"
+                )
             path = safe_path(location, self.origin, field=f"Location of the redirect from {path}")
-        raise BmcProtocolError(f"the BMC at {self.origin} redirected GET more than {MAX_REDIRECTS} times (last: {path})")
+        raise BmcProtocolError(
+            f"the BMC at {self.origin} redirected GET more than {MAX_REDIRECTS} times (last: {path})"
+        )
 
     def post_action(self, uri: object, body: dict[str, Any], *, field: str = "the action target") -> Reply:
         """POST an action exactly once; retried only if it certainly never left."""
@@ -320,7 +349,9 @@ class RedfishTransport:
             raise BmcAuthError("the BMC refused the action (HTTP 401)", bmc_message=message)
         if reply.status in (400, 403, 404, 405, 409, 412, 501):
             error_class = ActionUnsupported if reply.status in (405, 501) else BmcRefused
-            raise error_class(f"the BMC refused {body} at {path} with HTTP {reply.status}", bmc_message=message)
+            raise error_class(
+                f"the BMC refused {body} at {path} with HTTP {reply.status}", bmc_message=message
+            )
         # 5xx and anything odd: the BMC may have started the action before failing
         raise OutcomeUnknown(
             f"the BMC answered {body} with HTTP {reply.status}; it may or may not have been applied",
@@ -358,7 +389,9 @@ class RedfishTransport:
                 self.connections.extend(attempt.opened)
 
     def _with_retries(self, attempt: Callable[[], _T], what: str) -> _T:
-        return retry_unsent(attempt, what=what, attempts=self._connect_attempts, on_retry=self._on_retry, log=log)
+        return retry_unsent(
+            attempt, what=what, attempts=self._connect_attempts, on_retry=self._on_retry, log=log
+        )
 
 
 def _interrupted(error: OobError) -> OobError:
@@ -369,8 +402,9 @@ def _interrupted(error: OobError) -> OobError:
             "interrupted while waiting for the BMC's answer; the request was sent and may have been applied",
             host=error.host,
         )
-    return BmcUnreachable("interrupted before the BMC answered; no action was sent", host=error.host,
-                          retryable=False)
+    return BmcUnreachable(
+        "interrupted before the BMC answered; no action was sent", host=error.host, retryable=False
+    )
 
 
 def _parsed(answer: Answer) -> tuple[Any, str | None]:
@@ -390,4 +424,6 @@ def _message_of(reply: Reply) -> str | None:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), f"a {type(value).__name__}")
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), f"a {type(value).__name__}"
+    )

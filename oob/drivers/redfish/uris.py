@@ -90,7 +90,9 @@ def safe_path(value: object, origin: Origin, *, field: str) -> str:
 
     def refuse(why: str) -> BmcProtocolError:
         shown = repr(value)[:120] if isinstance(value, str) else type(value).__name__
-        return BmcProtocolError(f"the BMC at {origin} gave {field} = {shown}, which oob will not follow: {why}")
+        return BmcProtocolError(
+            f"the BMC at {origin} gave {field} = {shown}, which oob will not follow: {why}"
+        )
 
     if not isinstance(value, str):
         raise refuse("not a string")

@@ -342,7 +342,9 @@ def _read_answer(response: Any, attempt: Attempt) -> Answer:
     status = int(response.status_code)
     length = response.headers.get("Content-Length")
     if length is not None and length.strip().isdigit() and int(length) > MAX_BODY_BYTES:
-        return Answer(status, response.headers, None, f"body of {int(length)} bytes is larger than {MAX_BODY_BYTES}")
+        return Answer(
+            status, response.headers, None, f"body of {int(length)} bytes is larger than {MAX_BODY_BYTES}"
+        )
     chunks: list[bytes] = []
     size = 0
     try:
@@ -353,9 +355,13 @@ def _read_answer(response: Any, attempt: Attempt) -> Answer:
             chunks.append(chunk)
             if attempt.remaining() <= 0:
                 attempt.expire()
-                return Answer(status, response.headers, None, "body not complete by the deadline", body_cut=True)
+                return Answer(
+                    status, response.headers, None, "body not complete by the deadline", body_cut=True
+                )
     except Exception as exc:  # noqa: BLE001 - any transport failure: the body is lost, the status is not
-        why = "body not complete by the deadline" if attempt.expired else f"body cut off ({type(exc).__name__})"
+        why = (
+            "body not complete by the deadline" if attempt.expired else f"body cut off ({type(exc).__name__})"
+        )
         return Answer(status, response.headers, None, why, body_cut=True)
     return Answer(status, response.headers, b"".join(chunks))
 
@@ -389,7 +395,13 @@ def _detail(chain: list[BaseException]) -> str:
 
 
 def classify(
-    exc: BaseException, *, stage: Stage, expired: bool, url: str, action: bool, tls: TlsPolicy | None = None,
+    exc: BaseException,
+    *,
+    stage: Stage,
+    expired: bool,
+    url: str,
+    action: bool,
+    tls: TlsPolicy | None = None,
     timeout: float | None = None,
 ) -> OobError:
     """Map a transport failure to oob's tree by the stage the request reached.
@@ -405,7 +417,11 @@ def classify(
     chain = _chain(exc)
     late = f"within {timeout:g} s" if timeout is not None else "by the deadline"
     if stage >= Stage.SENT:
-        what = f"no complete answer {late}" if expired or _is_timeout(chain) else f"connection failed ({_detail(chain)})"
+        what = (
+            f"no complete answer {late}"
+            if expired or _is_timeout(chain)
+            else f"connection failed ({_detail(chain)})"
+        )
         if action:
             return OutcomeUnknown(f"{what} from {url} after the request was sent; it may have been applied")
         return BmcUnreachable(f"{what} from {url}", retryable=False)
@@ -415,8 +431,11 @@ def classify(
         if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
             reason = next(e for e in chain if isinstance(e, ssl.SSLCertVerificationError)).verify_message
             return TlsError(f"certificate of {url} is not trusted ({reason}); nothing was sent")
-        if tls is not None and tls.fingerprint and any(isinstance(e, Urllib3SSLError) for e in chain) and not any(
-            isinstance(e, ssl.SSLError) for e in chain
+        if (
+            tls is not None
+            and tls.fingerprint
+            and any(isinstance(e, Urllib3SSLError) for e in chain)
+            and not any(isinstance(e, ssl.SSLError) for e in chain)
         ):
             # urllib3 raises its own SSLError (no ssl.SSLError inside) for a fingerprint mismatch
             return TlsError(
@@ -424,7 +443,9 @@ def classify(
             )
         if any(isinstance(e, (ssl.SSLError, Urllib3SSLError)) for e in chain):
             return TlsError(f"TLS handshake with {url} failed ({_detail(chain)}); nothing was sent")
-        return BmcUnreachable(f"connection to {url} failed during the TLS handshake ({_detail(chain)}); nothing was sent")
+        return BmcUnreachable(
+            f"connection to {url} failed during the TLS handshake ({_detail(chain)}); nothing was sent"
+        )
     if stage == Stage.CONNECTING:
         if any(isinstance(e, NameResolutionError) for e in chain):
             return BmcUnreachable(f"cannot resolve the BMC address of {url}; nothing was sent")
@@ -436,16 +457,22 @@ def classify(
             return BmcUnreachable(f"connection to {url} timed out; nothing was sent")
         return BmcUnreachable(f"cannot connect to {url} ({_detail(chain)}); nothing was sent")
     if stage == Stage.CONNECTED:
-        return BmcUnreachable(f"connection to {url} failed before the request was written ({_detail(chain)}); nothing was sent")
+        return BmcUnreachable(
+            f"connection to {url} failed before the request was written ({_detail(chain)}); nothing was sent"
+        )
     # NOT_STARTED: requests refused to build the request (bad URL, bad header): a bug, not the network
     if expired:
         return BmcUnreachable(f"no time left for {url}; nothing was sent", retryable=False)
-    return BmcUnreachable(f"request to {url} could not be made ({type(exc).__name__}); nothing was sent", retryable=False)
+    return BmcUnreachable(
+        f"request to {url} could not be made ({type(exc).__name__}); nothing was sent", retryable=False
+    )
 
 
 def _is_timeout(chain: list[BaseException]) -> bool:
     import requests
     from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-    return any(isinstance(e, (TimeoutError, socket.timeout, Urllib3Timeout, requests.exceptions.Timeout)) for e in chain)
-
+    return any(
+        isinstance(e, (TimeoutError, socket.timeout, Urllib3Timeout, requests.exceptions.Timeout))
+        for e in chain
+    )
