@@ -134,6 +134,8 @@ def handle_errors(verbose: bool) -> Iterator[None]:
 
 
 def load_hosts(inventory: list[Path] | None, targets: Sequence[str]) -> list[Any]:
+    """The one way every command loads its inventories (``-i``, else ``$OOB_INVENTORY``) and
+    selects hosts from them."""
     from oob.inventory import inventory_paths, load_inventory
 
     paths = inventory_paths(list(inventory or []), os.environ)

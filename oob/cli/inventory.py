@@ -6,19 +6,14 @@ from typing import Annotated
 
 import typer
 
-from oob.cli.common import InventoryOpt, JsonOpt, VerboseOpt, handle_errors, setup_logging
+from oob.cli.common import InventoryOpt, JsonOpt, VerboseOpt, handle_errors, load_hosts, setup_logging
 
 inventory_app = typer.Typer(help="List and check inventories.", no_args_is_help=True)
 OptionalTargets = Annotated[list[str] | None, typer.Argument(help="Selectors; default: all hosts.")]
 
 
 def _hosts(inventory: InventoryOpt, targets: list[str] | None) -> list:  # type: ignore[type-arg]
-    import os
-
-    from oob.inventory import inventory_paths, load_inventory
-
-    inv = load_inventory(inventory_paths(list(inventory or []), os.environ))
-    return inv.select(targets or ["all"])
+    return load_hosts(inventory, targets or ["all"])
 
 
 @inventory_app.command("list")
