@@ -39,17 +39,8 @@ def info_command(
         from oob.runbook.methods import DriverOptions
 
         hosts = load_hosts(inventory, targets)
-        renderer = make_renderer(json_output)
-        outcomes = run_info(
-            hosts, DriverOptions(via=via, insecure=insecure), emit=renderer.event, parallel=parallel
-        )
-        for outcome in outcomes:
-            nmi = outcome.detail.get("nmi")
-            if isinstance(nmi, dict):
-                offered = {True: "yes", False: "no", None: "unknown"}[nmi.get("offered")]
-                outcome.detail["nmi_offered"] = f"{offered} ({nmi.get('source')})"
-        renderer.outcomes(
-            outcomes,
+        renderer = make_renderer(
+            json_output,
             columns=[
                 ("vendor", "VENDOR"),
                 ("model", "MODEL"),
@@ -58,4 +49,13 @@ def info_command(
                 ("nmi_offered", "NMI"),
             ],
         )
+        outcomes = run_info(
+            hosts, DriverOptions(via=via, insecure=insecure), emit=renderer.event, parallel=parallel
+        )
+        for outcome in outcomes:
+            nmi = outcome.detail.get("nmi")
+            if isinstance(nmi, dict):
+                offered = {True: "yes", False: "no", None: "unknown"}[nmi.get("offered")]
+                outcome.detail["nmi_offered"] = f"{offered} ({nmi.get('source')})"
+        renderer.report(outcomes)
         finish(outcomes)

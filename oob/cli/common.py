@@ -142,14 +142,15 @@ def load_hosts(inventory: list[Path] | None, targets: Sequence[str]) -> list[Any
     return load_inventory(paths).select(list(targets))
 
 
-def make_renderer(json_output: bool) -> Any:
+def make_renderer(json_output: bool, columns: Sequence[tuple[str, str]] = ()) -> Any:
+    """The renderer of per-host outcomes; ``columns`` (detail key, title) for the table."""
     if json_output:
         from oob.render.jsonl import JsonRenderer
 
-        return JsonRenderer()
+        return JsonRenderer(columns)
     from oob.render.console import ConsoleRenderer
 
-    return ConsoleRenderer()
+    return ConsoleRenderer(columns)
 
 
 def ask(prompt: str) -> str | None:

@@ -72,7 +72,7 @@ def nmi_command(
             outcomes = run_nmi(
                 hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel
             )
-        renderer.outcomes(outcomes)
+        renderer.report(outcomes)
         sent = [o for o in outcomes if o.status == "ok" and o.detail.get("at")]
         if sent:
             # the engineer's next step: follow the dump the NMI should bring

@@ -58,7 +58,7 @@ def power_command(
             raise UsageError(f"usage: oob power TARGET... {{{'|'.join(ACTIONS)}}}")
         *targets, action = args
         hosts = load_hosts(inventory, targets)
-        renderer = make_renderer(json_output)
+        renderer = make_renderer(json_output, columns=[("power", "POWER")] if action == "status" else [])
         request = PowerRequest(
             action=action,
             driver=DriverOptions(via=via, insecure=insecure),
@@ -80,5 +80,5 @@ def power_command(
             outcomes = run_power(
                 hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel
             )
-        renderer.outcomes(outcomes, columns=[("power", "POWER")] if action == "status" else [])
+        renderer.report(outcomes)
         exit_after_run(cancel, [o.exit_code for o in outcomes])

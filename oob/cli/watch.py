@@ -171,5 +171,5 @@ async def _watch(
                     task.uncancel()
                 watcher.interrupt()
                 results = watcher.results()
-        renderer.summary(results)
+        renderer.report(results)
         return results

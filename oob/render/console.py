@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from oob.events import Event
+from oob.render.base import Renderer
 from oob.runbook.common import Outcome
 
 if TYPE_CHECKING:
@@ -37,10 +38,13 @@ def make_console(stderr: bool) -> Any:
     return Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True, width=width)
 
 
-class ConsoleRenderer:
-    def __init__(self) -> None:
+class ConsoleRenderer(Renderer[Sequence[Outcome]]):
+    """Per-host outcomes as a table; ``columns`` (detail key, title) adds columns."""
+
+    def __init__(self, columns: Sequence[tuple[str, str]] = ()) -> None:
         self.err = make_console(stderr=True)
         self.out = make_console(stderr=False)
+        self.columns = tuple(columns)
 
     def event(self, event: Event) -> None:
         from oob.render.text import safe
@@ -54,7 +58,8 @@ class ConsoleRenderer:
 
         self.err.print(safe_lines(text.split("\n")))
 
-    def outcomes(self, outcomes: Sequence[Outcome], columns: Sequence[tuple[str, str]] = ()) -> None:
+    def report(self, report: Sequence[Outcome]) -> None:
+        outcomes, columns = report, self.columns
         from rich.table import Table
 
         from oob.render.text import cell

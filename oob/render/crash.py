@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from oob.events import Event
+from oob.render.base import Renderer
+
 #: what --json writes to stdout, one object per line
 CRASH_EVENTS = frozenset(
     {
@@ -35,30 +38,14 @@ def make_crash_renderer(json_output: bool, hosts: list[str]) -> CrashJson | Cras
     return CrashJson() if json_output else CrashConsole(hosts)
 
 
-class CrashJson:
+class CrashJson(Renderer[Any]):
     def __init__(self) -> None:
         from oob.render.dump import JsonLines
 
         self._lines = JsonLines(CRASH_EVENTS)
 
-    def __enter__(self) -> CrashJson:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def paused(self) -> Any:
-        from contextlib import nullcontext
-
-        return nullcontext()
-
-    def event(self, event: Any) -> None:
+    def event(self, event: Event) -> None:
         self._lines.event(event)
-
-    def message(self, text: str) -> None:
-        from oob.render.jsonl import write_message
-
-        write_message(text)
 
     def report(self, report: Any) -> None:
         from oob.render.jsonl import write_json
@@ -67,7 +54,7 @@ class CrashJson:
             write_json({"event": "result", **outcome.to_dict()})
 
 
-class CrashConsole:
+class CrashConsole(Renderer[Any]):
     """Live progress per host on a terminal (the watch renderer), plain lines otherwise."""
 
     def __init__(self, hosts: list[str]) -> None:
@@ -76,19 +63,11 @@ class CrashConsole:
         self._console = LiveConsole(hosts)
         self._live = False
 
-    def __enter__(self) -> CrashConsole:
-        return self
-
     def __exit__(self, *exc: object) -> None:
         if self._live:
             self._console.__exit__(*exc)
 
-    def paused(self) -> Any:
-        from contextlib import nullcontext
-
-        return nullcontext()
-
-    def event(self, event: Any) -> None:
+    def event(self, event: Event) -> None:
         if event.kind == "nmi_sent" and not self._live:
             # the progress bars start with the watch, after the confirmation prompt
             self._console.__enter__()

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Self
 
 from oob.events import Event
+from oob.render.base import Renderer
 from oob.safetext import printable
 
 #: the dump events --json writes to stdout; others (warnings) go to stderr as text
@@ -28,18 +29,11 @@ DUMP_EVENTS = frozenset(
 )
 
 
-class DumpRenderer:
-    def event(self, event: Event) -> None:
-        raise NotImplementedError
+class DumpRenderer(Renderer[Sequence[Any]]):
+    """Dump-watch events; the report is each host's DumpResult."""
 
-    def summary(self, results: Sequence[Any]) -> None:
+    def report(self, report: Sequence[Any]) -> None:
         """The final word on each host (the events said it all already, by default)."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 class JsonLines(DumpRenderer):
@@ -146,7 +140,8 @@ class LiveConsole(DumpRenderer):
             for line in data.get("panic") or ():
                 self.err.print(safe(f"  {line}"))
 
-    def summary(self, results: Sequence[Any]) -> None:
+    def report(self, report: Sequence[Any]) -> None:
+        results = report
         from rich.table import Table
 
         from oob.dump.events import human_bytes

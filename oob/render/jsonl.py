@@ -14,20 +14,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from oob.events import Event
+from oob.render.base import Renderer
 from oob.runbook.common import Outcome
 from oob.safetext import printable
 
 
-class JsonRenderer:
+class JsonRenderer(Renderer[Sequence[Outcome]]):
+    """Per-host outcomes as JSON lines on stdout (every detail, so no columns to choose)."""
+
+    def __init__(self, columns: Sequence[tuple[str, str]] = ()) -> None:
+        del columns
+
     def event(self, event: Event) -> None:
         # stdout carries results only; progress and warnings go to stderr as text
         write_event_line(event)
 
-    def message(self, text: str) -> None:
-        write_message(text)
-
-    def outcomes(self, outcomes: Sequence[Outcome], columns: Sequence[tuple[str, str]] = ()) -> None:
-        for outcome in outcomes:
+    def report(self, report: Sequence[Outcome]) -> None:
+        for outcome in report:
             write_json(outcome.to_dict())
 
 

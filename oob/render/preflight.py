@@ -8,7 +8,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from oob.events import Event
 from oob.preflight.checks import HOST_CHECK_NAMES
+from oob.render.base import Renderer
 from oob.runbook.preflight import BMC_CHECK_NAMES
 
 if TYPE_CHECKING:
@@ -25,27 +27,27 @@ def make_preflight_renderer(json_output: bool) -> PreflightJson | PreflightConso
     return PreflightJson() if json_output else PreflightConsole()
 
 
-class PreflightJson:
+class PreflightJson(Renderer[Any]):
     def __init__(self) -> None:
         from oob.render.dump import JsonLines
 
         self._lines = JsonLines(PREFLIGHT_EVENTS)
 
-    def event(self, event: Any) -> None:
+    def event(self, event: Event) -> None:
         self._lines.event(event)
 
     def report(self, report: Any) -> None:
         """Everything was written as it came."""
 
 
-class PreflightConsole:
+class PreflightConsole(Renderer[Any]):
     def __init__(self) -> None:
         from oob.render.console import make_console
 
         self.err = make_console(stderr=True)
         self.out = make_console(stderr=False)
 
-    def event(self, event: Any) -> None:
+    def event(self, event: Event) -> None:
         from oob.render.text import safe
 
         if event.kind in ("readiness", "summary"):

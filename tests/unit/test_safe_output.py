@@ -383,11 +383,11 @@ def test_console_renderer(
     capsys: pytest.CaptureFixture[str], terminal: bool, hostile_outcomes: list[Outcome]
 ) -> None:
     def draw() -> None:
-        renderer = ConsoleRenderer()
+        renderer = ConsoleRenderer(columns=[("vendor", "VENDOR"), ("firmware", "FIRMWARE")])
         for event in hostile_events():
             renderer.event(event)
         renderer.message(f"about to crash {HOST}\nsecond line {CLEAR}")
-        renderer.outcomes(hostile_outcomes, columns=[("vendor", "VENDOR"), ("firmware", "FIRMWARE")])
+        renderer.report(hostile_outcomes)
 
     out, err = run_console(capsys, draw)
     check(out, terminal)
@@ -417,7 +417,7 @@ def test_live_console_plain_lines_and_summary(capsys: pytest.CaptureFixture[str]
         with renderer:
             for event in hostile_events():
                 renderer.event(event)
-        renderer.summary([dump_result(), failed_result()])
+        renderer.report([dump_result(), failed_result()])
 
     out, err = run_console(capsys, draw)
     check(out, terminal)
@@ -533,7 +533,7 @@ def test_json_renderer(capsys: pytest.CaptureFixture[str], hostile_outcomes: lis
     for event in hostile_events():
         renderer.event(event)
     renderer.message(f"hello {CLEAR}")
-    renderer.outcomes(hostile_outcomes)
+    renderer.report(hostile_outcomes)
     captured = capsys.readouterr()
     assert_clean(captured.err)
     assert "web01\\x1b]0;title\\x07: warning: BMC says \\x1b[2J" in captured.err
