@@ -31,8 +31,6 @@ class EventKind(StrEnum):
     """A host was refused before anything was sent (the reason in `message`, `error`)."""
     FALLBACK = "fallback"
     """A method could not deliver; the next one is used (`fallback_reason`)."""
-    RETRY = "retry"
-    """A request that certainly never left is tried again."""
     WARNING = "warning"
     """Something the engineer should know that did not stop the work."""
     AUDIT_RECORD_MISSING = "audit_record_missing"

@@ -61,7 +61,8 @@ class BmcConfig:
     fingerprint: str | None = None
     #: Redfish system id when the BMC manages several systems
     system: str | None = None
-    methods: tuple[str, ...] = ("redfish", "ipmi")
+    #: Redfish only unless the inventory says the BMC speaks IPMI (bmc.methods, bmc.ipmi_port)
+    methods: tuple[str, ...] = ("redfish",)
     ipmi_port: int = 623
     #: seconds for each request to the BMC
     timeout: float = 15.0

@@ -3,7 +3,8 @@
 A request that may have reached the BMC is never retried (an NMI must not go out
 twice); only ``NotDelivered`` errors marked ``retryable`` (connection refused, DNS,
 connect timeout, a TLS handshake cut short, an IPMI login nobody answered) are, a few
-times, with a growing pause, and each retry is reported.  Whether a failure is one of
+times, with a growing pause, and each retry is logged (``-v`` shows it).  A connect
+timeout is not retried: the peer already had the whole timeout to answer.  Whether a failure is one of
 those is decided by the driver from where the request failed (for Redfish: the stage
 its connection recorded, see :mod:`oob.drivers.redfish.wire`), never from an error's
 text.  A certificate that fails verification (``TlsError``) is not retried.
@@ -40,8 +41,8 @@ def retry_unsent(
         )
         if on_retry:
             on_retry(message)
-        else:
-            log.warning("%s", message)
+        else:  # shown with -v; at default verbosity one line per method says how it ended
+            log.info("%s", message)
 
     retrying = Retrying(
         stop=stop_after_attempt(max(1, attempts)),

@@ -569,8 +569,11 @@ def build_host(
         ca_file=value("bmc.ca_file", defaults.ca_file),
         fingerprint=value("bmc.fingerprint", defaults.fingerprint),
         system=value("bmc.system", defaults.system),
-        # kind "ipmi" is a BMC without Redfish: whatever the defaults said, IPMI only
-        methods=("ipmi",) if kind == "ipmi" else value("bmc.methods", defaults.methods),
+        # kind "ipmi" is a BMC without Redfish: whatever the defaults said, IPMI only; IPMI is
+        # otherwise tried only where the inventory says the BMC has it (bmc.methods or bmc.ipmi_port)
+        methods=("ipmi",)
+        if kind == "ipmi"
+        else value("bmc.methods", ("redfish", "ipmi") if "bmc.ipmi_port" in merged else defaults.methods),
         ipmi_port=value("bmc.ipmi_port", defaults.ipmi_port),
         timeout=value("bmc.timeout", defaults.timeout),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from oob.errors import OobError
-from oob.events import Emit, Event, EventKind, Level
+from oob.events import Emit
 from oob.model import Host
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
@@ -13,12 +13,7 @@ from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 
 def _info(host: Host, options: DriverOptions, emit: Emit) -> Outcome:
     try:
-        found = first_method(
-            host,
-            options,
-            lambda driver: driver.info(),
-            on_retry=lambda m: emit(Event(Level.WARNING, m, host.name, EventKind.RETRY)),
-        )
+        found = first_method(host, options, lambda driver: driver.info())
     except MethodsFailed as failed:
         return Outcome.from_error(host.name, "bmc.info", failed.error)
     except OobError as exc:

@@ -82,10 +82,6 @@ class CrashPlan:
 Confirm = Callable[[list[CrashPlan]], bool]
 
 
-def _on_retry(host: Host, emit: Emit) -> Callable[[str], None]:
-    return lambda message: emit(Event(Level.WARNING, message, host.name, EventKind.RETRY))
-
-
 def plan_host(host: Host, request: NmiRequest, emit: Emit) -> CrashPlan | Outcome:
     """Find the first method that can deliver an NMI to a powered-on host."""
 
@@ -99,7 +95,7 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> CrashPlan | Outcom
         return power, support, sessions
 
     try:
-        found = first_method(host, request.driver, look, on_retry=_on_retry(host, emit))
+        found = first_method(host, request.driver, look)
     except MethodsFailed as failed:
         # the message has every reason; the fallback reason is only why earlier methods were left
         return Outcome.from_error(host.name, "nmi", failed.error, fallback_reason=failed.fallback_reason)
@@ -155,7 +151,6 @@ def trigger_host(
             method,
             insecure=request.insecure,
             connect_attempts=request.connect_attempts,
-            on_retry=_on_retry(host, emit),
         ) as driver:
             power = driver.power_state()
             if power is PowerState.OFF:

@@ -36,12 +36,7 @@ ConfirmPower = Callable[[list[Host], str], bool]
 
 def _status(host: Host, request: PowerRequest, emit: Emit) -> Outcome:
     try:
-        found = first_method(
-            host,
-            request.driver,
-            lambda driver: driver.power_state(),
-            on_retry=lambda m: emit(Event(Level.WARNING, m, host.name, EventKind.RETRY)),
-        )
+        found = first_method(host, request.driver, lambda driver: driver.power_state())
     except MethodsFailed as failed:
         return Outcome.from_error(host.name, "power.status", failed.error)
     except OobError as exc:
@@ -92,12 +87,7 @@ def _act(
         if refusal is not None:
             return Outcome.from_error(host.name, name, refusal)
         try:
-            found = first_method(
-                host,
-                request.driver,
-                work,
-                on_retry=lambda m: emit(Event(Level.WARNING, m, host.name, EventKind.RETRY)),
-            )
+            found = first_method(host, request.driver, work)
         except MethodsFailed as failed:
             return Outcome.from_error(host.name, name, failed.error, warnings=tuple(missing))
         except OobError as exc:

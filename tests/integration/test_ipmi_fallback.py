@@ -131,14 +131,39 @@ def test_ipmi_timeout_after_the_nmi_is_exit_6_never_resent_nor_sent_by_redfish(
     assert events.count("nmi.sending") == 1 and "nmi.failed" in events
 
 
+def test_ipmi_is_not_tried_where_the_inventory_does_not_say_the_bmc_has_it(
+    mock_fleet_factory: Start, oob: Oob, tmp_path: Path
+) -> None:
+    # No IPMI in this fleet and none in the inventory (no bmc.ipmi_port, no bmc.methods): a
+    # listener on 127.0.0.1:623 sees nothing, and the answer is Redfish's alone, at once
+    import socket
+
+    fleet = mock_fleet_factory(["ami"])
+    inventory = write_inventory(fleet, tmp_path / "inv.toml", timeout=2)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 623))
+        listener.setblocking(False)
+        result = oob("nmi", "ami-1", "-i", str(inventory), "--yes", "--json")
+        try:
+            arrived = listener.recv(4096)
+        except BlockingIOError:
+            arrived = b""
+    assert arrived == b"", "oob tried IPMI on port 623 although the inventory never mentioned it"
+    record = result.record("ami-1")
+    assert (record["error"], record["exit_code"]) == ("unsupported", 4), record
+    assert record["message"].startswith("NMI not supported by this BMC") and "ipmi" not in record["message"]
+
+
 def test_without_ipmi_both_reasons_are_given_and_ilo_gets_its_hint(
     mock_fleet_factory: Start, oob: Oob, tmp_path: Path
 ) -> None:
-    # No IPMI in this fleet: the inventory has no bmc.ipmi_port, so IPMI goes to port 623,
+    # The inventory says both methods, but this fleet has no IPMI: IPMI goes to port 623,
     # where nothing answers.  Both hosts in one run: each waits out oob's IPMI login attempts.
     fleet = mock_fleet_factory(["ami", "ilo5"])
     fleet.set_faults("ilo5-1", nmi_not_offered=True)
     inventory = write_inventory(fleet, tmp_path / "inv.toml", timeout=2)
+    text = inventory.read_text().replace("[defaults]\n", '[defaults]\nbmc.methods = ["redfish", "ipmi"]\n', 1)
+    inventory.write_text(text)
 
     result = oob("nmi", "ami-1", "ilo5-1", "-i", str(inventory), "--yes", "--json")
     assert result.code == 4, result.stderr

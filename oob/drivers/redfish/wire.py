@@ -427,7 +427,10 @@ def classify(
         return BmcUnreachable(f"{what} from {url}", retryable=False)
     if stage == Stage.HANDSHAKE:
         if expired or _is_timeout(chain):
-            return BmcUnreachable(f"TLS handshake with {url} did not finish {late}; nothing was sent")
+            # a silent peer already had its whole connect timeout: waiting again would only double it
+            return BmcUnreachable(
+                f"TLS handshake with {url} did not finish {late}; nothing was sent", retryable=False
+            )
         if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
             reason = next(e for e in chain if isinstance(e, ssl.SSLCertVerificationError)).verify_message
             return TlsError(f"certificate of {url} is not trusted ({reason}); nothing was sent")
@@ -454,7 +457,7 @@ def classify(
             isinstance(e, (TimeoutError, socket.timeout)) for e in chain
         )
         if not refused and (expired or _is_timeout(chain)):
-            return BmcUnreachable(f"connection to {url} timed out; nothing was sent")
+            return BmcUnreachable(f"connection to {url} timed out; nothing was sent", retryable=False)
         return BmcUnreachable(f"cannot connect to {url} ({_detail(chain)}); nothing was sent")
     if stage == Stage.CONNECTED:
         return BmcUnreachable(
