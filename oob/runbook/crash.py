@@ -163,6 +163,8 @@ class _HostRun:
     nmi_at: str | None = None
     nmi_monotonic: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: its ``refused`` event was emitted
+    announced: bool = False
 
     def settle(self, status: CrashStatus, error: OobError, **kwargs: Any) -> None:
         self.outcome = CrashOutcome(
@@ -456,24 +458,32 @@ def run_crash(
             _crash(runs, request, confirm, emit, audit, cancel, targets, trigger, gate)
         finally:
             asyncbridge.run(targets.close())
-    for run in runs:
-        if run.outcome is not None and run.outcome.status == CrashStatus.REFUSED:
-            outcome = run.outcome
-            emit(
-                Event(
-                    Level.ERROR,
-                    str(outcome.error.message if outcome.error else "refused"),
-                    outcome.host,
-                    EventKind.REFUSED,
-                    {"error": outcome.error.kind if outcome.error else None, "exit_code": outcome.exit_code},
-                )
-            )
+    _announce_refusals(runs, emit)
     report = CrashReport([run.outcome for run in runs if run.outcome is not None])
     if audit is not None:
         for outcome in report.outcomes:
             _audit_outcome(audit, outcome)
-    emit(Event(Level.INFO, EventKind.SUMMARY, None, EventKind.SUMMARY, report.summary()))
+    emit(Event(Level.INFO, "summary", None, EventKind.SUMMARY, report.summary()))
     return report
+
+
+def _announce_refusals(runs: list[_HostRun], emit: Emit) -> None:
+    """A ``refused`` event for each host refused so far and not yet announced: before the
+    confirmation question (so the engineer sees who is left out, and why), and at the end."""
+    for run in runs:
+        outcome = run.outcome
+        if outcome is None or outcome.status != CrashStatus.REFUSED or run.announced:
+            continue
+        run.announced = True
+        emit(
+            Event(
+                Level.ERROR,
+                str(outcome.error.message if outcome.error else "refused"),
+                outcome.host,
+                EventKind.REFUSED,
+                {"error": outcome.error.kind if outcome.error else None, "exit_code": outcome.exit_code},
+            )
+        )
 
 
 def _audit_outcome(audit: AuditLog, outcome: CrashOutcome) -> None:
@@ -547,6 +557,7 @@ def _crash(
             )
         return
     plans = [run.plan for run in ready if run.plan is not None]
+    _announce_refusals(runs, emit)  # who is left out, and why, shown before the question
     if cancel.is_set() or (not request.assume_yes and not confirm(plans)):
         why = "interrupted before the NMI" if cancel.is_set() else "not confirmed"
         for run in ready:

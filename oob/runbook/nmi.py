@@ -11,7 +11,7 @@ already be crashing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -227,6 +227,21 @@ def trigger_host(
     return _sent(plan, result, warnings, sent_at)
 
 
+def _announce_left_out(outcomes: Iterable[Outcome], emit: Emit) -> None:
+    """Before the question: each host that will not get an NMI, and why."""
+    for outcome in outcomes:
+        if outcome.error is not None:
+            emit(
+                Event(
+                    Level.WARNING,
+                    f"left out: {outcome.error.message}",
+                    outcome.host,
+                    EventKind.REFUSED,
+                    {"error": outcome.error.kind, "exit_code": outcome.exit_code},
+                )
+            )
+
+
 def _sent(plan: CrashPlan, result: ActionResult, warnings: tuple[str, ...], sent_at: str) -> Outcome:
     # an IPMI answer is a completion code, not an HTTP status
     status_key = "http_status" if plan.method == "redfish" else "completion_code"
@@ -293,6 +308,8 @@ def run_nmi(
                     detail={"power": plan.power.value, "nmi": plan.nmi.to_dict(), "would_send": True},
                 )
         elif plans:
+            if not request.assume_yes:
+                _announce_left_out(outcomes.values(), emit)
             if cancel.is_set() or (not request.assume_yes and not confirm(plans)):
                 why = "interrupted before the NMI" if cancel.is_set() else "not confirmed"
                 for plan in plans:

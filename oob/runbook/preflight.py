@@ -286,5 +286,5 @@ def check_one(host: Host, request: PreflightRequest, emit: Emit) -> HostReadines
 def run_preflight(hosts: Sequence[Host], request: PreflightRequest, *, emit: Emit) -> PreflightReport:
     results = run_per_host(hosts, lambda h: check_one(h, request, emit), request.parallel)
     report = PreflightReport(list(results))
-    emit(Event(Level.INFO, EventKind.SUMMARY, None, EventKind.SUMMARY, report.summary()))
+    emit(Event(Level.INFO, "summary", None, EventKind.SUMMARY, report.summary()))
     return report

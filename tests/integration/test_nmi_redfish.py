@@ -203,3 +203,16 @@ def test_two_hosts_on_one_bmc_are_refused(
     assert fleet.bmc("ilo5-1").nmi_count == 0
     check = oob("inventory", "check", "-i", str(inventory))
     assert check.code == 2 and "use the same BMC" in check.stderr
+
+
+def test_the_question_lists_the_hosts_left_out_and_why(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = fleet_factory(["openbmc"], count=2)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    assert oob("nmi", "openbmc-1", "-i", str(inventory), "--yes").code == 0
+    # openbmc-1 is left out (NMI minutes ago): said above the question, which names only openbmc-2
+    asked = oob("nmi", "openbmc-1", "openbmc-2", "-i", str(inventory), tty_input="openbmc-2\n")
+    left_out = asked.stderr.index("openbmc-1: warning: left out: an NMI was already sent")
+    assert left_out < asked.stderr.index("Type the host name (openbmc-2) to confirm")
+    assert asked.code == 7 and fleet.bmc("openbmc-2").nmi_count == 1 and fleet.bmc("openbmc-1").nmi_count == 1
