@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import REPO, CliResult, write_inventory
 
 
@@ -211,3 +213,29 @@ def test_ctrl_c_at_the_question_sends_nothing_and_exits_130(
     assert result["status"] == "refused" and "nothing was sent" in result["message"]
     assert fleet.bmc("openbmc-1").nmi_count == 0
     assert fleet.bmc("openbmc-1").open_sessions == 0
+
+
+@pytest.mark.parametrize(
+    ("after_s", "step"),
+    [(1.0, "the service root GET"), (3.0, "the login"), (5.0, "the Systems GET")],
+)
+def test_a_signal_before_the_nmi_sends_nothing_and_leaves_no_session(
+    fleet_factory: Callable[..., Any], tmp_path: Path, audit_path: Path, after_s: float, step: str
+) -> None:
+    # every answer takes 2 s: root GET until 2 s, login until 4 s, Systems GET until 6 s, ...
+    fleet = fleet_factory(["idrac9"])
+    inventory = write_inventory(fleet, tmp_path / "inv.toml", timeout=30)
+    fleet.set_faults("idrac9-1", latency_ms=2000)
+    proc = _nmi_process(inventory, audit_path, "idrac9-1", "--yes")
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (step, err)
+    result = _result(out, "idrac9-1")
+    assert result["status"] != "ok" and "interrupted" in result["message"], (step, result)
+    assert "Traceback" not in err
+    fleet.set_faults("idrac9-1", latency_ms=0)
+    bmc = fleet.bmc("idrac9-1")
+    assert bmc.nmi_count == 0, step
+    assert bmc.open_sessions == 0, step
+    assert [r["event"] for r in _audit(audit_path)][-1] == "run.interrupted"

@@ -201,7 +201,11 @@ class RedfishTransport:
         # not an action, but a login that may have left is never re-sent either: the BMC
         # may have opened a session oob holds no token for
         answer = self._with_retries(
-            lambda: self._request("POST", login_path, body=credentials, action=False, timeout=self._timeout),
+            # never cut short by a stop signal: a login the BMC completed unseen would leave a
+            # session nobody logs out (BMCs allow few); it ends by its deadline
+            lambda: self._request(
+                "POST", login_path, body=credentials, action=False, timeout=self._timeout, abortable=False
+            ),
             "login",
         )
         body, _ = _parsed(answer)
@@ -363,13 +367,22 @@ class RedfishTransport:
         for adapter in self._session.adapters.values():
             adapter.poolmanager.clear()
 
-    def _request(self, method: str, path: str, *, action: bool, timeout: float, body: Any = None) -> Answer:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        action: bool,
+        timeout: float,
+        body: Any = None,
+        abortable: bool = True,
+    ) -> Answer:
         """One attempt of one request to a checked path, within ``timeout`` seconds in all."""
         if self._session is None:
             raise OobError("Redfish transport used after close")
         url = self.origin.url(path)
         self._pacer.wait()
-        with attempt_with_deadline(timeout) as attempt:
+        with attempt_with_deadline(timeout, abortable=abortable) as attempt:
             try:
                 return exchange(self._session, method, url, attempt=attempt, json_body=body)
             except Exception as exc:  # noqa: BLE001 - every transport failure is classified by its stage

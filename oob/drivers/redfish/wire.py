@@ -274,7 +274,8 @@ def abort_in_flight() -> int:
 
     Called when a stop signal's grace has run out: a request that was sent is then
     reported "outcome unknown" (never "not sent"), one that was not is not retried.
-    Requests started afterwards (the session logouts) run normally."""
+    A session login is left to its deadline (a login completed unseen would leave a session
+    open on the BMC); requests started afterwards (the logouts) run normally."""
     with _live_lock:
         attempts = list(_live.values())
     for attempt in attempts:
@@ -283,14 +284,16 @@ def abort_in_flight() -> int:
 
 
 @contextmanager
-def attempt_with_deadline(timeout: float) -> Iterator[Attempt]:
-    """An Attempt for the calling thread, with a watchdog that ends it at the deadline."""
+def attempt_with_deadline(timeout: float, *, abortable: bool = True) -> Iterator[Attempt]:
+    """An Attempt for the calling thread, with a watchdog that ends it at the deadline;
+    ``abortable``: :func:`abort_in_flight` may end it sooner."""
     attempt = Attempt(deadline=time.monotonic() + timeout)
     token = _current.set(attempt)
     watchdog = threading.Timer(max(0.0, timeout), attempt.expire)
     watchdog.daemon = True
-    with _live_lock:
-        _live[id(attempt)] = attempt
+    if abortable:
+        with _live_lock:
+            _live[id(attempt)] = attempt
     watchdog.start()
     try:
         yield attempt
