@@ -158,7 +158,7 @@ def _combined(host: Host, attempts: list[Attempt], stop: str | None) -> OobError
     message = "; ".join(parts)
     tried_ipmi = any(a.method == "ipmi" for a in attempts)
     if host.bmc.kind == "ilo" and tried_ipmi and ILO_IPMI_OFF not in message:
-        message += f" ({ILO_IPMI_OFF}; enable it in iLO's network settings)"
+        message += f" ({ILO_IPMI_OFF}: enable it in iLO (Security > Access Settings > IPMI/DCMI over LAN) or use Redfish)"
     error.message = message
     error.args = (message,)
     if error.host is None:

@@ -126,6 +126,21 @@ def test_redfish_unreachable_falls_back_to_ipmi(fleet: FakeFleet, audit: AuditLo
     assert (bmc.logins("redfish"), bmc.nmis_applied("ipmi")) == (1, 1)
 
 
+def test_an_ilo_whose_ipmi_does_not_answer_gets_its_hint_once(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
+    host = make_host("web01", "127.0.1.1", kind="ilo")
+    bmc = fleet.add(host.bmc.address, FakeBmc(reset_types=("On", "ForceOff", "ForceRestart")))
+    bmc.fail(Stage.LOGIN, Fault.UNREACHABLE, method="ipmi", message="no answer to IPMI session setup")
+
+    [outcome] = run_nmi([host], YES, confirm=never, emit=events, audit=audit)
+
+    assert outcome.error is not None
+    assert outcome.error.message.count("HPE iLO ships with IPMI over LAN disabled") == 1
+    assert "Security > Access Settings > IPMI/DCMI over LAN" in outcome.error.message
+    assert bmc.nmis_applied() == 0
+
+
 def test_auth_failure_on_redfish_does_not_try_ipmi(fleet: FakeFleet, audit: AuditLog, events: Events) -> None:
     host = make_host("web01", "127.0.1.1")
     bmc = fleet.add(host.bmc.address)

@@ -45,11 +45,6 @@ _HINTS: dict[int, str] = {
     0xD2: "the BMC is still starting; try again in a moment",
 }
 
-_ILO_HINT = (
-    "HPE iLO ships with IPMI over LAN disabled: enable it in iLO "
-    "(Security > Access Settings > IPMI/DCMI over LAN) or use Redfish"
-)
-
 
 def _bcd(value: int) -> str:
     return f"{value >> 4}{value & 0x0F}"
@@ -92,12 +87,6 @@ class IpmiDriver(BmcDriver):
     def open(self) -> None:
         try:
             self._client.open()
-        except BmcUnreachable as exc:
-            if exc.retryable and self.host.bmc.kind == "ilo" and _ILO_HINT not in exc.message:
-                # nothing answered at all: on an iLO that is the factory default, not a fault
-                exc.message = f"{exc.message}; {_ILO_HINT}"
-            exc.for_host(self.host.name)
-            raise
         except OobError as exc:
             exc.for_host(self.host.name)
             raise
