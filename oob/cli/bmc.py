@@ -34,7 +34,8 @@ Examples:
   oob bmc info all -i fleet.toml
   oob bmc info 'web*' @db --json
   oob bmc info --bmc https://10.0.0.5 --user admin --password-env BMC_PW
-  oob bmc info --bmc 10.0.0.9 --kind ipmi --user ADMIN --password-file ~/.bmc-pw"""
+  oob bmc info --bmc 10.0.0.9 --kind ipmi --user ADMIN \\
+    --password-file ~/.bmc-pw"""
 
 bmc_app = typer.Typer(help="Ask BMCs about themselves.", no_args_is_help=True)
 

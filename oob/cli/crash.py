@@ -52,12 +52,12 @@ from oob.cli.dumpopts import (
 
 EPILOG = """\b
 Examples:
-  oob crash web01 -i fleet.toml            one hung host: asks you to type its name
-  oob crash @rack3 -n                      a group: preflight and plan only, nothing sent
+  oob crash web01 -i fleet.toml        # asks you to type web01
+  oob crash @rack3 -n                  # preflight and plan only, nothing sent
   oob crash 'node[01-04]' -y --json --recover
+  # one host, no inventory:
   oob crash --bmc https://10.0.0.5 --user admin --password-env BMC_PW \\
-            --address 10.0.0.7 --target ssh://kdump@dumps/var/crash
-                                           one host, no inventory"""
+    --address 10.0.0.7 --target ssh://kdump@dumps/var/crash"""
 
 
 def crash_command(

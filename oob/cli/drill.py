@@ -44,8 +44,8 @@ from oob.cli.preflight import StrictOpt
 
 EPILOG = """\b
 Examples:
-  oob drill web01 -i fleet.toml            sysrq over SSH, asks you to type the name
-  oob drill @canary -n                     preflight and plan only
+  oob drill web01 -i fleet.toml        # sysrq over SSH; asks first
+  oob drill @canary -n                 # preflight and plan only
   oob drill 'node[01-04]' --method nmi -y --json"""
 
 

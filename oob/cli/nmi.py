@@ -40,11 +40,11 @@ from oob.cli.common import (
 #: shown under the options of ``oob nmi --help``
 EPILOG = """\b
 Examples:
-  oob nmi web01 -i fleet.toml              one host of an inventory (asks you to type its name)
-  oob nmi @web -y --json                   a group, no question ($OOB_INVENTORY)
-  oob nmi 'node[01-04]',db02 -n            a range and a name: plan only, send nothing
+  oob nmi web01 -i fleet.toml          # asks you to type web01, sends one NMI
+  oob nmi @web -y --json               # a group, no question ($OOB_INVENTORY)
+  oob nmi 'node[01-04]',db02 -n        # plan only (--dry-run), send nothing
+  # one host, no inventory (the ipmitool habit):
   oob nmi --bmc https://10.0.0.5 --user admin --password-env BMC_PW
-                                           one host, no inventory (the ipmitool habit)
 
 Then follow the dump: oob watch HOST --since TIME (printed at the end)."""
 

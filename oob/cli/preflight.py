@@ -27,7 +27,7 @@ NOT_READY_EXIT = 8
 EPILOG = """\b
 Examples:
   oob preflight web01 -i fleet.toml
-  oob preflight all --strict --json       warnings count as not ready
+  oob preflight all --strict --json    # warnings count as not ready
   oob preflight @rack3 'node[01-20]' --known-hosts ~/.ssh/known_hosts
 
 Exit 0 when every host is ready, 8 when any is not, 2 for bad input."""

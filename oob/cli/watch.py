@@ -41,11 +41,12 @@ if TYPE_CHECKING:
 
 EPILOG = """\b
 Examples:
-  oob watch web01 --since 15m -i fleet.toml       dumps changed in the last 15 minutes
-  oob watch @rack3 --since 03:10                  since 03:10 today ($OOB_INVENTORY)
-  oob watch 'node[01-04]' --baseline now --json   only dumps that appear from now on
-  oob watch web01 --address 10.0.0.7 --target ssh://kdump@dumps/var/crash --since 15m
-                                                  no inventory: the host named on the line"""
+  oob watch web01 --since 15m -i fleet.toml   # dumps of the last 15 minutes
+  oob watch @rack3 --since 03:10              # since 03:10 ($OOB_INVENTORY)
+  oob watch 'node[01-04]' --baseline now      # only dumps new from now on
+  # no inventory: the host named on the line, on this dump target:
+  oob watch web01 --address 10.0.0.7 --since 15m \\
+    --target ssh://kdump@dumps/var/crash"""
 
 
 def watch_command(

@@ -9,6 +9,7 @@ takes the password itself, and a message never repeats what was given for it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -100,6 +101,12 @@ def password_reference(flags: HostFlags) -> str | None:
             raise UsageError(
                 "--password-env takes the NAME of an environment variable holding the password "
                 "(letters, digits and '_'), never the password itself"
+            )
+        if not os.environ.get(flags.password_env):
+            # the name is not repeated either: a password may look like a variable name
+            raise UsageError(
+                "--password-env: that environment variable is not set or empty "
+                "(give the NAME of a variable holding the password, never the password itself)"
             )
         return f"env:{flags.password_env}"
     if flags.password_file is not None:

@@ -36,6 +36,8 @@ def test_help_has_examples_and_selectors_and_no_internals(
     assert text.startswith(f"Usage: oob {' '.join(command)} ")
     assert "Examples:" in text
     assert "TARGET..." in text and "@group" in text
+    # fits an 80-column terminal: the examples too (they are not rewrapped)
+    assert max(len(line) for line in text.splitlines()) <= 80
     if command[0] in ("nmi", "crash", "power", "bmc"):
         # the selectors are spelt out, and one host without an inventory is shown
         assert "@group" in text and "comma lists" in text and "all" in text

@@ -176,10 +176,12 @@ def test_bad_one_liners_are_one_line_exit_2(oob: Callable[..., CliResult], tmp_p
         (["crash", "--bmc", "https://10.0.0.5", "--password-env", "X"], "--address"),
         (["nmi", "--bmc", "https://10.0.0.5", "--password-env", "X", "a", "b"], "one host"),
     ]
+    # a password that looks like a variable name is not echoed either
+    cases.append((["nmi", "--bmc", "https://10.0.0.5", "--password-env", "Summer2024"], "not set"))
     for args, expected in cases:
-        result = oob(*args, "-y")
+        result = oob(*args, "-y", env={"X": "x"})
         assert result.code == 2, (args, result.stderr)
         lines = result.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("oob: error: "), (args, result.stderr)
         assert expected in lines[0], (args, lines[0])
-        assert secret not in result.stderr
+        assert secret not in result.stderr and "Summer2024" not in result.stderr
