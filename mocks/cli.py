@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TypedDict
+from typing import NoReturn, TypedDict
 
 from mocks.faults import FaultError
 from mocks.flavours import FLAVOURS, MAIN_FLAVOURS
@@ -31,6 +31,8 @@ from mocks.layouts import DEFAULT_LAYOUTS, HOST_LAYOUTS, host_layout
 from mocks.loopback import BindError, loopback_address, loopback_endpoint
 
 PROG = "mocks"
+#: the first word of every message: "mocks", or "oob" when run as `oob mock serve`
+NAME = PROG
 #: mocks.ipmi_server.CIPHER_MODES, spelt out: importing that module loads pyghmi, which
 #: ``--help`` and Redfish-only fleets do not need (a test checks the two agree)
 IPMI_CIPHER_MODES: tuple[str, ...] = ("strict", "always3")
@@ -40,13 +42,30 @@ class UsageError(Exception):
     """Bad input from the command line: one line on stderr, exit 2."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (without the program name); returns the exit code."""
-    parser = _parser()
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors one line (as every other error of oob), not a usage
+    block: they are raised as :class:`UsageError`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Run the CLI with ``argv`` (without the program name); returns the exit code.
+
+    ``prog`` is the command as the user typed it (``oob mock`` from ``oob mock serve``): the
+    usage and help say it, and messages start with its first word (``oob: error: ...``).
+    """
+    global NAME
+    NAME = prog.split()[0]
+    parser = _parser(prog)
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exit_:  # argparse already printed usage or help
+    except SystemExit as exit_:  # argparse printed the help
         return int(exit_.code or 0)
+    except UsageError as error:
+        print(f"{NAME}: error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -57,15 +76,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _vendors()
         return _serve(args)
     except UsageError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{NAME}: error: {error}", file=sys.stderr)
         return 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Mock BMC fleet (Redfish, IPMI) on loopback.")
+#: shown under ``serve --help``
+SERVE_EPILOG = """examples:
+  one BMC of every flavour:
+    %(prog)s --vendors all
+  four of each main flavour, and an inventory naming the password as env:BMC_PW:
+    %(prog)s --count 4 --write-inventory fleet.toml --password-env BMC_PW
+  hung hosts that dump fast, for oob crash -i fleet.toml:
+    %(prog)s --dump-root /tmp/dumps --hung --scale 0.02 --write-inventory fleet.toml
+
+stops on SIGINT (Ctrl-C) or SIGTERM; the inventory written is removed then."""
+
+
+def _parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Mock BMC fleet (Redfish, IPMI) on loopback.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve mock BMCs until SIGINT/SIGTERM")
+    serve = commands.add_parser(
+        "serve",
+        help="serve mock BMCs until SIGINT/SIGTERM",
+        description="Serve mock BMCs (and simulated hosts) on loopback until SIGINT or SIGTERM.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
     )
@@ -198,7 +235,7 @@ def _serve(args: argparse.Namespace) -> int:
             **host_options,
         )
     except OSError as error:  # a port in use, an unwritable workdir
-        print(f"{PROG}: error: cannot start the fleet: {error}", file=sys.stderr)
+        print(f"{NAME}: error: cannot start the fleet: {error}", file=sys.stderr)
         return 1
     stop = threading.Event()
     restore = _on_signals(stop)
@@ -223,7 +260,7 @@ def _serve(args: argparse.Namespace) -> int:
         ipmi_note = f" ({with_ipmi} answer IPMI on UDP)" if with_ipmi else ""
         dumps_note = f"; hosts dump to {fleet.dump_root}" if fleet.dump_root else ""
         print(
-            f"{PROG}: {len(fleet.bmcs)} mock BMCs listening on {bind}{ipmi_note}{dumps_note}; "
+            f"{NAME}: {len(fleet.bmcs)} mock BMCs listening on {bind}{ipmi_note}{dumps_note}; "
             f"control API {fleet.control_url}; SIGINT or SIGTERM to stop",
             file=sys.stderr,
         )
@@ -232,7 +269,7 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass  # signals were not ours to catch (not the main thread): Ctrl-C still stops cleanly
     except (FaultError, OSError, ValueError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{NAME}: error: {error}", file=sys.stderr)
         return 1
     finally:
         restore()
@@ -240,7 +277,7 @@ def _serve(args: argparse.Namespace) -> int:
         # the inventory names the fleet's CA and password file, gone with the fleet
         if inventory is not None:
             Path(inventory).unlink(missing_ok=True)
-    print(f"{PROG}: stopped" + (f"; removed {inventory}" if inventory is not None else ""), file=sys.stderr)
+    print(f"{NAME}: stopped" + (f"; removed {inventory}" if inventory is not None else ""), file=sys.stderr)
     return 0
 
 

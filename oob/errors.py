@@ -26,6 +26,9 @@ Only ``NotDelivered`` errors may ever be retried or answered by another method: 
 ``OutcomeUnknown`` NMI may have crashed the host already, and a second one must never
 follow it by accident.  Of the ``NotDelivered`` family only ``retryable`` instances
 (connection refused, DNS, TLS handshake) are retried automatically.
+
+Not an error, and so no class: ``oob preflight`` exits 8 when a host is not ready, so that
+"not ready" never reads as 1, an internal error.
 """
 
 from __future__ import annotations

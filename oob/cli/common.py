@@ -27,7 +27,9 @@ InventoryOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail, and tracebacks on errors.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (automation).")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check and show what would happen; send nothing.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", "-n", help="Check and show what would happen; send nothing.")
+]
 InsecureOpt = Annotated[
     bool, typer.Option("--insecure", help="Do not verify BMC certificates (a warning names each host).")
 ]
@@ -45,9 +47,65 @@ AuditOpt = Annotated[
         help="Audit log (JSON lines). Default: $OOB_AUDIT_LOG or ~/.local/state/oob/audit.jsonl",
     ),
 ]
+#: how hosts are named on every command line (the inventory's selectors)
+SELECTORS_HELP = (
+    "Hosts: names (web01), globs (web*), @group, ranges (node[01-20]), comma lists (web01,db02), "
+    "or all; several may be given."
+)
 TargetsArg = Annotated[
-    list[str],
-    typer.Argument(metavar="TARGET", help="Host names, globs (web*), @group, ranges (node[01-20])."),
+    list[str] | None,
+    typer.Argument(metavar="TARGET...", help=SELECTORS_HELP, show_default=False),
+]
+
+# --- one host without an inventory (the one-liners) ---------------------------------------
+BmcOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bmc",
+        metavar="URL",
+        help="One host without an inventory: its BMC (https://10.0.0.5[:PORT], or an address).",
+    ),
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", metavar="NAME", help="With --bmc: the host's name (default: the BMC's address)."),
+]
+UserOpt = Annotated[str | None, typer.Option("--user", metavar="USER", help="With --bmc: the BMC user name.")]
+PasswordEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--password-env",
+        metavar="VAR",
+        help="With --bmc: the environment variable holding the BMC password (never the password itself).",
+    ),
+]
+PasswordFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file",
+        metavar="FILE",
+        help="With --bmc: a file holding the BMC password (not readable by group or others).",
+    ),
+]
+KindOpt = Annotated[
+    str | None,
+    typer.Option("--kind", metavar="KIND", help="With --bmc: the BMC kind, as bmc.kind (default auto)."),
+]
+CaFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file", metavar="FILE", help="With --bmc: the CA (PEM) the BMC's certificate chains to."
+    ),
+]
+FingerprintOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fingerprint", metavar="SHA256", help="With --bmc: the SHA-256 of the BMC's certificate (pinned)."
+    ),
+]
+IpmiPortOpt = Annotated[
+    int | None,
+    typer.Option("--ipmi-port", metavar="PORT", help="With --bmc: the BMC's IPMI (RMCP+) UDP port (623)."),
 ]
 
 
@@ -133,11 +191,55 @@ def handle_errors(verbose: bool) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def select_hosts(inventory: list[Path] | None, targets: Sequence[str] | None, flags: Any) -> list[Any]:
+    """The hosts of a command: from the inventory by selectors, or the one host that
+    ``--bmc`` and its companions (``flags``, an :class:`oob.inventory.adhoc.HostFlags`) describe."""
+    from dataclasses import replace
+
+    from oob.errors import UsageError
+    from oob.inventory.adhoc import host_from_flags
+
+    targets = list(targets or [])
+    if flags.bmc is not None:
+        if inventory:
+            raise UsageError("--bmc describes the host on the command line: no -i/--inventory with it")
+        if len(targets) > 1:
+            raise UsageError("--bmc describes one host; name it with --name (or as the one TARGET)")
+        if targets:
+            if flags.name is not None and flags.name != targets[0]:
+                raise UsageError("the host is named twice (TARGET and --name): give one")
+            flags = replace(flags, name=targets[0])
+        return [host_from_flags(flags)]
+    if flags.given:
+        raise UsageError(f"{', '.join(flags.given)} describe a host without an inventory: add --bmc URL")
+    if not targets:
+        raise UsageError(
+            "which hosts? TARGET... (names, globs, @group, ranges, a,b or all), or one host with --bmc URL"
+        )
+    return load_hosts(inventory, targets)
+
+
+def warn_insecure(insecure: bool, hosts: Sequence[Any]) -> None:
+    """``--insecure``, said on every command that takes it: certificates are not checked."""
+    if not insecure:
+        return
+    from oob.safetext import printable
+
+    names = ", ".join(printable(h.name) for h in hosts[:10]) + (", ..." if len(hosts) > 10 else "")
+    sys.stderr.write(
+        f"oob: warning: --insecure: BMC certificates are NOT verified (anyone on the path can "
+        f"impersonate the BMC and read its password): {names}\n"
+    )
+
+
 def load_hosts(inventory: list[Path] | None, targets: Sequence[str]) -> list[Any]:
     """The one way every command loads its inventories (``-i``, else ``$OOB_INVENTORY``) and
     selects hosts from them."""
+    from oob.errors import UsageError
     from oob.inventory import inventory_paths, load_inventory
 
+    if not targets:
+        raise UsageError("which hosts? TARGET... (names, globs, @group, ranges, a,b or all)")
     paths = inventory_paths(list(inventory or []), os.environ)
     return load_inventory(paths).select(list(targets))
 

@@ -8,12 +8,21 @@ import typer
 
 from oob.cli.common import (
     AuditOpt,
+    BmcOpt,
+    CaFileOpt,
     DryRunOpt,
+    FingerprintOpt,
     InsecureOpt,
     InventoryOpt,
+    IpmiPortOpt,
     JsonOpt,
+    KindOpt,
+    NameOpt,
     ParallelOpt,
+    PasswordEnvOpt,
+    PasswordFileOpt,
     TargetsArg,
+    UserOpt,
     VerboseOpt,
     ViaOpt,
     YesOpt,
@@ -21,9 +30,10 @@ from oob.cli.common import (
     exit_after_run,
     first_interrupt_cancels,
     handle_errors,
-    load_hosts,
     open_audit,
+    select_hosts,
     setup_logging,
+    warn_insecure,
 )
 from oob.cli.dumpopts import (
     AcceptNewHostKeyOpt,
@@ -40,9 +50,18 @@ from oob.cli.dumpopts import (
     watch_options,
 )
 
+EPILOG = """\b
+Examples:
+  oob crash web01 -i fleet.toml        # asks you to type web01
+  oob crash @rack3 -n                  # preflight and plan only, nothing sent
+  oob crash 'node[01-04]' -y --json --recover
+  # one host, no inventory:
+  oob crash --bmc https://10.0.0.5 --user admin --password-env BMC_PW \\
+    --address 10.0.0.7 --target ssh://kdump@dumps/var/crash"""
+
 
 def crash_command(
-    targets: TargetsArg,
+    targets: TargetsArg = None,
     inventory: InventoryOpt = None,
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
@@ -50,8 +69,8 @@ def crash_command(
         bool,
         typer.Option(
             "--force",
-            help="Crash a host even if it looks healthy (its probe answers), "
-            "or got an NMI in the last 15 minutes.",
+            help="Crash a host even if it looks healthy (its probe answers). Today this also allows "
+            "a second NMI within 15 minutes of one (the runbook has one override for both).",
         ),
     ] = False,
     recover: RecoverOpt = False,
@@ -69,6 +88,43 @@ def crash_command(
     audit_log: AuditOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
+    bmc: BmcOpt = None,
+    name: NameOpt = None,
+    user: UserOpt = None,
+    password_env: PasswordEnvOpt = None,
+    password_file: PasswordFileOpt = None,
+    kind: KindOpt = None,
+    ca_file: CaFileOpt = None,
+    fingerprint: FingerprintOpt = None,
+    ipmi_port: IpmiPortOpt = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address", metavar="ADDRESS", help="With --bmc: the host's own address (its probe, its dumps)."
+        ),
+    ] = None,
+    probe: Annotated[
+        str | None,
+        typer.Option(
+            "--probe",
+            metavar="PROBE",
+            help="With --bmc: how to tell it is alive: ssh:PORT or tcp:[ADDRESS:]PORT (ssh:22).",
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            metavar="URL",
+            help="With --bmc: its dump target (ssh://USER@SERVER[:PORT]/PATH or file:///PATH).",
+        ),
+    ] = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            "--layout", metavar="LAYOUT", help="With --bmc: auto, rhel, suse, suse-old or debian (auto)."
+        ),
+    ] = None,
 ) -> None:
     """Crash hung hosts on purpose and collect their kdump: the whole runbook.
 
@@ -96,7 +152,31 @@ def crash_command(
             probe_timeout_s=probe_timeout,
             parallel=parallel,
         )
-        hosts = load_hosts(inventory, targets)
+        from oob.errors import UsageError
+        from oob.inventory.adhoc import HostFlags
+
+        flags = HostFlags(
+            bmc=bmc,
+            name=name,
+            user=user,
+            password_env=password_env,
+            password_file=password_file,
+            kind=kind,
+            ca_file=ca_file,
+            fingerprint=fingerprint,
+            ipmi_port=ipmi_port,
+            address=address,
+            probe=probe,
+            target=target,
+            layout=layout,
+        )
+        if bmc is not None and (target is None or address is None):
+            raise UsageError(
+                "oob crash --bmc also needs the host: --address ADDRESS (its probe tells whether it is "
+                "hung; its dumps are named after it) and --target URL (where kdump writes)"
+            )
+        hosts = select_hosts(inventory, targets, flags)
+        warn_insecure(insecure, hosts)
         renderer = make_crash_renderer(json_output, [h.name for h in hosts])
 
         def confirm(plans: list[CrashPlan]) -> bool:

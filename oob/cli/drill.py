@@ -24,6 +24,7 @@ from oob.cli.common import (
     load_hosts,
     open_audit,
     setup_logging,
+    warn_insecure,
 )
 from oob.cli.dumpopts import (
     AcceptNewHostKeyOpt,
@@ -41,9 +42,15 @@ from oob.cli.dumpopts import (
 )
 from oob.cli.preflight import StrictOpt
 
+EPILOG = """\b
+Examples:
+  oob drill web01 -i fleet.toml        # sysrq over SSH; asks first
+  oob drill @canary -n                 # preflight and plan only
+  oob drill 'node[01-04]' --method nmi -y --json"""
+
 
 def drill_command(
-    targets: TargetsArg,
+    targets: TargetsArg = None,
     inventory: InventoryOpt = None,
     method: Annotated[
         str,
@@ -117,7 +124,8 @@ def drill_command(
             preflight=PreflightRequest(driver=driver, ssh=ssh, parallel=parallel, strict=strict),
             method=method,
         )
-        hosts = load_hosts(inventory, targets)
+        hosts = load_hosts(inventory, targets or [])
+        warn_insecure(insecure, hosts)
         renderer = make_drill_renderer(json_output, [h.name for h in hosts])
         how = "writing c to /proc/sysrq-trigger" if method == "sysrq" else "an NMI"
 

@@ -9,14 +9,32 @@ import typer
 from oob.cli.common import InventoryOpt, JsonOpt, VerboseOpt, handle_errors, load_hosts, setup_logging
 
 inventory_app = typer.Typer(help="List and check inventories.", no_args_is_help=True)
-OptionalTargets = Annotated[list[str] | None, typer.Argument(help="Selectors; default: all hosts.")]
+OptionalTargets = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="TARGET...",
+        help="Hosts: names (web01), globs (web*), @group, ranges (node[01-20]), comma lists "
+        "(web01,db02) or all (the default).",
+        show_default=False,
+    ),
+]
+
+LIST_EPILOG = """\b
+Examples:
+  oob inventory list -i fleet.toml
+  oob inventory list @rack3 'node[01-04]' --json"""
+
+CHECK_EPILOG = """\b
+Examples:
+  oob inventory check -i fleet.toml -i more.yaml
+  oob inventory check @prod"""
 
 
 def _hosts(inventory: InventoryOpt, targets: list[str] | None) -> list:  # type: ignore[type-arg]
     return load_hosts(inventory, targets or ["all"])
 
 
-@inventory_app.command("list")
+@inventory_app.command("list", epilog=LIST_EPILOG)
 def list_command(
     targets: OptionalTargets = None,
     inventory: InventoryOpt = None,
@@ -55,7 +73,7 @@ def list_command(
         make_console(stderr=False).print(table)
 
 
-@inventory_app.command("check")
+@inventory_app.command("check", epilog=CHECK_EPILOG)
 def check_command(
     targets: OptionalTargets = None,
     inventory: InventoryOpt = None,

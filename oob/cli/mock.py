@@ -16,4 +16,4 @@ def serve_command(ctx: typer.Context) -> None:
     """Serve mock BMCs on loopback (see `oob mock serve --help`)."""
     from mocks.cli import main
 
-    raise typer.Exit(main(["serve", *ctx.args]))
+    raise typer.Exit(main(["serve", *ctx.args], prog="oob mock"))

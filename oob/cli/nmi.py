@@ -8,12 +8,21 @@ import typer
 
 from oob.cli.common import (
     AuditOpt,
+    BmcOpt,
+    CaFileOpt,
     DryRunOpt,
+    FingerprintOpt,
     InsecureOpt,
     InventoryOpt,
+    IpmiPortOpt,
     JsonOpt,
+    KindOpt,
+    NameOpt,
     ParallelOpt,
+    PasswordEnvOpt,
+    PasswordFileOpt,
     TargetsArg,
+    UserOpt,
     VerboseOpt,
     ViaOpt,
     YesOpt,
@@ -21,41 +30,81 @@ from oob.cli.common import (
     exit_after_run,
     first_interrupt_cancels,
     handle_errors,
-    load_hosts,
     make_renderer,
     open_audit,
+    select_hosts,
     setup_logging,
+    warn_insecure,
 )
+
+#: shown under the options of ``oob nmi --help``
+EPILOG = """\b
+Examples:
+  oob nmi web01 -i fleet.toml          # asks you to type web01, sends one NMI
+  oob nmi @web -y --json               # a group, no question ($OOB_INVENTORY)
+  oob nmi 'node[01-04]',db02 -n        # plan only (--dry-run), send nothing
+  # one host, no inventory (the ipmitool habit):
+  oob nmi --bmc https://10.0.0.5 --user admin --password-env BMC_PW
+
+Then follow the dump: oob watch HOST --since TIME (printed at the end)."""
 
 
 def nmi_command(
-    targets: TargetsArg,
+    targets: TargetsArg = None,
     inventory: InventoryOpt = None,
     via: ViaOpt = None,
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Send even if this host got an NMI in the last 15 minutes.")
+    allow_repeat: Annotated[
+        bool,
+        typer.Option(
+            "--allow-repeat",
+            "--force",
+            help="Send even if this host got an NMI in the last 15 minutes (--force: the old name).",
+        ),
     ] = False,
     insecure: InsecureOpt = False,
     parallel: ParallelOpt = 8,
     audit_log: AuditOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
+    bmc: BmcOpt = None,
+    name: NameOpt = None,
+    user: UserOpt = None,
+    password_env: PasswordEnvOpt = None,
+    password_file: PasswordFileOpt = None,
+    kind: KindOpt = None,
+    ca_file: CaFileOpt = None,
+    fingerprint: FingerprintOpt = None,
+    ipmi_port: IpmiPortOpt = None,
 ) -> None:
     """Send a non-maskable interrupt to hung hosts through their BMC, exactly once each.
 
     Lists the hosts and asks you to type the host name (or the count for several)
-    unless --yes. Refuses hosts whose power is off.
+    unless --yes. Refuses hosts whose power is off, and hosts that got an NMI in the
+    last 15 minutes (unless --allow-repeat).
     """
     setup_logging(verbose)
     with handle_errors(verbose):
+        from oob.inventory.adhoc import HostFlags
         from oob.runbook.nmi import CrashPlan, NmiRequest, run_nmi
 
-        hosts = load_hosts(inventory, targets)
+        flags = HostFlags(
+            bmc=bmc,
+            name=name,
+            user=user,
+            password_env=password_env,
+            password_file=password_file,
+            kind=kind,
+            ca_file=ca_file,
+            fingerprint=fingerprint,
+            ipmi_port=ipmi_port,
+        )
+        hosts = select_hosts(inventory, targets, flags)
+        warn_insecure(insecure, hosts)
         renderer = make_renderer(json_output)
         request = NmiRequest(
-            via=via, insecure=insecure, dry_run=dry_run, assume_yes=yes, parallel=parallel, force=force
+            via=via, insecure=insecure, dry_run=dry_run, assume_yes=yes, parallel=parallel, force=allow_repeat
         )
 
         def confirm(plans: list[CrashPlan]) -> bool:
@@ -80,7 +129,7 @@ def nmi_command(
                 "next: follow each dump with\n"
                 + "\n".join(
                     f"  oob watch {o.host} --since {o.detail['at']}"
-                    + "".join(f" -i {path}" for path in inventory or ())
+                    + ("".join(f" -i {path}" for path in inventory or ()) if bmc is None else " --target URL")
                     for o in sent
                 )
             )

@@ -17,14 +17,26 @@ from oob.cli.common import (
     handle_errors,
     load_hosts,
     setup_logging,
+    warn_insecure,
 )
 from oob.cli.dumpopts import AcceptNewHostKeyOpt, KnownHostsOpt, SshKeyOpt, ssh_options
+
+#: exit code when a host is not ready: not 1, which is oob's "internal error"
+NOT_READY_EXIT = 8
+
+EPILOG = """\b
+Examples:
+  oob preflight web01 -i fleet.toml
+  oob preflight all --strict --json    # warnings count as not ready
+  oob preflight @rack3 'node[01-20]' --known-hosts ~/.ssh/known_hosts
+
+Exit 0 when every host is ready, 8 when any is not, 2 for bad input."""
 
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Count warnings as not ready too.")]
 
 
 def preflight_command(
-    targets: TargetsArg,
+    targets: TargetsArg = None,
     inventory: InventoryOpt = None,
     strict: StrictOpt = False,
     via: ViaOpt = None,
@@ -42,7 +54,7 @@ def preflight_command(
     (ssh.user@address:ssh.port): crashkernel=, kexec_crash_size, kexec_crash_loaded,
     kernel.unknown_nmi_panic, kernel.panic, the kdump service, the configured dump target
     against dump.target, free space, hpwdt on HPE.  Changes nothing.  Exit 0 when every
-    host is ready, 1 otherwise, 2 for bad input.
+    host is ready, 8 otherwise, 2 for bad input.
     """
     setup_logging(verbose)
     with handle_errors(verbose):
@@ -56,8 +68,10 @@ def preflight_command(
             parallel=parallel,
             strict=strict,
         )
-        hosts = load_hosts(inventory, targets)
+        hosts = load_hosts(inventory, targets or [])
+        warn_insecure(insecure, hosts)
         renderer = make_preflight_renderer(json_output)
         report = run_preflight(hosts, request, emit=renderer.event)
         renderer.report(report)
-        raise typer.Exit(report.exit_code)
+        # the runbook's per-host code is 1 for "not ready"; 1 is also a crash of oob itself
+        raise typer.Exit(NOT_READY_EXIT if report.exit_code == 1 else report.exit_code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -38,9 +39,18 @@ from oob.errors import DumpTimeout, UsageError
 if TYPE_CHECKING:
     from oob.render.dump import DumpRenderer
 
+EPILOG = """\b
+Examples:
+  oob watch web01 --since 15m -i fleet.toml   # dumps of the last 15 minutes
+  oob watch @rack3 --since 03:10              # since 03:10 ($OOB_INVENTORY)
+  oob watch 'node[01-04]' --baseline now      # only dumps new from now on
+  # no inventory: the host named on the line, on this dump target:
+  oob watch web01 --address 10.0.0.7 --since 15m \\
+    --target ssh://kdump@dumps/var/crash"""
+
 
 def watch_command(
-    targets: TargetsArg,
+    targets: TargetsArg = None,
     inventory: InventoryOpt = None,
     since: Annotated[
         str | None,
@@ -65,7 +75,8 @@ def watch_command(
             "--target",
             metavar="URL",
             help="Dump target for every host (ssh://USER@SERVER[:PORT]/PATH or file:///PATH), "
-            "instead of the inventory's dump.target.",
+            "instead of the inventory's dump.target. Without an inventory, each TARGET is then "
+            "a host name, watched on this dump target.",
         ),
     ] = None,
     layout: Annotated[
@@ -79,6 +90,14 @@ def watch_command(
     known_hosts: KnownHostsOpt = None,
     accept_new_host_key: AcceptNewHostKeyOpt = False,
     ssh_key: SshKeyOpt = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            metavar="ADDRESS",
+            help="Without an inventory (one host): its address, as its dump directories name it.",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -110,7 +129,7 @@ def watch_command(
         if layout is not None:
             families_for(layout)
         ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key)
-        hosts = load_hosts(inventory, targets)
+        hosts = _hosts(inventory, targets or [], target=target, layout=layout, address=address)
         hosts = [
             replace(
                 host,
@@ -140,6 +159,34 @@ def watch_command(
             if all(result.ok for result in results)
             else DumpTimeout.exit_code
         )
+
+
+def _hosts(
+    inventory: list[Path] | None,
+    targets: list[str],
+    *,
+    target: str | None,
+    layout: str | None,
+    address: str | None,
+) -> list[Any]:
+    """From the inventory; or, with --target and no inventory at all, the hosts named on the
+    command line (names, not selectors: there is nothing to select from)."""
+    import os
+
+    from oob.inventory import ENV_VAR
+    from oob.inventory.adhoc import HostFlags, watch_host_from_flags
+
+    if not targets:
+        raise UsageError("which hosts? TARGET... (names, globs, @group, ranges, a,b or all)")
+    if inventory or os.environ.get(ENV_VAR, "").strip() or target is None:
+        if address is not None:
+            raise UsageError("--address is for a host without an inventory (with --target)")
+        return load_hosts(inventory, targets)
+    names = [name for item in targets for name in item.split(",") if name]
+    if address is not None and len(names) != 1:
+        raise UsageError("--address describes one host: name only that one")
+    flags = HostFlags(address=address, target=target, layout=layout)
+    return [watch_host_from_flags(name, flags) for name in names]
 
 
 async def _watch(

@@ -159,10 +159,10 @@ def test_each_missing_piece_has_its_own_reason(
         and not (check == "crashkernel" and c["check"] in ("crash_size", "crash_loaded", "service"))
     ]
     assert others == [], others
-    # a failure makes the host not ready (exit 1); a warning only with --strict
-    assert result.code == (1 if status == "fail" else 0), result.stderr
+    # a failure makes the host not ready (exit 8); a warning only with --strict
+    assert result.code == (8 if status == "fail" else 0), result.stderr
     assert record["ready"] is (status != "fail")
-    assert strict.code == 1 and _host(strict, host)["ready"] is False
+    assert strict.code == 8 and _host(strict, host)["ready"] is False
 
 
 def test_service_asks_kdumpctl_or_kdump_config_where_installed(
@@ -225,7 +225,7 @@ def test_bmc_side_failures_and_no_ssh(
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
     # no --ssh-key / --known-hosts: the host's key is unknown, the login refused
     result = oob("preflight", "all", "-i", str(inventory), "--json")
-    assert result.code == 1
+    assert result.code == 8
     ami, xcc = _host(result, "ami-1"), _host(result, "xcc-1")
     assert _check(ami, "nmi")["status"] == "ok" and _check(ami, "nmi")["via"] == "ipmi"
     assert "NMI not supported" in _check(ami, "nmi")["reason"]

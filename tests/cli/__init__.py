@@ -1,0 +1,1 @@
+"""The command line itself: one-liners without an inventory, help and usage errors."""
