@@ -52,6 +52,14 @@ SELECTORS_HELP = (
     "Hosts: names (web01), globs (web*), @group, ranges (node[01-20]), comma lists (web01,db02), "
     "or all; several may be given."
 )
+AllowRepeatOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-repeat",
+        help="Crash even if the audit log says this host (or its BMC) got an NMI or a SysRq crash "
+        "in the last 15 minutes.",
+    ),
+]
 TargetsArg = Annotated[
     list[str] | None,
     typer.Argument(metavar="TARGET...", help=SELECTORS_HELP, show_default=False),

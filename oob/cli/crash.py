@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from oob.cli.common import (
+    AllowRepeatOpt,
     AuditOpt,
     BmcOpt,
     CaFileOpt,
@@ -69,10 +70,10 @@ def crash_command(
         bool,
         typer.Option(
             "--force",
-            help="Crash a host even if it looks healthy (its probe answers). Today this also allows "
-            "a second NMI within 15 minutes of one (the runbook has one override for both).",
+            help="Crash a host even if it looks healthy (its probe answers).",
         ),
     ] = False,
+    allow_repeat: AllowRepeatOpt = False,
     recover: RecoverOpt = False,
     timeout: TimeoutOpt = "30m",
     stall_after: StallAfterOpt = "2m",
@@ -147,6 +148,7 @@ def crash_command(
             assume_yes=yes,
             dry_run=dry_run,
             force=force,
+            allow_repeat=allow_repeat,
             recover=recover,
             reboot_grace_s=reboot_grace_seconds(reboot_grace),
             probe_timeout_s=probe_timeout,

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from oob.cli.common import (
+    AllowRepeatOpt,
     AuditOpt,
     DryRunOpt,
     InsecureOpt,
@@ -69,6 +70,7 @@ def drill_command(
             help="Drill a host even if preflight says it is not ready, or it does not look healthy.",
         ),
     ] = False,
+    allow_repeat: AllowRepeatOpt = False,
     strict: StrictOpt = False,
     recover: RecoverOpt = False,
     timeout: TimeoutOpt = "30m",
@@ -115,6 +117,7 @@ def drill_command(
                 assume_yes=yes,
                 dry_run=dry_run,
                 force=force,
+                allow_repeat=allow_repeat,
                 recover=recover,
                 reboot_grace_s=reboot_grace_seconds(reboot_grace),
                 probe_timeout_s=probe_timeout,

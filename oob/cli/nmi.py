@@ -104,7 +104,12 @@ def nmi_command(
         warn_insecure(insecure, hosts)
         renderer = make_renderer(json_output)
         request = NmiRequest(
-            via=via, insecure=insecure, dry_run=dry_run, assume_yes=yes, parallel=parallel, force=allow_repeat
+            via=via,
+            insecure=insecure,
+            dry_run=dry_run,
+            assume_yes=yes,
+            parallel=parallel,
+            allow_repeat=allow_repeat,
         )
 
         def confirm(plans: list[CrashPlan]) -> bool:

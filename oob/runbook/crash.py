@@ -54,6 +54,8 @@ class CrashRequest:
     dry_run: bool = False
     #: crash a host that looks healthy (or cannot be probed), and allow a repeat NMI
     force: bool = False
+    #: crash a host the audit log says got an NMI or a SysRq crash within the last minutes
+    allow_repeat: bool = False
     #: power-cycle a host that never dumped, or did not come back after its dump
     recover: bool = False
     #: seconds to wait for a host to answer its probe again after a complete dump
@@ -190,7 +192,7 @@ def _nmi_request(request: CrashRequest) -> NmiRequest:
         assume_yes=request.assume_yes,
         parallel=request.parallel,
         connect_attempts=request.driver.connect_attempts,
-        force=request.force,
+        allow_repeat=request.allow_repeat,
     )
 
 
@@ -450,7 +452,7 @@ def run_crash(
                         refusal = lock_host(locks, audit, run.host, _stale(emit)) or repeat_refusal(
                             audit,
                             run.host,
-                            force=request.force,
+                            force=request.allow_repeat,
                             window_s=_nmi_request(request).repeat_window_s,
                         )
                         if refusal is not None:
@@ -586,7 +588,7 @@ def _crash(
         if trigger_with is not None:
             # the guard again, under the lock held for the whole run (trigger_host reads it itself)
             repeat = repeat_refusal(
-                audit, run.host, force=request.force, window_s=_nmi_request(request).repeat_window_s
+                audit, run.host, force=request.allow_repeat, window_s=_nmi_request(request).repeat_window_s
             )
             if repeat is not None:
                 run.settle(CrashStatus.REFUSED, repeat)

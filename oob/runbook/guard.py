@@ -38,8 +38,8 @@ def lock_host(
 def repeat_refusal(audit: AuditLog | None, host: Host, *, force: bool, window_s: float) -> OobError | None:
     """Why ``host`` must not be crashed now because of a recent one, or None.
 
-    ``force`` lets a second crash through on purpose (and a torn record, once the
-    engineer has looked at it).  Call it with the host's lock held.
+    ``force`` (``--allow-repeat``) lets a second crash through on purpose (and a torn
+    record, once the engineer has looked at it).  Call it with the host's lock held.
     """
     if audit is None:
         return None
@@ -53,7 +53,7 @@ def repeat_refusal(audit: AuditLog | None, host: Host, *, force: bool, window_s:
         return SafetyRefusal(
             f"the audit log {audit.path} has a line that is not a whole record at byte {prior.offset} "
             f"({prior.text[:60]!r}); it could record a crash of this host, so oob will not act. Inspect it "
-            f"(tail -c +{prior.offset + 1} {audit.path} | head -n 1) and rerun with --force if it is not one",
+            f"(tail -c +{prior.offset + 1} {audit.path} | head -n 1) and rerun with --allow-repeat if it is not one",
             host=host.name,
         )
     same_bmc = prior.get("host") != host.name
@@ -61,7 +61,7 @@ def repeat_refusal(audit: AuditLog | None, host: Host, *, force: bool, window_s:
     what = "a SysRq crash" if str(prior.get("event", "")).startswith("sysrq") else "an NMI"
     return SafetyRefusal(
         f"{what} was already sent to this host{who} at {prior.get('ts')} by {prior.get('user')} "
-        f"(run {prior.get('run')}); use --force to send another",
+        f"(run {prior.get('run')}); use --allow-repeat to send another",
         host=host.name,
     )
 

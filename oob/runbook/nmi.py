@@ -39,7 +39,7 @@ class NmiRequest:
     parallel: int = 8
     connect_attempts: int = 3
     #: send even if the audit log shows an NMI to the host within ``repeat_window_s``
-    force: bool = False
+    allow_repeat: bool = False
     repeat_window_s: float = 15 * 60
     #: also read the BMC's open sessions (Redfish SessionService) while planning: preflight
     sessions: bool = False
@@ -157,7 +157,7 @@ def trigger_host(
                 raise SafetyRefusal("host power went Off since planning; not sending", host=host.name)
             if cancel is not None and cancel.is_set():
                 raise SafetyRefusal("interrupted before the NMI; nothing was sent", host=host.name)
-            repeat = repeat_refusal(audit, host, force=request.force, window_s=request.repeat_window_s)
+            repeat = repeat_refusal(audit, host, force=request.allow_repeat, window_s=request.repeat_window_s)
             if repeat is not None:
                 raise repeat
             if audit:
@@ -283,7 +283,7 @@ def run_nmi(
         for host in (h for h in hosts if h.name not in outcomes and audit is not None):
             assert audit is not None
             refused = lock_host(locks, audit, host) or repeat_refusal(
-                audit, host, force=request.force, window_s=request.repeat_window_s
+                audit, host, force=request.allow_repeat, window_s=request.repeat_window_s
             )
             if refused is not None:
                 outcomes[host.name] = Outcome.from_error(host.name, "nmi", refused)

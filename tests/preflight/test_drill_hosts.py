@@ -74,7 +74,7 @@ def test_nmi_drill_through_the_bmc(
         "drill", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--method", "nmi", *_ssh(fleet), *FAST
     )
     assert again.code == 7 and "already sent" in _result(again, "idrac9-1")["message"]
-    # any drill of the host, sysrq too, waits out the window unless --force
+    # any drill of the host, sysrq too, waits out the window unless --allow-repeat
     sysrq = oob("drill", "idrac9-1", "-i", str(inventory), "--dry-run", *_ssh(fleet), *FAST)
     assert sysrq.code == 7 and "refused" in sysrq.stdout
     assert fleet.bmc("idrac9-1").nmi_count == 1

@@ -115,6 +115,15 @@ def test_a_healthy_host_is_refused_unless_forced(
     assert [(o.status, o.exit_code) for o in forced.outcomes] == [("complete", 0)]
     assert bmc.nmis_applied() == 1
 
+    # --force is for "looks healthy" only: a second crash minutes later needs --allow-repeat
+    again = run_crash(
+        [host], crash_request(force=True), confirm=never, emit=events, audit=AuditLog(audit.path)
+    )
+    [refused] = again.outcomes
+    assert (refused.status, refused.exit_code) == ("refused", 7)
+    assert refused.error is not None and "use --allow-repeat" in refused.error.message
+    assert bmc.nmis_applied() == 1
+
 
 def test_a_host_that_cannot_be_probed_is_refused(
     fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch

@@ -248,7 +248,7 @@ def test_second_run_within_the_window_is_refused_unless_forced(
 
     [forced] = run_nmi(
         [host],
-        NmiRequest(assume_yes=True, force=True),
+        NmiRequest(assume_yes=True, allow_repeat=True),
         confirm=never,
         emit=events,
         audit=AuditLog(audit.path),
