@@ -67,7 +67,7 @@ class CrashConsole(Renderer[Any]):
     def __init__(self, hosts: list[str], out: Console | None = None, err: Console | None = None) -> None:
         from oob.render.dump import LiveConsole
 
-        self._console = LiveConsole(hosts, out=out, err=err, first_state="planning")
+        self._console = LiveConsole(hosts, out=out, err=err, watch_only=False)
 
     def __enter__(self) -> Self:
         self._console.__enter__()

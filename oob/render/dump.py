@@ -68,7 +68,7 @@ class LiveConsole(DumpRenderer):
         hosts: Sequence[str],
         out: Console | None = None,
         err: Console | None = None,
-        first_state: str = "waiting",
+        watch_only: bool = True,
     ) -> None:
         from oob.render.console import make_console
         from oob.render.live import LiveView
@@ -77,11 +77,13 @@ class LiveConsole(DumpRenderer):
         self.out = out if out is not None else make_console(stderr=False)
         self.hosts = list(hosts)
         self.live = self.err.is_terminal
-        # the watch's clock runs from its start; the crash's from each host's NMI
-        self.view = LiveView(self.err, self.hosts, first_state, clock_from_start=first_state == "waiting")
-        if first_state == "waiting":
-            for row in self.view.rows.values():
-                row.detail = "for kdump"
+        # oob watch waits for kdump from its start (its clock too); oob crash plans first
+        # and each host's clock runs from its NMI
+        self.view = (
+            LiveView(self.err, self.hosts, "waiting", "for kdump", clock_from_start=True)
+            if watch_only
+            else LiveView(self.err, self.hosts, "planning")
+        )
         self.last_plain: dict[str, float] = {}
         self._entered = False
 

@@ -123,7 +123,12 @@ def apply(row: HostRow, event: Event, now: float) -> None:
 
     kind, data = event.kind, event.data
     if kind == EventKind.PREFLIGHT:
-        row.state, row.detail = "ready", f"via {data.get('method') or '?'}"
+        # the plan: its method and the power state the BMC reported
+        parts = [
+            f"via {data['via']}" if data.get("via") else "",
+            f"power {data['power']}" if data.get("power") else "",
+        ]
+        row.state, row.detail = "ready", ", ".join(part for part in parts if part)
     elif kind == EventKind.REFUSED:
         row.settle("refused", event.message, now)
     elif kind == EventKind.NMI_SENDING:
@@ -185,6 +190,7 @@ class LiveView:
         console: Console,
         hosts: Sequence[str],
         first_state: str = "planning",
+        first_detail: str = "",
         clock_from_start: bool = False,
     ) -> None:
         self.console = console
@@ -192,7 +198,8 @@ class LiveView:
         self.clock: Callable[[], float] = time.monotonic
         start = self.clock()
         self.rows = {
-            host: HostRow(host, first_state, since=start if clock_from_start else None) for host in hosts
+            host: HostRow(host, first_state, first_detail, since=start if clock_from_start else None)
+            for host in hosts
         }
         self.live: Live | None = None
 

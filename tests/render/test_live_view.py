@@ -15,6 +15,7 @@ from oob.dump import events as dump_events
 from oob.dump.watcher import DumpResult, DumpState
 from oob.events import Event, EventKind, Level
 from oob.render.crash import CrashConsole
+from oob.render.dump import LiveConsole
 from oob.render.live import LiveView
 
 HOSTS = ["web01", "web02", "db03", "cache04"]
@@ -67,7 +68,10 @@ def test_one_row_per_host_through_a_whole_run() -> None:
     view, clock = make_view()
     assert [line.split()[:2] for line in rows(view)] == [[host, "planning"] for host in HOSTS]
     for host in HOSTS:
-        view.event(Event(Level.INFO, "preflight ok", host, EventKind.PREFLIGHT, {"method": "redfish"}))
+        view.event(
+            Event(Level.INFO, "preflight ok", host, EventKind.PREFLIGHT, {"via": "redfish", "power": "On"})
+        )
+    assert all(line.split()[1:] == ["ready", "via", "redfish,", "power", "On"] for line in rows(view))
     view.event(Event(Level.INFO, "NMI sent", "web01", EventKind.NMI_SENT, {"via": "redfish"}))
     view.event(Event(Level.INFO, "NMI sent", "web02", EventKind.NMI_SENT, {"via": "ipmi"}))
     view.event(Event(Level.INFO, "NMI sent", "db03", EventKind.NMI_SENT, {"via": "redfish"}))
@@ -165,3 +169,14 @@ def test_without_a_terminal_only_plain_event_lines() -> None:
         renderer.event(finished("web01", DumpState.COMPLETE, size=2 << 20))
     lines = err.export_text().splitlines()
     assert lines == ["web01: NMI sent via redfish", "web01: vmcore: 1.0 MiB", "web01: dump complete"]
+
+
+def test_oob_watch_rows_wait_for_kdump_from_the_start() -> None:
+    renderer = LiveConsole(HOSTS, out=terminal(), err=terminal())
+    clock = Clock()
+    renderer.view.clock = clock
+    for row in renderer.view.rows.values():
+        row.since = clock.now
+    clock.now += 42
+    shown = rows(renderer.view)
+    assert [line.split() for line in shown] == [[host, "waiting", "0:42", "for", "kdump"] for host in HOSTS]
