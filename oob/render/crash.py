@@ -5,10 +5,15 @@ text: shown through :mod:`oob.render.text` (escaped, never markup)."""
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Self
 
 from oob.events import Event
 from oob.render.base import Renderer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 #: what --json writes to stdout, one object per line
 CRASH_EVENTS = frozenset(
@@ -55,82 +60,146 @@ class CrashJson(Renderer[Any]):
 
 
 class CrashConsole(Renderer[Any]):
-    """Live progress per host on a terminal (the watch renderer), plain lines otherwise."""
+    """The live view per host on a terminal (:mod:`oob.render.live`), plain lines
+    otherwise; the report as a table that fits and a block per host
+    (:mod:`oob.render.report`)."""
 
-    def __init__(self, hosts: list[str]) -> None:
+    def __init__(self, hosts: list[str], out: Console | None = None, err: Console | None = None) -> None:
         from oob.render.dump import LiveConsole
 
-        self._console = LiveConsole(hosts)
-        self._live = False
+        self._console = LiveConsole(hosts, out=out, err=err, watch_only=False)
+
+    def __enter__(self) -> Self:
+        self._console.__enter__()
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._live:
-            self._console.__exit__(*exc)
+        self._console.__exit__(*exc)
+
+    def paused(self) -> AbstractContextManager[None]:
+        return self._console.paused()
 
     def event(self, event: Event) -> None:
-        if event.kind == "nmi_sent" and not self._live:
-            # the progress bars start with the watch, after the confirmation prompt
-            self._console.__enter__()
-            self._live = True
-        if event.kind == "summary":
-            return
         self._console.event(event)
 
     def message(self, text: str) -> None:
-        from oob.render.text import safe_lines
-
-        self._console.err.print(safe_lines(text.split("\n")))
+        self._console.message(text)
 
     def report(self, report: Any) -> None:
-        from rich.table import Table
-
         from oob.dump.events import human_bytes
+        from oob.render.report import Column, fitted_table, print_blocks
         from oob.render.text import cell
 
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for column in (
-            "HOST",
-            "STATUS",
-            "BMC",
-            "VIA",
-            "NMI AT",
-            "DUMP",
-            "SIZE",
-            "FORMAT",
-            "NMI→COMPLETE",
-            "PANIC / WHY",
-        ):
-            table.add_column(column, overflow="fold")
-        styles = {"complete": "green", "dry-run": "cyan", "refused": "yellow"}
+        out = self._console.out
+        columns = (
+            Column("HOST"),
+            Column("STATUS"),
+            Column("VIA", drop=3),
+            Column("NMI AT", drop=4),
+            Column("SIZE", drop=2, justify="right"),
+            Column("FORMAT", drop=5),
+            Column("NMI→DUMP", drop=1, justify="right"),
+            Column("PANIC / WHY", drop=9),
+        )
+        rows = []
+        blocks = []
         for outcome in report.outcomes:
             dump = outcome.dump
-            where = dump.location if dump is not None else None
-            if dump is not None and dump.ok:
-                why = dump.panic.panic_line or ""
-            elif outcome.error is not None:
-                why = outcome.error.message
-            elif dump is not None:
-                why = dump.message
-            else:
-                why = ""
-            why = "; ".join(part for part in (why, *outcome.notes) if part)
-            table.add_row(
-                cell(outcome.host),
-                cell(outcome.status, styles.get(outcome.status, "red")),
-                cell(outcome.bmc),
-                cell(outcome.via),
-                cell(outcome.nmi_at),
-                cell(where),
-                cell(human_bytes(dump.size) if dump is not None and dump.size else None),
-                cell(dump.format.label if dump is not None and dump.format else None),
-                cell(
-                    _minutes(dump.seconds)
-                    if dump is not None and dump.ok and dump.seconds is not None
-                    else None
-                ),
-                cell(why, empty=""),
+            style = _STATUS_STYLE.get(outcome.status, "red")
+            ok = dump is not None and dump.ok
+            why = outcome_why(outcome)
+            rows.append(
+                (
+                    cell(outcome.host),
+                    cell(outcome.status, style),
+                    cell(outcome.via),
+                    cell(clock_time(outcome.nmi_at)),
+                    cell(human_bytes(dump.size) if dump is not None and dump.size else None),
+                    cell(dump.format.kind if dump is not None and dump.format else None),
+                    cell(_minutes(dump.seconds) if ok and dump.seconds is not None else None),
+                    cell("; ".join(part for part in (why, *outcome.notes) if part), empty=""),
+                )
             )
-        self._console.out.print(table)
+            blocks.append(
+                (block_title(outcome.host, outcome.status, style, outcome.via), crash_pairs(outcome))
+            )
+        out.print(fitted_table(out, columns, rows))
+        print_blocks(out, blocks)
+
+
+_STATUS_STYLE = {"complete": "green", "dry-run": "cyan", "refused": "yellow", "pass": "green"}
+
+
+def outcome_why(outcome: Any) -> str:
+    """The panic line of a complete dump, or why there is none."""
+    dump = outcome.dump
+    if dump is not None and dump.ok:
+        return str(dump.panic.panic_line or "")
+    if outcome.error is not None:
+        return str(outcome.error.message)
+    return str(dump.message) if dump is not None else ""
+
+
+def crash_pairs(outcome: Any) -> list[tuple[str, object]]:
+    """A crash outcome's ``key: value`` lines (None: left out)."""
+    from oob.dump.events import human_bytes
+
+    dump = outcome.dump
+    ok = dump is not None and dump.ok
+    size = None
+    if dump is not None and dump.size:
+        size = human_bytes(dump.size) + (f" {dump.format.label}" if dump.format else "")
+        if ok and dump.seconds is not None:
+            size += f", complete {_minutes(dump.seconds)} after the NMI"
+    pairs: list[tuple[str, object]] = [
+        ("bmc", outcome.bmc),
+        ("fallback", outcome.fallback_reason),
+        ("nmi at", outcome.nmi_at),
+        ("dump", dump_location(dump) if dump is not None else None),
+        ("size", size),
+        ("panic" if ok else "why", outcome_why(outcome)),
+    ]
+    if outcome.host_back is not None:
+        back = "yes" if outcome.host_back else "no"
+        if outcome.back_after_s is not None:
+            back += f", {_minutes(outcome.back_after_s)} after the NMI"
+        pairs.append(("host back", back))
+    if outcome.recovered:
+        pairs.append(("recovered", "power-cycled through the BMC"))
+    if dump is not None and not ok:
+        pairs += [("kdump", line) for line in dump.details]
+    pairs += [("warning", warning) for warning in outcome.warnings]
+    pairs += [("note", note) for note in outcome.notes]
+    return pairs
+
+
+def block_title(host: str, status: str, style: str, via: str | None) -> Text:
+    """``web01: complete, NMI via redfish`` (the status in its style)."""
+    from rich.text import Text
+
+    from oob.render.text import safe
+
+    return Text.assemble(safe(f"{host}: "), safe(status, style), safe(f", NMI via {via}" if via else ""))
+
+
+def dump_location(dump: Any) -> str | None:
+    """Where to fetch the dump from: its vmcore, or its directory."""
+    where = dump.location or dump.path
+    if where and dump.vmcore:
+        return f"{where}/{dump.vmcore}"
+    return str(where) if where else None
+
+
+def clock_time(iso: str | None) -> str | None:
+    """``03:27:29`` for the table (the block has the whole timestamp)."""
+    from datetime import datetime
+
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso).strftime("%H:%M:%S")
+    except ValueError:
+        return iso
 
 
 def _minutes(seconds: float) -> str:

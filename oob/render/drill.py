@@ -38,44 +38,50 @@ class DrillConsole(CrashConsole):
             ready = bool(event.data.get("ready"))
             self._console.err.print(safe(f"{event.host}: {'ready' if ready else event.message}"))
             return
-        if event.kind == "sysrq_sent" and not self._live:
-            self._console.__enter__()
-            self._live = True
         super().event(event)
 
     def report(self, report: Any) -> None:
-        from rich.table import Table
-
         from oob.dump.events import human_bytes
+        from oob.render.crash import _STATUS_STYLE, block_title, clock_time, crash_pairs, outcome_why
+        from oob.render.report import Column, fitted_table, print_blocks
         from oob.render.text import cell
 
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for column in ("HOST", "DRILL", "METHOD", "AT", "DUMP", "SIZE", "→COMPLETE", "→BACK", "PANIC / WHY"):
-            table.add_column(column, overflow="fold")
-        styles = {"pass": "green", "refused": "yellow", "dry-run": "cyan"}
+        out = self._console.out
+        columns = (
+            Column("HOST"),
+            Column("DRILL"),
+            Column("METHOD", drop=3),
+            Column("AT", drop=4),
+            Column("SIZE", drop=2, justify="right"),
+            Column("→COMPLETE", drop=1, justify="right"),
+            Column("→BACK", drop=1, justify="right"),
+            Column("PANIC / WHY", drop=9),
+        )
+        rows = []
+        blocks = []
         for outcome in report.outcomes:
             data = outcome.to_dict()
             crash, dump = outcome.crash, outcome.crash.dump
-            if dump is not None and dump.ok:
-                why = dump.panic.panic_line or ""
-            elif crash.error is not None:
-                why = crash.error.message
-            else:
-                why = dump.message if dump is not None else ""
-            why = "; ".join(part for part in (why, *crash.notes) if part)
+            style = _STATUS_STYLE.get(data["drill"], "red")
+            why = "; ".join(part for part in (outcome_why(crash), *crash.notes) if part)
             timings = outcome.timings()
-            table.add_row(
-                cell(crash.host),
-                cell(data["drill"], styles.get(data["drill"], "red")),
-                cell(outcome.method),
-                cell(crash.nmi_at),
-                cell(dump.location if dump is not None else None),
-                cell(human_bytes(dump.size) if dump is not None and dump.size else None),
-                cell(_seconds(timings["trigger_to_complete_s"])),
-                cell(_seconds(timings["trigger_to_back_s"])),
-                cell(why, empty=""),
+            rows.append(
+                (
+                    cell(crash.host),
+                    cell(data["drill"], style),
+                    cell(outcome.method),
+                    cell(clock_time(crash.nmi_at)),
+                    cell(human_bytes(dump.size) if dump is not None and dump.size else None),
+                    cell(_seconds(timings["trigger_to_complete_s"])),
+                    cell(_seconds(timings["trigger_to_back_s"])),
+                    cell(why, empty=""),
+                )
             )
-        self._console.out.print(table)
+            via = crash.via if outcome.method != "sysrq" else None
+            title = block_title(crash.host, f"{data['drill']} ({crash.status})", style, via)
+            blocks.append((title, [("method", outcome.method), *crash_pairs(crash)]))
+        out.print(fitted_table(out, columns, rows))
+        print_blocks(out, blocks)
 
 
 def _seconds(value: float | None) -> str:

@@ -8,12 +8,15 @@ lines carry them exactly, with control characters as ``\\u`` escapes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any, Self
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Self
 
 from oob.events import Event
 from oob.render.base import Renderer
-from oob.safetext import printable
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: the dump events --json writes to stdout; others (warnings) go to stderr as text
 DUMP_EVENTS = frozenset(
@@ -54,80 +57,72 @@ class JsonLines(DumpRenderer):
 
 
 class LiveConsole(DumpRenderer):
-    """A live progress bar per host on a terminal; plain lines otherwise; a table at the end."""
+    """The live view on a terminal (one row per host, :mod:`oob.render.live`); plain event
+    lines otherwise; the report as a table that fits and a block per host."""
 
     #: without a terminal, a progress line per host at most this often
     PLAIN_PROGRESS_EVERY = 30.0
 
-    def __init__(self, hosts: Sequence[str]) -> None:
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        out: Console | None = None,
+        err: Console | None = None,
+        watch_only: bool = True,
+    ) -> None:
         from oob.render.console import make_console
+        from oob.render.live import LiveView
 
-        self.err = make_console(stderr=True)
-        self.out = make_console(stderr=False)
+        self.err = err if err is not None else make_console(stderr=True)
+        self.out = out if out is not None else make_console(stderr=False)
         self.hosts = list(hosts)
         self.live = self.err.is_terminal
-        self.progress: Any = None
-        self.tasks: dict[str, Any] = {}
+        # oob watch waits for kdump from its start (its clock too); oob crash plans first
+        # and each host's clock runs from its NMI
+        self.view = (
+            LiveView(self.err, self.hosts, "waiting", "for kdump", clock_from_start=True)
+            if watch_only
+            else LiveView(self.err, self.hosts, "planning")
+        )
         self.last_plain: dict[str, float] = {}
+        self._entered = False
 
     def __enter__(self) -> Self:
+        self._entered = True
         if self.live:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TransferSpeedColumn,
-            )
-
-            self.progress = Progress(
-                # the host name is shown as it is (escaped below), never read as markup
-                TextColumn("{task.fields[host]:<16}", markup=False),
-                TextColumn("{task.fields[state]}"),
-                BarColumn(),
-                DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
-                TimeElapsedColumn(),
-                console=self.err,
-                transient=False,
-            )
-            self.progress.start()
-            for host in self.hosts:
-                self.tasks[host] = self.progress.add_task(
-                    "", total=None, host=printable(host), state=_state("waiting")
-                )
+            self.view.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        self._entered = False
+        self.view.stop()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No drawing while the engineer answers a question."""
+        running = self.view.running
+        self.view.stop()
+        try:
+            yield
+        finally:
+            if running and self._entered:
+                self.view.start()
+
+    def message(self, text: str) -> None:
+        from oob.render.text import safe_lines
+
+        self.err.print(safe_lines(text.split("\n")))
 
     def event(self, event: Event) -> None:
         from oob.render.text import safe
 
         data = event.data
-        if self.progress is not None and event.host in self.tasks:
-            task = self.tasks[event.host]
-            if event.kind == "dump_dir_appeared":
-                self.progress.update(task, state=_state("appeared"))
-            elif event.kind == "dump_progress":
-                self.progress.update(task, state=_state("writing"), completed=data.get("bytes", 0))
-            elif event.kind == "dump_stalled":
-                self.progress.update(task, state=_state("stalled", "yellow"))
-            elif event.kind in ("dump_complete", "dump_failed", "timeout", "dump_interrupted"):
-                size = int(data.get("size") or 0)
-                state = {
-                    "dump_complete": _state("complete", "green"),
-                    "dump_failed": _state("failed", "red"),
-                    "dump_interrupted": _state("interrupted", "yellow"),
-                }.get(event.kind, _state("timeout", "red"))
-                # a full bar only for a complete dump; the others keep what they reached
-                total = size if event.kind == "dump_complete" and size else None
-                self.progress.update(task, state=state, completed=size, total=total)
-                self.progress.stop_task(task)
-            if event.kind == "dump_progress":
-                return  # the bar says it
+        if self.live:
+            # a row shows it; a line above the view says anything else
+            if self.view.event(event):
+                return
+        elif event.kind == "summary":
+            return
         elif event.kind == "dump_progress" and event.host:
             now = time.monotonic()
             if now - self.last_plain.get(event.host, float("-inf")) < self.PLAIN_PROGRESS_EVERY:
@@ -141,36 +136,47 @@ class LiveConsole(DumpRenderer):
                 self.err.print(safe(f"  {line}"))
 
     def report(self, report: Sequence[Any]) -> None:
-        results = report
-        from rich.table import Table
-
         from oob.dump.events import human_bytes
-        from oob.render.text import cell, safe_lines
+        from oob.render.crash import dump_location
+        from oob.render.report import Column, fitted_table, print_blocks
+        from oob.render.text import cell, safe
 
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for column in ("HOST", "STATE", "SIZE", "FORMAT", "MINUTES", "WHERE / WHY"):
-            table.add_column(column, overflow="fold")
+        columns = (
+            Column("HOST"),
+            Column("STATE"),
+            Column("SIZE", drop=2, justify="right"),
+            Column("FORMAT", drop=3),
+            Column("MINUTES", drop=1, justify="right"),
+            Column("WHERE / WHY", drop=9),
+        )
         styles = {"complete": "green", "failed": "red", "timeout": "red"}
-        for result in results:
+        rows = []
+        blocks = []
+        for result in report:
             state = result.state.value
-            if result.ok:
-                where = result.location + "/" + (result.vmcore or "") if result.location else ""
-                panic = result.panic.panic_line
-                detail = (where, panic) if panic else (where,)
-            else:
-                detail = (result.message,)
-            table.add_row(
-                cell(result.host),
-                cell(state, styles.get(state, "yellow")),
-                cell(human_bytes(result.size) if result.size else None),
-                cell(result.format.label if result.format else None),
-                cell(f"{result.seconds / 60:.1f}" if result.seconds is not None and result.ok else None),
-                safe_lines(detail),
+            style = styles.get(state, "yellow")
+            where = dump_location(result)
+            panic = result.panic.panic_line if result.ok else None
+            rows.append(
+                (
+                    cell(result.host),
+                    cell(state, style),
+                    cell(human_bytes(result.size) if result.size else None),
+                    cell(result.format.kind if result.format else None),
+                    cell(f"{result.seconds / 60:.1f}" if result.seconds is not None and result.ok else None),
+                    cell(
+                        "; ".join(p for p in (where, panic) if p) if result.ok else result.message, empty=""
+                    ),
+                )
             )
-        self.out.print(table)
-
-
-def _state(word: str, style: str = "") -> str:
-    """A state word for the progress line, padded before the markup so columns line up."""
-    padded = f"{word:<9}"
-    return f"[{style}]{padded}[/]" if style else padded
+            pairs: list[tuple[str, object]] = [
+                ("dump", where),
+                ("size", human_bytes(result.size) if result.size else None),
+                ("format", result.format.label if result.format else None),
+                ("panic", panic),
+                ("why", None if result.ok else result.message),
+                *(("kdump", line) for line in result.details),
+            ]
+            blocks.append((safe(f"{result.host}: {state}", style), pairs))
+        self.out.print(fitted_table(self.out, columns, rows))
+        print_blocks(self.out, blocks)
