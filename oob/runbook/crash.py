@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -369,6 +369,9 @@ def _wait_back(
     login that failed for its credentials counts toward the BMC's lockout)."""
     if deadline is None:
         deadline = time.monotonic() + request.reboot_grace_s
+    # one connection attempt per read: the next read is the retry, and the wait's deadline
+    # is not held up by a BMC that does not answer
+    reads = replace(request.driver, connect_attempts=1)
     next_read = time.monotonic()
     while not cancel.is_set():
         if probe_host(host, min(request.probe_timeout_s, 2.0)).alive:
@@ -376,7 +379,7 @@ def _wait_back(
         if read_power and time.monotonic() >= next_read and not cancel.is_set():
             next_read = time.monotonic() + request.power_read_every_s
             try:
-                state = first_method(host, request.driver, lambda d: d.power_state()).result
+                state = first_method(host, reads, lambda d: d.power_state()).result
             except (OobError, MethodsFailed) as exc:
                 error = exc.error if isinstance(exc, MethodsFailed) else exc
                 read_power = False
