@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mocks.host import ManualClock
+from mocks.kdump import DumpSpec, KdumpWriter
 from oob.audit import AuditLog
 from oob.drivers.fake import Applied, FakeBmc, FakeFleet, Fault, Stage
 from oob.dump.watcher import DumpState, WatchOptions
@@ -363,3 +365,39 @@ def test_a_failed_power_read_is_not_repeated(
     warnings = [e.message for e in events.seen if "cannot read the power state" in e.message]
     assert len(warnings) == 1 and "waiting for the probe only" in warnings[0]
     assert "host_not_back" in events.kinds("web01")
+
+
+def test_a_stalled_dump_ends_the_watch_and_recover_cycles_it(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, bmc, _ = hung_host(fleet, dumps, monkeypatch, writes_dump=False, after_nmi=False)
+
+    def stalls(fake: FakeBmc, applied: Applied) -> None:
+        if applied.reset_type == "Nmi":
+            spec = DumpSpec(
+                layout="rhel-nfs",
+                identity="127.0.2.1",
+                hostname="web01",
+                size=64 * 1024,
+                chunk=16 * 1024,
+                boot_delay=0.0,
+                dmesg_delay=0.0,
+                fault="stall",
+                fault_at=0.5,
+            )
+            list(KdumpWriter(dumps, spec, clock=ManualClock()).steps())
+
+    bmc.on_apply = stalls
+    # --timeout of a minute: only the stall (after 0.5 s without growth) ends this watch
+    watch = WatchOptions(interval=0.02, stall_after=0.5, timeout=60.0, progress_every=0.05)
+
+    report = run_crash(
+        [host], crash_request(watch=watch, recover=True), confirm=never, emit=events, audit=audit
+    )
+
+    [outcome] = report.outcomes
+    assert (outcome.status, outcome.exit_code, outcome.recovered) == ("stalled", 5, True)
+    assert outcome.dump is not None and outcome.dump.state is DumpState.STALLED
+    assert bmc.power_actions_applied() == ["PowerCycle"]
+    recovering = [e for e in events.seen if e.kind == "recovering"]
+    assert [e.data["reason"] for e in recovering] == ["the dump stalled"]
