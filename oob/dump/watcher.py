@@ -23,7 +23,8 @@ New means *not in the baseline* (or, with ``since``, changed on the server at or
 that time): never the time in a directory's name, which is the crashed host's clock.
 When several new directories are attributed to one host (``--since`` an hour ago, and a
 crash before this one), the newest (by the server's time) is followed and the others are
-named in a ``dump_dirs_skipped`` warning.
+named in a ``dump_dirs_skipped`` warning; so is one that appears later, while the target is
+still listed for another host.
 
 Cost per interval: one listing of each target directory that still has hosts waiting for
 their dump to appear, plus one listing of each dump directory being followed.  A dump

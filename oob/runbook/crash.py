@@ -58,7 +58,8 @@ class CrashRequest:
     dry_run: bool = False
     #: crash a host that looks healthy (or cannot be probed), and allow a repeat NMI
     force: bool = False
-    #: power-cycle a host that never dumped, or did not come back after its dump
+    #: power-cycle a host that never dumped, or did not come back after its dump; power on
+    #: one that powered off after its dump
     recover: bool = False
     #: seconds to wait for a host to answer its probe again after a complete dump
     reboot_grace_s: float = 300.0
