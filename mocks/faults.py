@@ -178,6 +178,9 @@ class HostFaults:
     #: after the dump (or the panic timeout) the host goes down to reboot and never comes
     #: back until a power action through the BMC (what ``oob crash --recover`` is for)
     no_reboot: bool = False
+    #: kdump's final action is ``poweroff`` (or ``halt``): after its dump the host powers
+    #: off instead of rebooting, and stays off until a power action through the BMC
+    poweroff_after_dump: bool = False
     #: ``kernel.unknown_nmi_panic=0``: the NMI is delivered and counted, the kernel says
     #: "Dazed and confused, but trying to continue", and the host stays as it was
     nmi_ignored: bool = False

@@ -9,6 +9,7 @@ States and what moves a host between them (``TRANSITIONS``)::
                       rebooting <--panic_timeout-- panicked --capture kernel--> dumping
                           ^        (kdump not armed)                               |
                           '-------------------- dump written (or failed) ----------'
+                        (off instead, with the fault poweroff_after_dump)
 
 Any power action works from any state (off, restart, power cycle); an NMI panics a
 *running* host too, as ``kernel.unknown_nmi_panic=1`` does — only oob refuses to crash a
@@ -427,6 +428,8 @@ class SimulatedHost:
         after = TRANSITIONS.get((before, event), before)
         if event is Event.NMI and self.faults.nmi_ignored:
             after = before  # "Dazed and confused, but trying to continue"
+        if event is Event.REBOOT and before is HostState.DUMPING and self.faults.poweroff_after_dump:
+            after = HostState.OFF  # kdump's final action: poweroff
         stuck = event is Event.REBOOT and self.faults.no_reboot
         if (
             after is HostState.REBOOTING

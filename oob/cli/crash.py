@@ -50,6 +50,7 @@ from oob.cli.dumpopts import (
     ssh_options,
     watch_options,
 )
+from oob.cli.watch import StallGraceOpt, with_stall_grace
 
 EPILOG = """\b
 Examples:
@@ -77,6 +78,7 @@ def crash_command(
     recover: RecoverOpt = False,
     timeout: TimeoutOpt = "30m",
     stall_after: StallAfterOpt = "2m",
+    stall_grace: StallGraceOpt = "0",
     interval: IntervalOpt = 0.5,
     reboot_grace: RebootGraceOpt = "5m",
     probe_timeout: ProbeTimeoutOpt = 3.0,
@@ -143,7 +145,9 @@ def crash_command(
 
         request = CrashRequest(
             driver=DriverOptions(via=via, insecure=insecure),
-            watch=watch_options(interval=interval, stall_after=stall_after, timeout=timeout),
+            watch=with_stall_grace(
+                watch_options(interval=interval, stall_after=stall_after, timeout=timeout), stall_grace
+            ),
             ssh=ssh_options(known_hosts, accept_new_host_key, ssh_key),
             assume_yes=yes,
             dry_run=dry_run,

@@ -30,6 +30,7 @@ from oob.cli.dumpopts import (
     SshKeyOpt,
     StallAfterOpt,
     TimeoutOpt,
+    parse_duration,
     parse_since,
     ssh_options,
     watch_options,
@@ -37,6 +38,7 @@ from oob.cli.dumpopts import (
 from oob.errors import DumpTimeout, UsageError
 
 if TYPE_CHECKING:
+    from oob.dump.watcher import WatchOptions
     from oob.render.dump import DumpRenderer
 
 EPILOG = """\b
@@ -47,6 +49,24 @@ Examples:
   # no inventory: the host named on the line, on this dump target:
   oob watch web01 --address 10.0.0.7 --since 15m \\
     --target ssh://kdump@dumps/var/crash"""
+
+
+#: shared with ``oob crash``
+StallGraceOpt = Annotated[
+    str,
+    typer.Option(
+        "--stall-grace",
+        metavar="DURATION",
+        help="Keep waiting this much longer for a stalled dump to grow again (default 0: a dump "
+        "stalled for --stall-after ends the wait, status stalled, exit 5).",
+    ),
+]
+
+
+def with_stall_grace(options: WatchOptions, text: str) -> WatchOptions:
+    """``options`` with ``--stall-grace`` (``0`` or a duration)."""
+    grace = 0.0 if text.strip() == "0" else parse_duration(text, "--stall-grace")
+    return replace(options, stall_grace=grace)
 
 
 def watch_command(
@@ -69,6 +89,7 @@ def watch_command(
     timeout: TimeoutOpt = "30m",
     interval: IntervalOpt = 0.5,
     stall_after: StallAfterOpt = "2m",
+    stall_grace: StallGraceOpt = "0",
     target: Annotated[
         str | None,
         typer.Option(
@@ -105,7 +126,8 @@ def watch_command(
 
     Reports each dump directory as it appears, its progress, and when it is complete (by
     its distribution's rule), stalled, failed or late, with the panic lines from its
-    kernel log. Exit 0 when every dump is complete, 5 otherwise, 2 for bad input, 130 when
+    kernel log. Several new dumps for a host: the newest is followed, the others named.
+    A dump without growth for --stall-after ends stalled (--stall-grace waits longer). Exit 0 when every dump is complete, 5 otherwise, 2 for bad input, 130 when
     stopped by Ctrl-C (each host is then reported as interrupted, with where it was).
     """
     setup_logging(verbose)
@@ -123,7 +145,9 @@ def watch_command(
         if baseline is not None and baseline != "now":
             raise UsageError(f"--baseline takes only 'now', not '{baseline}' (for a time, use --since)")
         since_epoch = parse_since(since) if since is not None else None
-        options = watch_options(interval=interval, stall_after=stall_after, timeout=timeout)
+        options = with_stall_grace(
+            watch_options(interval=interval, stall_after=stall_after, timeout=timeout), stall_grace
+        )
         if target is not None:
             parse_target(target)
         if layout is not None:

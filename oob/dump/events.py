@@ -9,7 +9,9 @@ kind                   level       data
 =====================  ==========  ==============================================================
 dump_dir_appeared      info        target, directory, location, family, name_time
 dump_progress          progress    directory, file, bytes, rate, state, format?
-dump_stalled           warning     directory, file, bytes, idle, rule
+dump_stalled           warning     directory, file, bytes, idle, rule, grace (a stall within --stall-grace)
+dump_stalled           error       the :class:`~oob.dump.watcher.DumpResult` fields, file, bytes (final)
+dump_dirs_skipped      warning     target, following, skipped (several new directories for a host)
 dump_complete          info        the :class:`~oob.dump.watcher.DumpResult` fields
 dump_failed            error       the :class:`~oob.dump.watcher.DumpResult` fields
 timeout                error       the :class:`~oob.dump.watcher.DumpResult` fields
@@ -127,10 +129,13 @@ class Stalled(DumpEvent):
     idle: float
     #: how the layout decides completion
     rule: str
+    #: seconds the watch still waits for growth (``--stall-grace``)
+    grace: float = 0.0
 
     def message(self) -> str:
         what = f"{self.file} at {human_bytes(self.bytes)}" if self.file else "no vmcore file yet"
-        return f"dump stalled: no growth for {self.idle:.0f} s while incomplete ({what}; {self.rule})"
+        text = f"dump stalled: no growth for {self.idle:.0f} s while incomplete ({what}; {self.rule})"
+        return f"{text}; waiting {self.grace:g} s more for it to grow (--stall-grace)" if self.grace else text
 
     def data(self) -> dict[str, Any]:
         return {
@@ -139,12 +144,46 @@ class Stalled(DumpEvent):
             "bytes": self.bytes,
             "idle": round(self.idle, 1),
             "rule": self.rule,
+            "grace": self.grace,
         }
 
 
 @dataclass(frozen=True)
+class DirsSkipped(DumpEvent):
+    """Several new dump directories for one host: the newest is followed, these are not."""
+
+    kind: ClassVar[EventKind] = EventKind.DUMP_DIRS_SKIPPED
+    level: ClassVar[Level] = Level.WARNING
+    host: str
+    #: where the directories are (server and path)
+    target: str
+    #: the directory followed
+    following: str
+    #: the other new directories, newest first
+    skipped: tuple[str, ...]
+    #: True: they appeared after the one followed (not in the same listing)
+    later: bool = False
+
+    def message(self) -> str:
+        names = ", ".join(self.skipped)
+        if self.later:
+            return (
+                f"another new dump directory appeared in {self.target}: {names}; not followed "
+                f"(following {self.following})"
+            )
+        return (
+            f"{len(self.skipped) + 1} new dump directories for this host in {self.target}: following the "
+            f"newest, {self.following}; not following {names}"
+        )
+
+    def data(self) -> dict[str, Any]:
+        return {"target": self.target, "following": self.following, "skipped": list(self.skipped)}
+
+
+@dataclass(frozen=True)
 class Finished(DumpEvent):
-    """dump_complete, dump_failed, timeout or dump_interrupted: the host's final result."""
+    """dump_complete, dump_stalled, dump_failed, timeout or dump_interrupted: the host's
+    final result."""
 
     host: str
     result: DumpResult
@@ -153,6 +192,7 @@ class Finished(DumpEvent):
     def kind(self) -> EventKind:  # type: ignore[override]
         return {
             "complete": EventKind.DUMP_COMPLETE,
+            "stalled": EventKind.DUMP_STALLED,
             "failed": EventKind.DUMP_FAILED,
             "interrupted": EventKind.DUMP_INTERRUPTED,
         }.get(self.result.state.value, EventKind.TIMEOUT)
@@ -170,6 +210,10 @@ class Finished(DumpEvent):
         data = self.result.to_dict()
         data.pop("host", None)
         data.pop("message", None)
+        if self.result.state.value == "stalled":
+            # the names the stall warning uses, for readers of either
+            data["file"] = self.result.vmcore
+            data["bytes"] = self.result.size
         return data
 
 

@@ -8,13 +8,23 @@
 States of each host::
 
     waiting -> appeared -> writing -> complete
-                              |  ^--> stalled (no growth for stall_after while incomplete)
+                              |-----> stalled (no growth for stall_after + stall_grace while incomplete)
                               '-----> failed  (the layout or the file says so)
     any state not final at the deadline -> timeout
     any state not final when the watch is stopped (Ctrl-C: :meth:`DumpWatcher.interrupt`) -> interrupted
 
+A dump that stops growing is said stalled after ``stall_after`` and the watch stops waiting
+for it then (a stalled dump is final: kdump gave up, or its target did), unless
+``stall_grace`` asks for that much longer: the stall is then reported at once
+(``dump_stalled``, a warning), growth in the grace resumes the dump, and it ends stalled
+when the grace has passed too.
+
 New means *not in the baseline* (or, with ``since``, changed on the server at or after
 that time): never the time in a directory's name, which is the crashed host's clock.
+When several new directories are attributed to one host (``--since`` an hour ago, and a
+crash before this one), the newest (by the server's time) is followed and the others are
+named in a ``dump_dirs_skipped`` warning; so is one that appears later, while the target is
+still listed for another host.
 
 Cost per interval: one listing of each target directory that still has hosts waiting for
 their dump to appear, plus one listing of each dump directory being followed.  A dump
@@ -101,15 +111,24 @@ class DumpState(StrEnum):
 
     @property
     def final(self) -> bool:
-        return self in (DumpState.COMPLETE, DumpState.FAILED, DumpState.TIMEOUT, DumpState.INTERRUPTED)
+        return self in (
+            DumpState.COMPLETE,
+            DumpState.STALLED,
+            DumpState.FAILED,
+            DumpState.TIMEOUT,
+            DumpState.INTERRUPTED,
+        )
 
 
 @dataclass(frozen=True)
 class WatchOptions:
     #: seconds between two looks at each target
     interval: float = 0.5
-    #: seconds without growth, while incomplete, before a dump is reported stalled
+    #: seconds without growth, while incomplete, before a dump is reported stalled (and,
+    #: without ``stall_grace``, no longer waited for)
     stall_after: float = 120.0
+    #: seconds to keep waiting for a stalled dump to grow again before it ends stalled
+    stall_grace: float = 0.0
     #: seconds from the start (the NMI) to give up
     timeout: float = 1800.0
     #: at most one dump_progress event per host per this many seconds
@@ -124,6 +143,8 @@ class WatchOptions:
                 raise UsageError(f"{name.replace('_', '-')} must be more than 0 seconds")
         if self.progress_every < 0:
             raise UsageError("progress-every must not be negative")
+        if self.stall_grace < 0:
+            raise UsageError("stall-grace must not be negative")
 
 
 @dataclass(frozen=True)
@@ -186,6 +207,8 @@ class DumpResult:
     last_state: str | None = None
     #: lines from kdump's own log explaining a failure
     details: tuple[str, ...] = ()
+    #: seconds the dump had not grown when it was given up on (stalled only)
+    idle: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -218,6 +241,8 @@ class DumpResult:
             data["last_state"] = self.last_state
         if self.details:
             data["details"] = list(self.details)
+        if self.idle is not None:
+            data["idle"] = round(self.idle, 1)
         return data
 
 
@@ -242,6 +267,8 @@ class _Track:
     readme: tuple[tuple[int, float], str] | None = None
     last_progress: float = float("-inf")
     idle_checked: bool = False
+    #: the stall was reported and the watch waits ``stall_grace`` for growth
+    stall_reported: bool = False
     settle_signature: tuple[tuple[str, int], ...] | None = None
     truncated_seen: bool = False
     vanished: bool = False
@@ -427,7 +454,7 @@ class DumpWatcher:
                     DumpState.TIMEOUT,
                     self._timeout_message(track, now),
                     now,
-                    last_state=track.state.value,
+                    last_state=self._state_word(track),
                 )
 
     def interrupt(self) -> None:
@@ -446,7 +473,7 @@ class DumpWatcher:
                     DumpState.INTERRUPTED,
                     f"interrupted after {now - self._started:.0f} s: {where}",
                     now,
-                    last_state=track.state.value,
+                    last_state=self._state_word(track),
                 )
 
     def results(self) -> list[DumpResult]:
@@ -474,7 +501,9 @@ class DumpWatcher:
 
     def _discover(self, root: _Root, entries: list[FileInfo], now: float) -> None:
         assert self._baseline is not None
-        # oldest first: if a host has two new directories, the first one kdump made wins
+        # per host, the new directories found in this listing, oldest first (the server's
+        # time, then the name): the newest is followed
+        found: dict[str, list[tuple[FileInfo, DirName]]] = {}
         for entry in sorted(entries, key=lambda e: (e.mtime, e.name)):
             if entry.kind == "file" or entry.name in root.seen:
                 continue
@@ -509,22 +538,55 @@ class DumpWatcher:
                 continue
             track = next(t for t in root.tracks if t.host.name == attribution.host)
             allowed = tuple(f for f in dirname.families if f in track.families)
-            if not allowed or track.dirname is not None:
+            if not allowed:
                 continue
-            track.dirname = dataclasses.replace(dirname, families=allowed)
-            track.state = DumpState.APPEARED
-            track.appeared_at = now
-            track.last_change = now
-            track.samples.append((now, 0))
+            if track.dirname is not None:
+                # one more, while an earlier one is followed: named, not followed
+                self._send(
+                    ev.DirsSkipped(
+                        host=track.host.name,
+                        target=root.target.spec.location(),
+                        following=track.dirname.name,
+                        skipped=(entry.name,),
+                        later=True,
+                    )
+                )
+                continue
+            found.setdefault(track.host.name, []).append(
+                (entry, dataclasses.replace(dirname, families=allowed))
+            )
+        for track in root.tracks:
+            candidates = found.get(track.host.name)
+            if candidates:
+                self._follow_new(track, candidates, now)
+
+    def _follow_new(self, track: _Track, candidates: list[tuple[FileInfo, DirName]], now: float) -> None:
+        """Start following the newest of a host's new directories; name the others."""
+        root = track.root
+        entry, dirname = candidates[-1]
+        track.dirname = dirname
+        track.state = DumpState.APPEARED
+        track.appeared_at = now
+        track.last_change = now
+        track.samples.append((now, 0))
+        self._send(
+            ev.DirAppeared(
+                host=track.host.name,
+                target=root.target.spec.url,
+                directory=entry.name,
+                location=root.target.spec.location(entry.name),
+                # "rhel/suse-old" until the files inside tell them apart
+                family="/".join(f.value for f in dirname.families),
+                name_time=dirname.stamp.isoformat(sep=" ") if dirname.stamp else None,
+            )
+        )
+        if len(candidates) > 1:
             self._send(
-                ev.DirAppeared(
+                ev.DirsSkipped(
                     host=track.host.name,
-                    target=root.target.spec.url,
-                    directory=entry.name,
-                    location=root.target.spec.location(entry.name),
-                    # "rhel/suse-old" until the files inside tell them apart
-                    family="/".join(f.value for f in allowed),
-                    name_time=dirname.stamp.isoformat(sep=" ") if dirname.stamp else None,
+                    target=root.target.spec.location(),
+                    following=entry.name,
+                    skipped=tuple(other.name for other, _ in reversed(candidates[:-1])),
                 )
             )
 
@@ -634,7 +696,8 @@ class DumpWatcher:
             if reads:
                 await asyncio.gather(*reads)
         if changed:
-            resumed = track.state is DumpState.STALLED
+            resumed = track.stall_reported
+            track.stall_reported = False
             first = track.state is DumpState.APPEARED and track.bytes > 0
             if track.bytes > 0 or resumed:
                 track.state = DumpState.WRITING
@@ -669,16 +732,34 @@ class DumpWatcher:
                     now,
                 )
                 return
-        if idle >= self.options.stall_after and track.state is not DumpState.STALLED:
-            track.state = DumpState.STALLED
+        if idle < self.options.stall_after:
+            return
+        grace = self.options.stall_grace
+        file = vmcore if vmcore and vmcore in files else None
+        if idle >= self.options.stall_after + grace:
+            what = f"{file} at {ev.human_bytes(track.bytes)}" if file else "no vmcore file yet"
+            waited = f" and --stall-grace {grace:g} s more" if grace else ""
+            self._finish(
+                track,
+                DumpState.STALLED,
+                f"dump stalled: no growth for {idle:.0f} s while incomplete ({what}; "
+                f"{COMPLETION_RULES[verdict.family]}); stopped waiting after --stall-after "
+                f"{self.options.stall_after:g} s{waited}{self._trouble(track)}",
+                now,
+                verdict=verdict,
+                idle=idle,
+            )
+        elif not track.stall_reported:
+            track.stall_reported = True
             self._send(
                 ev.Stalled(
                     host=track.host.name,
                     directory=track.dirname.name,
-                    file=vmcore if vmcore in files else None,
+                    file=file,
                     bytes=track.bytes,
                     idle=idle,
                     rule=COMPLETION_RULES[verdict.family],
+                    grace=grace,
                 )
             )
 
@@ -844,7 +925,7 @@ class DumpWatcher:
         )
         return (
             f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete after "
-            f"{waited:.0f} s ({track.state.value}: {what}; {rule}){self._trouble(track)}"
+            f"{waited:.0f} s ({self._state_word(track)}: {what}; {rule}){self._trouble(track)}"
         )
 
     def _where_message(self, track: _Track) -> str:
@@ -859,8 +940,13 @@ class DumpWatcher:
         )
         return (
             f"dump in {track.root.target.spec.location(track.dirname.name)} still incomplete "
-            f"({track.state.value}: {what}){self._trouble(track)}"
+            f"({self._state_word(track)}: {what}){self._trouble(track)}"
         )
+
+    @staticmethod
+    def _state_word(track: _Track) -> str:
+        """Where a host was, for messages: ``stalled`` while in its stall grace."""
+        return DumpState.STALLED.value if track.stall_reported else track.state.value
 
     @staticmethod
     def _trouble(track: _Track) -> str:

@@ -9,8 +9,12 @@ Per host, as an on-call engineer would do it by hand:
 3. confirm (the caller asks the human), or stop here for ``--dry-run``;
 4. send the NMI exactly once (audit before and after);
 5. watch the dump target until the new dump is complete, stalled, failed, or late;
-6. optionally recover: power-cycle a host that never dumped, or did not come back;
-7. report.
+6. wait for the host to come back: its probe answers (``back``), or the BMC says it is
+   off (``powered_off_after_dump``: kdump's final action was poweroff or halt; said at
+   once, not after the reboot grace), or the grace passes (``not_back``);
+7. optionally recover: power-cycle a host that never dumped, or did not come back; power
+   on one that powered off after its dump;
+8. report.
 
 One host's failure never stops the others. ``cancel`` (set on Ctrl-C) stops new NMIs
 and the watch; sessions are closed on every path and what was sent is still reported.
@@ -24,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -36,7 +40,7 @@ from oob.dump.watcher import Baseline, DumpResult, DumpState, DumpWatcher, Watch
 from oob.errors import AuditLogError, OobError, SafetyRefusal, UsageError
 from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
-from oob.model import Host, PowerAction
+from oob.model import Host, PowerAction, PowerState
 from oob.probe import ProbeResult, probe_host
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
@@ -56,12 +60,16 @@ class CrashRequest:
     force: bool = False
     #: crash a host the audit log says got an NMI or a SysRq crash within the last minutes
     allow_repeat: bool = False
-    #: power-cycle a host that never dumped, or did not come back after its dump
+    #: power-cycle a host that never dumped, or did not come back after its dump; power on
+    #: one that powered off after its dump
     recover: bool = False
     #: seconds to wait for a host to answer its probe again after a complete dump
     reboot_grace_s: float = 300.0
     probe_timeout_s: float = 3.0
     parallel: int = 8
+    #: seconds between two reads of the BMC's power state while waiting for the host (each
+    #: one is a login: BMCs limit sessions)
+    power_read_every_s: float = 3.0
     #: True (``oob crash``): the host must look hung; False (``oob drill``): it must look
     #: healthy — in both cases ``force`` goes ahead anyway
     expect_hung: bool = True
@@ -82,6 +90,17 @@ class CrashStatus(StrEnum):
     INTERRUPTED = "interrupted"
 
 
+class AfterDump(StrEnum):
+    """What became of the host after its complete dump."""
+
+    #: its probe answers again
+    BACK = "back"
+    #: neither back nor off within ``--reboot-grace``
+    NOT_BACK = "not_back"
+    #: the BMC reports it off: kdump's final action was poweroff or halt
+    POWERED_OFF = "powered_off_after_dump"
+
+
 @dataclass(frozen=True)
 class CrashOutcome:
     host: str
@@ -100,6 +119,8 @@ class CrashOutcome:
     notes: tuple[str, ...] = ()
     #: seconds from the trigger until the host answered its probe again
     back_after_s: float | None = None
+    #: what became of the host after its complete dump (None: not waited for)
+    after_dump: AfterDump | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"host": self.host, "bmc": self.bmc, "status": self.status}
@@ -115,6 +136,8 @@ class CrashOutcome:
             data["probe"] = self.probe.to_dict()
         if self.host_back is not None:
             data["host_back"] = self.host_back
+        if self.after_dump is not None:
+            data["after_dump"] = self.after_dump
         if self.back_after_s is not None:
             data["back_after_s"] = round(self.back_after_s, 3)
         if self.recovered:
@@ -283,42 +306,159 @@ def _preflight_event(run: _HostRun, emit: Emit) -> None:
 
 
 def _power_cycle(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditLog | None, why: str) -> bool:
+    return _recover_power(run, request, emit, audit, why, PowerAction.CYCLE)
+
+
+def _power_on(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditLog | None, why: str) -> bool:
+    return _recover_power(run, request, emit, audit, why, PowerAction.ON)
+
+
+def _recover_power(
+    run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditLog | None, why: str, action: PowerAction
+) -> bool:
+    """``--recover``: one power action through the BMC, audited before and after
+    (``recover.cycle.*``, ``recover.on.*``)."""
     host = run.host
-    emit(Event(Level.WARNING, f"power-cycling through the BMC: {why}", host.name, EventKind.RECOVERING))
+    doing, done = (
+        ("power-cycling", "power-cycled") if action is PowerAction.CYCLE else ("powering on", "powered on")
+    )
+    emit(
+        Event(
+            Level.WARNING,
+            f"{doing} through the BMC: {why}",
+            host.name,
+            EventKind.RECOVERING,
+            {"action": action.value, "reason": why},
+        )
+    )
+    record = f"recover.{action.value}"
     try:
         if audit:
-            audit.record("recover.cycle.sending", host.name, bmc=host.bmc.address, reason=why)
-        cycled = first_method(host, request.driver, lambda d: d.power(PowerAction.CYCLE))
+            audit.record(f"{record}.sending", host.name, bmc=host.bmc.address, reason=why)
+        applied = first_method(host, request.driver, lambda d: d.power(action))
     except (OobError, MethodsFailed) as exc:
         error = exc.error if isinstance(exc, MethodsFailed) else exc
-        record_quietly(audit, "recover.cycle.failed", host.name, error=error.kind, message=error.message)
-        emit(Event(Level.ERROR, f"power cycle failed: {error}", host.name, EventKind.FAILED))
+        record_quietly(audit, f"{record}.failed", host.name, error=error.kind, message=error.message)
+        emit(Event(Level.ERROR, f"power {action.value} failed: {error}", host.name, EventKind.FAILED))
         return False
-    method, result = cycled.method, cycled.result
-    for missing in record_quietly(audit, "recover.cycle.done", host.name, via=method, sent=list(result.sent)):
+    method, result = applied.method, applied.result
+    for missing in record_quietly(audit, f"{record}.done", host.name, via=method, sent=list(result.sent)):
         emit(Event(Level.WARNING, missing, host.name, EventKind.AUDIT_RECORD_MISSING))
     emit(
         Event(
             Level.INFO,
-            f"power-cycled via {method} ({', '.join(result.sent)})",
+            f"{done} via {method} ({', '.join(result.sent)})",
             host.name,
             EventKind.RECOVERED,
-            {"via": method, "sent": list(result.sent), "reason": why},
+            {"action": action.value, "via": method, "sent": list(result.sent), "reason": why},
         )
     )
     return True
 
 
-def _wait_back(host: Host, request: CrashRequest, cancel: threading.Event) -> bool:
-    """Polls the probe until it answers (True), ``reboot_grace_s`` passes or ``cancel`` (False)."""
-    deadline = time.monotonic() + request.reboot_grace_s
+def _wait_back(
+    host: Host,
+    request: CrashRequest,
+    cancel: threading.Event,
+    emit: Emit,
+    *,
+    deadline: float | None = None,
+    read_power: bool = True,
+) -> AfterDump:
+    """Polls the probe until it answers (``BACK``), the BMC says the host is off
+    (``POWERED_OFF``), ``deadline`` (default: ``reboot_grace_s`` from now) passes or
+    ``cancel`` (``NOT_BACK``).
+
+    The power state is read only while the probe is silent, at most every
+    ``power_read_every_s``, read-only; after one failed read it is not read again (a
+    login that failed for its credentials counts toward the BMC's lockout)."""
+    if deadline is None:
+        deadline = time.monotonic() + request.reboot_grace_s
+    # one connection attempt per read: the next read is the retry, and the wait's deadline
+    # is not held up by a BMC that does not answer
+    reads = replace(request.driver, connect_attempts=1)
+    next_read = time.monotonic()
     while not cancel.is_set():
         if probe_host(host, min(request.probe_timeout_s, 2.0)).alive:
-            return True
+            return AfterDump.BACK
+        if read_power and time.monotonic() >= next_read and not cancel.is_set():
+            next_read = time.monotonic() + request.power_read_every_s
+            try:
+                state = first_method(host, reads, lambda d: d.power_state()).result
+            except (OobError, MethodsFailed) as exc:
+                error = exc.error if isinstance(exc, MethodsFailed) else exc
+                read_power = False
+                emit(
+                    Event(
+                        Level.WARNING,
+                        f"cannot read the power state ({error.message}); waiting for the probe only",
+                        host.name,
+                        EventKind.WARNING,
+                    )
+                )
+            else:
+                if state is PowerState.OFF:
+                    return AfterDump.POWERED_OFF
         if time.monotonic() >= deadline:
-            return False
-        cancel.wait(min(2.0, max(0.1, request.reboot_grace_s / 20)))
-    return False
+            return AfterDump.NOT_BACK
+        cancel.wait(max(0.0, min(2.0, max(0.1, request.reboot_grace_s / 20), deadline - time.monotonic())))
+    return AfterDump.NOT_BACK
+
+
+def _after_dump(
+    run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditLog | None, cancel: threading.Event
+) -> tuple[AfterDump, bool, bool, list[str]]:
+    """Waits for the host after its complete dump; recovers it if asked. Returns what
+    became of it, whether it is back (by itself, or powered on by ``--recover``), whether
+    a recovery was accepted, and notes for the report."""
+    host = run.host
+    deadline = time.monotonic() + request.reboot_grace_s
+    after = _wait_back(host, request, cancel, emit, deadline=deadline)
+    notes: list[str] = []
+    recovered = False
+    if after is AfterDump.POWERED_OFF:
+        emit(
+            Event(
+                Level.WARNING,
+                "the BMC reports the host off after its dump (kdump's final action poweroff or halt?)",
+                host.name,
+                EventKind.POWERED_OFF_AFTER_DUMP,
+                {"power": PowerState.OFF.value},
+            )
+        )
+        if request.recover and not cancel.is_set():
+            recovered = _power_on(run, request, emit, audit, "the host powered off after its dump")
+            # what is left of the grace, for it to boot; the BMC is not asked again
+            if recovered and (
+                _wait_back(host, request, cancel, emit, deadline=deadline, read_power=False) is AfterDump.BACK
+            ):
+                emit(
+                    Event(
+                        Level.INFO, "host is back (its probe answers again)", host.name, EventKind.HOST_BACK
+                    )
+                )
+                return after, True, recovered, notes
+            if recovered:
+                notes.append("powered on after its dump (--recover); not back within --reboot-grace")
+        else:
+            notes.append(
+                f"the host powered off after its dump: power it on (oob power {host.name} on), or use --recover"
+            )
+        return after, False, recovered, notes
+    if after is AfterDump.BACK:
+        emit(Event(Level.INFO, "host is back (its probe answers again)", host.name, EventKind.HOST_BACK))
+        return after, True, recovered, notes
+    emit(
+        Event(
+            Level.WARNING,
+            f"host not back within {request.reboot_grace_s:g} s",
+            host.name,
+            EventKind.HOST_NOT_BACK,
+        )
+    )
+    if request.recover and not cancel.is_set():
+        recovered = _power_cycle(run, request, emit, audit, "dump complete but the host did not come back")
+    return after, False, recovered, notes
 
 
 def _crash_status(result: DumpResult | None) -> CrashStatus:
@@ -345,38 +485,23 @@ def _conclude(
     host = run.host
     host_back: bool | None = None
     back_after_s: float | None = None
+    after_dump: AfterDump | None = None
     recovered = False
     notes = list(run.notes)
     if result is not None and result.ok:
         if nmi.status == Status.UNKNOWN:
             notes.append("the NMI request got no answer, but the dump proves it was delivered")
         if request.reboot_grace_s > 0 and not cancel.is_set():
-            host_back = _wait_back(host, request, cancel)
+            after_dump, host_back, recovered, more = _after_dump(run, request, emit, audit, cancel)
+            notes.extend(more)
             if host_back and run.nmi_monotonic is not None:
                 back_after_s = time.monotonic() - run.nmi_monotonic
-            if host_back:
-                emit(
-                    Event(
-                        Level.INFO, "host is back (its probe answers again)", host.name, EventKind.HOST_BACK
-                    )
-                )
-            else:
-                emit(
-                    Event(
-                        Level.WARNING,
-                        f"host not back within {request.reboot_grace_s:g} s",
-                        host.name,
-                        EventKind.HOST_NOT_BACK,
-                    )
-                )
-                if request.recover and not cancel.is_set():
-                    recovered = _power_cycle(
-                        run, request, emit, audit, "dump complete but the host did not come back"
-                    )
         status, code = CrashStatus.COMPLETE, 0
     else:
         if request.recover and not cancel.is_set():
-            recovered = _power_cycle(run, request, emit, audit, "no complete dump by the deadline")
+            stalled = result is not None and result.state is DumpState.STALLED
+            why = "the dump stalled" if stalled else "no complete dump by the deadline"
+            recovered = _power_cycle(run, request, emit, audit, why)
         if nmi.status == Status.UNKNOWN:
             status, code = CrashStatus.UNKNOWN, nmi.exit_code
         else:
@@ -406,6 +531,7 @@ def _conclude(
         warnings=nmi.warnings,
         notes=tuple(notes),
         back_after_s=back_after_s,
+        after_dump=after_dump,
     )
     if status != CrashStatus.COMPLETE:
         emit(

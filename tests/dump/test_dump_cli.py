@@ -155,8 +155,8 @@ def test_stalled_failed_and_timeout_exit_5(tmp_path: Path, crash: Path) -> None:
     assert time.monotonic() - started < 20
     assert result.code == 5, result.stderr
     assert result.events("ok")[-1] == "dump_complete"
-    assert result.events("stuck") == ["dump_dir_appeared", "dump_progress", "dump_stalled", "timeout"]
-    assert result.last("stuck")["last_state"] == "stalled"
+    assert result.events("stuck") == ["dump_dir_appeared", "dump_progress", "dump_stalled"]
+    assert result.last("stuck")["state"] == "stalled"
     assert result.events("full") == ["dump_dir_appeared", "dump_failed"]
     failed = result.last("full")
     assert "saving the vmcore failed" in failed["message"]
@@ -173,6 +173,53 @@ def test_stalled_failed_and_timeout_exit_5(tmp_path: Path, crash: Path) -> None:
             "dump_failed",
             "timeout",
         }
+
+
+def test_a_stall_ends_the_watch_before_its_timeout(tmp_path: Path, crash: Path) -> None:
+    writer = finished_dump(crash, "rhel-ssh", "192.0.2.12", fault="stall")
+    inv = inventory(tmp_path / "inv.toml", {"stuck": ("192.0.2.12", f"file://{crash}")})
+    # --timeout 10m: only the stall can end this watch within the subprocess's 60 s
+    args = ("stuck", "-i", str(inv), "--since", "5m", "--json", "--interval", "0.05", "--timeout", "10m")
+    result = watch(*args, "--stall-after", "0.3")
+    assert result.code == 5, result.stderr
+    assert result.events("stuck") == ["dump_dir_appeared", "dump_progress", "dump_stalled"]
+    stalled = result.last("stuck")
+    assert stalled["state"] == "stalled" and stalled["directory"] == writer.directory.name
+    assert stalled["file"] == "vmcore-incomplete" and stalled["bytes"] > 0
+    assert "stopped waiting after --stall-after 0.3 s" in stalled["message"]
+
+
+def test_stall_grace_keeps_waiting(tmp_path: Path, crash: Path) -> None:
+    finished_dump(crash, "rhel-ssh", "192.0.2.12", fault="stall")
+    inv = inventory(tmp_path / "inv.toml", {"stuck": ("192.0.2.12", f"file://{crash}")})
+    args = ("stuck", "-i", str(inv), "--since", "5m", "--json", "--interval", "0.05", "--stall-after", "0.3")
+    result = watch(*args, "--stall-grace", "1h", "--timeout", "1.5s")
+    assert result.code == 5, result.stderr
+    # stalled, said at once, and waited for until the deadline
+    assert result.events("stuck") == ["dump_dir_appeared", "dump_progress", "dump_stalled", "timeout"]
+    warned = next(line for line in result.lines if line["event"] == "dump_stalled")
+    assert warned["level"] == "warning" and warned["grace"] == 3600
+    assert result.last("stuck")["last_state"] == "stalled"
+    bad = watch(*args, "--stall-grace", "a while")
+    assert bad.code == 2 and "--stall-grace: 'a while' is not a duration" in bad.stderr
+
+
+def test_the_newest_of_several_new_dumps_is_followed(tmp_path: Path, crash: Path) -> None:
+    # two crashes since --since: an earlier dump that stalled, then this one
+    earlier = finished_dump(
+        crash, "rhel-nfs", "192.0.2.11", crash_time=datetime(2024, 5, 2, 3, 0), fault="stall"
+    )
+    four_minutes_ago = time.time() - 240
+    os.utime(earlier.directory, (four_minutes_ago, four_minutes_ago))
+    newest = finished_dump(crash, "rhel-nfs", "192.0.2.11", crash_time=datetime(2024, 5, 2, 3, 5))
+    inv = inventory(tmp_path / "inv.toml", {"web01": ("192.0.2.11", f"file://{crash}")})
+    result = watch("web01", "-i", str(inv), "--since", "10m", "--json", "--interval", "0.05")
+    assert result.code == 0, result.stderr
+    assert result.events("web01") == ["dump_dir_appeared", "dump_complete"]
+    assert result.last("web01")["directory"] == newest.directory.name
+    [warning] = [line for line in result.stderr.splitlines() if "new dump directories" in line]
+    assert warning.startswith("web01: warning: 2 new dump directories for this host")
+    assert f"following the newest, {newest.directory.name}; not following {earlier.directory.name}" in warning
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from mocks.host import ManualClock
 from mocks.kdump import KdumpWriter
 from oob.dump.watcher import Baseline, DumpState, DumpWatcher, WatchOptions
+from oob.errors import UsageError
 from oob.events import Event
 
 from .conftest import fast_spec, make_host
@@ -108,30 +110,80 @@ async def test_appeared_writing_complete(scene: Scene) -> None:
 
 
 @scene_test
-async def test_stall_is_reported_and_may_resume(scene: Scene) -> None:
+async def test_a_stall_ends_the_wait_after_stall_after(scene: Scene) -> None:
     await scene.start()
     writer = scene.writer("rhel-ssh", fault="stall", fault_at=0.5)
     list(writer.steps())
     assert await scene.poll() is DumpState.WRITING
     assert await scene.poll(29.0) is DumpState.WRITING  # 29 s without growth: not yet
     assert await scene.poll(1.5) is DumpState.STALLED
+    assert DumpState.STALLED.final
     stalled = scene.last("dump_stalled")
-    assert stalled.level == "warning"
-    assert stalled.data["file"] == "vmcore-incomplete" and stalled.data["idle"] >= 30
+    assert scene.kinds().count("dump_stalled") == 1  # one event: the final result
+    assert stalled.level == "error"
+    assert stalled.data["state"] == "stalled" and stalled.data["idle"] >= 30
+    assert stalled.data["file"] == stalled.data["vmcore"] == "vmcore-incomplete"
+    assert stalled.data["bytes"] == stalled.data["size"] > 0
     assert "no growth for 30 s while incomplete" in stalled.message
     assert "vmcore-incomplete does not" in stalled.message  # the rule it waits for
-    assert scene.kinds().count("dump_stalled") == 1
-    assert await scene.poll(60) is DumpState.STALLED
-    assert scene.kinds().count("dump_stalled") == 1  # said once
-    append(writer.directory / "vmcore-incomplete", 4096)  # the NFS server came back
-    assert await scene.poll() is DumpState.WRITING
-    assert scene.last("dump_progress").data["state"] == "resumed"
-    await scene.poll(31)
-    scene.clock.advance(600)
-    scene.watcher.expire()
-    timeout = scene.last("timeout")
-    assert timeout.data["last_state"] == "stalled" and timeout.data["state"] == "timeout"
-    assert "still incomplete" in timeout.message
+    assert "stopped waiting after --stall-after 30 s" in stalled.message
+    [result] = scene.watcher.results()
+    assert (result.state, result.exit_code) == (DumpState.STALLED, 5)
+    append(writer.directory / "vmcore-incomplete", 4096)
+    assert await scene.watcher.poll() is True  # final: not looked at again
+    assert scene.watcher.state_of("web01") is DumpState.STALLED
+
+
+def test_stall_grace_waits_longer_and_the_dump_may_resume(tmp_path: Path) -> None:
+    scene = Scene(tmp_path, options=replace(OPTIONS, stall_grace=60.0))
+
+    async def run() -> None:
+        await scene.start()
+        writer = scene.writer("rhel-ssh", fault="stall", fault_at=0.5)
+        list(writer.steps())
+        assert await scene.poll() is DumpState.WRITING
+        await scene.poll(30.5)
+        warned = scene.last("dump_stalled")  # said at --stall-after, still waited for
+        assert warned.level == "warning" and warned.data["grace"] == 60.0
+        assert warned.data["file"] == "vmcore-incomplete" and warned.data["idle"] >= 30
+        assert "waiting 60 s more for it to grow (--stall-grace)" in warned.message
+        assert await scene.poll(50) is DumpState.WRITING  # 80.5 s idle: inside the grace
+        assert scene.kinds().count("dump_stalled") == 1  # said once
+        append(writer.directory / "vmcore-incomplete", 4096)  # the NFS server came back
+        assert await scene.poll() is DumpState.WRITING
+        assert scene.last("dump_progress").data["state"] == "resumed"
+        await scene.poll(31)  # stalled again: warned again, waited for again
+        assert scene.kinds().count("dump_stalled") == 2
+        assert await scene.poll(59) is DumpState.STALLED  # 90 s idle: past --stall-after + grace
+        final = scene.last("dump_stalled")
+        assert final.data["state"] == "stalled" and final.level == "error"
+        assert "and --stall-grace 60 s more" in final.message
+        await scene.watcher.close()
+
+    asyncio.run(run())
+
+
+def test_a_deadline_inside_the_grace_is_a_timeout_that_says_stalled(tmp_path: Path) -> None:
+    scene = Scene(tmp_path, options=replace(OPTIONS, stall_grace=3600.0))
+
+    async def run() -> None:
+        await scene.start()
+        list(scene.writer("rhel-ssh", fault="stall", fault_at=0.5).steps())
+        await scene.poll()
+        assert await scene.poll(31) is DumpState.WRITING
+        scene.clock.advance(600)
+        scene.watcher.expire()
+        timeout = scene.last("timeout")
+        assert timeout.data["last_state"] == "stalled" and timeout.data["state"] == "timeout"
+        assert "still incomplete" in timeout.message and "(stalled:" in timeout.message
+        await scene.watcher.close()
+
+    asyncio.run(run())
+
+
+def test_stall_grace_must_not_be_negative() -> None:
+    with pytest.raises(UsageError, match="stall-grace must not be negative"):
+        WatchOptions(stall_grace=-1.0)
 
 
 @pytest.mark.parametrize(
@@ -277,6 +329,63 @@ def test_since_counts_directories_changed_after_it(tmp_path: Path) -> None:
         list(new_writer.steps())
         assert await scene.poll() is DumpState.COMPLETE
         assert {e.data.get("directory") for e in scene.events} == {new_writer.directory.name}
+        await scene.watcher.close()
+
+    asyncio.run(run())
+
+
+def test_the_newest_new_dump_is_followed_and_the_others_named(tmp_path: Path) -> None:
+    scene = Scene(tmp_path)
+
+    async def run() -> None:
+        writers = []
+        # named in the crashed host's clock, which decides nothing: the server's times do
+        for minutes_ago, crash_time in ((8, datetime(2024, 5, 2, 3, 9)), (3, datetime(2024, 5, 2, 3, 1))):
+            writer = scene.writer("rhel-nfs", crash_time=crash_time)
+            list(writer.steps())
+            when = time.time() - 60 * minutes_ago
+            os.utime(writer.directory, (when, when))
+            writers.append(writer)
+        older, newest = writers
+        await scene.start(since=time.time() - 600)
+        assert await scene.poll() is DumpState.COMPLETE
+        assert scene.last("dump_dir_appeared").data["directory"] == newest.directory.name
+        assert scene.last("dump_complete").data["directory"] == newest.directory.name
+        skipped = scene.last("dump_dirs_skipped")
+        assert skipped.level == "warning" and skipped.host == "web01"
+        assert skipped.data["following"] == newest.directory.name
+        assert skipped.data["skipped"] == [older.directory.name]
+        assert older.directory.name in skipped.message
+        await scene.watcher.close()
+
+    asyncio.run(run())
+
+
+def test_a_later_new_dump_is_named_not_followed(tmp_path: Path) -> None:
+    # the target is listed while some host on it still waits for its dump (web02 here)
+    hosts = [
+        make_host("web01", f"file://{tmp_path}", address="192.0.2.11"),
+        make_host("web02", f"file://{tmp_path}", address="192.0.2.12"),
+    ]
+    scene = Scene(tmp_path, hosts)
+
+    async def run() -> None:
+        await scene.start()
+        first = scene.writer("rhel-nfs", crash_time=datetime(2024, 5, 2, 3, 0))
+        until(first, "write", "vmcore-incomplete")
+        assert await scene.poll() is DumpState.WRITING
+        second = scene.writer("rhel-nfs", crash_time=datetime(2024, 5, 2, 3, 5))
+        list(second.steps())
+        await scene.poll()
+        later = scene.last("dump_dirs_skipped")
+        assert later.data == {
+            "target": f"{tmp_path}",
+            "following": first.directory.name,
+            "skipped": [second.directory.name],
+        }
+        assert "another new dump directory appeared" in later.message
+        await scene.poll()
+        assert scene.kinds().count("dump_dirs_skipped") == 1  # said once
         await scene.watcher.close()
 
     asyncio.run(run())

@@ -184,6 +184,50 @@ def test_recover_power_cycles_a_host_that_never_dumps(
     assert fleet.bmc("idrac9-1").open_sessions == 0
 
 
+def test_a_host_that_powers_off_after_its_dump_is_reported_at_once(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path, audit_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["idrac9"])
+    fleet.set_faults("idrac9-1", poweroff_after_dump=True)  # kdump's final action: poweroff
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    # --reboot-grace 1h: only the BMC's power state can end this wait within the test's time
+    args = ("crash", "idrac9-1", "-i", str(inventory), "--yes", "--json", *FAST, "--reboot-grace", "1h")
+    result = oob(*args)
+    assert result.code == 0, result.stderr
+    outcome = _result(result, "idrac9-1")
+    assert outcome["status"] == "complete" and outcome["dump"]["state"] == "complete"
+    assert outcome["after_dump"] == "powered_off_after_dump" and outcome["host_back"] is False
+    assert "recovered" not in outcome
+    assert "the BMC reports the host off after its dump" in result.stderr
+    bmc = fleet.bmc("idrac9-1")
+    assert fleet.host("idrac9-1").power == "Off"
+    assert bmc.nmi_count == 1 and bmc.open_sessions == 0
+    assert not {"On", "ForceOn", "PowerCycle"} & set(bmc.resets)  # nothing without --recover
+
+
+def test_recover_powers_on_a_host_that_powered_off_after_its_dump(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path, audit_path: Path
+) -> None:
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["idrac9"])
+    fleet.set_faults("idrac9-1", poweroff_after_dump=True)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    args = ("crash", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--recover", *FAST)
+    result = oob(*args, "--reboot-grace", "1h")
+    assert result.code == 0, result.stderr
+    outcome = _result(result, "idrac9-1")
+    assert outcome["after_dump"] == "powered_off_after_dump"
+    assert outcome["recovered"] is True and outcome["host_back"] is True  # powered on, then booted
+    recovered = _events(result, "recovered")
+    assert [r["action"] for r in recovered] == ["on"]
+    bmc = fleet.bmc("idrac9-1")
+    assert bmc.resets.get("On", 0) + bmc.resets.get("ForceOn", 0) == 1  # power on, not a cycle
+    assert "PowerCycle" not in bmc.resets and bmc.nmi_count == 1 and bmc.open_sessions == 0
+    assert fleet.host("idrac9-1").power == "On"
+    records = [json.loads(line) for line in audit_path.read_text().splitlines()]
+    kinds = [r["event"] for r in records if r.get("host") == "idrac9-1"]
+    assert kinds[-3:] == ["recover.on.sending", "recover.on.done", "crash.result"]
+
+
 def test_dry_run_sends_nothing(
     fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
 ) -> None:

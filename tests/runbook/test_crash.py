@@ -3,15 +3,19 @@ the host's (mock) kdump writes into when the NMI reaches it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from mocks.host import ManualClock
+from mocks.kdump import DumpSpec, KdumpWriter
 from oob.audit import AuditLog
-from oob.drivers.fake import FakeBmc, FakeFleet, Fault, Stage
+from oob.drivers.fake import Applied, FakeBmc, FakeFleet, Fault, Stage
 from oob.dump.watcher import DumpState, WatchOptions
-from oob.model import Host
-from oob.runbook.crash import CrashRequest, run_crash
+from oob.model import Host, PowerState
+from oob.probe import ProbeResult
+from oob.runbook.crash import AfterDump, CrashRequest, run_crash
 from oob.runbook.nmi import CrashPlan
 
 from .conftest import Events, FakeProbe, kdump_on_nmi, make_host, never, records
@@ -251,3 +255,158 @@ def test_a_recent_nmi_refuses_before_the_probe(
 
     assert [(o.status, o.exit_code) for o in report.outcomes] == [("refused", 7)]
     assert (probe.calls, bmc.logins(), bmc.nmis_applied()) == (0, 0, 0)
+
+
+# -- the host after its dump ----------------------------------------------------------------------
+
+
+def powers_off_after_its_dump(bmc: FakeBmc, dumps: Path, number: int = 1, name: str = "web01") -> None:
+    """kdump's final action poweroff: the dump is written, then the host is off."""
+    write_dump = kdump_on_nmi(dumps, identity=f"127.0.2.{number}", hostname=name)
+
+    def crash(fake: FakeBmc, applied: Applied) -> None:
+        write_dump(fake, applied)
+        if applied.reset_type == "Nmi":
+            fake.power = PowerState.OFF
+
+    bmc.on_apply = crash
+
+
+@dataclass
+class BootsWhenPoweredOn:
+    """The probe of a host that answers only once the BMC powered it on."""
+
+    bmc: FakeBmc
+    calls: int = 0
+
+    def __call__(self, host: Host, timeout: float = 3.0) -> ProbeResult:
+        self.calls += 1
+        alive = "On" in self.bmc.power_actions_applied()
+        return ProbeResult(alive, "ssh:fake:22", "answered (fake probe)" if alive else "did not answer")
+
+
+def test_a_host_that_powers_off_after_its_dump_is_reported_at_once(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, bmc, _ = hung_host(fleet, dumps, monkeypatch, after_nmi=False)
+    powers_off_after_its_dump(bmc, dumps)
+
+    # a grace of an hour: only the power state can end this wait
+    report = run_crash([host], crash_request(reboot_grace_s=3600.0), confirm=never, emit=events, audit=audit)
+
+    [outcome] = report.outcomes
+    assert (outcome.status, outcome.exit_code) == ("complete", 0)
+    assert outcome.after_dump is AfterDump.POWERED_OFF and outcome.host_back is False
+    assert outcome.to_dict()["after_dump"] == "powered_off_after_dump"
+    assert any("oob power web01 on" in note and "--recover" in note for note in outcome.notes)
+    kinds = events.kinds("web01")
+    assert "powered_off_after_dump" in kinds and "host_not_back" not in kinds
+    assert bmc.power_actions_applied() == []  # nothing without --recover
+    assert bmc.open_sessions() == 0
+    assert [r["event"] for r in records(audit, host="web01")] == ["nmi.sending", "nmi.sent", "crash.result"]
+
+
+def test_recover_powers_on_a_host_that_powered_off_after_its_dump(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, bmc, _ = hung_host(fleet, dumps, monkeypatch)
+    powers_off_after_its_dump(bmc, dumps)
+    monkeypatch.setattr("oob.runbook.crash.probe_host", BootsWhenPoweredOn(bmc))
+
+    report = run_crash(
+        [host], crash_request(reboot_grace_s=3600.0, recover=True), confirm=never, emit=events, audit=audit
+    )
+
+    [outcome] = report.outcomes
+    assert (outcome.status, outcome.exit_code, outcome.recovered) == ("complete", 0, True)
+    assert outcome.after_dump is AfterDump.POWERED_OFF and outcome.host_back is True
+    assert bmc.power_actions_applied() == ["On"]  # power on, not a power cycle
+    [recovered] = [e for e in events.seen if e.kind == "recovered"]
+    assert recovered.data["action"] == "on" and recovered.data["sent"]
+    assert events.kinds("web01")[-2:] == ["recovered", "host_back"]
+    assert [r["event"] for r in records(audit, host="web01")][-3:] == [
+        "recover.on.sending",
+        "recover.on.done",
+        "crash.result",
+    ]
+    assert records(audit, "crash.result")[0]["recovered"] is True
+    assert bmc.open_sessions() == 0
+
+
+def test_a_host_that_reboots_is_back_and_its_bmc_is_not_asked(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, bmc, _ = hung_host(fleet, dumps, monkeypatch)
+
+    report = run_crash([host], crash_request(recover=True), confirm=never, emit=events, audit=audit)
+
+    [outcome] = report.outcomes
+    assert (outcome.after_dump, outcome.host_back, outcome.recovered) == (AfterDump.BACK, True, False)
+    operations = [r.operation for r in bmc.requests]
+    assert "power_state" not in operations[operations.index("nmi") :]
+    assert bmc.power_actions_applied() == []
+
+
+def test_a_failed_power_read_is_not_repeated(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, bmc, _ = hung_host(fleet, dumps, monkeypatch, after_nmi=False)
+    write_dump = kdump_on_nmi(dumps, identity="127.0.2.1", hostname="web01")
+
+    def crash(fake: FakeBmc, applied: Applied) -> None:
+        write_dump(fake, applied)
+        fake.fail(Stage.LOGIN, Fault.AUTH)  # from now on, every login is refused
+
+    bmc.on_apply = crash
+
+    report = run_crash(
+        [host],
+        crash_request(reboot_grace_s=1.0, power_read_every_s=0.0),
+        confirm=never,
+        emit=events,
+        audit=audit,
+    )
+
+    [outcome] = report.outcomes
+    assert (outcome.status, outcome.after_dump, outcome.host_back) == ("complete", AfterDump.NOT_BACK, False)
+    operations = [r.operation for r in bmc.requests]
+    assert operations[operations.index("nmi") :].count("login") == 1  # one refused login, not one a poll
+    warnings = [e.message for e in events.seen if "cannot read the power state" in e.message]
+    assert len(warnings) == 1 and "waiting for the probe only" in warnings[0]
+    assert "host_not_back" in events.kinds("web01")
+
+
+def test_a_stalled_dump_ends_the_watch_and_recover_cycles_it(
+    fleet: FakeFleet, audit: AuditLog, events: Events, dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, bmc, _ = hung_host(fleet, dumps, monkeypatch, writes_dump=False, after_nmi=False)
+
+    def stalls(fake: FakeBmc, applied: Applied) -> None:
+        if applied.reset_type == "Nmi":
+            spec = DumpSpec(
+                layout="rhel-nfs",
+                identity="127.0.2.1",
+                hostname="web01",
+                size=64 * 1024,
+                chunk=16 * 1024,
+                boot_delay=0.0,
+                dmesg_delay=0.0,
+                fault="stall",
+                fault_at=0.5,
+            )
+            list(KdumpWriter(dumps, spec, clock=ManualClock()).steps())
+
+    bmc.on_apply = stalls
+    # --timeout of a minute: only the stall (after 0.5 s without growth) ends this watch
+    watch = WatchOptions(interval=0.02, stall_after=0.5, timeout=60.0, progress_every=0.05)
+
+    report = run_crash(
+        [host], crash_request(watch=watch, recover=True), confirm=never, emit=events, audit=audit
+    )
+
+    [outcome] = report.outcomes
+    assert (outcome.status, outcome.exit_code, outcome.recovered) == ("stalled", 5, True)
+    assert outcome.dump is not None and outcome.dump.state is DumpState.STALLED
+    assert bmc.power_actions_applied() == ["PowerCycle"]
+    recovering = [e for e in events.seen if e.kind == "recovering"]
+    assert [e.data["reason"] for e in recovering] == ["the dump stalled"]
