@@ -45,12 +45,13 @@ from oob.cli.dumpopts import (
     RecoverOpt,
     SshKeyOpt,
     StallAfterOpt,
+    StallGraceOpt,
     TimeoutOpt,
     reboot_grace_seconds,
     ssh_options,
     watch_options,
+    with_stall_grace,
 )
-from oob.cli.watch import StallGraceOpt, with_stall_grace
 
 EPILOG = """\b
 Examples:

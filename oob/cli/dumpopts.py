@@ -62,7 +62,9 @@ SshKeyOpt = Annotated[
 RecoverOpt = Annotated[
     bool,
     typer.Option(
-        "--recover", help="Power-cycle a host that never dumps, or does not come back after its dump."
+        "--recover",
+        help="Power-cycle a host that never dumps, or does not come back after its dump; power on "
+        "one that powered off after its dump.",
     ),
 ]
 RebootGraceOpt = Annotated[
@@ -148,3 +150,23 @@ def parse_since(text: str, now: datetime | None = None) -> float:
     if when > now + timedelta(seconds=60):
         raise UsageError(f"--since: {when.isoformat()} is in the future")
     return when.timestamp()
+
+
+#: shared by watch, crash and drill
+StallGraceOpt = Annotated[
+    str,
+    typer.Option(
+        "--stall-grace",
+        metavar="DURATION",
+        help="Keep waiting this much longer for a stalled dump to grow again (default 0: a dump "
+        "stalled for --stall-after ends the wait, status stalled, exit 5).",
+    ),
+]
+
+
+def with_stall_grace(options: WatchOptions, text: str) -> WatchOptions:
+    """``options`` with ``--stall-grace`` (``0`` or a duration)."""
+    from dataclasses import replace
+
+    grace = 0.0 if text.strip() == "0" else parse_duration(text, "--stall-grace")
+    return replace(options, stall_grace=grace)

@@ -29,16 +29,16 @@ from oob.cli.dumpopts import (
     KnownHostsOpt,
     SshKeyOpt,
     StallAfterOpt,
+    StallGraceOpt,
     TimeoutOpt,
-    parse_duration,
     parse_since,
     ssh_options,
     watch_options,
+    with_stall_grace,
 )
 from oob.errors import DumpTimeout, UsageError
 
 if TYPE_CHECKING:
-    from oob.dump.watcher import WatchOptions
     from oob.render.dump import DumpRenderer
 
 EPILOG = """\b
@@ -49,24 +49,6 @@ Examples:
   # no inventory: the host named on the line, on this dump target:
   oob watch web01 --address 10.0.0.7 --since 15m \\
     --target ssh://kdump@dumps/var/crash"""
-
-
-#: shared with ``oob crash``
-StallGraceOpt = Annotated[
-    str,
-    typer.Option(
-        "--stall-grace",
-        metavar="DURATION",
-        help="Keep waiting this much longer for a stalled dump to grow again (default 0: a dump "
-        "stalled for --stall-after ends the wait, status stalled, exit 5).",
-    ),
-]
-
-
-def with_stall_grace(options: WatchOptions, text: str) -> WatchOptions:
-    """``options`` with ``--stall-grace`` (``0`` or a duration)."""
-    grace = 0.0 if text.strip() == "0" else parse_duration(text, "--stall-grace")
-    return replace(options, stall_grace=grace)
 
 
 def watch_command(

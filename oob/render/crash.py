@@ -31,6 +31,8 @@ CRASH_EVENTS = frozenset(
         "timeout",
         "host_back",
         "host_not_back",
+        "powered_off_after_dump",
+        "dump_dirs_skipped",
         "recovered",
         "failed",
         "summary",

@@ -28,6 +28,7 @@ DUMP_EVENTS = frozenset(
         "dump_failed",
         "timeout",
         "dump_interrupted",
+        "dump_dirs_skipped",
     }
 )
 

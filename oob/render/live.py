@@ -63,6 +63,7 @@ ROW_KINDS = frozenset(
         EventKind.DUMP_INTERRUPTED,
         EventKind.HOST_BACK,
         EventKind.HOST_NOT_BACK,
+        EventKind.POWERED_OFF_AFTER_DUMP,
         EventKind.RECOVERED,
         EventKind.FAILED,
         EventKind.INTERRUPTED,
@@ -152,8 +153,11 @@ def apply(row: HostRow, event: Event, now: float) -> None:
         row.state, row.detail = "writing", f"{human_bytes(row.bytes or 0)}{rate}"
     elif kind == EventKind.DUMP_STALLED:
         idle = _float(data.get("idle"))
-        row.state = "stalled"
-        row.detail = f"no growth for {idle:.0f} s at {human_bytes(_int(data.get('bytes')))}"
+        detail = f"no growth for {idle:.0f} s at {human_bytes(_int(data.get('bytes')))}"
+        if data.get("state") == "stalled":  # the watch's final word (no --stall-grace left)
+            row.settle("stalled", detail, now)
+        else:
+            row.state, row.detail = "stalled", detail
     elif kind == EventKind.DUMP_COMPLETE:
         size = _int(data.get("size"))
         row.settle("complete", human_bytes(size) if size else "", now)
@@ -170,8 +174,10 @@ def apply(row: HostRow, event: Event, now: float) -> None:
         row.detail = _join(row.detail, "host back")
     elif kind == EventKind.HOST_NOT_BACK:
         row.detail = _join(row.detail, "host not back")
+    elif kind == EventKind.POWERED_OFF_AFTER_DUMP:
+        row.detail = _join(row.detail, "powered off after its dump")
     elif kind == EventKind.RECOVERED:
-        row.detail = _join(row.detail, "power-cycled")
+        row.detail = _join(row.detail, "powered on" if data.get("action") == "on" else "power-cycled")
     elif kind == EventKind.FAILED:
         status = str(data.get("status") or "")
         if status:
