@@ -247,7 +247,7 @@ async def _resolve(address: SshAddress, options: SshOptions, errors: SshErrors, 
         kwargs["client_keys"] = [str(key) for key in paths]
     try:
         resolved = await asyncssh.SSHClientConnectionOptions.construct(
-            host=address.server, port=address.port or (), tunnel=None, **kwargs
+            host=address.server, port=address.port or (), **kwargs
         )
     except asyncssh.KeyImportError as exc:
         # e.g. a passphrase-protected key: oob never asks for the passphrase (use the agent)
