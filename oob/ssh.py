@@ -171,6 +171,42 @@ def parse_jump(text: str) -> tuple[SshAddress, ...]:
 
 
 @dataclass(frozen=True)
+class SshEndpoint:
+    """Where ``ssh NAME`` would connect, by the ssh configuration (nothing is connected)."""
+
+    host: str
+    port: int
+    #: the configuration's ProxyJump (None: a direct connection)
+    jump: str | None
+
+
+def endpoint(name: str, port: int | None = None, options: SshOptions | None = None) -> SshEndpoint:
+    """HostName, Port and ProxyJump the ssh configuration gives ``name`` (``port``, when given,
+    wins, as ``ssh -p`` does): for checks below SSH, such as a probe waiting for the banner,
+    that must look where SSH would.  Raises ValueError for an unreadable or bad configuration."""
+    import getpass
+
+    from asyncssh.config import SSHClientConfig
+
+    paths = (options or SshOptions()).config_paths()
+    missing = [path for path in paths if not os.access(path, os.R_OK)]
+    if missing:
+        raise ValueError(f"cannot read the ssh configuration {', '.join(missing)}")
+    try:
+        config = SSHClientConfig.load(
+            None, list(paths), False, False, False, getpass.getuser(), (), name, port or ()
+        )
+    except OSError as exc:
+        raise ValueError(f"cannot read the ssh configuration: {reason_of(exc)}") from None
+    jump = config.get("ProxyJump")
+    return SshEndpoint(
+        host=str(config.get("Hostname", name) or name),
+        port=int(str(config.get("Port", port or DEFAULT_SSH_PORT))),
+        jump=str(jump) if jump else None,
+    )
+
+
+@dataclass(frozen=True)
 class _Route:
     """One hop as the ssh configuration resolves it: what to connect to, and how."""
 

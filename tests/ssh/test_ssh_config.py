@@ -174,3 +174,34 @@ def test_a_bad_config_file_is_one_clear_line(ssh_config: Callable[[str], Path]) 
     with pytest.raises(DumpTargetError) as caught:
         asyncio.run(run())
     assert "bad ssh configuration" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_endpoint_says_where_ssh_would_connect(ssh_config: Callable[[str], Path]) -> None:
+    from oob.ssh import SshEndpoint, endpoint
+
+    config = ssh_config(
+        """
+        Host web*
+            HostName 127.0.0.9
+            Port 2200
+            ProxyJump ops@bastion:2222
+        """
+    )
+    options = SshOptions(config=(str(config),))
+    assert endpoint("web01", options=options) == SshEndpoint("127.0.0.9", 2200, "ops@bastion:2222")
+    assert endpoint("web01", 22, options) == SshEndpoint("127.0.0.9", 22, "ops@bastion:2222")
+    assert endpoint("db01", options=options) == SshEndpoint("db01", 22, None)
+    assert endpoint("web01", options=SshOptions(config=())) == SshEndpoint("web01", 22, None)
+
+
+def test_the_ssh_config_option(tmp_path: Path) -> None:
+    from oob.cli.dumpopts import ssh_options
+    from oob.errors import UsageError
+
+    config = tmp_path / "ssh_config"
+    config.write_text("Host x\n")
+    options = ssh_options(None, False, None, config)
+    assert options.config_paths() == (str(config),)
+    assert ssh_options(None, False, None).config is None  # $OOB_SSH_CONFIG, else ~/.ssh/config
+    with pytest.raises(UsageError, match="--ssh-config: .* is not a readable file"):
+        ssh_options(None, False, None, tmp_path / "nope")
