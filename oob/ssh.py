@@ -211,8 +211,10 @@ class _Route:
     """One hop as the ssh configuration resolves it: what to connect to, and how."""
 
     address: SshAddress
-    #: the name messages use: ``alias (host:port)`` or ``host:port``
+    #: the server as messages name it: ``alias (host:port)`` or ``host:port``
     where: str
+    #: "" for the server itself, "jump host " for a hop on the way
+    role: str
     host: str
     port: int
     user: str
@@ -223,6 +225,11 @@ class _Route:
     #: the configuration's ProxyJump (None: none)
     proxy_jump: str | None
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def named(self) -> str:
+        """``jump host host:port`` or ``host:port``: what a message starts with after ``ssh``."""
+        return f"{self.role}{self.where}"
 
 
 async def connect(address: SshAddress, options: SshOptions, errors: SshErrors = DUMP_SERVER) -> Any:
@@ -236,16 +243,16 @@ async def connect(address: SshAddress, options: SshOptions, errors: SshErrors = 
     try:
         hops = parse_jump(jump) if jump else ()
     except ValueError as exc:
-        raise errors.failure(f"ssh {route.where}: jump host (ProxyJump): {exc}") from None
+        raise errors.failure(f"ssh {route.named}: jump host (ProxyJump): {exc}") from None
     tunnel: Any = None
     try:
         for hop in hops:
             hop = replace(hop, identity_files=address.identity_files, known_hosts=address.known_hosts)
             hop_route = await _resolve(hop, options, errors, "jump host ")
-            conn = await _connect_route(hop_route, options, errors, tunnel, "jump host ")
+            conn = await _connect_route(hop_route, options, errors, tunnel)
             conn.set_tunnel(tunnel)  # closing a hop closes the hops before it
             tunnel = conn
-        conn = await _connect_route(route, options, errors, tunnel, "")
+        conn = await _connect_route(route, options, errors, tunnel)
     except BaseException:
         if tunnel is not None:
             tunnel.abort()
@@ -310,7 +317,8 @@ async def _resolve(address: SshAddress, options: SshOptions, errors: SshErrors, 
     proxy_jump = resolved.tunnel if isinstance(resolved.tunnel, str) else None
     return _Route(
         address=address,
-        where=f"{role}{where}",
+        where=where,
+        role=role,
         host=host,
         port=port,
         user=str(resolved.username),
@@ -321,12 +329,10 @@ async def _resolve(address: SshAddress, options: SshOptions, errors: SshErrors, 
     )
 
 
-async def _connect_route(
-    route: _Route, options: SshOptions, errors: SshErrors, tunnel: Any, role: str
-) -> Any:
+async def _connect_route(route: _Route, options: SshOptions, errors: SshErrors, tunnel: Any) -> Any:
     import asyncssh
 
-    where = route.where
+    where = route.named
     kwargs = dict(route.kwargs, tunnel=tunnel, known_hosts=_known_hosts_arg(route.known_hosts))
     address = route.address
     try:
@@ -354,7 +360,8 @@ async def _connect_route(
         ) from None
     except asyncssh.PermissionDenied:
         raise errors.failure(
-            f"ssh {route.user}@{where}: login refused (publickey); check the key (--ssh-key, ssh.key), "
+            f"ssh {route.role}{route.user}@{route.where}: login refused (publickey); "
+            "check the key (--ssh-key, ssh.key), "
             "the agent or the ssh configuration; oob never uses passwords"
         ) from None
     except asyncssh.ChannelOpenError as exc:
@@ -398,10 +405,10 @@ async def _accept_new(route: _Route, errors: SshErrors, kwargs: dict[str, Any]) 
     key = conn.get_server_host_key()
     if key is None:  # pragma: no cover - asyncssh always has it after the handshake
         conn.close()
-        raise errors.host_key(f"ssh {route.where}: the server presented no host key")
+        raise errors.host_key(f"ssh {route.named}: the server presented no host key")
     if _known_keys(route) is not None:  # recorded meanwhile, by someone else
         conn.close()
-        raise errors.host_key(f"ssh {route.where}: host key changed while connecting; refusing")
+        raise errors.host_key(f"ssh {route.named}: host key changed while connecting; refusing")
     path = Path(route.known_hosts[0])
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = route.key_name

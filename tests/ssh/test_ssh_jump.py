@@ -143,7 +143,9 @@ def test_a_jump_host_that_refuses_the_key_is_named(pair: JumpPair, tmp_path: Pat
     generate_keypair(stranger, "stranger")
     options = SshOptions(known_hosts=str(pair.known_hosts), identity_files=(str(stranger),))
     address = SshAddress("nobody", pair.target.host, pair.target.port, jump=f"127.0.0.1:{pair.jump.port}")
-    with pytest.raises(DumpTargetError, match=r"jump host 127\.0\.0\.1:\d+: login refused \(publickey\)"):
+    with pytest.raises(
+        DumpTargetError, match=r"^ssh jump host \w+@127\.0\.0\.1:\d+: login refused \(publickey\)"
+    ):
         asyncio.run(connect(address, options))
 
 
