@@ -423,6 +423,14 @@ def _append(path: Path, line: str) -> None:
         handle.write(line)
 
 
+def login_of(conn: Any) -> str:
+    """``user@host:port`` a connection actually logged in as, the ssh configuration applied
+    (what to show: the inventory may have left user and port to the configuration)."""
+    user, host, port = (conn.get_extra_info(name) for name in ("username", "host", "port"))
+    shown = f"[{host}]" if ":" in str(host) else str(host)
+    return f"{user}@{shown}:{port}"
+
+
 async def close_connection(conn: Any, timeout: float = CLOSE_TIMEOUT) -> None:
     """Close politely; a connection whose server stopped answering (or that already broke)
     is dropped after ``timeout`` seconds, which also ends any call abandoned on it."""

@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from oob.errors import OobError, UsageError
 from oob.model import Host
-from oob.ssh import HOST, Ran, SshAddress, SshOptions, close_connection, connect, run_script
+from oob.ssh import HOST, Ran, SshAddress, SshOptions, close_connection, connect, login_of, run_script
 
 __all__ = ["HostShell", "Ran", "host_address"]
 
@@ -48,6 +48,11 @@ class HostShell:
         conn, self._conn = self._conn, None
         if conn is not None:
             await close_connection(conn)
+
+    @property
+    def login(self) -> str:
+        """``user@host:port`` as logged in (the ssh configuration applied)."""
+        return login_of(self._conn)
 
     async def run(self, script: str, *, timeout: float = 30.0) -> Ran:
         """Run ``script`` with ``sh -s`` (the script on stdin, so it never shows in ``ps``)."""

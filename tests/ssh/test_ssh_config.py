@@ -40,7 +40,7 @@ def _alias(sshd: SshServer, known_hosts: Path, *extra: str) -> str:
 async def _login(host: Host, options: SshOptions) -> str:
     async with HostShell(host, options) as shell:
         ran = await shell.run("echo $SSH_CONNECTION; id -un")
-        return ran.stdout
+        return f"{ran.stdout}{shell.login}\n"
 
 
 def test_preflight_logs_in_to_a_host_alias(
@@ -51,9 +51,10 @@ def test_preflight_logs_in_to_a_host_alias(
     before = sshd.accepted_logins()
     # the inventory names the alias only: no ssh.user, ssh.port, --ssh-key or --known-hosts
     stdout = asyncbridge.run(_login(Host(name="web01", address=ALIAS), SshOptions()), timeout=30)
-    connection, user = stdout.splitlines()
+    connection, user, login = stdout.splitlines()
     assert connection.split()[2:] == [sshd.host, str(sshd.port)]
     assert user == sshd.user
+    assert login == f"{sshd.user}@{sshd.host}:{sshd.port}"  # what preflight should show
     assert sshd.accepted_logins() == before + 1
 
 
