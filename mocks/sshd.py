@@ -7,6 +7,12 @@
         server.accepted_logins()          # logins so far, from sshd's own log
         server.sftp_reads()               # [(path, bytes read)] per file closed over SFTP
 
+    # a jump host (ProxyJump) in front of a target on another loopback address
+    with SshServer.start(tmp_path / "jump") as jump, \
+         SshServer.start(tmp_path / "target", host="127.0.0.2", authorized_keys=[jump.client_key]) as target:
+        jump.forwarded_to(target.host, target.port)   # connections jump's sshd opened to the target
+        opened_by(os.getpid(), target.host, target.port)  # and those this process opened itself
+
     # an SFTP server that stops answering at its third READDIR, while sshd itself
     # (and so SSH keepalives) carries on: what a hung NFS mount on a dump server looks like
     with SshServer.start(tmp_path / "sshd", sftp_stall_after_readdirs=2) as server:
@@ -113,6 +119,7 @@ class SshServer:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     #: forward this many SFTP READDIR requests, then no request at all (None: a normal server)
     sftp_stall_after_readdirs: int | None = None
+    log_level: str = "VERBOSE"
 
     @classmethod
     def start(
@@ -124,13 +131,19 @@ class SshServer:
         extra_config: Sequence[str] = (),
         startup_timeout: float = 10.0,
         sftp_stall_after_readdirs: int | None = None,
+        authorized_keys: Sequence[Path] = (),
+        log_level: str = "VERBOSE",
     ) -> SshServer:
         """Generate keys and config in ``workdir`` (a new temporary directory if None) and
         start sshd; returns once it accepts connections.
 
         ``sftp_stall_after_readdirs``: run the sftp-server behind a proxy
         (:func:`stall_sftp`) that forwards that many READDIR requests and then stops
-        forwarding any request (from the next READDIR on), while the SSH connection stays up."""
+        forwarding any request (from the next READDIR on), while the SSH connection stays up.
+
+        ``authorized_keys``: further private keys (their ``.pub`` next to them) that may log in,
+        e.g. another server's ``client_key`` so that one key opens both a jump host and its target.
+        ``log_level``: sshd's LogLevel (``DEBUG1`` logs each forwarded channel a jump host opens)."""
         sshd = find_sshd()
         host = loopback_address(host)
         workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="oob-sshd-"))
@@ -140,7 +153,8 @@ class SshServer:
         host_key = generate_keypair(host_key_path, "oob-test-sshd").rsplit(" ", 1)[0]
         client_key = workdir / "id_ed25519"
         user_key = generate_keypair(client_key, f"{user}@oob-test")
-        (workdir / "authorized_keys").write_text(user_key + "\n")
+        others = [Path(f"{key}.pub").read_text().strip() for key in authorized_keys]
+        (workdir / "authorized_keys").write_text("".join(line + "\n" for line in (user_key, *others)))
         if os.geteuid() == 0:
             # sshd started by root insists on its privilege-separation directory
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -157,6 +171,7 @@ class SshServer:
                 host_key=host_key,
                 log_path=workdir / "sshd.log",
                 sftp_stall_after_readdirs=sftp_stall_after_readdirs,
+                log_level=log_level,
             )
             server._write_config(host_key_path, extra_config)
             server.known_hosts.write_text(f"{server.host_pattern} {host_key}\n")
@@ -198,7 +213,7 @@ class SshServer:
             "MaxStartups 500:30:1000",
             "MaxSessions 100",
             self._sftp_subsystem(),
-            "LogLevel VERBOSE",
+            f"LogLevel {self.log_level}",
             *extra,
         ]
         (self.workdir / "sshd_config").write_text("\n".join(lines) + "\n")
@@ -285,6 +300,13 @@ class SshServer:
             return []
         return [(m["path"], int(m["read"])) for m in _CLOSE_RE.finditer(text)]
 
+    def forwarded_to(self, host: str, port: int) -> int:
+        """Open TCP connections from this sshd's processes to ``host:port``: the channels it
+        forwards as a jump host (``direct-tcpip``), found in /proc, not in what a client says."""
+        if self.process is None:
+            return 0
+        return sum(opened_by(pid, host, port) for pid in [self.process.pid, *_descendants(self.process.pid)])
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop sshd and the per-connection processes it forked (found by their parent id)."""
         process, self.process = self.process, None
@@ -328,6 +350,45 @@ def _children(pid: int) -> list[int]:
         if len(fields) > 1 and fields[1] == str(pid):
             found.append(int(entry.name))
     return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
+def _established_to(host: str, port: int) -> set[str]:
+    """Socket inodes of established IPv4 TCP connections to ``host:port`` (/proc/net/tcp)."""
+    packed = socket.inet_aton(host)
+    remote = f"{struct.unpack('<I', packed)[0]:08X}:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[2] == remote and fields[3] == "01":  # 01: ESTABLISHED
+            inodes.add(fields[9])
+    return inodes
+
+
+def opened_by(pid: int, host: str, port: int) -> int:
+    """Open TCP connections process ``pid`` holds to ``host:port`` (IPv4), from /proc."""
+    inodes = _established_to(host, port)
+    count = 0
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return 0
+    for fd in fds:
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            count += 1
+    return count
 
 
 #: SSH_FXP_READDIR (draft-ietf-secsh-filexfer-02, the version OpenSSH speaks)

@@ -104,10 +104,19 @@ class DumpConfig:
 
 @dataclass(frozen=True)
 class SshConfig:
-    """How oob logs in to the host itself (``oob preflight``, ``oob drill``): keys only."""
+    """How oob logs in to the host itself (``oob preflight``, ``oob drill``): keys only.
 
-    user: str = "root"
-    port: int = 22
+    None: not in the inventory, so the user's ssh configuration (``~/.ssh/config``) decides,
+    then OpenSSH's defaults (the local user, port 22, no jump host, ``~/.ssh/known_hosts``)."""
+
+    user: str | None = None
+    port: int | None = None
+    #: ProxyJump: ``[user@]host[:port]``, a comma list for several hops
+    jump: str | None = None
+    #: a private key file (IdentityFile); ``--ssh-key`` wins
+    key: str | None = None
+    #: a known_hosts file (UserKnownHostsFile); ``--known-hosts`` wins
+    known_hosts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +155,13 @@ class Host:
                 "ipmi_port": self.bmc.ipmi_port,
             },
             "dump": {"target": self.dump.target, "layout": self.dump.layout},
-            "ssh": {"user": self.ssh.user, "port": self.ssh.port},
+            "ssh": {
+                "user": self.ssh.user,
+                "port": self.ssh.port,
+                "jump": self.ssh.jump,
+                "key": self.ssh.key,
+                "known_hosts": self.ssh.known_hosts,
+            },
             "source": self.source,
         }
 

@@ -2,15 +2,27 @@
 
 Every connection is made the same way, whoever asks for it (the dump watcher's ``ssh://``
 targets, ``oob preflight``'s host checks and ``df`` on the dump server, ``oob drill``'s
-sysrq write):
+sysrq write), and the way the engineer's own ``ssh`` would make it:
 
-- keys only: ``--ssh-key`` (:attr:`SshOptions.identity_files`), else the agent,
-  ``~/.ssh/id_*`` and ``~/.ssh/config`` as asyncssh reads them; password and
-  keyboard-interactive logins are never tried, so nothing ever prompts;
-- the server's host key is checked against known_hosts; an unknown key is refused unless
-  the user accepted new keys explicitly (``--accept-new-host-key``: recorded, like
-  OpenSSH's ``StrictHostKeyChecking=accept-new``), and a *changed* key is always refused;
-- connecting is bounded (:attr:`SshOptions.connect_timeout`), commands are bounded
+- the OpenSSH client configuration is honoured (``~/.ssh/config``, or the files in
+  ``$OOB_SSH_CONFIG`` / :attr:`SshOptions.config`): Host aliases, HostName, User, Port,
+  IdentityFile, ProxyJump, UserKnownHostsFile, IdentityAgent, as asyncssh reads them.  oob
+  passes only what the inventory or a flag actually set; the rest is the configuration's,
+  then OpenSSH's defaults (the local user, port 22, ``~/.ssh/known_hosts``);
+- keys only: ``--ssh-key`` (:attr:`SshOptions.identity_files`), else the inventory's
+  ``ssh.key``, else the agent, ``~/.ssh/id_*`` and the configuration's IdentityFile;
+  password and keyboard-interactive logins are never tried, so nothing ever prompts;
+- jump hosts (the inventory's ``ssh.jump``, else the configuration's ProxyJump) are opened
+  here, one by one, each with the same rules (keys only, host key checked, bounded), and the
+  connection is tunnelled through the last one (asyncssh's own ProxyJump handling would
+  open them with its defaults instead);
+- the server's host key is always checked against known_hosts (``--known-hosts``, else the
+  inventory's ``ssh.known_hosts``, else the configuration's UserKnownHostsFile, else
+  ``~/.ssh/known_hosts``; a configuration that turns checking off is not obeyed); an
+  unknown key is refused unless the user accepted new keys explicitly
+  (``--accept-new-host-key``: recorded, like OpenSSH's ``StrictHostKeyChecking=accept-new``),
+  and a *changed* key is always refused;
+- connecting is bounded (:attr:`SshOptions.connect_timeout`, per hop), commands are bounded
   (:func:`run_script`), closing is bounded (:func:`close_connection`).
 
 What a failure becomes depends on whose SSH it is (:class:`SshErrors`): a dump server's
@@ -23,7 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,38 +46,66 @@ from oob.errors import DumpTargetError, HostKeyError, HostSshError, OobError
 DEFAULT_SSH_PORT = 22
 #: seconds closing an SSH connection may take before it is simply dropped
 CLOSE_TIMEOUT = 2.0
+#: the environment variable naming the OpenSSH client configuration file ("none": no file)
+CONFIG_ENV = "OOB_SSH_CONFIG"
+#: most jump hosts on the way to one server
+MAX_JUMPS = 8
 
 
 @dataclass(frozen=True)
 class SshOptions:
-    #: known_hosts file; None: asyncssh's default (~/.ssh/known_hosts, or ~/.ssh/config's)
+    """What the command line says (it wins over the inventory and the ssh configuration)."""
+
+    #: known_hosts file; None: the inventory's ssh.known_hosts, the ssh config's, ~/.ssh/known_hosts
     known_hosts: str | None = None
     #: accept a server whose key is not in known_hosts yet, and record it there (like
     #: OpenSSH's StrictHostKeyChecking=accept-new); a *changed* key is refused regardless
     accept_new_host_key: bool = False
-    #: private key files; empty: the agent, ~/.ssh/id_* and ~/.ssh/config's IdentityFile
+    #: private key files; empty: the inventory's ssh.key, else the agent, ~/.ssh/id_* and
+    #: the ssh config's IdentityFile
     identity_files: tuple[str, ...] = ()
     connect_timeout: float = 15.0
     keepalive_interval: float = 30.0
+    #: OpenSSH client configuration files; None: ``$OOB_SSH_CONFIG`` (``none``: no file), else
+    #: ``~/.ssh/config`` when it exists; ``()``: none
+    config: tuple[str, ...] | None = None
 
     def known_hosts_path(self) -> Path:
         return (
             Path(self.known_hosts).expanduser() if self.known_hosts else Path.home() / ".ssh" / "known_hosts"
         )
 
+    def config_paths(self) -> tuple[str, ...]:
+        if self.config is not None:
+            return tuple(str(Path(p).expanduser()) for p in self.config)
+        named = os.environ.get(CONFIG_ENV)
+        if named is not None:
+            return () if named.strip().lower() in ("", "none") else (str(Path(named.strip()).expanduser()),)
+        default = Path.home() / ".ssh" / "config"
+        return (str(default),) if os.access(default, os.R_OK) else ()
+
 
 @dataclass(frozen=True)
 class SshAddress:
-    """Who logs in where: ``user@server:port``."""
+    """Who logs in where: ``[user@]server[:port]``, and what the inventory says about it.
 
-    user: str
+    ``server`` may be a Host alias of the ssh configuration; ``user`` and ``port`` None: the
+    configuration's, then OpenSSH's defaults."""
+
+    user: str | None
     server: str
-    port: int = DEFAULT_SSH_PORT
+    port: int | None = None
+    #: ProxyJump (``[user@]host[:port]``, comma list); None: the configuration's; "none": direct
+    jump: str | None = None
+    #: private key files (the inventory's ssh.key); --ssh-key wins
+    identity_files: tuple[str, ...] = ()
+    #: known_hosts file (the inventory's ssh.known_hosts); --known-hosts wins
+    known_hosts: str | None = None
 
     @property
-    def key(self) -> tuple[str, str, int]:
+    def key(self) -> SshAddress:
         """Addresses with the same key share one connection in a :class:`SshPool`."""
-        return (self.user, self.server.lower(), self.port)
+        return replace(self, server=self.server.lower())
 
     @property
     def server_address(self) -> str:
@@ -72,7 +114,7 @@ class SshAddress:
 
     @property
     def where(self) -> str:
-        return f"{self.server_address}:{self.port}"
+        return self.server_address if self.port is None else f"{self.server_address}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -103,47 +145,212 @@ def reason_of(exc: BaseException) -> str:
     return getattr(exc, "reason", "") or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
+_HOP = re.compile(
+    r"(?:(?P<user>[^@\s,]+)@)?(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^@\s,:\[\]]+))(?::(?P<port>\d{1,5}))?"
+)
+
+
+def parse_jump(text: str) -> tuple[SshAddress, ...]:
+    """``[user@]host[:port][,...]`` (OpenSSH's ProxyJump; ``[v6]:port``) -> the hops, in order;
+    ``none``: no hop.  Raises ValueError naming what is wrong."""
+    value = text.strip()
+    if value.lower() == "none":
+        return ()
+    hops = []
+    for part in value.split(","):
+        match = _HOP.fullmatch(part.strip())
+        if match is None:
+            raise ValueError(f"'{part.strip()}' is not [user@]host[:port]")
+        port = int(match["port"]) if match["port"] else None
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(f"'{part.strip()}': the port is not a number from 1 to 65535")
+        hops.append(SshAddress(match["user"], match["v6"] or match["host"], port, jump="none"))
+    if len(hops) > MAX_JUMPS:
+        raise ValueError(f"more than {MAX_JUMPS} jump hosts")
+    return tuple(hops)
+
+
+@dataclass(frozen=True)
+class SshEndpoint:
+    """Where ``ssh NAME`` would connect, by the ssh configuration (nothing is connected)."""
+
+    host: str
+    port: int
+    #: the configuration's ProxyJump (None: a direct connection)
+    jump: str | None
+
+
+def endpoint(name: str, port: int | None = None, options: SshOptions | None = None) -> SshEndpoint:
+    """HostName, Port and ProxyJump the ssh configuration gives ``name`` (``port``, when given,
+    wins, as ``ssh -p`` does): for checks below SSH, such as a probe waiting for the banner,
+    that must look where SSH would.  Raises ValueError for an unreadable or bad configuration."""
+    import getpass
+
+    from asyncssh.config import SSHClientConfig
+
+    paths = (options or SshOptions()).config_paths()
+    missing = [path for path in paths if not os.access(path, os.R_OK)]
+    if missing:
+        raise ValueError(f"cannot read the ssh configuration {', '.join(missing)}")
+    try:
+        config = SSHClientConfig.load(
+            None, list(paths), False, False, False, getpass.getuser(), (), name, port or ()
+        )
+    except OSError as exc:
+        raise ValueError(f"cannot read the ssh configuration: {reason_of(exc)}") from None
+    jump = config.get("ProxyJump")
+    return SshEndpoint(
+        host=str(config.get("Hostname", name) or name),
+        port=int(str(config.get("Port", port or DEFAULT_SSH_PORT))),
+        jump=str(jump) if jump else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Route:
+    """One hop as the ssh configuration resolves it: what to connect to, and how."""
+
+    address: SshAddress
+    #: the server as messages name it: ``alias (host:port)`` or ``host:port``
+    where: str
+    #: "" for the server itself, "jump host " for a hop on the way
+    role: str
+    host: str
+    port: int
+    user: str
+    #: known_hosts files, first is where --accept-new-host-key records; never empty
+    known_hosts: tuple[str, ...]
+    #: the name known_hosts lists the server under (HostKeyAlias, else the host)
+    key_name: str
+    #: the configuration's ProxyJump (None: none)
+    proxy_jump: str | None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def named(self) -> str:
+        """``jump host host:port`` or ``host:port``: what a message starts with after ``ssh``."""
+        return f"{self.role}{self.where}"
+
+
 async def connect(address: SshAddress, options: SshOptions, errors: SshErrors = DUMP_SERVER) -> Any:
-    """A new SSH connection (an ``asyncssh.SSHClientConnection``): keys only, host key checked.
+    """A new SSH connection (an ``asyncssh.SSHClientConnection``): keys only, host key checked,
+    through the jump hosts if any (closing it closes them).
 
     Raises ``errors.host_key`` for an unknown or changed host key, ``errors.failure`` for
-    anything else (refused, timed out, login refused, key unusable)."""
+    anything else (refused, timed out, login refused, key unusable, bad ssh configuration)."""
+    route = await _resolve(address, options, errors, "")
+    jump = address.jump if address.jump is not None else route.proxy_jump
+    try:
+        hops = parse_jump(jump) if jump else ()
+    except ValueError as exc:
+        raise errors.failure(f"ssh {route.named}: jump host (ProxyJump): {exc}") from None
+    tunnel: Any = None
+    try:
+        for hop in hops:
+            hop = replace(hop, identity_files=address.identity_files, known_hosts=address.known_hosts)
+            hop_route = await _resolve(hop, options, errors, "jump host ")
+            conn = await _connect_route(hop_route, options, errors, tunnel)
+            conn.set_tunnel(tunnel)  # closing a hop closes the hops before it
+            tunnel = conn
+        conn = await _connect_route(route, options, errors, tunnel)
+    except BaseException:
+        if tunnel is not None:
+            tunnel.abort()
+        raise
+    if tunnel is not None:
+        conn.set_tunnel(tunnel)
+    return conn
+
+
+async def _resolve(address: SshAddress, options: SshOptions, errors: SshErrors, role: str) -> _Route:
+    """Read the ssh configuration for ``address`` (asyncssh's own reading of it)."""
     import asyncssh
 
-    where = address.where
+    given = f"{role}{address.where}"
+    config = options.config_paths()
+    missing = [path for path in config if not os.access(path, os.R_OK)]
+    if missing:
+        raise errors.failure(f"ssh {given}: cannot read the ssh configuration {', '.join(missing)}")
     kwargs: dict[str, Any] = {
-        "username": address.user,
+        "config": list(config),
         # automation never waits at a password prompt
         "password_auth": False,
         "kbdint_auth": False,
         "connect_timeout": options.connect_timeout,
         "keepalive_interval": options.keepalive_interval,
     }
-    if options.identity_files:
-        keys = [Path(p).expanduser() for p in options.identity_files]
-        missing = [str(key) for key in keys if not key.is_file()]
-        if missing:
-            raise errors.failure(f"ssh {where}: private key not found: {', '.join(missing)}")
-        kwargs["client_keys"] = [str(key) for key in keys]
-    if options.known_hosts:
-        path = options.known_hosts_path()
-        kwargs["known_hosts"] = str(path) if path.exists() else ([], [], [])
+    if address.user:
+        kwargs["username"] = address.user
+    keys = options.identity_files or address.identity_files
+    if keys:
+        paths = [Path(p).expanduser() for p in keys]
+        absent = [str(key) for key in paths if not key.is_file()]
+        if absent:
+            raise errors.failure(f"ssh {given}: private key not found: {', '.join(absent)}")
+        kwargs["client_keys"] = [str(key) for key in paths]
+    try:
+        resolved = await asyncssh.SSHClientConnectionOptions.construct(
+            host=address.server, port=address.port or (), **kwargs
+        )
+    except asyncssh.KeyImportError as exc:
+        # e.g. a passphrase-protected key: oob never asks for the passphrase (use the agent)
+        raise errors.failure(
+            f"ssh {given}: cannot use the private key: {exc}; load it into ssh-agent"
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise errors.failure(f"ssh {given}: bad ssh configuration: {reason_of(exc)}") from None
+    host, port = str(resolved.host), int(resolved.port)
+    shown = f"[{host}]" if ":" in host else host
+    where = f"{shown}:{port}"
+    if host.lower() != address.server.lower() or (address.port is not None and address.port != port):
+        where = f"{address.server} ({where})"
+    elif address.port is None and port != DEFAULT_SSH_PORT:
+        where = f"{address.server}:{port}"
+    known = options.known_hosts or address.known_hosts
+    if known:
+        files: tuple[str, ...] = (str(Path(known).expanduser()),)
+    elif isinstance(resolved.known_hosts, (list, tuple)) and resolved.known_hosts:
+        files = tuple(str(Path(str(f)).expanduser()) for f in resolved.known_hosts)
+    else:
+        # not configured, or the configuration turned checking off: oob checks regardless
+        files = (str(Path.home() / ".ssh" / "known_hosts"),)
+    proxy_jump = resolved.tunnel if isinstance(resolved.tunnel, str) else None
+    return _Route(
+        address=address,
+        where=where,
+        role=role,
+        host=host,
+        port=port,
+        user=str(resolved.username),
+        known_hosts=files,
+        key_name=str(resolved.host_key_alias or host),
+        proxy_jump=proxy_jump,
+        kwargs=kwargs,
+    )
+
+
+async def _connect_route(route: _Route, options: SshOptions, errors: SshErrors, tunnel: Any) -> Any:
+    import asyncssh
+
+    where = route.named
+    kwargs = dict(route.kwargs, tunnel=tunnel, known_hosts=_known_hosts_arg(route.known_hosts))
+    address = route.address
     try:
         try:
-            return await asyncssh.connect(address.server, address.port, **kwargs)
+            return await asyncssh.connect(address.server, address.port or (), **kwargs)
         except asyncssh.HostKeyNotVerifiable:
-            if _known_keys(address, options) is not None:
+            if _known_keys(route) is not None:
                 raise errors.host_key(
                     f"ssh {where}: the server's host key has CHANGED since it was recorded in "
-                    f"{options.known_hosts_path()}; refusing to connect (possible man-in-the-middle; "
+                    f"{route.known_hosts[0]}; refusing to connect (possible man-in-the-middle; "
                     "if the server was reinstalled, remove the old line with ssh-keygen -R)"
                 ) from None
             if not options.accept_new_host_key:
                 raise errors.host_key(
-                    f"ssh {where}: host key unknown (not in {options.known_hosts_path()}); "
+                    f"ssh {where}: host key unknown (not in {', '.join(route.known_hosts)}); "
                     "check it and add it (ssh-keyscan), or pass --accept-new-host-key to trust and record it"
                 ) from None
-            return await _accept_new(address, options, errors, kwargs)
+            return await _accept_new(route, errors, kwargs)
     except OobError:
         raise
     except asyncssh.KeyImportError as exc:
@@ -153,49 +360,59 @@ async def connect(address: SshAddress, options: SshOptions, errors: SshErrors = 
         ) from None
     except asyncssh.PermissionDenied:
         raise errors.failure(
-            f"ssh {address.user}@{where}: login refused (publickey); check the key (--ssh-key), "
-            "the agent or ~/.ssh/config; oob never uses passwords"
+            f"ssh {route.role}{route.user}@{route.where}: login refused (publickey); "
+            "check the key (--ssh-key, ssh.key), "
+            "the agent or the ssh configuration; oob never uses passwords"
         ) from None
+    except asyncssh.ChannelOpenError as exc:
+        # the jump host would not open the tunnel to this server
+        raise errors.failure(f"ssh {where}: the jump host cannot reach it: {exc.reason}") from None
     except asyncssh.Error as exc:
         raise errors.failure(f"ssh {where}: {exc.reason or type(exc).__name__}") from None
     except (TimeoutError, OSError) as exc:
         raise errors.failure(f"ssh {where}: cannot connect: {reason_of(exc)}") from None
 
 
-def _known_keys(address: SshAddress, options: SshOptions) -> list[Any] | None:
+def _known_hosts_arg(files: tuple[str, ...]) -> Any:
+    """What asyncssh's ``known_hosts`` gets: the files that exist (none yet: nothing is trusted)."""
+    present = [path for path in files if Path(path).is_file()]
+    return present or ([], [], [])
+
+
+def _known_keys(route: _Route) -> list[Any] | None:
     """The keys known_hosts holds for this server, or None when it has none."""
     import asyncssh
 
-    path = options.known_hosts_path()
-    if not path.exists():
-        return None
-    try:
-        trusted = asyncssh.read_known_hosts(str(path)).match(address.server, "", address.port)[0]
-    except (OSError, ValueError, asyncssh.KeyImportError):
-        return None
-    return list(trusted) or None
+    trusted: list[Any] = []
+    for path in route.known_hosts:
+        if not Path(path).is_file():
+            continue
+        try:
+            port = route.port if route.port != DEFAULT_SSH_PORT else None
+            trusted += asyncssh.read_known_hosts(path).match(route.key_name, "", port)[0]
+        except (OSError, ValueError, asyncssh.KeyImportError):
+            continue
+    return trusted or None
 
 
-async def _accept_new(
-    address: SshAddress, options: SshOptions, errors: SshErrors, kwargs: dict[str, Any]
-) -> Any:
+async def _accept_new(route: _Route, errors: SshErrors, kwargs: dict[str, Any]) -> Any:
     import asyncssh
 
     # connect once without verification, take the key this server presented, and record
     # it; the same connection is then used (what OpenSSH's accept-new does)
-    conn = await asyncssh.connect(address.server, address.port, **dict(kwargs, known_hosts=None))
+    address = route.address
+    conn = await asyncssh.connect(address.server, address.port or (), **dict(kwargs, known_hosts=None))
     key = conn.get_server_host_key()
     if key is None:  # pragma: no cover - asyncssh always has it after the handshake
         conn.close()
-        raise errors.host_key(f"ssh {address.server}:{address.port}: the server presented no host key")
-    if _known_keys(address, options) is not None:  # recorded meanwhile, by someone else
+        raise errors.host_key(f"ssh {route.named}: the server presented no host key")
+    if _known_keys(route) is not None:  # recorded meanwhile, by someone else
         conn.close()
-        raise errors.host_key(
-            f"ssh {address.server}:{address.port}: host key changed while connecting; refusing"
-        )
-    path = options.known_hosts_path()
+        raise errors.host_key(f"ssh {route.named}: host key changed while connecting; refusing")
+    path = Path(route.known_hosts[0])
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    pattern = address.server if address.port == DEFAULT_SSH_PORT else f"[{address.server}]:{address.port}"
+    name = route.key_name
+    pattern = name if route.port == DEFAULT_SSH_PORT else f"[{name}]:{route.port}"
     line = f"{pattern} {key.export_public_key('openssh').decode().strip()}\n"
     await asyncio.to_thread(_append, path, line)
     return conn
@@ -204,6 +421,14 @@ async def _accept_new(
 def _append(path: Path, line: str) -> None:
     with open(path, "a", encoding="ascii") as handle:
         handle.write(line)
+
+
+def login_of(conn: Any) -> str:
+    """``user@host:port`` a connection actually logged in as, the ssh configuration applied
+    (what to show: the inventory may have left user and port to the configuration)."""
+    user, host, port = (conn.get_extra_info(name) for name in ("username", "host", "port"))
+    shown = f"[{host}]" if ":" in str(host) else str(host)
+    return f"{user}@{shown}:{port}"
 
 
 async def close_connection(conn: Any, timeout: float = CLOSE_TIMEOUT) -> None:
@@ -253,13 +478,13 @@ class _Connection:
 
 
 class SshPool:
-    """Opens at most one connection (with its SFTP session) per (user, server, port), on first use."""
+    """Opens at most one connection (with its SFTP session) per address, on first use."""
 
     def __init__(self, options: SshOptions | None = None, errors: SshErrors = DUMP_SERVER) -> None:
         self.options = options or SshOptions()
         self.errors = errors
-        self._connections: dict[tuple[str, str, int], _Connection] = {}
-        self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
+        self._connections: dict[SshAddress, _Connection] = {}
+        self._locks: dict[SshAddress, asyncio.Lock] = {}
         #: connections opened since the pool was made (the benchmark's figure; 1 per server)
         self.opened = 0
 

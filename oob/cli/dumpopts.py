@@ -36,7 +36,8 @@ KnownHostsOpt = Annotated[
     typer.Option(
         "--known-hosts",
         metavar="FILE",
-        help="known_hosts file for ssh:// targets. Default: ~/.ssh/known_hosts.",
+        help="known_hosts file for SSH (dump servers, hosts, jump hosts). Default: the inventory's "
+        "ssh.known_hosts, ~/.ssh/config's UserKnownHostsFile, ~/.ssh/known_hosts.",
     ),
 ]
 AcceptNewHostKeyOpt = Annotated[
@@ -54,8 +55,18 @@ SshKeyOpt = Annotated[
         exists=True,
         dir_okay=False,
         metavar="FILE",
-        help="Private key for ssh:// targets (repeatable). Default: the agent, ~/.ssh/id_* and "
-        "~/.ssh/config.",
+        help="Private key for SSH (repeatable; dump servers, hosts, jump hosts). Default: the inventory's "
+        "ssh.key, else the agent, ~/.ssh/id_* and ~/.ssh/config's IdentityFile.",
+    ),
+]
+SshConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssh-config",
+        dir_okay=False,
+        metavar="FILE",
+        help="OpenSSH client configuration (Host aliases, User, Port, IdentityFile, ProxyJump, "
+        "UserKnownHostsFile). Default: $OOB_SSH_CONFIG, else ~/.ssh/config.",
     ),
 ]
 
@@ -98,14 +109,21 @@ def watch_options(*, interval: float, stall_after: str, timeout: str) -> WatchOp
 
 
 def ssh_options(
-    known_hosts: Path | None, accept_new_host_key: bool, ssh_key: list[Path] | None
+    known_hosts: Path | None,
+    accept_new_host_key: bool,
+    ssh_key: list[Path] | None,
+    ssh_config: Path | None = None,
 ) -> SshOptions:
+    """Only what the flags set: the rest is the inventory's, then ~/.ssh/config's (oob.ssh)."""
     from oob.ssh import SshOptions
 
+    if ssh_config is not None and not ssh_config.expanduser().is_file():
+        raise UsageError(f"--ssh-config: {ssh_config} is not a readable file")
     return SshOptions(
         known_hosts=str(known_hosts) if known_hosts else None,
         accept_new_host_key=accept_new_host_key,
         identity_files=tuple(str(p) for p in ssh_key or ()),
+        config=(str(ssh_config),) if ssh_config is not None else None,
     )
 
 

@@ -67,7 +67,8 @@ class TargetSpec:
     path: str
     user: str | None = None
     server: str | None = None
-    port: int = DEFAULT_SSH_PORT
+    #: None: not in the URL, so the ssh configuration's Port (then 22)
+    port: int | None = None
 
     @property
     def ssh(self) -> SshAddress:
@@ -81,7 +82,7 @@ class TargetSpec:
         path = posixpath.normpath(self.path)
         if self.scheme == "file":
             return f"file://{path}"
-        return f"ssh://{self.user}@{self.server_address}:{self.port}{path}"
+        return f"ssh://{self.user}@{self.server_address}:{self.port or DEFAULT_SSH_PORT}{path}"
 
     @property
     def server_address(self) -> str:
@@ -97,7 +98,7 @@ class TargetSpec:
         path = posixpath.join(self.path, *parts)
         if self.scheme == "file":
             return path
-        port = "" if self.port == DEFAULT_SSH_PORT else f":{self.port}"
+        port = "" if self.port in (None, DEFAULT_SSH_PORT) else f":{self.port}"
         return f"{self.user}@{self.server_address}{port}:{path}"
 
 
@@ -121,7 +122,7 @@ def parse_target(url: str) -> TargetSpec:
         if parts.password is not None:
             raise UsageError(f"dump target '{text}': no password in the URL; ssh uses keys")
         try:
-            port = parts.port or DEFAULT_SSH_PORT
+            port = parts.port
         except ValueError:
             raise UsageError(f"dump target '{text}': the port must be a number from 1 to 65535") from None
         if not parts.username or not parts.hostname:

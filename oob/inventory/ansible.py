@@ -58,6 +58,9 @@ VARIABLES: dict[str, str] = {
     "dump_layout": "dump.layout",
     "oob_ssh_user": "ssh.user",
     "oob_ssh_port": "ssh.port",
+    "oob_ssh_jump": "ssh.jump",
+    "oob_ssh_key": "ssh.key",
+    "oob_ssh_known_hosts": "ssh.known_hosts",
 }
 #: variables with these prefixes are ours: an unknown one is a typo, not someone else's variable
 OUR_PREFIXES: tuple[str, ...] = ("bmc_", "dump_", "oob_")

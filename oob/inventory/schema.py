@@ -381,6 +381,24 @@ def _ssh_user(value: Any, fail: Fail) -> str:
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
+def _ssh_jump(value: Any, fail: Fail) -> str:
+    from oob.ssh import parse_jump
+
+    what = "[user@]host[:port] (a comma list for several jump hosts), or none"
+    text = _ascii_word(value, fail, what)
+    try:
+        hops = parse_jump(text)
+    except ValueError as exc:
+        fail(f"expected {what}; {exc}")
+    for hop in hops:
+        if hop.user is not None and not _USER.fullmatch(hop.user):
+            fail(f"expected {what}; '{hop.user}' is not a user name")
+        problem = host_problem(hop.server)
+        if problem:
+            fail(f"expected {what}; '{hop.server}' is {problem}")
+    return text
+
+
 def _probe(value: Any, fail: Fail) -> str:
     what = "ssh:PORT or tcp:PORT (on the host's address), or ssh:ADDRESS:PORT or tcp:ADDRESS:PORT"
     text = _ascii_word(value, fail, what)
@@ -403,7 +421,8 @@ def _probe(value: Any, fail: Fail) -> str:
 
 Check = Callable[[Any, Fail], Any]
 
-#: native key -> check.  ``bmc.password`` and ``bmc.ca_file`` need the file and are handled in
+#: native key -> check.  ``bmc.password``, ``bmc.ca_file``, ``ssh.key`` and ``ssh.known_hosts``
+#: need the file (paths are relative to it) and are handled in
 #: :func:`check_value`.
 CHECKS: dict[str, Check | None] = {
     "address": _address,
@@ -425,6 +444,9 @@ CHECKS: dict[str, Check | None] = {
     "dump.layout": _enum(DUMP_LAYOUTS),
     "ssh.user": _ssh_user,
     "ssh.port": _port,
+    "ssh.jump": _ssh_jump,
+    "ssh.key": None,
+    "ssh.known_hosts": None,
 }
 KEYS: tuple[str, ...] = tuple(CHECKS)
 #: keys that describe one machine: not in ``defaults`` nor in a group
@@ -445,6 +467,10 @@ def check_value(source: Source, key: str, value: Any, *, path: KeyPath, context:
         # os.path.expanduser leaves "~nosuchuser" alone where Path.expanduser raises RuntimeError
         ca_file = Path(os.path.expanduser(_string(value, fail, "a path to a PEM file")))
         return Entry(os.path.normpath(source.base_dir / ca_file), path, label, context)
+    if key in ("ssh.key", "ssh.known_hosts"):
+        what = "a path to a private key file" if key == "ssh.key" else "a path to a known_hosts file"
+        file = Path(os.path.expanduser(_string(value, fail, what)))
+        return Entry(os.path.normpath(source.base_dir / file), path, label, context)
     check = CHECKS[key]
     assert check is not None
     return Entry(check(value, fail), path, label, context)
@@ -578,8 +604,14 @@ def build_host(
         timeout=value("bmc.timeout", defaults.timeout),
     )
     dump = DumpConfig(target=value("dump.target", None), layout=value("dump.layout", "auto"))
-    ssh_defaults = SshConfig()
-    ssh = SshConfig(user=value("ssh.user", ssh_defaults.user), port=value("ssh.port", ssh_defaults.port))
+    # only what the inventory says: the rest is the user's ssh configuration's (oob.ssh)
+    ssh = SshConfig(
+        user=value("ssh.user", None),
+        port=value("ssh.port", None),
+        jump=value("ssh.jump", None),
+        key=value("ssh.key", None),
+        known_hosts=value("ssh.known_hosts", None),
+    )
     return Host(
         name=name,
         address=value("address", None),

@@ -1,8 +1,9 @@
 """Commands on the host itself over SSH: one connection made by :mod:`oob.ssh`.
 
-Keys only (``--ssh-key``, the agent, ``~/.ssh/id_*``), known_hosts, ``--accept-new-host-key``,
-never a password, exactly as for ``ssh://`` dump targets.  The login is the inventory's
-``ssh.user`` (root) on ``address``:``ssh.port`` (22).  A failure to connect or log in is
+Keys only (``--ssh-key``, ``ssh.key``, the agent, ``~/.ssh/id_*``), known_hosts,
+``--accept-new-host-key``, never a password, exactly as for ``ssh://`` dump targets.  The login
+is the inventory's ``ssh.user`` on ``address``:``ssh.port`` through ``ssh.jump``; what the
+inventory leaves out is the user's ssh configuration's (``~/.ssh/config``), then OpenSSH's.  A failure to connect or log in is
 :class:`~oob.errors.HostSshError` (the host's own SSH, exit 3), never a dump target's error.
 """
 
@@ -12,7 +13,7 @@ from typing import Any, Self
 
 from oob.errors import OobError, UsageError
 from oob.model import Host
-from oob.ssh import HOST, Ran, SshAddress, SshOptions, close_connection, connect, run_script
+from oob.ssh import HOST, Ran, SshAddress, SshOptions, close_connection, connect, login_of, run_script
 
 __all__ = ["HostShell", "Ran", "host_address"]
 
@@ -22,7 +23,9 @@ def host_address(host: Host) -> SshAddress:
         raise UsageError(
             f"host '{host.name}' has no address in the inventory: oob cannot log in to it", host=host.name
         )
-    return SshAddress(host.ssh.user, host.address, host.ssh.port)
+    ssh = host.ssh
+    keys = (ssh.key,) if ssh.key else ()
+    return SshAddress(ssh.user, host.address, ssh.port, ssh.jump, keys, ssh.known_hosts)
 
 
 class HostShell:
@@ -45,6 +48,11 @@ class HostShell:
         conn, self._conn = self._conn, None
         if conn is not None:
             await close_connection(conn)
+
+    @property
+    def login(self) -> str:
+        """``user@host:port`` as logged in (the ssh configuration applied)."""
+        return login_of(self._conn)
 
     async def run(self, script: str, *, timeout: float = 30.0) -> Ran:
         """Run ``script`` with ``sh -s`` (the script on stdin, so it never shows in ``ps``)."""

@@ -24,14 +24,21 @@ def test_ssh_keys_default_and_layer(load) -> None:
         user = "kdump-check"
         """,
     )
-    assert inv.hosts["web01"].ssh == SshConfig(user="oob", port=22)
+    assert inv.hosts["web01"].ssh == SshConfig(user="oob", port=None)
     assert inv.hosts["db01"].ssh == SshConfig(user="kdump-check", port=2222)
-    assert inv.hosts["db01"].to_dict()["ssh"] == {"user": "kdump-check", "port": 2222}
+    assert inv.hosts["db01"].to_dict()["ssh"] == {
+        "user": "kdump-check",
+        "port": 2222,
+        "jump": None,
+        "key": None,
+        "known_hosts": None,
+    }
 
 
-def test_model_default_is_root_on_22(load) -> None:
+def test_model_default_leaves_it_to_the_ssh_config(load) -> None:
+    # not set: ~/.ssh/config decides, then OpenSSH (oob.ssh), never a default of oob's own
     inv = load("a.toml", '[hosts.web01]\nbmc.address = "192.0.2.1"\n')
-    assert inv.hosts["web01"].ssh == SshConfig("root", 22)
+    assert inv.hosts["web01"].ssh == SshConfig(None, None)
 
 
 @pytest.mark.parametrize(
