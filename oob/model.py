@@ -118,6 +118,12 @@ class SshConfig:
     #: a known_hosts file (UserKnownHostsFile); ``--known-hosts`` wins
     known_hosts: str | None = None
 
+    def login(self, address: str | None) -> str:
+        """``[user@]address[:port]`` as the inventory gives it (what it leaves out, the ssh
+        configuration decides)."""
+        who = f"{self.user}@" if self.user else ""
+        return f"{who}{address}" + (f":{self.port}" if self.port else "")
+
 
 @dataclass(frozen=True)
 class Host:

@@ -45,6 +45,23 @@ def probe_host(host: Host, timeout: float = 3.0) -> ProbeResult:
     if endpoint is None:
         return ProbeResult(None, "none", "the inventory gives no address to probe")
     kind, address, port = endpoint
+    if host.probe is None:
+        # the default probe looks where SSH would: the ssh configuration may rename the host
+        # (HostName), move its port, or put it behind a jump host this machine cannot see past
+        from oob.ssh import endpoint as ssh_endpoint
+
+        try:
+            seen = ssh_endpoint(address, host.ssh.port)
+        except ValueError as exc:
+            return ProbeResult(None, "none", f"cannot tell whether the host is up: {exc}")
+        if seen.jump:
+            return ProbeResult(
+                None,
+                "none",
+                f"{address} is reached through the jump host {seen.jump}: oob cannot probe it from here; "
+                "set probe in the inventory (tcp:ADDRESS:PORT) to a port this machine can reach",
+            )
+        address, port = seen.host, seen.port
     target = f"{kind}:{address}:{port}"
     try:
         with socket.create_connection((address, port), timeout=timeout) as conn:
@@ -53,6 +70,9 @@ def probe_host(host: Host, timeout: float = 3.0) -> ProbeResult:
             banner = conn.recv(256)
     except TimeoutError:
         return ProbeResult(False, target, f"{address}:{port} did not answer within {timeout:g} s")
+    except socket.gaierror as exc:
+        # a name this machine cannot resolve says nothing about the host: never "looks hung"
+        return ProbeResult(None, target, f"cannot resolve {address}: {exc.strerror or exc}; cannot tell")
     except OSError as exc:
         return ProbeResult(False, target, f"{address}:{port}: {exc.strerror or exc}")
     if banner.startswith(b"SSH-"):

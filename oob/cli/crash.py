@@ -43,6 +43,7 @@ from oob.cli.dumpopts import (
     ProbeTimeoutOpt,
     RebootGraceOpt,
     RecoverOpt,
+    SshConfigOpt,
     SshKeyOpt,
     StallAfterOpt,
     StallGraceOpt,
@@ -88,6 +89,7 @@ def crash_command(
     known_hosts: KnownHostsOpt = None,
     accept_new_host_key: AcceptNewHostKeyOpt = False,
     ssh_key: SshKeyOpt = None,
+    ssh_config: SshConfigOpt = None,
     parallel: ParallelOpt = 8,
     audit_log: AuditOpt = None,
     json_output: JsonOpt = False,
@@ -149,7 +151,7 @@ def crash_command(
             watch=with_stall_grace(
                 watch_options(interval=interval, stall_after=stall_after, timeout=timeout), stall_grace
             ),
-            ssh=ssh_options(known_hosts, accept_new_host_key, ssh_key),
+            ssh=ssh_options(known_hosts, accept_new_host_key, ssh_key, ssh_config),
             assume_yes=yes,
             dry_run=dry_run,
             force=force,

@@ -34,6 +34,7 @@ from oob.cli.dumpopts import (
     ProbeTimeoutOpt,
     RebootGraceOpt,
     RecoverOpt,
+    SshConfigOpt,
     SshKeyOpt,
     StallAfterOpt,
     TimeoutOpt,
@@ -83,6 +84,7 @@ def drill_command(
     known_hosts: KnownHostsOpt = None,
     accept_new_host_key: AcceptNewHostKeyOpt = False,
     ssh_key: SshKeyOpt = None,
+    ssh_config: SshConfigOpt = None,
     parallel: ParallelOpt = 8,
     audit_log: AuditOpt = None,
     json_output: JsonOpt = False,
@@ -108,7 +110,7 @@ def drill_command(
         if method not in METHODS:
             raise UsageError(f"--method must be sysrq or nmi, not '{method}'")
         driver = DriverOptions(via=via, insecure=insecure)
-        ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key)
+        ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key, ssh_config)
         request = DrillRequest(
             crash=CrashRequest(
                 driver=driver,
@@ -136,7 +138,7 @@ def drill_command(
             from oob.render.text import confirmation_lines
 
             lines = confirmation_lines(
-                f"{p.host.name:<20} {p.host.ssh.user}@{p.host.address}  BMC {p.host.bmc.address}"
+                f"{p.host.name:<20} {p.host.ssh.login(p.host.address)}  BMC {p.host.bmc.address}"
                 for p in plans
             )
             with renderer.paused():

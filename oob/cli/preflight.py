@@ -19,7 +19,7 @@ from oob.cli.common import (
     setup_logging,
     warn_insecure,
 )
-from oob.cli.dumpopts import AcceptNewHostKeyOpt, KnownHostsOpt, SshKeyOpt, ssh_options
+from oob.cli.dumpopts import AcceptNewHostKeyOpt, KnownHostsOpt, SshConfigOpt, SshKeyOpt, ssh_options
 
 #: exit code when a host is not ready: not 1, which is oob's "internal error"
 NOT_READY_EXIT = 8
@@ -44,6 +44,7 @@ def preflight_command(
     known_hosts: KnownHostsOpt = None,
     accept_new_host_key: AcceptNewHostKeyOpt = False,
     ssh_key: SshKeyOpt = None,
+    ssh_config: SshConfigOpt = None,
     parallel: ParallelOpt = 8,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -64,7 +65,7 @@ def preflight_command(
 
         request = PreflightRequest(
             driver=DriverOptions(via=via, insecure=insecure),
-            ssh=ssh_options(known_hosts, accept_new_host_key, ssh_key),
+            ssh=ssh_options(known_hosts, accept_new_host_key, ssh_key, ssh_config),
             parallel=parallel,
             strict=strict,
         )

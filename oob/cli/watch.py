@@ -27,6 +27,7 @@ from oob.cli.dumpopts import (
     AcceptNewHostKeyOpt,
     IntervalOpt,
     KnownHostsOpt,
+    SshConfigOpt,
     SshKeyOpt,
     StallAfterOpt,
     StallGraceOpt,
@@ -93,6 +94,7 @@ def watch_command(
     known_hosts: KnownHostsOpt = None,
     accept_new_host_key: AcceptNewHostKeyOpt = False,
     ssh_key: SshKeyOpt = None,
+    ssh_config: SshConfigOpt = None,
     address: Annotated[
         str | None,
         typer.Option(
@@ -134,7 +136,7 @@ def watch_command(
             parse_target(target)
         if layout is not None:
             families_for(layout)
-        ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key)
+        ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key, ssh_config)
         hosts = _hosts(inventory, targets or [], target=target, layout=layout, address=address)
         hosts = [
             replace(

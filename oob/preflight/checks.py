@@ -67,6 +67,8 @@ class HostView:
     ram: int | None
     #: the BMC is an HPE iLO (hpwdt matters)
     hpe: bool = False
+    #: ``user@host:port`` the SSH connection really logged in as (ssh configuration applied)
+    login: str | None = None
 
     @classmethod
     def of(cls, host: Host, facts: HostFacts, *, hpe: bool | None = None) -> HostView:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from oob.errors import HostSshError
 from oob.model import Host
 from oob.preflight.checks import HostView, local_dump_path
@@ -24,4 +26,4 @@ async def gather(
         if path is not None:
             df = await shell.run(df_script(path), timeout=timeout)
             view = HostView.of(host, facts.with_free(path, df.stdout + df.stderr), hpe=hpe)
-    return view
+        return replace(view, login=shell.login)

@@ -214,7 +214,7 @@ def host_side(host: Host, request: PreflightRequest) -> tuple[list[CheckResult],
         return [CheckResult("ssh", "host", FAIL, f"cannot run the checks over SSH: {exc.message}")], None
     except TimeoutError as exc:
         return [CheckResult("ssh", "host", FAIL, f"cannot run the checks over SSH: {exc}")], None
-    login = f"logged in as {host.ssh.user}@{host.address}:{host.ssh.port}"
+    login = f"logged in as {view.login or host.ssh.login(host.address)}"
     if view.facts.root is False:
         login += " (not root: some checks may need root)"
     return [

@@ -75,3 +75,33 @@ def test_refused_and_explicit_address() -> None:
 def test_no_address_cannot_be_probed() -> None:
     result = probe_host(Host("web01"), timeout=0.3)
     assert result.alive is None
+
+
+def test_an_unresolvable_name_is_never_taken_for_a_hung_host() -> None:
+    from oob.model import Host
+    from oob.probe import probe_host
+
+    result = probe_host(Host(name="web01", address="web01.invalid", probe="ssh:web01.invalid:22"), timeout=2)
+    assert result.alive is None and "cannot resolve" in result.detail
+
+
+def test_the_default_probe_looks_where_ssh_would(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from oob.model import Host
+    from oob.probe import probe_host
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        config = tmp_path / "ssh_config"
+        config.write_text(
+            f"Host web01-alias\n    HostName 127.0.0.1\n    Port {port}\n"
+            "Host behind\n    HostName 127.0.0.9\n    ProxyJump jump.example\n"
+        )
+        monkeypatch.setenv("OOB_SSH_CONFIG", str(config))
+        seen = probe_host(Host(name="web01", address="web01-alias"), timeout=0.5)
+        assert seen.target == f"ssh:127.0.0.1:{port}"
+        jumped = probe_host(Host(name="db", address="behind"), timeout=0.5)
+        assert jumped.alive is None and "jump host" in jumped.detail
