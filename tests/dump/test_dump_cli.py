@@ -215,11 +215,15 @@ def test_the_newest_of_several_new_dumps_is_followed(tmp_path: Path, crash: Path
     inv = inventory(tmp_path / "inv.toml", {"web01": ("192.0.2.11", f"file://{crash}")})
     result = watch("web01", "-i", str(inv), "--since", "10m", "--json", "--interval", "0.05")
     assert result.code == 0, result.stderr
-    assert result.events("web01") == ["dump_dir_appeared", "dump_complete"]
+    assert result.events("web01") == ["dump_dir_appeared", "dump_dirs_skipped", "dump_complete"]
     assert result.last("web01")["directory"] == newest.directory.name
-    [warning] = [line for line in result.stderr.splitlines() if "new dump directories" in line]
-    assert warning.startswith("web01: warning: 2 new dump directories for this host")
-    assert f"following the newest, {newest.directory.name}; not following {earlier.directory.name}" in warning
+    # --json: the warning is a JSON line of its own (dump_dirs_skipped)
+    [skipped] = [json.loads(line) for line in result.stdout.splitlines() if "dump_dirs_skipped" in line]
+    assert skipped["message"].startswith("2 new dump directories for this host")
+    assert (
+        f"following the newest, {newest.directory.name}; not following {earlier.directory.name}"
+        in skipped["message"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,12 @@ def test_a_host_that_powers_off_after_its_dump_is_reported_at_once(
     assert outcome["status"] == "complete" and outcome["dump"]["state"] == "complete"
     assert outcome["after_dump"] == "powered_off_after_dump" and outcome["host_back"] is False
     assert "recovered" not in outcome
-    assert "the BMC reports the host off after its dump" in result.stderr
+    # --json: the event is a JSON line of its own
+    assert any(
+        r.get("event") == "powered_off_after_dump"
+        and "the BMC reports the host off after its dump" in r["message"]
+        for r in result.records
+    )
     bmc = fleet.bmc("idrac9-1")
     assert fleet.host("idrac9-1").power == "Off"
     assert bmc.nmi_count == 1 and bmc.open_sessions == 0
