@@ -68,6 +68,8 @@ from oob.errors import (
 )
 
 log = logging.getLogger("oob.redfish")
+#: one line per request with -v (method, path, status, time)
+requests_log = logging.getLogger("oob.redfish.requests")
 
 SERVICE_ROOT = "/redfish/v1/"
 #: GET redirects followed at most (iLO 5 < 1.40 answers slash-less URIs with one 308)
@@ -382,10 +384,29 @@ class RedfishTransport:
             raise OobError("Redfish transport used after close")
         url = self.origin.url(path)
         self._pacer.wait()
+        started = time.monotonic()
         with attempt_with_deadline(timeout, abortable=abortable) as attempt:
             try:
-                return exchange(self._session, method, url, attempt=attempt, json_body=body)
+                answer = exchange(self._session, method, url, attempt=attempt, json_body=body)
+                # -v: what was asked of the BMC; the checked path only (never a header or a body)
+                requests_log.debug(
+                    "%s %s %s -> HTTP %d in %.0f ms",
+                    self.origin,
+                    method,
+                    path,
+                    answer.status,
+                    (time.monotonic() - started) * 1000,
+                )
+                return answer
             except Exception as exc:  # noqa: BLE001 - every transport failure is classified by its stage
+                requests_log.debug(
+                    "%s %s %s -> failed (%s) in %.0f ms",
+                    self.origin,
+                    method,
+                    path,
+                    attempt.stage.name.lower(),
+                    (time.monotonic() - started) * 1000,
+                )
                 error = classify(
                     exc,
                     stage=attempt.stage,
