@@ -49,7 +49,7 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class BmcConfig:
-    kind: str = "auto"
+    kind: BmcKind = "auto"
     #: as written in the inventory: ``https://IP:PORT``, ``IP`` or ``host``
     address: str = ""
     username: str | None = None
@@ -62,7 +62,7 @@ class BmcConfig:
     #: Redfish system id when the BMC manages several systems
     system: str | None = None
     #: Redfish only unless the inventory says the BMC speaks IPMI (bmc.methods, bmc.ipmi_port)
-    methods: tuple[str, ...] = ("redfish",)
+    methods: tuple[Method, ...] = ("redfish",)
     ipmi_port: int = 623
     #: seconds for each request to the BMC
     timeout: float = 15.0
@@ -89,7 +89,7 @@ class BmcConfig:
         return self.kind == "ipmi"
 
     @property
-    def effective_methods(self) -> tuple[str, ...]:
+    def effective_methods(self) -> tuple[Method, ...]:
         if self.kind == "ipmi":
             return ("ipmi",)
         return self.methods
@@ -99,7 +99,7 @@ class BmcConfig:
 class DumpConfig:
     #: ``ssh://user@server[:port]/path`` or ``file:///path``; None when not configured
     target: str | None = None
-    layout: str = "auto"
+    layout: DumpLayout = "auto"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from oob.errors import UsageError
 from oob.inventory.schema import Layer, Source, build_host, check_name, check_value
-from oob.model import BmcConfig, DumpConfig, Host
+from oob.model import BmcConfig, DumpConfig, DumpLayout, Host
 
 #: what the command line is called in messages, where a file name would be
 LABEL = "command line"
@@ -157,7 +157,7 @@ def watch_host_from_flags(name: str, flags: HostFlags, *, cwd: Path | None = Non
     target = None
     if flags.target is not None:
         target = check_value(source, "dump.target", flags.target, path=(), context="", label="--target").value
-    layout = "auto"
+    layout: DumpLayout = "auto"
     if flags.layout is not None:
         layout = check_value(source, "dump.layout", flags.layout, path=(), context="", label="--layout").value
     return Host(name=name, address=address, dump=DumpConfig(target=target, layout=layout), source=LABEL)

@@ -19,12 +19,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
 from oob.errors import BmcAuthError, NotDelivered, OobError, TlsError, UsageError
-from oob.model import Host
+from oob.model import Host, Method
 
 _R = TypeVar("_R")
 
@@ -91,8 +91,9 @@ class MethodsFailed(Exception):
         return "; ".join(a.describe() for a in self.attempts[:-1]) or None
 
 
-def methods_for(host: Host, via: str | None) -> tuple[str, ...]:
-    return (via,) if via else host.bmc.effective_methods
+def methods_for(host: Host, via: str | None) -> tuple[Method, ...]:
+    # ``via`` was checked against METHODS when the DriverOptions were made
+    return (cast(Method, via),) if via else host.bmc.effective_methods
 
 
 def first_method(
