@@ -160,9 +160,11 @@ def test_mock_serve_cli_and_oob_against_it(oob: Callable[..., CliResult], tmp_pa
         assert secret and secret not in cmdline
         result = oob("nmi", "ilo5-1", "-i", str(inventory), "--yes", "--json")
         assert result.code == 0, result.stderr
-        import httpx
+        import requests
 
-        bmcs = {b["name"]: b for b in httpx.get(ready["control"] + "/bmcs", trust_env=False).json()}
+        with requests.Session() as http:
+            http.trust_env = False
+            bmcs = {b["name"]: b for b in http.get(ready["control"] + "/bmcs", timeout=10).json()}
         assert bmcs["ilo5-1"]["nmi_count"] == 1 and bmcs["ilo5-1"]["open_sessions"] == 0
     finally:
         proc.send_signal(signal.SIGTERM)
