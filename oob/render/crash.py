@@ -10,35 +10,27 @@ from typing import TYPE_CHECKING, Any, Self
 
 from oob.events import Event
 from oob.render.base import Renderer
+from oob.render.dump import DUMP_EVENTS
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-#: what --json writes to stdout, one object per line
-CRASH_EVENTS = frozenset(
-    {
-        "preflight",
-        "refused",
-        "nmi_sending",
-        "nmi_sent",
-        "nmi_outcome_unknown",
-        "dump_dir_appeared",
-        "dump_progress",
-        "dump_complete",
-        "dump_stalled",
-        "dump_failed",
-        "timeout",
-        "host_back",
-        "host_not_back",
-        "powered_off_after_dump",
-        "dump_dirs_skipped",
-        "recovered",
-        "failed",
-        "summary",
-        "interrupted",
-    }
-)
+#: what --json writes to stdout, one object per line: the watch's events and the runbook's
+CRASH_EVENTS = DUMP_EVENTS | {
+    "preflight",
+    "refused",
+    "nmi_sending",
+    "nmi_sent",
+    "nmi_outcome_unknown",
+    "host_back",
+    "host_not_back",
+    "powered_off_after_dump",
+    "recovered",
+    "failed",
+    "summary",
+    "interrupted",
+}
 
 
 def make_crash_renderer(json_output: bool, hosts: list[str]) -> CrashJson | CrashConsole:
