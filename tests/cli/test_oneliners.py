@@ -163,21 +163,21 @@ def test_watch_with_a_target_and_no_inventory(
 def test_bad_one_liners_are_one_line_exit_2(oob: Callable[..., CliResult], tmp_path: Path) -> None:
     secret = "hunter2-not-a-variable!"
     cases: list[tuple[list[str], str]] = [
-        (["nmi", "--bmc", "https://10.0.0.5", "--user", "admin"], "--password-env VAR"),
-        (["nmi", "--bmc", "https://10.0.0.5", "--password-env", secret], "NAME of an environment variable"),
-        (["nmi", "--bmc", "ftp://10.0.0.5", "--password-env", "X"], "'--bmc'"),
-        (["nmi", "--bmc", "https://10.0.0.5", "--password-env", "X", "--kind", "hpe"], "'--kind'"),
-        (["nmi", "--bmc", "https://10.0.0.5", "--password-env", "X", "-i", "inv.toml"], "no -i"),
+        (["nmi", "--bmc", "https://192.0.2.5", "--user", "admin"], "--password-env VAR"),
+        (["nmi", "--bmc", "https://192.0.2.5", "--password-env", secret], "NAME of an environment variable"),
+        (["nmi", "--bmc", "ftp://192.0.2.5", "--password-env", "X"], "'--bmc'"),
+        (["nmi", "--bmc", "https://192.0.2.5", "--password-env", "X", "--kind", "hpe"], "'--kind'"),
+        (["nmi", "--bmc", "https://192.0.2.5", "--password-env", "X", "-i", "inv.toml"], "no -i"),
         (["nmi", "--user", "admin", "web01"], "add --bmc URL"),
         (
-            ["power", "--bmc", "https://10.0.0.5", "--password-env", "X", "--password-file", "f", "status"],
+            ["power", "--bmc", "https://192.0.2.5", "--password-env", "X", "--password-file", "f", "status"],
             "exclude",
         ),
-        (["crash", "--bmc", "https://10.0.0.5", "--password-env", "X"], "--address"),
-        (["nmi", "--bmc", "https://10.0.0.5", "--password-env", "X", "a", "b"], "one host"),
+        (["crash", "--bmc", "https://192.0.2.5", "--password-env", "X"], "--address"),
+        (["nmi", "--bmc", "https://192.0.2.5", "--password-env", "X", "a", "b"], "one host"),
     ]
     # a password that looks like a variable name is not echoed either
-    cases.append((["nmi", "--bmc", "https://10.0.0.5", "--password-env", "Summer2024"], "not set"))
+    cases.append((["nmi", "--bmc", "https://192.0.2.5", "--password-env", "Summer2024"], "not set"))
     for args, expected in cases:
         result = oob(*args, "-y", env={"X": "x"})
         assert result.code == 2, (args, result.stderr)
