@@ -34,7 +34,7 @@ SGR = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 HOSTS = {
     "db-primary-01.prod.example.com": (
         "https://bmc-db-primary-01.oob.prod.example.com:8443",
-        "db-primary-01.prod.example.com/10.20.30.41-2026-11-30-03:27:29",
+        "db-primary-01.prod.example.com/198.51.100.41-2026-11-30-03:27:29",
     ),
     "web02": ("https://127.0.0.1:40389", "web02/127.0.0.1-2026-11-30-03:27:31"),
     "cache-03": ("https://[fd00:1234::17]:443", "cache-03/2026-11-30-03-27"),
