@@ -68,8 +68,9 @@ class CrashRequest:
     probe_timeout_s: float = 3.0
     parallel: int = 8
     #: seconds between two reads of the BMC's power state while waiting for the host (each
-    #: one is a login: BMCs limit sessions)
-    power_read_every_s: float = 3.0
+    #: one is a login, and BMCs limit sessions and log every login: a reboot of several
+    #: minutes costs a few dozen, not hundreds)
+    power_read_every_s: float = 10.0
     #: True (``oob crash``): the host must look hung; False (``oob drill``): it must look
     #: healthy — in both cases ``force`` goes ahead anyway
     expect_hung: bool = True
