@@ -1,0 +1,1 @@
+"""Why the host hung: reading the kernel log a dump saved, and handing over to ``crash``."""
