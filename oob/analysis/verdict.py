@@ -368,7 +368,7 @@ def _from_report(
 
     confidence = _confidence(primary, culprit, frame, suspects)
     if culprit:
-        reasons.append(f"the evidence points at {culprit} ({frame})")
+        reasons.append(f"the trace points at {culprit} ({frame})")
     if primary.kind in (FindingKind.OOPS, FindingKind.KERNEL_BUG, FindingKind.GENERAL_PROTECTION) and (
         ending is primary or ending is None or ending.kind is not FindingKind.PANIC
     ):
