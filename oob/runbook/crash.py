@@ -629,6 +629,10 @@ def _audit_outcome(audit: AuditLog, outcome: CrashOutcome) -> None:
             "state": outcome.dump.state.value,
             "size": outcome.dump.size,
         }
+        analysis = outcome.dump.analysis
+        if analysis is not None and analysis.verdict.kind is not None:
+            fields["dump"]["cause"] = analysis.verdict.headline
+            fields["dump"]["confidence"] = analysis.verdict.confidence.value
     if outcome.recovered:
         fields["recovered"] = True
     record_quietly(audit, "crash.result", outcome.host, **fields)

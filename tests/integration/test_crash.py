@@ -53,6 +53,9 @@ def test_crash_every_flavour_collects_its_dump(
         assert Path(dump["path"]).is_dir()
         assert dump["size"] > 0
         assert any("Kernel panic - not syncing" in line for line in dump["panic"])
+        # the mock's plain NMI panic has nothing before it: a hard hang, said to be unsure
+        verdict = dump["analysis"]["verdict"]
+        assert (verdict["kind"], verdict["confidence"]) == ("hard_hang", "low")
         assert outcome["host_back"] is True
         assert bmc.nmi_count == 1
         assert bmc.open_sessions == 0
@@ -65,6 +68,7 @@ def test_crash_every_flavour_collects_its_dump(
     assert kinds.count("nmi.sending") == len(ALL_FLAVOURS) == kinds.count("nmi.sent")
     results = {r["host"]: r for r in records if r["event"] == "crash.result"}
     assert all(r["status"] == "complete" and r["dump"]["state"] == "complete" for r in results.values())
+    assert all(r["dump"]["cause"] == "hard hang (nothing logged)" for r in results.values())
     assert len(results) == len(ALL_FLAVOURS)
     assert all(r["command"].startswith("oob crash all") and "@" in r["operator"] for r in records)
 
