@@ -135,6 +135,11 @@ class LiveConsole(DumpRenderer):
         if event.kind == "dump_complete":
             for line in data.get("panic") or ():
                 self.err.print(safe(f"  {line}"))
+            verdict = (data.get("analysis") or {}).get("verdict") or {}
+            if verdict.get("kind"):
+                self.err.print(
+                    safe(f"  why it hung: {verdict.get('headline')} ({verdict.get('confidence')} confidence)")
+                )
 
     def report(self, report: Sequence[Any]) -> None:
         from oob.dump.events import human_bytes

@@ -160,7 +160,11 @@ def apply(row: HostRow, event: Event, now: float) -> None:
             row.state, row.detail = "stalled", detail
     elif kind == EventKind.DUMP_COMPLETE:
         size = _int(data.get("size"))
-        row.settle("complete", human_bytes(size) if size else "", now)
+        verdict = (data.get("analysis") or {}).get("verdict") or {}
+        headline = verdict.get("headline") if verdict.get("kind") else None
+        row.settle(
+            "complete", _join(human_bytes(size) if size else "", str(headline) if headline else ""), now
+        )
         if row.total is not None:
             row.bytes = row.total
     elif kind == EventKind.DUMP_FAILED:
