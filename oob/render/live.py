@@ -162,9 +162,8 @@ def apply(row: HostRow, event: Event, now: float) -> None:
         size = _int(data.get("size"))
         verdict = (data.get("analysis") or {}).get("verdict") or {}
         headline = verdict.get("headline") if verdict.get("kind") else None
-        row.settle(
-            "complete", _join(human_bytes(size) if size else "", str(headline) if headline else ""), now
-        )
+        shown = [part for part in (human_bytes(size) if size else "", str(headline or "")) if part]
+        row.settle("complete", "; ".join(shown), now)
         if row.total is not None:
             row.bytes = row.total
     elif kind == EventKind.DUMP_FAILED:
