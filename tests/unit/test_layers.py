@@ -14,6 +14,18 @@ FORBIDDEN = {
     "oob.drivers": ("oob.runbook", "oob.cli", "oob.render", "oob.dump", "oob.preflight", "oob.api"),
     "oob.inventory": ("oob.runbook", "oob.cli", "oob.render", "oob.drivers", "oob.dump", "oob.api"),
     "oob.dump": ("oob.runbook", "oob.cli", "oob.render", "oob.drivers", "oob.api"),
+    # pure: only the dump formats (what a vmcore's first bytes say) from the dump layer
+    "oob.analysis": (
+        "oob.runbook",
+        "oob.cli",
+        "oob.render",
+        "oob.drivers",
+        "oob.api",
+        "oob.dump.watcher",
+        "oob.dump.targets",
+        "oob.dump.reading",
+        "oob.ssh",
+    ),
     "oob.preflight": ("oob.runbook", "oob.cli", "oob.render", "oob.api"),
     "oob.runbook": ("oob.cli", "oob.render", "oob.api"),
     "oob.render": ("oob.cli", "oob.api"),
