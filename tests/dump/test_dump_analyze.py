@@ -153,3 +153,17 @@ def test_binary_file_is_said_to_be_no_log(tmp_path: Path) -> None:
     (record,) = records(result.stdout)
     assert record["analysis"]["notes"] == ["the file is not text (binary bytes): not a kernel log"]
     assert record["analysis"]["verdict"]["confidence"] == "none"
+
+
+def test_control_characters_from_the_log_never_reach_the_terminal(tmp_path: Path) -> None:
+    log = tmp_path / "vmcore-dmesg.txt"
+    log.write_text(
+        "[ 5.0] watchdog: BUG: soft lockup - CPU#0 stuck for 8s! [evil\x1b]0;x\x07:12]\n"
+        "[ 5.0] CPU: 0 PID: 12 Comm: evil\x1b[2J Kdump: loaded Not tainted 6.1.0-18-amd64 #1\n"
+        "[ 5.0] RIP: 0010:spin\x1b[31m+0x1/0x2 [mod\x07]\n"
+        "[ 6.0] Kernel panic - not syncing: \x1b]52;c;cHduZWQ=\x07 softlockup: hung tasks\n"
+    )
+    result = analyze(str(log))
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "soft lockup" in result.stdout
