@@ -9,7 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from oob.cli.common import InventoryOpt, JsonOpt, VerboseOpt, handle_errors, setup_logging
-from oob.cli.dumpopts import AcceptNewHostKeyOpt, KnownHostsOpt, SshConfigOpt, SshKeyOpt, ssh_options
+from oob.cli.dumpopts import (
+    AcceptNewHostKeyOpt,
+    KnownHostsOpt,
+    SshConfigOpt,
+    SshKeyOpt,
+    parse_duration,
+    ssh_options,
+)
 from oob.errors import UsageError
 
 EPILOG = """\b
@@ -40,6 +47,20 @@ def analyze_command(
             help="When kdump saved no kernel log, read it from a local vmcore with makedumpfile --dump-dmesg.",
         ),
     ] = True,
+    fetch: Annotated[
+        bool,
+        typer.Option(
+            "--fetch",
+            help="When kdump saved no kernel log and the vmcore is on a dump server, copy it to --fetch-dir to read it.",
+        ),
+    ] = False,
+    fetch_dir: Annotated[
+        Path,
+        typer.Option("--fetch-dir", metavar="DIR", help="Where --fetch copies vmcores (a folder per dump)."),
+    ] = Path("."),
+    fetch_timeout: Annotated[
+        str, typer.Option("--fetch-timeout", metavar="DURATION", help="Deadline of one --fetch copy.")
+    ] = "30m",
     layout: Annotated[
         str,
         typer.Option(
@@ -59,7 +80,8 @@ def analyze_command(
     dmesg), or extracts it from a local vmcore with makedumpfile; lists every report the
     kernel printed (lockups, stalls, hung tasks, Oopses, BUGs, machine checks, OOM kills,
     panics) with time, CPU, task and code; and gives the most likely cause, its culprit
-    (module or subsystem) and how sure that is. A vmcore on a remote server is never copied.
+    (module or subsystem) and how sure that is. A vmcore on a dump server is copied here
+    only with --fetch (and only when kdump saved no log beside it).
     Exit 0 when every dump was analysed, 5 when a dump or its log could not be read,
     2 for bad input.
     """
@@ -75,7 +97,13 @@ def analyze_command(
         lookup = _InventoryLookup(inventory)
         results = run_analyze(
             dumps,
-            AnalyzeRequest(extract=extract, layout=layout, ssh=ssh),
+            AnalyzeRequest(
+                extract=extract,
+                layout=layout,
+                ssh=ssh,
+                fetch_dir=fetch_dir if fetch else None,
+                fetch_timeout=parse_duration(fetch_timeout, "--fetch-timeout"),
+            ),
             hosts=lookup.host,
             sharing=lookup.sharing,
         )

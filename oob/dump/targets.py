@@ -708,6 +708,45 @@ class SshTarget(DumpTarget):
     async def read_tail(self, *parts: str, size: int) -> bytes:
         return await self._read(parts, size, tail=True)
 
+    async def copy_file(
+        self, *parts: str, write: Callable[[bytes], None], limit: int, chunk: int = 1024 * 1024
+    ) -> int:
+        """Copy a regular file to ``write`` in chunks (``oob analyze --fetch``); at most
+        ``limit`` bytes, each chunk within :data:`OP_TIMEOUT`. Returns the bytes copied.
+
+        The whole copy is one call under the caller's :func:`call_bounds` (its deadline)."""
+
+        async def operation(sftp: Any, path: str, location: str) -> int:
+            kind = kind_of((await sftp.lstat(path)).permissions)
+            if kind != "file":
+                raise _refuse_kind(location, kind)
+            async with sftp.open(path, "rb") as handle:
+                attrs = await handle.stat()
+                if kind_of(attrs.permissions) != "file":
+                    raise DumpTargetError(f"{location}: replaced while being opened; not copied")
+                size = _sane_size(attrs.size)
+                if size > limit:
+                    raise DumpTargetError(
+                        f"{location}: {size} bytes, more than the {limit} allowed here; not copied"
+                    )
+                copied = 0
+                while copied < size:
+                    try:
+                        data = await asyncio.wait_for(
+                            handle.read(min(chunk, size - copied), copied), OP_TIMEOUT
+                        )
+                    except TimeoutError:
+                        raise DumpTargetError(
+                            f"{location}: stalled: no data for {OP_TIMEOUT:.0f} s after {copied} bytes"
+                        ) from None
+                    if not data:
+                        break
+                    write(bytes(data))
+                    copied += len(data)
+                return copied
+
+        return await self._call("copy", parts, operation) or 0
+
     async def _read(self, parts: tuple[str, ...], size: int, tail: bool) -> bytes:
         async def operation(sftp: Any, path: str, location: str) -> bytes:
             kind = kind_of((await sftp.lstat(path)).permissions)

@@ -14,8 +14,10 @@ vmcore: a vmcore on a remote server is never copied.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import shutil
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from oob.analysis import Analysis, analyze_bytes
 from oob.analysis.model import Confidence
 from oob.dump.formats import VmcoreFormat, detect_format
 from oob.dump.reading import DumpFiles, newest_dump, read_dump
-from oob.dump.targets import DumpTarget, Targets, parse_target
+from oob.dump.targets import DumpTarget, SshTarget, Targets, call_bounds, parse_target
 from oob.errors import DumpTargetError, OobError, UsageError
 from oob.events import Emit, Event, EventKind, Level, discard
 from oob.model import Host
@@ -55,6 +57,11 @@ class AnalyzeRequest:
     extract: bool = True
     layout: str = "auto"
     ssh: SshOptions | None = None
+    #: copy a remote vmcore into this directory (``--fetch``) when it is needed: no kernel
+    #: log was saved beside it; None never copies one
+    fetch_dir: Path | None = None
+    #: the copy's deadline, seconds
+    fetch_timeout: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class DumpAnalysis:
     vmcore: str | None = None
     format: VmcoreFormat | None = None
     analysis: Analysis | None = None
+    #: where ``--fetch`` copied the vmcore to
+    fetched: str | None = None
     error: OobError | None = None
 
     @property
@@ -93,6 +102,8 @@ class DumpAnalysis:
             "format": self.format.to_dict() if self.format else None,
             "analysis": self.analysis.to_dict() if self.analysis else None,
         }
+        if self.fetched:
+            data["fetched"] = self.fetched
         if self.error is not None:
             data["error"] = self.error.kind
         return data
@@ -200,9 +211,12 @@ def _analyse(
     # no log saved beside the vmcore: only a local vmcore is read for it
     if files.vmcore and target.spec.scheme == "file" and request.extract:
         return _extract(subject, Path(target.spec.path_of(files.directory, files.vmcore)), common)
+    if files.vmcore and isinstance(target, SshTarget) and request.extract and request.fetch_dir is not None:
+        local = fetch_vmcore(target, files, request.fetch_dir, request.fetch_timeout)
+        return _extract(subject, local, {**common, "fetched": str(local)})
     why = "kdump saved no kernel log beside the vmcore"
     if files.vmcore and target.spec.scheme != "file":
-        why += "; the vmcore is on a remote server and is not copied: copy it here and run 'oob analyze' on the copy"
+        why += "; the vmcore is on a remote server and is not copied without --fetch"
     elif not files.vmcore:
         why = f"no kernel log and no vmcore ({files.reason})"
     error = DumpTargetError(f"{files.location}: {why}")
@@ -262,3 +276,52 @@ def _done(subject: str, analysis: Analysis, common: dict[str, Any]) -> DumpAnaly
     else:
         message = f"{verdict.headline} ({verdict.confidence.value} confidence)"
     return DumpAnalysis(subject, AnalyzeStatus.ANALYSED, message, analysis=analysis, **common)
+
+
+#: room left free beside a fetched vmcore
+FETCH_MARGIN = 64 * 1024 * 1024
+
+
+def fetch_vmcore(target: SshTarget, files: DumpFiles, into: Path, timeout: float) -> Path:
+    """Copy a dump's vmcore from its server into ``into/<dump directory>/`` (``--fetch``).
+
+    A copy already there with the same size is used as it is; one of another size is never
+    overwritten. The copy goes to ``<name>.part`` first and is renamed once whole, after a
+    check of the free space; the deadline holds for the whole copy."""
+    assert files.vmcore is not None
+    folder = into / files.directory
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    final = folder / files.vmcore
+    if os.path.lexists(final):
+        if final.is_file() and not final.is_symlink() and final.stat().st_size == files.vmcore_size:
+            return final
+        raise DumpTargetError(f"{final}: already there (another size, or not a file); not overwritten")
+    free = shutil.disk_usage(folder).free
+    if files.vmcore_size + FETCH_MARGIN > free:
+        raise DumpTargetError(
+            f"{final}: not copied: the vmcore is {files.vmcore_size} bytes and {folder} has {free} bytes free"
+        )
+    part = final.with_name(final.name + ".part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+
+    async def copy() -> int:
+        with call_bounds(op_timeout=timeout):
+            return await target.copy_file(
+                files.directory, files.vmcore or "", write=out.write, limit=files.vmcore_size
+            )
+
+    try:
+        with os.fdopen(fd, "wb") as out:
+            copied = asyncbridge.run(copy(), timeout=timeout + 5)
+            out.flush()
+            os.fsync(out.fileno())
+        if copied != files.vmcore_size:
+            raise DumpTargetError(
+                f"{files.location}/{files.vmcore}: {copied} of {files.vmcore_size} bytes copied (it changed?)"
+            )
+        os.rename(part, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
+    return final

@@ -167,3 +167,31 @@ def test_control_characters_from_the_log_never_reach_the_terminal(tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert "soft lockup" in result.stdout
+
+
+def test_fetch_copies_a_remote_vmcore_once_and_never_overwrites(tmp_path: Path, sshd: SshServer) -> None:
+    directory = tmp_path / "crash" / "192.0.2.11-2026-11-30-03:12:09"
+    directory.mkdir(parents=True)
+    vmcore = (LOGS / "oops" / "vmcore.head").read_bytes()
+    (directory / "vmcore").write_bytes(vmcore)
+    ssh = ["--known-hosts", str(sshd.known_hosts), "--ssh-key", str(sshd.client_key), "--json"]
+    without = analyze(sshd.url(directory), *ssh)
+    assert without.returncode == 5
+    assert "not copied without --fetch" in records(without.stdout)[0]["message"]
+    here = tmp_path / "here"
+    fetched = here / directory.name / "vmcore"
+    first = analyze(sshd.url(directory), "--fetch", "--fetch-dir", str(here), *ssh)
+    assert fetched.read_bytes() == vmcore
+    (record,) = records(first.stdout)
+    assert record["fetched"] == str(fetched)
+    # the copy is a cut-short dump: makedumpfile (or its absence) says so in one line
+    assert record["status"] == "no_log" and first.returncode == 5
+    assert "\n" not in record["message"]
+    assert not list(here.rglob("*.part"))
+    # a second run uses the copy; a file of another size there is never overwritten
+    again = analyze(sshd.url(directory), "--fetch", "--fetch-dir", str(here), *ssh)
+    assert records(again.stdout)[0]["fetched"] == str(fetched)
+    fetched.write_bytes(b"mine")
+    refused = analyze(sshd.url(directory), "--fetch", "--fetch-dir", str(here), *ssh)
+    assert "not overwritten" in records(refused.stdout)[0]["message"]
+    assert fetched.read_bytes() == b"mine"
