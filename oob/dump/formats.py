@@ -178,15 +178,10 @@ def needs_tail(fmt: VmcoreFormat) -> bool:
 
 def _flattened(head: bytes, tail: bytes | None) -> VmcoreFormat:
     end_marker = None if tail is None else tail[-16:] == FLAT_END_MARKER
-    inner: VmcoreFormat | None = None
-    # the first record (offset, size) follows the 0x1000-byte header; its data is the
-    # start of the dump makedumpfile would have written to a seekable file
-    if len(head) >= FLAT_HEADER_SIZE + 16:
-        offset, size = struct.unpack(">qq", head[FLAT_HEADER_SIZE : FLAT_HEADER_SIZE + 16])
-        if offset == 0 and size > 0:
-            data = head[FLAT_HEADER_SIZE + 16 : FLAT_HEADER_SIZE + 16 + size]
-            if data:
-                inner = detect_format(data)
+    # the records rebuild the start of the dump makedumpfile would have written to a
+    # seekable file; the first bytes of that image say what it is
+    image = flattened_reader(_bytes_reader(head), limit=len(head))(0, len(head))
+    inner = detect_format(image) if image.strip(b"\0") else None
     if inner is None or inner.kind in ("unknown", "empty"):
         return VmcoreFormat("flattened", end_marker=end_marker)
     return VmcoreFormat(
