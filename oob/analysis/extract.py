@@ -180,13 +180,29 @@ def regular_vmcore(vmcore: Path) -> os.stat_result:
     return info
 
 
+def open_regular(path: Path) -> int:
+    """A read-only descriptor of ``path`` when it is a regular file, else DumpUnreadable.
+
+    O_NONBLOCK: a FIFO planted where a dump should be must not hang the open."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DumpUnreadable(f"cannot read {printable(path)}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DumpUnreadable(f"{printable(path)} is not a regular file")
+    return fd
+
+
 def read_head(vmcore: Path) -> bytes:
     """The first :data:`HEAD_SIZE` bytes of a local dump (DumpUnreadable when unreadable)."""
+    fd = open_regular(vmcore)
     try:
-        with open(vmcore, "rb") as handle:
-            return handle.read(HEAD_SIZE)
+        return os.pread(fd, HEAD_SIZE, 0)
     except OSError as exc:
         raise DumpUnreadable(f"cannot read {printable(vmcore)}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def refusal(fmt: VmcoreFormat, vmcore: Path, tool: str) -> str | None:

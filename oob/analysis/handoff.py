@@ -26,11 +26,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import stat
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from oob.analysis.extract import open_regular
 from oob.dump.formats import (
     HEAD_SIZE,
     TAIL_SIZE,
@@ -249,13 +249,13 @@ def kernel_release(path_or_head: str | os.PathLike[str] | bytes) -> KernelReleas
     if isinstance(path_or_head, bytes):
         return find_release(bytes_reader(path_or_head))
     path = Path(path_or_head)
+    fd = open_regular(path)
     try:
-        with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise DumpUnreadable(f"{printable(path)} is not a regular file")
-            return find_release(_file_reader(handle.fileno()))
+        return find_release(_file_reader(fd))
     except OSError as exc:
         raise DumpUnreadable(f"cannot read {printable(path)}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def _file_reader(fd: int) -> Reader:
@@ -330,17 +330,18 @@ def build_handoff(
 
 
 def _format_of(path: Path) -> VmcoreFormat:
+    fd = open_regular(path)
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(HEAD_SIZE)
-            fmt = detect_format(head)
-            if needs_tail(fmt):
-                size = os.fstat(handle.fileno()).st_size
-                tail = os.pread(handle.fileno(), TAIL_SIZE, max(0, size - TAIL_SIZE))
-                fmt = detect_format(head, tail)
-            return fmt
+        head = os.pread(fd, HEAD_SIZE, 0)
+        fmt = detect_format(head)
+        if needs_tail(fmt):
+            size = os.fstat(fd).st_size
+            fmt = detect_format(head, os.pread(fd, TAIL_SIZE, max(0, size - TAIL_SIZE)))
+        return fmt
     except OSError as exc:
         raise DumpUnreadable(f"cannot read {printable(path)}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 _UNWRAP = {"gzip": ("gzip", ".gz"), "bzip2": ("bzip2", ".bz2"), "xz": ("xz", ".xz"), "lz4": ("lz4", ".lz4")}
