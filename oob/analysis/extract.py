@@ -117,26 +117,24 @@ def run_tool(
     timed_out = over_limit = False
     try:
         while True:
-            try:
-                returncode: int | None = process.wait(timeout=_POLL)
+            # WNOWAIT: the exited leader stays a zombie, so its pid (the group's id) cannot be
+            # reused before the group is killed below
+            if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
                 break
-            except subprocess.TimeoutExpired:
-                pass
             if time.monotonic() >= deadline:
                 timed_out = True
             elif _largest(output_fd, watch) > max_output:
                 over_limit = True
             if timed_out or over_limit:
-                _kill_group(process.pid)
-                process.wait()
-                returncode = None
                 break
+            time.sleep(_POLL)
     finally:
-        # whatever it left behind (crash's pipes to tail/grep) goes with it
+        # the group goes, leader and whatever it left behind (crash's pipes to tail/grep),
+        # before the leader is reaped
         _kill_group(process.pid)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        returncode: int | None = process.wait()
+    if timed_out or over_limit:
+        returncode = None
     return ToolOutcome(returncode, timed_out=timed_out, over_limit=over_limit)
 
 
