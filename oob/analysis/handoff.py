@@ -376,8 +376,9 @@ def _prepare(path: Path | None, fmt: VmcoreFormat | None, notes: list[str]) -> t
         )
     elif fmt.kind == "qemu-savevm":
         notes.append(
-            "a virsh dump without --memory-only (a QEMU migration stream): crash reads it as a kvmdump, but "
-            "libvirt advises virsh dump --memory-only (an ELF dump) for crash"
+            "a virsh dump without --memory-only (a QEMU migration stream): crash's kvmdump code still "
+            "recognises it, but libvirt and Red Hat document that crash no longer reads this format; if crash "
+            "refuses it, dump the guest again with virsh dump --memory-only (ELF, or --format kdump-zlib)"
         )
     elif fmt.producer == "xen":
         notes.append("a Xen dump-core file (xl dump-core): crash reads it directly with the guest's vmlinux")
