@@ -225,3 +225,12 @@ def test_unreadable_dumps_are_one_clear_line(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     handoff = build_handoff(empty)
     assert handoff.release is None and any("not a dump format" in n for n in handoff.notes)
+
+
+def test_virsh_dump_default_format(tmp_path: Path) -> None:
+    path = tmp_path / "guest.save"
+    path.write_bytes(b"QEVM\0\0\0\x03" + b"\0" * 4096)
+    handoff = build_handoff(path, release="6.1.0-50-amd64")
+    assert (handoff.format, handoff.producer) == ("qemu-savevm", "qemu")
+    assert handoff.crash_command == f"crash {DEBIAN_VMLINUX} {path}"
+    assert any("virsh dump --memory-only" in n for n in handoff.notes)
