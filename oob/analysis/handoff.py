@@ -153,12 +153,12 @@ def debuginfo_for(release: str, family: Family) -> Debuginfo | None:
         vmlinux = f"/usr/lib/debug/lib/modules/{release}/vmlinux"
         repo = {
             Family.RHEL: "enable the debug repository (subscription-manager repos --enable=rhel-<N>-for-<arch>-baseos-debug-rpms)",
-            Family.FEDORA: "from the fedora-debuginfo / updates-debuginfo repositories",
+            Family.FEDORA: "from the debuginfo repositories (fedora-debuginfo, updates-debuginfo)",
             Family.ORACLE_UEK: "from the Oracle Linux debuginfo repository (oss.oracle.com/ol<N>/debuginfo)",
         }[family]
         install = ["dnf", "install", package]
         if family is Family.FEDORA:
-            install = ["dnf", "--enablerepo=fedora-debuginfo,updates-debuginfo", "install", package]
+            install = ["dnf", "--enablerepo=*-debuginfo", "install", package]
         return Debuginfo((package,), shlex.join(install), vmlinux, (vmlinux,), (repo,))
     if family is Family.SUSE:
         suse = _SUSE.fullmatch(release)

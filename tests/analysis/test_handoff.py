@@ -74,6 +74,9 @@ def test_debuginfo_of_each_family() -> None:
     assert rhel.packages == ("kernel-debuginfo-5.14.0-427.13.1.el9_4.x86_64",)
     assert rhel.namelist == "/usr/lib/debug/lib/modules/5.14.0-427.13.1.el9_4.x86_64/vmlinux"
     assert rhel.install == "dnf install kernel-debuginfo-5.14.0-427.13.1.el9_4.x86_64"
+    fedora = debuginfo_for("6.11.4-301.fc41.x86_64", Family.FEDORA)
+    assert fedora is not None
+    assert fedora.install == "dnf '--enablerepo=*-debuginfo' install kernel-debuginfo-6.11.4-301.fc41.x86_64"
     uek = debuginfo_for("5.15.0-208.159.3.el9uek.x86_64", Family.ORACLE_UEK)
     assert uek is not None and uek.packages == ("kernel-uek-debuginfo-5.15.0-208.159.3.el9uek.x86_64",)
     ubuntu = debuginfo_for("6.8.0-45-generic", Family.UBUNTU)
