@@ -19,6 +19,8 @@
     ├── DumpTimeout                  5  NMI sent, no complete dump by the deadline
     ├── DumpTargetError              5  the dump target cannot be read (connect, login, path)
     │   └── HostKeyError             5  the dump server's SSH host key is unknown or changed
+    ├── DumpUnreadable               5  makedumpfile or crash could not read a local vmcore
+    │                                   (cut short, corrupt, not installed)
     ├── AuditLogError                2  the audit log cannot be read or written whole
     └── SafetyRefusal                7  host off or looks healthy, not confirmed, locked
 
@@ -185,6 +187,15 @@ class HostKeyError(DumpTargetError):
     so) or differs from the one recorded there (never accepted)."""
 
     kind = "host_key"
+
+
+class DumpUnreadable(OobError):
+    """A local vmcore could not be read by makedumpfile (its kernel log) or crash: the file
+    is cut short or corrupt, in a form the tool does not take, or the tool is missing.  The
+    dump exists; what it would have told is not available."""
+
+    exit_code = 5
+    kind = "dump_unreadable"
 
 
 class AuditLogError(OobError):
