@@ -452,7 +452,7 @@ def _boot(log: _Log, hostname: str, kind: HangKind, out_of_tree: str | None) -> 
         )
         log.taint |= {"O", "E"}
         banner_line = {
-            "exhba": "exhba 0000:5e:00.0: firmware 7.21.0.4 ready, 2 ports",
+            "exhba": "exhba 0000:5e:00.0: firmware 7.21.0 build 4 ready, 2 ports",
             "pktflt": "pktflt: 4 tables, gc every 500 ms",
         }
         log.say(banner_line[out_of_tree])
