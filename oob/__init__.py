@@ -1,7 +1,8 @@
 """oob: crash a hung Linux server on purpose, through its BMC, and collect the kdump.
 
 The library core (inventory, drivers, runbooks) is importable by runbook automation;
-``oob.crash(...)``, ``oob.nmi(...)`` and ``oob.select_hosts(...)`` (see :mod:`oob.api`)
+``oob.crash(...)``, ``oob.nmi(...)``, ``oob.analyze(...)`` and ``oob.select_hosts(...)``
+(see :mod:`oob.api`)
 run the same runbooks as the CLI, which is a thin layer over them.
 """
 
@@ -9,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("crash", "nmi", "select_hosts")
+_API = ("analyze", "analyze_dumps", "crash", "nmi", "select_hosts")
 
 
 def __getattr__(name: str) -> Any:

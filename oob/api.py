@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from oob.events import Emit, discard
 
 if TYPE_CHECKING:
+    from oob.analysis import Analysis
     from oob.model import Host
+    from oob.runbook.analyze import DumpAnalysis
     from oob.runbook.common import Outcome
     from oob.runbook.crash import CrashReport
 
@@ -73,3 +75,44 @@ def nmi(
     request = NmiRequest(**{"assume_yes": True, **options})
     hosts = select_hosts(targets, inventory)
     return run_nmi(hosts, request, confirm=lambda plans: True, emit=on_event, audit=_audit(audit_log))
+
+
+def analyze(subject: str | Path | bytes, *, inventory: Sequence[str | Path] = (), **options: Any) -> Analysis:
+    """Why a host hung: the analysis of a kernel log.
+
+    ``subject`` is the log's text (a ``str`` with a newline, or ``bytes``), or a dump directory
+    (path, ``file://`` or ``ssh://`` URL), a log or vmcore file, or an inventory host (its
+    newest dump). ``options`` are :class:`oob.runbook.analyze.AnalyzeRequest` fields.
+    Raises :class:`oob.errors.OobError` when no kernel log could be read.
+    """
+    from oob.analysis import analyze_bytes, analyze_text
+
+    if isinstance(subject, bytes):
+        return analyze_bytes(subject)
+    if isinstance(subject, str) and "\n" in subject:
+        return analyze_text(subject)
+    (result,) = analyze_dumps([str(subject)], inventory=inventory, **options)
+    if result.analysis is None:
+        assert result.error is not None
+        raise result.error
+    return result.analysis
+
+
+def analyze_dumps(
+    subjects: Sequence[str], *, inventory: Sequence[str | Path] = (), on_event: Emit = discard, **options: Any
+) -> list[DumpAnalysis]:
+    """``oob analyze``: one :class:`~oob.runbook.analyze.DumpAnalysis` per subject (where the
+    dump is, its format, the analysis, or why none)."""
+    from oob.inventory import inventory_paths, load_inventory
+    from oob.runbook.analyze import AnalyzeRequest, run_analyze
+
+    hosts: dict[str, Host] = {}
+    if inventory or os.environ.get("OOB_INVENTORY", "").strip():
+        hosts = load_inventory(inventory_paths([Path(p) for p in inventory], os.environ)).hosts
+    return run_analyze(
+        subjects,
+        AnalyzeRequest(**options),
+        hosts=hosts.get,
+        sharing=lambda host: [h for h in hosts.values() if h.dump.target == host.dump.target],
+        emit=on_event,
+    )

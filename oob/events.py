@@ -85,7 +85,7 @@ class EventKind(StrEnum):
     DUMP_STALLED = "dump_stalled"
     """The dump stopped growing for `--stall-after`: the watch stops waiting for it (`state` `stalled`), or waits `--stall-grace` longer first."""
     DUMP_COMPLETE = "dump_complete"
-    """The dump is complete by its distribution's rule (path, size, format, panic lines)."""
+    """The dump is complete by its distribution's rule (path, size, format, panic lines, and the `analysis` of its kernel log: why the host hung)."""
     DUMP_FAILED = "dump_failed"
     """kdump says the dump failed."""
     TIMEOUT = "timeout"
@@ -100,6 +100,12 @@ class EventKind(StrEnum):
     """A new dump directory that cannot be told to belong to one host."""
     DUMP_TARGET_PROBLEM = "dump_target_problem"
     """The dump target cannot be read right now (the watch goes on until its deadline)."""
+
+    # analyze
+    DUMP_ANALYSED = "dump_analysed"
+    """`oob analyze` read a dump's kernel log: the `analysis` object (verdict, findings, kernel)."""
+    ANALYSIS_FAILED = "analysis_failed"
+    """`oob analyze` could not read a kernel log for a dump (`message`, `error`)."""
 
 
 @dataclass(frozen=True)

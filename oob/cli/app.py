@@ -15,7 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from oob import __version__
-from oob.cli import crash, drill, nmi, power, preflight, watch
+from oob.cli import analyze, crash, drill, nmi, power, preflight, watch
+from oob.cli.analyze import analyze_command
 from oob.cli.bmc import bmc_app
 from oob.cli.crash import crash_command
 from oob.cli.demo import demo_command
@@ -69,6 +70,7 @@ app.command("crash", epilog=crash.EPILOG)(crash_command)
 app.command("nmi", epilog=nmi.EPILOG)(nmi_command)
 app.command("power", epilog=power.EPILOG)(power_command)
 app.command("watch", epilog=watch.EPILOG)(watch_command)
+app.command("analyze", epilog=analyze.EPILOG)(analyze_command)
 app.command("demo")(demo_command)
 app.command("preflight", epilog=preflight.EPILOG)(preflight_command)
 app.command("drill", epilog=drill.EPILOG)(drill_command)

@@ -60,6 +60,7 @@ from enum import StrEnum
 from typing import Any, Self
 
 from oob import asyncbridge
+from oob.analysis import Analysis, analyze_bytes
 from oob.dump import events as ev
 from oob.dump.formats import HEAD_SIZE, TAIL_SIZE, VmcoreFormat, detect_format, needs_tail
 from oob.dump.layouts import (
@@ -74,8 +75,8 @@ from oob.dump.layouts import (
     texts_needed,
 )
 from oob.dump.matching import HostMatcher
-from oob.dump.panic import DMESG_TAIL, MAX_LINE, NO_PANIC, PanicInfo, decode_log, panic_lines
-from oob.dump.targets import DumpTarget, Listing, Targets, call_bounds, parse_target
+from oob.dump.panic import MAX_LINE, NO_PANIC, PanicInfo, decode_log, panic_lines
+from oob.dump.targets import MAX_READ, DumpTarget, Listing, Targets, call_bounds, parse_target
 from oob.errors import DumpTargetError, DumpTimeout, UsageError
 from oob.events import Emit, discard
 from oob.model import Host
@@ -201,6 +202,8 @@ class DumpResult:
     size: int = 0
     format: VmcoreFormat | None = None
     panic: PanicInfo = NO_PANIC
+    #: what the kernel log says about why the host hung (None: no log read)
+    analysis: Analysis | None = None
     #: seconds from the start of the watch (the NMI, for ``oob crash``) to this result
     seconds: float | None = None
     #: what the host's state was when the deadline passed (timeout only)
@@ -234,6 +237,7 @@ class DumpResult:
             "format": self.format.to_dict() if self.format else None,
             "panic": list(self.panic.lines),
             "panic_cause": self.panic.cause,
+            "analysis": self.analysis.to_dict() if self.analysis else None,
             "seconds": None if self.seconds is None else round(self.seconds, 3),
             "message": self.message,
         }
@@ -264,6 +268,7 @@ class _Track:
     fmt: VmcoreFormat | None = None
     fmt_file: str | None = None
     panic: PanicInfo | None = None
+    analysis: Analysis | None = None
     readme: tuple[tuple[int, float], str] | None = None
     last_progress: float = float("-inf")
     idle_checked: bool = False
@@ -853,9 +858,17 @@ class DumpWatcher:
         track.bytes = sum(entry.size for entry in found if entry is not None and entry.is_regular)
 
     async def _read_panic(self, track: _Track, name: str) -> None:
+        """The kernel log: its panic lines and the analysis of why the host hung."""
         assert track.dirname is not None
-        data = await track.root.target.read_tail(track.dirname.name, name, size=DMESG_TAIL)
+        data = await track.root.target.read_tail(track.dirname.name, name, size=MAX_READ)
         track.panic = panic_lines(decode_log(data))
+        # a big log takes a few hundred milliseconds: not on the loop that watches the others
+        track.analysis = await asyncio.to_thread(
+            analyze_bytes,
+            data,
+            source=track.root.target.spec.location(track.dirname.name, name),
+            cut=len(data) >= MAX_READ,
+        )
 
     async def _read_log_lines(self, track: _Track, name: str, out: list[str]) -> None:
         assert track.dirname is not None
@@ -899,6 +912,7 @@ class DumpWatcher:
             size=track.bytes,
             format=track.fmt,
             panic=track.panic or NO_PANIC,
+            analysis=track.analysis,
             seconds=None if now is None else now - self._started,
             **extra,
         )

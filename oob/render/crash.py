@@ -93,7 +93,7 @@ class CrashConsole(Renderer[Any]):
             Column("SIZE", drop=2, justify="right"),
             Column("FORMAT", drop=5),
             Column("NMI→DUMP", drop=1, justify="right"),
-            Column("PANIC / WHY", drop=9),
+            Column("CAUSE / WHY", drop=9),
         )
         rows = []
         blocks = []
@@ -126,9 +126,11 @@ _STATUS_STYLE = {"complete": "green", "dry-run": "cyan", "refused": "yellow", "p
 
 def outcome_why(outcome: Any) -> str:
     """The panic line of a complete dump, or why there is none."""
+    from oob.render.analysis import cause
+
     dump = outcome.dump
     if dump is not None and dump.ok:
-        return str(dump.panic.panic_line or "")
+        return cause(dump.analysis) or str(dump.panic.panic_line or "")
     if outcome.error is not None:
         return str(outcome.error.message)
     return str(dump.message) if dump is not None else ""
@@ -137,6 +139,7 @@ def outcome_why(outcome: Any) -> str:
 def crash_pairs(outcome: Any) -> list[tuple[str, object]]:
     """A crash outcome's ``key: value`` lines (None: left out)."""
     from oob.dump.events import human_bytes
+    from oob.render.analysis import analysis_pairs
 
     dump = outcome.dump
     ok = dump is not None and dump.ok
@@ -151,8 +154,12 @@ def crash_pairs(outcome: Any) -> list[tuple[str, object]]:
         ("nmi at", outcome.nmi_at),
         ("dump", dump_location(dump) if dump is not None else None),
         ("size", size),
-        ("panic" if ok else "why", outcome_why(outcome)),
     ]
+    if ok:
+        pairs += analysis_pairs(dump.analysis)
+        pairs.append(("panic", dump.panic.panic_line))
+    else:
+        pairs.append(("why", outcome_why(outcome)))
     if outcome.host_back is not None:
         back = "yes" if outcome.host_back else "no"
         if outcome.back_after_s is not None:

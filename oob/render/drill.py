@@ -55,7 +55,7 @@ class DrillConsole(CrashConsole):
             Column("SIZE", drop=2, justify="right"),
             Column("→COMPLETE", drop=1, justify="right"),
             Column("→BACK", drop=1, justify="right"),
-            Column("PANIC / WHY", drop=9),
+            Column("CAUSE / WHY", drop=9),
         )
         rows = []
         blocks = []

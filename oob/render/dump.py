@@ -138,6 +138,7 @@ class LiveConsole(DumpRenderer):
 
     def report(self, report: Sequence[Any]) -> None:
         from oob.dump.events import human_bytes
+        from oob.render.analysis import analysis_pairs, cause
         from oob.render.crash import dump_location
         from oob.render.report import Column, fitted_table, print_blocks
         from oob.render.text import cell, safe
@@ -158,6 +159,7 @@ class LiveConsole(DumpRenderer):
             style = styles.get(state, "yellow")
             where = dump_location(result)
             panic = result.panic.panic_line if result.ok else None
+            why_hung = cause(result.analysis) if result.ok else None
             rows.append(
                 (
                     cell(result.host),
@@ -166,7 +168,10 @@ class LiveConsole(DumpRenderer):
                     cell(result.format.kind if result.format else None),
                     cell(f"{result.seconds / 60:.1f}" if result.seconds is not None and result.ok else None),
                     cell(
-                        "; ".join(p for p in (where, panic) if p) if result.ok else result.message, empty=""
+                        "; ".join(p for p in (why_hung or panic, where) if p)
+                        if result.ok
+                        else result.message,
+                        empty="",
                     ),
                 )
             )
@@ -174,6 +179,7 @@ class LiveConsole(DumpRenderer):
                 ("dump", where),
                 ("size", human_bytes(result.size) if result.size else None),
                 ("format", result.format.label if result.format else None),
+                *(analysis_pairs(result.analysis) if result.ok else ()),
                 ("panic", panic),
                 ("why", None if result.ok else result.message),
                 *(("kdump", line) for line in result.details),
