@@ -22,6 +22,7 @@ from mocks.host import HostConfig
 from mocks.kdump import DumpSpec, dmesg_text
 from mocks.kernellog import HANG_KINDS, HangKind, KernelLog, build_kernel_log, hang_kind, hang_kinds
 from mocks.probe import Probe
+from oob.analysis import analyze_text
 from oob.dump.panic import panic_lines
 from tests.mocks.test_mock_cli import serving
 
@@ -130,6 +131,23 @@ def test_no_address_of_a_real_network(log: KernelLog) -> None:
         assert address.is_loopback or address in ipaddress.ip_network("192.0.2.0/24"), candidate
     for name in re.findall(r"\b(?:[a-z0-9-]+\.)+(?:net|com|org|local|lan|corp)\b", log.text):
         assert name.endswith(("example.net", "example.com", "lists.debian.org")), name
+
+
+@pytest.mark.parametrize("log", logs(), ids=lambda log: f"{log.kind.value}-{log.release}")
+def test_oob_reads_the_cause_the_builder_put_in(log: KernelLog) -> None:
+    """oob's classifier (oob.analysis) finds each log's kind, CPU, task and culprit."""
+    analysis = analyze_text(log.text)
+    verdict, expected = analysis.verdict, log.expected
+    assert verdict.kind is not None and verdict.kind.value == expected.kind
+    assert (verdict.culprit, verdict.cpu, str(verdict.task)) == (
+        expected.culprit,
+        expected.cpu,
+        expected.task,
+    )
+    assert analysis.facts.release == log.release
+    assert analysis.facts.panic_reason == "NMI: Not continuing"
+    out_of_tree = {"hard": "exhba", "rcustall": "pktflt"}.get(log.kind.value)
+    assert analysis.facts.suspect_modules == ((f"{out_of_tree}(OE)",) if out_of_tree else ())
 
 
 def test_hard_hang_logs_nothing_before_the_nmi() -> None:
@@ -340,6 +358,8 @@ def test_a_hung_host_saves_its_hang_and_a_healthy_one_the_plain_panic(
     assert "6.1.0-21-amd64 #1  Debian 6.1.90-1" in text
     panic_at = float(STAMP.match(next(line for line in text.splitlines() if "Uhhuh." in line))[1])  # type: ignore[index]
     assert uptime <= panic_at < uptime + 60, "the log's clock is the host's uptime"
+    verdict = analyze_text(text).verdict
+    assert verdict.kind is not None and (verdict.kind.value, verdict.culprit) == ("rcu_stall", "pktflt")
     plain = (healthy.dump_directory / "vmcore-dmesg.txt").read_text()
     assert "Oops" not in plain and "Do you have a strange power saving mode enabled?" in plain
 
