@@ -392,3 +392,10 @@ def test_mock_serve_hang_kind(tmp_path: Path) -> None:
         assert [b["hang_kind"] for b in ready["bmcs"]] == ["oops", "hard", "oops"]
         proc.terminate()
         assert proc.wait(20) == 0
+
+
+def test_the_hang_fleet_fixture_hangs_each_host_a_different_way(mock_hang_fleet: Fleet) -> None:
+    hosts = mock_hang_fleet.hosts
+    assert [host.config.hang_kind for host in hosts] == list(HANG_KINDS)
+    assert {host.state.value for host in hosts} == {"hung"}
+    assert all(host.config.dump_target is not None for host in hosts)
