@@ -8,6 +8,8 @@ With ``--dump-root`` the simulated hosts write crash dumps there after an NMI; `
 starts them hung (their probes silent) so that ``oob crash`` runs against them as it
 would against real hung machines, and ``--scale`` makes the crash cycle fast.
 ``--host-ssh`` makes the hosts answer SSH with a fake, ready kdump state (``oob preflight``).
+``--hang-kind`` (``hard``, ``softlockup``, ``hungtask``, ``rcustall``, ``oops``) gives the
+hung hosts' kernel logs that hang's reports before the NMI panic (:mod:`mocks.kernellog`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import NoReturn, TypedDict
 
 from mocks.faults import FaultError
 from mocks.flavours import FLAVOURS, MAIN_FLAVOURS
+from mocks.kernellog import HANG_KINDS, hang_kinds
 from mocks.layouts import DEFAULT_LAYOUTS, HOST_LAYOUTS, host_layout
 from mocks.loopback import BindError, loopback_address, loopback_endpoint
 
@@ -166,6 +169,13 @@ def _host_options(serve: argparse.ArgumentParser) -> None:
     )
     hosts.add_argument("--hung", action="store_true", help="start every host hung (its probe silent)")
     hosts.add_argument(
+        "--hang-kind",
+        metavar="KIND[,KIND...]",
+        help="how the hosts hang, cycled over them like --layouts: the kernel log a hung host's kdump "
+        f"saves shows that hang before the NMI panic ({'|'.join(HANG_KINDS)}; none: the NMI panic "
+        "alone, the default)",
+    )
+    hosts.add_argument(
         "--not-armed", action="store_true", help="no crash kernel loaded: an NMI reboots the host, no dump"
     )
     hosts.add_argument(
@@ -287,6 +297,7 @@ class HostSettings(TypedDict):
     dump_root: Path | None
     layouts: list[str]
     hung: bool
+    hang_kind: list[str] | None
     armed: bool
     scale: float
     dump_size: int
@@ -306,6 +317,13 @@ def _host_settings(args: argparse.Namespace) -> HostSettings:
         raise UsageError(str(error)) from None
     if not layouts:
         raise UsageError("--layouts names no layout")
+    kinds = None
+    if args.hang_kind is not None:
+        kinds = [name.strip() for name in args.hang_kind.split(",") if name.strip()]
+        try:
+            hang_kinds(kinds)
+        except ValueError as error:
+            raise UsageError(f"--hang-kind: {error}") from None
     if not args.scale > 0:
         raise UsageError("--scale must be more than 0")
     if args.boot_delay < 0 or args.reboot_time < 0:
@@ -314,6 +332,7 @@ def _host_settings(args: argparse.Namespace) -> HostSettings:
         "dump_root": args.dump_root,
         "layouts": layouts,
         "hung": args.hung,
+        "hang_kind": kinds,
         "armed": not args.not_armed,
         "scale": args.scale,
         "dump_size": parse_size(args.dump_size, "--dump-size"),

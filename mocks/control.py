@@ -8,6 +8,8 @@ Routes::
     DELETE /bmcs/NAME/faults     clear every fault
     POST   /bmcs/NAME/power      {"state": "On" | "Off"}
     POST   /bmcs/NAME/host       {"state": "hung" | "running"}: the host hangs, or recovers
+                                 (and/or {"hang_kind": "softlockup" | ... | null}: how it hangs,
+                                 i.e. the kernel log its next dump saves)
 
 A BMC's object counts both protocols (``nmi_count``, ``requests``) and each one apart
 (``nmi_count_redfish``, ``nmi_count_ipmi``, ``requests_redfish``, ``requests_ipmi``); it
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from mocks.faults import FaultError
 from mocks.host import HostStateError
+from mocks.kernellog import hang_kind
 from mocks.loopback import url_host
 
 if TYPE_CHECKING:
@@ -130,10 +133,21 @@ class _ControlHandler(BaseHTTPRequestHandler):
             return 200, bmc.to_dict()
         if len(parts) == 3 and parts[0] == "bmcs" and parts[2] == "host":
             bmc = self._bmc(parts[1])
-            state = body.get("state") if isinstance(body, dict) else None
-            if state not in ("hung", "running"):
-                raise _HttpError(400, 'host takes {"state": "hung"} or {"state": "running"}')
-            bmc.host.set_state(state)
+            settings = body if isinstance(body, dict) else {}
+            state = settings.get("state")
+            kind = settings.get("hang_kind")
+            try:
+                checked = hang_kind(kind).value if isinstance(kind, str) else None
+            except ValueError as error:
+                raise _HttpError(400, str(error)) from None
+            if kind is not None and checked is None:
+                raise _HttpError(400, "hang_kind is a name or null")
+            if not (state is None and "hang_kind" in settings):
+                if state not in ("hung", "running"):
+                    raise _HttpError(400, 'host takes {"state": "hung"} or {"state": "running"}')
+                bmc.host.set_state(state)
+            if "hang_kind" in settings:  # applies from the host's next crash
+                bmc.host.configure(hang_kind=checked)
             return 200, bmc.to_dict()
         raise _HttpError(404, f"no route POST {self.path}")
 

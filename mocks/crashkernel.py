@@ -73,12 +73,15 @@ class CrashKernel:
         if not config.armed or config.dump_target is None or faults.kdump_not_armed:
             host.call_later(host.scaled(config.panic_timeout), lambda: host.fire_if(epoch, Event.REBOOT))
             return
-        writer = self._new_writer("sysrq" if record.event == Event.SYSRQ_CRASH.value else "unknown_nmi")
+        writer = self._new_writer(
+            "sysrq" if record.event == Event.SYSRQ_CRASH.value else "unknown_nmi",
+            hung=record.before == HostState.HUNG.value,
+        )
         with self._lock:
             self._writer = writer
         self._advance(writer, epoch)
 
-    def _new_writer(self, panic: str = "unknown_nmi") -> KdumpWriter:
+    def _new_writer(self, panic: str = "unknown_nmi", hung: bool = False) -> KdumpWriter:
         host, config, faults = self.host, self.host.config, self.host.faults
         assert config.dump_target is not None
         layout = host_layout(config.layout)
@@ -96,6 +99,9 @@ class CrashKernel:
             kernel=KERNELS[layout.family],
             seed=host.nmi_count,
             panic=panic,
+            # the log shows the hang only if the host was hung when the NMI came
+            hang_kind=config.hang_kind if hung else None,
+            uptime=host.uptime if hung and config.hang_kind else None,
         )
         crash_time = datetime.now().replace(microsecond=0)
         for minutes in range(24 * 60):

@@ -32,7 +32,9 @@ runs (:mod:`mocks.liveness`).  With ``dump_root`` each host's kdump writes there
 ``dump_root/nfs`` or ``dump_root/ssh`` for a network layout, whose directory names carry
 the host's address or name.  ``layouts`` are cycled over the hosts.  One timer thread
 (:mod:`mocks.scheduler`) runs every host's crash, dump and reboot; ``scale`` multiplies
-their durations (:class:`mocks.host.HostConfig`).
+their durations (:class:`mocks.host.HostConfig`).  ``hang_kind`` (cycled too) decides
+the kernel log a hung host's kdump saves (:mod:`mocks.kernellog`: a soft lockup, a hung
+task, ...), so that ``oob analyze`` has something real-looking to read.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from mocks.flavours import MAIN_FLAVOURS, get_flavour
 from mocks.host import Clock, HostConfig, HostState, RealClock, SimulatedHost
 from mocks.https import ConnectionHub
 from mocks.inventory_writer import InventoryHost, TlsMode, render_inventory, write_atomically
+from mocks.kernellog import hang_kinds
 from mocks.layouts import DEFAULT_LAYOUTS, HostLayout, host_layout
 from mocks.liveness import LivenessServer
 from mocks.loopback import loopback_address, loopback_endpoint
@@ -137,6 +140,7 @@ class Fleet:
         panic_timeout: float = _HOST_DEFAULTS.panic_timeout,
         first_host_address: str = FIRST_HOST_ADDRESS,
         host_ssh: bool = False,
+        hang_kind: Sequence[str] | str | None = None,
     ) -> Fleet:
         """Start ``count`` BMCs of every flavour in ``vendors``, all listening when this returns.
 
@@ -155,11 +159,16 @@ class Fleet:
         ``dump_rate`` (bytes/s), ``boot_delay`` (NMI to dump directory), ``reboot_time``
         and ``panic_timeout`` (seconds) are multiplied by ``scale`` like every duration of
         the lifecycle; the hosts' addresses start at ``first_host_address``.
+        ``hang_kind`` (:data:`mocks.kernellog.HANG_KINDS`: ``hard``, ``softlockup``,
+        ``hungtask``, ``rcustall``, ``oops``; a list or one comma-separated string, cycled
+        over the hosts like ``layouts``; ``none`` in it for today's log) is how each host
+        hangs: the kernel log its kdump saves after an NMI to it while hung shows that
+        hang's reports before the NMI panic.  Default: the NMI panic alone.
         ``host_ssh`` also starts a real sshd on every host's address whose commands read a
         per-host fake /proc, /sys and /etc (:mod:`mocks.hostfs`: ``fleet.host_ssh``), for
         ``oob preflight`` and ``oob drill``; the inventory then gives ``ssh.user``/``ssh.port``.
-        Raises ValueError for an unknown flavour, cipher mode or layout, a count below 1 or
-        a non-loopback address.
+        Raises ValueError for an unknown flavour, cipher mode, layout or hang kind, a count
+        below 1 or a non-loopback address.
         """
         flavours = [get_flavour(name) for name in _unique(vendors)]
         if not flavours:
@@ -171,6 +180,7 @@ class Fleet:
         host_layouts = [host_layout(name) for name in names if name.strip()]
         if not host_layouts:
             raise ValueError("no dump layout given")
+        kinds = hang_kinds(hang_kind)
         first_host = _first_host_address(first_host_address)
         address = loopback_address(bind)
         control_endpoint = loopback_endpoint(control) if control is not None else None
@@ -215,6 +225,7 @@ class Fleet:
                         address=str(first_host + index),
                         layout=layout.name,
                         dump_target=fleet._dump_target(name, layout),
+                        hang_kind=kinds[index % len(kinds)],
                     )
                     fleet._add(
                         MockBmc(
@@ -328,7 +339,7 @@ class Fleet:
 
     def configure_host(self, name: str, **settings: object) -> HostConfig:
         """Change one host's :class:`~mocks.host.HostConfig` (``layout``, ``armed``, ``dump_size``,
-        ``dump_rate``, ``boot_delay``, ``reboot_time``, ``panic_timeout``); applies from its
+        ``dump_rate``, ``boot_delay``, ``reboot_time``, ``panic_timeout``, ``hang_kind``); applies from its
         next crash.  A new layout moves its dump target accordingly: write the inventory after."""
         host = self.host(name)
         if "layout" in settings and "dump_target" not in settings:
@@ -397,6 +408,7 @@ class Fleet:
                     "host_state": b.host_state,
                     "dump_target": str(b.dump_target) if b.dump_target else None,
                     "dump_layout": b.host.config.layout,
+                    "hang_kind": b.host.config.hang_kind,
                 }
                 for b in self.bmcs
             ],

@@ -18,6 +18,10 @@ healthy host.  The timed steps run on a :class:`Timers` (the fleet's
 while ``panicked`` and ``dumping`` is up to the crash kernel (:mod:`mocks.crashkernel`),
 which watches the host and fires ``kdump`` and ``reboot`` through :meth:`SimulatedHost.fire_if`.
 
+How the host hangs (``HostConfig.hang_kind``) decides the kernel log its kdump saves
+after an NMI to it while hung (:mod:`mocks.kernellog`); :attr:`SimulatedHost.uptime`
+gives that log its time stamps.
+
 A host without timers (``SimulatedHost("h")`` on its own) boots instantly and, with no
 crash kernel attached, stays ``panicked`` after an NMI (as with ``kernel.panic=0``).
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -37,6 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mocks.faults import HostFaults, merge_host_faults
+from mocks.kernellog import hang_kind
 from mocks.layouts import host_layout
 
 
@@ -178,6 +184,8 @@ RESET_EVENTS: dict[str, Event] = {
 SETTABLE_STATES: dict[str, Event] = {"hung": Event.HANG, "running": Event.RECOVER}
 
 MIB = 1024 * 1024
+#: the uptime of a kernel when its host answers the probe after a reboot
+BOOT_UPTIME = 25.0
 
 
 class HostStateError(ValueError):
@@ -214,9 +222,14 @@ class HostConfig:
     reboot_time: float = 30.0
     #: ``kernel.panic``: a panic without a crash kernel reboots after this long
     panic_timeout: float = 10.0
+    #: how the host hangs (:data:`mocks.kernellog.HANG_KINDS`): an NMI to the *hung* host
+    #: saves the kernel log of that hang; None: the plain NMI panic alone
+    hang_kind: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layout", host_layout(self.layout).name)
+        if self.hang_kind is not None:
+            object.__setattr__(self, "hang_kind", hang_kind(self.hang_kind).value)
         if self.dump_size <= 0 or self.dump_rate <= 0:
             raise ValueError("dump_size and dump_rate must be positive")
         for name in ("boot_delay", "dmesg_delay", "reboot_time", "panic_timeout"):
@@ -269,6 +282,15 @@ class SimulatedHost:
             raise ValueError("scale must be positive")
         self.since = self.clock.now()
         self._changed = threading.Condition(self._lock)
+        # a server has been up for days when the fleet starts: 1 to 40, the same for a name
+        self._booted_at = self.since
+        self._uptime_at_boot = 86_400.0 + zlib.crc32(self.name.encode()) % (39 * 86_400)
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since the host's kernel started, in the host's time (durations / scale)."""
+        with self._lock:
+            return self._uptime_at_boot + (self.clock.now() - self._booted_at) / self.scale
 
     def watch(self, callback: Watcher) -> None:
         """Call ``callback(host, record)`` after every event (the crash kernel starts here).
@@ -441,6 +463,9 @@ class SimulatedHost:
         if after is not before:
             self.state = after
             self.since = now
+            if after is HostState.RUNNING and before is not HostState.HUNG:
+                # a fresh kernel: it took about this long from the firmware to the probe
+                self._booted_at, self._uptime_at_boot = now, BOOT_UPTIME
             self._epoch += 1
             self._changed.notify_all()
             if after is HostState.REBOOTING and not stuck:
@@ -469,6 +494,7 @@ class SimulatedHost:
                 "nmi_count": self.nmi_count,
                 "address": self.config.address,
                 "layout": self.config.layout,
+                "hang_kind": self.config.hang_kind,
                 "armed": self.config.armed and self.config.dump_target is not None,
                 "dump_target": str(self.config.dump_target) if self.config.dump_target else None,
                 "dump_dir": str(self.dump_directory) if self.dump_directory else None,

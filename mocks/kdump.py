@@ -6,7 +6,8 @@
     writer.start()                                # or: a background thread on the real clock
 
 A simulated host calls this after an NMI: the writer makes the directory, writes the
-kernel log (with the real text of an unknown-NMI panic), grows the vmcore in chunks under
+kernel log (with the real text of an unknown-NMI panic; with ``hang_kind``, the whole log of
+a host hung that way, :mod:`mocks.kernellog`), grows the vmcore in chunks under
 its incomplete name with a real header for its format, then renames it / rewrites the
 README, exactly in that distribution's order (docs/KDUMP.md).
 
@@ -55,6 +56,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mocks.host import Clock, RealClock
+from mocks.kernellog import build_kernel_log, hang_kind
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,11 @@ class DumpSpec:
     kernel: str = "5.14.0-427.13.1.el9_4.x86_64"
     cpu: int = 0
     seed: int = 0
+    #: how the host hung before the NMI (:data:`mocks.kernellog.HANG_KINDS`): the kernel log
+    #: then shows that hang's reports before the NMI panic; None: the plain NMI panic alone
+    hang_kind: str | None = None
+    #: seconds the host had been up at the NMI (the log's time stamps); None: a day or so
+    uptime: float | None = None
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -141,6 +148,10 @@ class DumpSpec:
             raise ValueError("size, chunk and rate must be positive")
         if not 0.0 <= self.fault_at <= 1.0:
             raise ValueError("fault_at is a fraction from 0 to 1")
+        if self.hang_kind is not None:
+            object.__setattr__(self, "hang_kind", hang_kind(self.hang_kind).value)
+        if self.uptime is not None and not 0 <= self.uptime < 10 * 365 * 86_400:
+            raise ValueError("uptime is seconds since boot, from 0 to ten years")
         if self.layout == "rhel-raw" and self.identity:
             raise ValueError("rhel-raw dumps are saved on the host itself at the next boot: no identity")
 
@@ -584,7 +595,17 @@ _PANIC_TEXTS: dict[str, list[str]] = {
 
 
 def dmesg_text(spec: DumpSpec, uptime: float = 86_412.345678) -> str:
-    """A kernel log ending the way the chosen panic ends it (what vmcore-dmesg extracts)."""
+    """A kernel log ending the way the chosen panic ends it (what vmcore-dmesg extracts).
+
+    With ``spec.hang_kind`` and the BMC's NMI (``unknown_nmi``), the log of a host hung
+    that way (:mod:`mocks.kernellog`); otherwise the panic alone after a few boot lines.
+    """
+    if spec.uptime is not None:
+        uptime = spec.uptime
+    if spec.hang_kind is not None and spec.panic == "unknown_nmi":
+        return build_kernel_log(
+            spec.hang_kind, hostname=spec.hostname, release=spec.kernel, uptime=uptime, seed=spec.seed
+        ).text
     lines = [
         (
             0.0,

@@ -14,6 +14,11 @@
     and Debian layouts in turn, at ``scale=0.02``: an NMI gives a complete dump about 0.6 s
     later and a host answering again at about 1.2 s.  Its inventory
     (``fleet.write_inventory``) is ready for ``oob crash``.
+``mock_hang_fleet``
+    Like ``mock_hung_fleet`` with five BMCs (:data:`HANG_FLEET_VENDORS`), each host hung a
+    different way (:data:`HANG_FLEET_KINDS`, in that order): the kernel log each dump saves
+    shows a hard hang, a soft lockup, hung tasks, an RCU stall or an Oops before the NMI panic
+    (:mod:`mocks.kernellog`).  Any fleet takes ``hang_kind=`` the same way.
 ``mock_http``
     ``session(fleet) -> requests.Session`` trusting only the fleet's CA (the environment's
     ``REQUESTS_CA_BUNDLE`` is ignored); closed when the test ends.
@@ -30,9 +35,13 @@ import requests
 
 from mocks.flavours import MAIN_FLAVOURS
 from mocks.fleet import Fleet
+from mocks.kernellog import HANG_KINDS
 
 #: the time scale of ``mock_hung_fleet``: a crash cycle of about 1.2 s
 HUNG_FLEET_SCALE = 0.02
+#: ``mock_hang_fleet``: the BMCs, and how each one's host hangs
+HANG_FLEET_VENDORS = ("ilo5", "idrac9", "openbmc", "supermicro", "ami")
+HANG_FLEET_KINDS = HANG_KINDS
 
 
 @pytest.fixture
@@ -65,6 +74,18 @@ def mock_ipmi_fleet(mock_fleet_factory: Callable[..., Fleet]) -> Fleet:
 def mock_hung_fleet(mock_fleet_factory: Callable[..., Fleet], tmp_path: Path) -> Fleet:
     return mock_fleet_factory(
         MAIN_FLAVOURS, ipmi=True, dump_root=tmp_path / "crash", hung=True, scale=HUNG_FLEET_SCALE
+    )
+
+
+@pytest.fixture
+def mock_hang_fleet(mock_fleet_factory: Callable[..., Fleet], tmp_path: Path) -> Fleet:
+    return mock_fleet_factory(
+        HANG_FLEET_VENDORS,
+        ipmi=True,
+        dump_root=tmp_path / "crash",
+        hung=True,
+        scale=HUNG_FLEET_SCALE,
+        hang_kind=HANG_FLEET_KINDS,
     )
 
 

@@ -1,8 +1,9 @@
 """``oob demo``: rehearse the whole crash runbook on an embedded mock fleet.
 
 No hardware and no setup: mock BMCs (iLO 5, iDRAC 9, OpenBMC, an IPMI-only BMC and an
-AMI MegaRAC that needs the IPMI fallback) in front of simulated hosts that are hung and
-write RHEL, SUSE and Debian dumps into a temporary directory.
+AMI MegaRAC that needs the IPMI fallback) in front of simulated hosts that are hung, each
+a different way (:data:`DEMO_HANG_KINDS`), and write RHEL, SUSE and Debian dumps into a
+temporary directory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import typer
 from oob.cli.common import JsonOpt, VerboseOpt, handle_errors, setup_logging
 
 DEMO_VENDORS = "ilo5,idrac9,openbmc,ipmi,ami"
+#: how each demo host hangs (cycled over the hosts in BMC order): their dumps' kernel logs
+#: show a soft lockup, hung tasks, an RCU stall, an Oops and a hard hang, so the report can
+#: say why each one hung
+DEMO_HANG_KINDS = ("softlockup", "hungtask", "rcustall", "oops", "hard")
 #: simulated time runs this much faster than real time (one crash cycle: about 3 s)
 DEMO_SCALE = 0.05
 
@@ -54,6 +59,7 @@ def demo_command(
                 dump_root=work / "crash",
                 layouts=("rhel", "suse", "debian"),
                 hung=True,
+                hang_kind=DEMO_HANG_KINDS,
                 scale=DEMO_SCALE,
             )
             with fleet:
