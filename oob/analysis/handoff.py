@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -278,16 +278,24 @@ def build_handoff(
     release: str | None = None,
     release_from: str = "kernel log",
     root: Path = Path("/"),
+    head: bytes | None = None,
+    fmt: VmcoreFormat | None = None,
 ) -> CrashHandoff:
     """The hand-off for a local dump file, or for a release alone (``vmcore`` None).
 
     The release the dump names wins; ``release`` (from the kernel log, say) is used when
-    the dump does not name one.  ``root`` is where installed files are looked for (tests)."""
-    fmt: VmcoreFormat | None = None
+    the dump does not name one.  ``root`` is where installed files are looked for (tests).
+    A dump that is not here (on a dump server) is described by its first bytes ``head``
+    or its already detected ``fmt``: the file itself is then never opened."""
     found: KernelRelease | None = None
     notes: list[str] = []
     path = Path(vmcore) if vmcore is not None else None
-    if path is not None:
+    if path is not None and (head is not None or fmt is not None):
+        fmt = fmt or detect_format(head or b"")
+        found = kernel_release(head) if head else None
+        if found is None and fmt.kernel and valid_release(fmt.kernel):
+            found = KernelRelease(fmt.kernel, f"{fmt.kind} header")
+    elif path is not None:
         fmt = _format_of(path)
         found = kernel_release(path)
     if found is None and valid_release(release):
@@ -409,3 +417,24 @@ def _no_release_note(fmt: VmcoreFormat | None) -> str:
             "kernel log or uname -r, then install its debug vmlinux"
         )
     return "the kernel release is unknown: neither the dump nor the log names it"
+
+
+def handoff_for_dump(
+    path: str,
+    *,
+    server: str | None,
+    head: bytes | None = None,
+    fmt: VmcoreFormat | None = None,
+    release: str | None = None,
+) -> CrashHandoff:
+    """The hand-off for a dump on a target: ``path`` on its own machine, ``server`` the
+    dump server's ``user@host`` (None: a local path). The file is never opened here."""
+    handoff = build_handoff(
+        path, release=release, head=head, fmt=fmt or (None if head else VmcoreFormat("unknown"))
+    )
+    if server is None:
+        return handoff
+    where = (
+        f"the dump is on {printable(server)}: run these there, or copy it here first (oob analyze --fetch)"
+    )
+    return replace(handoff, notes=(where, *handoff.notes))

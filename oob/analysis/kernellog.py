@@ -101,7 +101,9 @@ _NMI = re.compile(
 )
 _NMI_BACKTRACE = re.compile(r"^NMI backtrace for cpu (?P<cpu>\d+)")
 _PANIC = re.compile(r"^Kernel panic - not syncing: (?P<reason>.*)$")
-_NMI_WATCHDOG_OFF = re.compile(r"NMI watchdog: (?:Perf NMI watchdog permanently disabled|disabled)")
+_NMI_WATCHDOG_OFF = re.compile(
+    r"NMI watchdog: (?:Perf NMI watchdog permanently disabled|disabled)|^(?:Kernel )?[Cc]ommand line:.*\bnmi_watchdog=0\b"
+)
 _LINUX_VERSION = re.compile(r"^Linux version (?P<rel>\S+)")
 _OUT_OF_TREE = re.compile(
     r"^(?P<mod>[\w-]+): (?:loading out-of-tree module taints kernel|module verification failed)"

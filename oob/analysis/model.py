@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from oob.analysis.handoff import CrashHandoff
 
 
 class FindingKind(StrEnum):
@@ -244,6 +248,8 @@ class Analysis:
     source: str = "text"
     #: what limited the analysis: a log cut short, binary bytes, a log too big to read whole
     notes: tuple[str, ...] = ()
+    #: how to open the dump in crash (set by callers that know where the dump is)
+    handoff: CrashHandoff | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -252,4 +258,5 @@ class Analysis:
             "verdict": self.verdict.to_dict(),
             "findings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
+            "crash": self.handoff.to_dict() if self.handoff else None,
         }

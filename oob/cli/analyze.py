@@ -61,6 +61,19 @@ def analyze_command(
     fetch_timeout: Annotated[
         str, typer.Option("--fetch-timeout", metavar="DURATION", help="Deadline of one --fetch copy.")
     ] = "30m",
+    run_crash: Annotated[
+        bool,
+        typer.Option(
+            "--crash",
+            help="Run crash in batch mode (bt -a, log, D-state tasks, kmem -i) when crash and the vmlinux are here; output saved in --crash-dir.",
+        ),
+    ] = False,
+    crash_dir: Annotated[
+        Path,
+        typer.Option(
+            "--crash-dir", metavar="DIR", help="Where --crash saves its output (never overwriting)."
+        ),
+    ] = Path("."),
     layout: Annotated[
         str,
         typer.Option(
@@ -103,6 +116,8 @@ def analyze_command(
                 ssh=ssh,
                 fetch_dir=fetch_dir if fetch else None,
                 fetch_timeout=parse_duration(fetch_timeout, "--fetch-timeout"),
+                run_crash=run_crash,
+                crash_dir=crash_dir,
             ),
             hosts=lookup.host,
             sharing=lookup.sharing,

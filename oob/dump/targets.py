@@ -709,7 +709,7 @@ class SshTarget(DumpTarget):
         return await self._read(parts, size, tail=True)
 
     async def copy_file(
-        self, *parts: str, write: Callable[[bytes], None], limit: int, chunk: int = 1024 * 1024
+        self, *parts: str, write: Callable[[bytes], object], limit: int, chunk: int = 1024 * 1024
     ) -> int:
         """Copy a regular file to ``write`` in chunks (``oob analyze --fetch``); at most
         ``limit`` bytes, each chunk within :data:`OP_TIMEOUT`. Returns the bytes copied.

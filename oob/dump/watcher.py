@@ -61,6 +61,7 @@ from typing import Any, Self
 
 from oob import asyncbridge
 from oob.analysis import Analysis, analyze_bytes
+from oob.analysis.handoff import handoff_for_dump
 from oob.dump import events as ev
 from oob.dump.formats import HEAD_SIZE, TAIL_SIZE, VmcoreFormat, detect_format, needs_tail
 from oob.dump.layouts import (
@@ -912,10 +913,26 @@ class DumpWatcher:
             size=track.bytes,
             format=track.fmt,
             panic=track.panic or NO_PANIC,
-            analysis=track.analysis,
+            analysis=self._with_handoff(track, verdict),
             seconds=None if now is None else now - self._started,
             **extra,
         )
+
+    @staticmethod
+    def _with_handoff(track: _Track, verdict: Verdict | None) -> Analysis | None:
+        """The analysis, with how to open this dump in crash once it has a vmcore."""
+        analysis = track.analysis
+        if analysis is None or track.dirname is None or verdict is None or not verdict.vmcore_name:
+            return analysis
+        spec = track.root.target.spec
+        server = None if spec.scheme == "file" else f"{spec.user}@{spec.server_address}"
+        handoff = handoff_for_dump(
+            spec.path_of(track.dirname.name, verdict.vmcore_name),
+            server=server,
+            fmt=track.fmt,
+            release=analysis.facts.release,
+        )
+        return dataclasses.replace(analysis, handoff=handoff)
 
     def _finish(self, track: _Track, state: DumpState, message: str, now: float, **extra: Any) -> None:
         track.state = state

@@ -45,6 +45,22 @@ def analysis_pairs(analysis: Analysis | None) -> list[tuple[str, object]]:
         kernel += f", tainted {facts.tainted}"
     pairs.append(("kernel", kernel))
     pairs += [("note", note) for note in analysis.notes]
+    pairs += handoff_pairs(analysis)
+    return pairs
+
+
+def handoff_pairs(analysis: Analysis) -> list[tuple[str, object]]:
+    """How to open the dump in crash: the vmcore's debuginfo, steps first, the command."""
+    handoff = analysis.handoff
+    if handoff is None:
+        return []
+    pairs: list[tuple[str, object]] = []
+    if handoff.debuginfo is not None:
+        have = " (installed here)" if handoff.vmlinux_present else f"; install: {handoff.debuginfo.install}"
+        pairs.append(("vmlinux", f"{handoff.debuginfo.namelist}{have}"))
+    pairs += [("first", step) for step in handoff.prepare]
+    pairs.append(("crash", handoff.crash_command))
+    pairs += [("crash note", note) for note in handoff.notes]
     return pairs
 
 
@@ -106,5 +122,9 @@ def print_analyses(results: Sequence[Any], console: Console) -> None:
             if len(analysis.findings) > 40:
                 pairs.append(("report", f"... {len(analysis.findings) - 40} more (--json has them all)"))
             pairs.append(("trace", trace_line(analysis)))
+        if result.fetched:
+            pairs.append(("fetched", result.fetched))
+        if result.crash_run is not None:
+            pairs.append(("crash run", result.crash_run.message))
         blocks.append((title, pairs))
     print_blocks(console, blocks)

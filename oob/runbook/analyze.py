@@ -20,7 +20,7 @@ import posixpath
 import shutil
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,9 @@ from urllib.parse import unquote
 
 from oob import asyncbridge
 from oob.analysis import Analysis, analyze_bytes
+from oob.analysis.crashtool import CrashRun, CrashRunStatus, run_crash
+from oob.analysis.extract import extract_dmesg
+from oob.analysis.handoff import CrashHandoff, build_handoff, handoff_for_dump
 from oob.analysis.model import Confidence
 from oob.dump.formats import VmcoreFormat, detect_format
 from oob.dump.reading import DumpFiles, newest_dump, read_dump
@@ -62,6 +65,10 @@ class AnalyzeRequest:
     fetch_dir: Path | None = None
     #: the copy's deadline, seconds
     fetch_timeout: float = 1800.0
+    #: ``--crash``: run crash in batch mode on a local (or fetched) vmcore
+    run_crash: bool = False
+    #: where crash's output is saved (default: the current directory)
+    crash_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,8 @@ class DumpAnalysis:
     analysis: Analysis | None = None
     #: where ``--fetch`` copied the vmcore to
     fetched: str | None = None
+    #: what ``--crash`` gave
+    crash_run: CrashRun | None = None
     error: OobError | None = None
 
     @property
@@ -104,6 +113,8 @@ class DumpAnalysis:
         }
         if self.fetched:
             data["fetched"] = self.fetched
+        if self.crash_run is not None:
+            data["crash_run"] = self.crash_run.to_dict()
         if self.error is not None:
             data["error"] = self.error.kind
         return data
@@ -196,31 +207,86 @@ def _analyse(
     target = targets.get(where.target_url)
     layout = where.host.dump.layout if where.host else request.layout
     files = asyncbridge.run(_read(target, where, sharing, layout), timeout=READ_TIMEOUT)
-    host = where.host.name if where.host else None
-    vmcore_location = f"{files.location}/{files.vmcore}" if files.vmcore else None
     common: dict[str, Any] = {
-        "host": host,
+        "host": where.host.name if where.host else None,
         "location": files.location,
         "dump_status": files.status,
-        "vmcore": vmcore_location,
+        "vmcore": f"{files.location}/{files.vmcore}" if files.vmcore else None,
         "format": files.format,
     }
+    local: Path | None = None
+    if files.vmcore and target.spec.scheme == "file":
+        local = Path(target.spec.path_of(files.directory, files.vmcore))
+    elif (
+        files.vmcore
+        and isinstance(target, SshTarget)
+        and request.fetch_dir is not None
+        and ((files.log is None and request.extract) or request.run_crash)
+    ):
+        local = fetch_vmcore(target, files, request.fetch_dir, request.fetch_timeout)
+        common["fetched"] = str(local)
+
     if files.log is not None:
         analysis = analyze_bytes(files.log, source=f"{files.location}/{files.dmesg}", cut=files.log_cut)
-        return _done(subject, analysis, common)
-    # no log saved beside the vmcore: only a local vmcore is read for it
-    if files.vmcore and target.spec.scheme == "file" and request.extract:
-        return _extract(subject, Path(target.spec.path_of(files.directory, files.vmcore)), common)
-    if files.vmcore and isinstance(target, SshTarget) and request.extract and request.fetch_dir is not None:
-        local = fetch_vmcore(target, files, request.fetch_dir, request.fetch_timeout)
-        return _extract(subject, local, {**common, "fetched": str(local)})
-    why = "kdump saved no kernel log beside the vmcore"
-    if files.vmcore and target.spec.scheme != "file":
-        why += "; the vmcore is on a remote server and is not copied without --fetch"
-    elif not files.vmcore:
-        why = f"no kernel log and no vmcore ({files.reason})"
-    error = DumpTargetError(f"{files.location}: {why}")
-    return DumpAnalysis(subject, AnalyzeStatus.NO_LOG, why, error=error, **common)
+    elif local is not None and request.extract:
+        extracted = _extract(subject, local, common)
+        if isinstance(extracted, DumpAnalysis):
+            return extracted
+        analysis = extracted
+    else:
+        why = "kdump saved no kernel log beside the vmcore"
+        if files.vmcore and target.spec.scheme != "file":
+            why += "; the vmcore is on a remote server and is not copied without --fetch"
+        elif not files.vmcore:
+            why = f"no kernel log and no vmcore ({files.reason})"
+        elif not request.extract:
+            why += " (--no-extract: not read from the vmcore)"
+        error = DumpTargetError(f"{files.location}: {why}")
+        return DumpAnalysis(subject, AnalyzeStatus.NO_LOG, why, error=error, **common)
+
+    if local is not None:
+        handoff = build_handoff(local, release=analysis.facts.release)
+    elif files.vmcore:
+        spec = target.spec
+        handoff = handoff_for_dump(
+            spec.path_of(files.directory, files.vmcore),
+            server=f"{spec.user}@{spec.server_address}",
+            head=files.head,
+            release=analysis.facts.release,
+        )
+    else:
+        handoff = build_handoff(release=analysis.facts.release)
+    analysis = replace(analysis, handoff=handoff)
+    run = _run_crash(request, local, handoff, where.host.name if where.host else files.directory)
+    return _done(subject, analysis, {**common, "crash_run": run})
+
+
+def _run_crash(
+    request: AnalyzeRequest, vmcore: Path | None, handoff: CrashHandoff, name: str
+) -> CrashRun | None:
+    """``--crash``: crash in batch mode on a local vmcore, its output saved in ``crash_dir``."""
+    if not request.run_crash:
+        return None
+    if vmcore is None:
+        return CrashRun(
+            CrashRunStatus.NOT_RUN,
+            "not run: the vmcore is on a dump server (add --fetch to copy it here)",
+            handoff.crash_command or "",
+        )
+    if handoff.prepare:
+        steps = "; ".join(handoff.prepare)
+        return CrashRun(CrashRunStatus.NOT_RUN, f"not run: crash cannot read it as it is; first: {steps}", "")
+    vmlinux = Path(handoff.vmlinux_present) if handoff.vmlinux_present else None
+    hint = handoff.debuginfo.install if handoff.debuginfo else None
+    folder = request.crash_dir or Path(".")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return run_crash(vmcore, vmlinux, folder / f"{_safe_name(name)}.crash.txt", vmlinux_hint=hint)
+
+
+def _safe_name(name: str) -> str:
+    """A file name from a host or directory name (which a crashed host chose)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in name).lstrip(".")
+    return cleaned[:100] or "dump"
 
 
 async def _read(
@@ -251,22 +317,28 @@ def _analyse_file(subject: str, path: Path, request: AnalyzeRequest) -> DumpAnal
             if not request.extract:
                 why = f"{subject}: a vmcore ({fmt.label}); extracting its log was turned off (--no-extract)"
                 return DumpAnalysis(subject, AnalyzeStatus.NO_LOG, why, error=DumpTargetError(why), **common)
-            return _extract(subject, path, common)
+            extracted = _extract(subject, path, common)
+            if isinstance(extracted, DumpAnalysis):
+                return extracted
+            handoff = build_handoff(path, release=extracted.facts.release)
+            run = _run_crash(request, path, handoff, path.parent.name or path.name)
+            return _done(subject, replace(extracted, handoff=handoff), {**common, "crash_run": run})
         cut = info.st_size > MAX_LOG_FILE
         handle.seek(max(0, info.st_size - MAX_LOG_FILE))
         data = handle.read(MAX_LOG_FILE)
-    return _done(subject, analyze_bytes(data, source=str(path), cut=cut), {"location": str(path)})
+    analysis = analyze_bytes(data, source=str(path), cut=cut)
+    # a log alone: crash needs the dump, but the vmlinux to get is known from the release
+    analysis = replace(analysis, handoff=build_handoff(release=analysis.facts.release))
+    return _done(subject, analysis, {"location": str(path)})
 
 
-def _extract(subject: str, vmcore: Path, common: dict[str, Any]) -> DumpAnalysis:
-    from oob.analysis.extract import extract_dmesg
-
+def _extract(subject: str, vmcore: Path, common: dict[str, Any]) -> Analysis | DumpAnalysis:
+    """The analysis of the log makedumpfile reads from ``vmcore``, or why there is none."""
     try:
         extracted = extract_dmesg(vmcore)
     except OobError as error:
         return DumpAnalysis(subject, AnalyzeStatus.NO_LOG, error.message, error=error, **common)
-    analysis = analyze_bytes(extracted.text.encode(), source=extracted.source, cut=extracted.truncated)
-    return _done(subject, analysis, common)
+    return analyze_bytes(extracted.text.encode(), source=extracted.source, cut=extracted.truncated)
 
 
 def _done(subject: str, analysis: Analysis, common: dict[str, Any]) -> DumpAnalysis:

@@ -80,9 +80,9 @@ def test_soft_lockup_names_both_cpus_and_the_earlier_rcu_stall() -> None:
     # CPU 1's report interleaves with CPU 0's register dump: each still gets its own RIP
     assert all(f.ip and f.ip.module == "nmihang" for f in lockups)
     summary = analysis.verdict.summary
-    assert "An RCU stall was reported first, at 10.2 s" in summary
+    assert "An RCU stall was reported first at 10.2 s" in summary
     assert "Also on CPU 1" in summary
-    assert analysis.verdict.time == pytest.approx(10.173038)
+    assert analysis.verdict.time == pytest.approx(15.142651)
     assert analysis.facts.tainted == "G OEL"
     assert "L: soft lockup happened" in analysis.facts.taint_reasons
 

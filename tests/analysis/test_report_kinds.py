@@ -236,3 +236,24 @@ def test_syslog_and_printk_caller_prefixes_are_read() -> None:
     assert analyze_text(journal).verdict.kind is FindingKind.HUNG_TASK
     caller = HUNG_TASK.replace("] ", "] [ T4021] ", 1)
     assert analyze_text(caller).verdict.kind is FindingKind.HUNG_TASK
+
+
+def test_a_blocked_task_is_on_no_cpu() -> None:
+    summary = analyze_text(HUNG_TASK + NMI_PANIC).verdict.summary
+    assert "kworker/u16:3:4021 waits in nfs_start_io_write [nfs]" in summary
+    assert "a CPU" not in summary
+
+
+def test_nmi_watchdog_off_on_the_command_line() -> None:
+    line = "[    0.000000] Command line: BOOT_IMAGE=/vmlinuz root=/dev/sda1 nmi_watchdog=0 crashkernel=256M\n"
+    analysis = analyze_text(line + NMI_PANIC)
+    assert analysis.facts.nmi_watchdog_off
+    assert any("NMI watchdog was off" in reason for reason in analysis.verdict.reasons)
+    assert not analyze_text(
+        line.replace("nmi_watchdog=0", "nmi_watchdog=1") + NMI_PANIC
+    ).facts.nmi_watchdog_off
+
+
+def test_long_uptimes_read_in_days() -> None:
+    text = HARD_LOCKUP.replace("[ 300.", "[2525445.")
+    assert "at 2525445.0 s (29 d 5 h after boot)" in analyze_text(text).verdict.summary

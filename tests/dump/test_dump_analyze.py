@@ -195,3 +195,38 @@ def test_fetch_copies_a_remote_vmcore_once_and_never_overwrites(tmp_path: Path, 
     refused = analyze(sshd.url(directory), "--fetch", "--fetch-dir", str(here), *ssh)
     assert "not overwritten" in records(refused.stdout)[0]["message"]
     assert fetched.read_bytes() == b"mine"
+
+
+def test_hand_off_to_crash_local_and_remote(tmp_path: Path, sshd: SshServer) -> None:
+    directory = real_dump(tmp_path / "crash", "oops")
+    local = analyze(str(directory), "--json", "--crash", "--crash-dir", str(tmp_path / "out"))
+    (record,) = records(local.stdout)
+    crash = record["analysis"]["crash"]
+    assert crash["release"] == "6.1.0-50-amd64" and crash["family"] == "debian"
+    assert (
+        crash["crash_command"] == f"crash /usr/lib/debug/boot/vmlinux-6.1.0-50-amd64 {directory / 'vmcore'}"
+    )
+    # no vmlinux with debug info on this machine: crash is not run, and says what to install
+    assert record["crash_run"]["status"] == "not_run"
+    assert "linux-image-6.1.0-50-amd64-dbg" in record["crash_run"]["message"]
+    remote = analyze(
+        sshd.url(directory),
+        "--json",
+        "--known-hosts",
+        str(sshd.known_hosts),
+        "--ssh-key",
+        str(sshd.client_key),
+    )
+    (record,) = records(remote.stdout)
+    crash = record["analysis"]["crash"]
+    assert crash["release"] == "6.1.0-50-amd64"
+    assert crash["notes"][0].startswith("the dump is on ") and "--fetch" in crash["notes"][0]
+
+
+def test_a_log_alone_still_names_the_vmlinux_to_install() -> None:
+    result = analyze(str(LOGS / "hard" / "vmcore-dmesg.txt"))
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert (
+        "vmlinux: /usr/lib/debug/boot/vmlinux-6.1.0-50-amd64; install: apt-get install linux-image-6.1.0-50-amd64-dbg"
+        in lines
+    )
