@@ -356,3 +356,32 @@ def test_concurrent_run_is_refused_by_the_lock(
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
     assert fleet.bmc("openbmc-1").nmi_count == 1
+
+
+def test_crash_ends_with_why_each_host_hung(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """Five hosts hung five ways: the report says, per host, what its kernel log shows."""
+    from mocks.pytest_plugin import HANG_FLEET_KINDS, HANG_FLEET_VENDORS
+
+    fleet = _hung_fleet(fleet_factory, tmp_path, list(HANG_FLEET_VENDORS), hang_kind=HANG_FLEET_KINDS)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    result = oob("crash", "all", "-i", str(inventory), "--yes", "--json", *FAST)
+    assert result.code == 0, result.stderr
+    expected = {
+        "hard": ("hard_hang", "exhba", "low"),
+        "softlockup": ("soft_lockup", "ext4", "high"),
+        "rcustall": ("rcu_stall", "pktflt", "high"),
+        "hungtask": ("hung_task", "nfs", "medium"),
+        "oops": ("oops", "jbd2", "high"),
+    }
+    seen = set()
+    for bmc in fleet.bmcs:
+        kind = str(fleet.host(bmc.name).config.hang_kind)
+        verdict = _result(result, bmc.name)["dump"]["analysis"]["verdict"]
+        assert (verdict["kind"], verdict["culprit"], verdict["confidence"]) == expected[kind], bmc.name
+        seen.add(kind)
+    assert seen == set(expected)
+    # the console report of the same run would show it in the CAUSE / WHY column
+    done = _events(result, "dump_complete")
+    assert all(e["analysis"]["verdict"]["headline"] for e in done)
