@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from oob.analysis.model import Analysis
 
 
+#: serious reports listed in a host's block of a crash, drill or watch report
+REPORTS_IN_BLOCK = 5
+
+
 def cause(analysis: Analysis | None) -> str | None:
     """The verdict in a few words for a report's column: ``soft lockup in nmihang``."""
     if analysis is None or analysis.verdict.kind is None:
@@ -40,6 +44,10 @@ def analysis_pairs(analysis: Analysis | None) -> list[tuple[str, object]]:
         ("why", verdict.summary),
     ]
     pairs += [("evidence", reason) for reason in verdict.reasons]
+    serious = [f for f in analysis.findings if f.serious]
+    pairs += [("report", finding_line(f)) for f in serious[:REPORTS_IN_BLOCK]]
+    if len(serious) > REPORTS_IN_BLOCK:
+        pairs.append(("report", f"... {len(serious) - REPORTS_IN_BLOCK} more (oob analyze, or --json)"))
     kernel = facts.release
     if kernel and facts.tainted:
         kernel += f", tainted {facts.tainted}"
@@ -73,6 +81,9 @@ def finding_line(finding: Any) -> str:
         parts.append(str(finding.task))
     if finding.ip is not None:
         parts.append(str(finding.ip))
+    elif finding.culprit_frame is not None:
+        # a blocked task has no instruction pointer: where it waits
+        parts.append(f"in {finding.culprit_frame}")
     if finding.detail:
         parts.append(finding.detail)
     return "  ".join(parts)
@@ -116,7 +127,9 @@ def print_analyses(results: Sequence[Any], console: Console) -> None:
             ("kdump", result.dump_status if result.dump_status not in (None, "complete") else None),
         ]
         if analysis is not None:
-            pairs += analysis_pairs(analysis)[1:]  # the title says the cause
+            pairs += [
+                pair for pair in analysis_pairs(analysis)[1:] if pair[0] != "report"
+            ]  # the title says the cause
             pairs.append(("log", analysis.source))
             pairs += [("report", finding_line(f)) for f in analysis.findings[:40]]
             if len(analysis.findings) > 40:
