@@ -61,7 +61,6 @@ from typing import Any, Self
 
 from oob import asyncbridge
 from oob.analysis import Analysis, analyze_bytes
-from oob.analysis.handoff import handoff_for_dump
 from oob.dump import events as ev
 from oob.dump.formats import HEAD_SIZE, TAIL_SIZE, VmcoreFormat, detect_format, needs_tail
 from oob.dump.layouts import (
@@ -924,6 +923,9 @@ class DumpWatcher:
         analysis = track.analysis
         if analysis is None or track.dirname is None or verdict is None or not verdict.vmcore_name:
             return analysis
+        # here: oob.analysis.handoff reads dump formats, whose package imports this module
+        from oob.analysis.handoff import handoff_for_dump
+
         spec = track.root.target.spec
         server = None if spec.scheme == "file" else f"{spec.user}@{spec.server_address}"
         handoff = handoff_for_dump(
