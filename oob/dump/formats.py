@@ -361,41 +361,28 @@ def read_elf(read: Reader) -> ElfInfo | None:
     if elf_class not in (1, 2) or data not in (1, 2):
         return None
     order = ">" if data == 2 else "<"
-    if elf_class == 2:
-        if len(ident) < 64:
-            return None
-        (
-            e_type,
-            machine,
-            _version,
-            _entry,
-            phoff,
-            shoff,
-            flags,
-            _ehsize,
-            phentsize,
-            phnum,
-            shentsize,
-            shnum,
-            shstrndx,
-        ) = struct.unpack_from(f"{order}HHIQQQIHHHHHH", ident, 16)
+    wide = elf_class == 2
+    if wide and len(ident) < 64:
+        return None
+    # the 64-bit header has 8-byte entry, phoff and shoff; everything else is alike
+    (
+        e_type,
+        machine,
+        _version,
+        _entry,
+        phoff,
+        shoff,
+        flags,
+        _ehsize,
+        phentsize,
+        phnum,
+        shentsize,
+        shnum,
+        shstrndx,
+    ) = struct.unpack_from(f"{order}HHI{'QQQ' if wide else 'III'}IHHHHHH", ident, 16)
+    if wide:
         ph_format, sh_format = f"{order}IIQQQQQQ", f"{order}IIQQQQIIQQ"
     else:
-        (
-            e_type,
-            machine,
-            _version,
-            _entry,
-            phoff,
-            shoff,
-            flags,
-            _ehsize,
-            phentsize,
-            phnum,
-            shentsize,
-            shnum,
-            shstrndx,
-        ) = struct.unpack_from(f"{order}HHIIIIIHHHHHH", ident, 16)
         ph_format, sh_format = f"{order}IIIIIIII", f"{order}IIIIIIIIII"
     notes: list[ElfNote] = []
     budget = [MAX_NOTES_BYTES]

@@ -36,7 +36,7 @@ import posixpath
 import stat as stat_module
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -605,6 +605,20 @@ async def _in_daemon_thread(function: Callable[[], _T], done: Callable[[], None]
     return await future
 
 
+@contextlib.asynccontextmanager
+async def _open_regular(sftp: Any, path: str, location: str, verb: str) -> AsyncIterator[tuple[Any, Any]]:
+    """An SFTP handle on a regular file and its attributes: LSTAT before the open (a link,
+    FIFO or device is refused), FSTAT after it (something swapped in between is refused)."""
+    kind = kind_of((await sftp.lstat(path)).permissions)
+    if kind != "file":
+        raise _refuse_kind(location, kind)
+    async with sftp.open(path, "rb") as handle:
+        attrs = await handle.stat()
+        if kind_of(attrs.permissions) != "file":
+            raise DumpTargetError(f"{location}: replaced while being opened; not {verb}")
+        yield handle, attrs
+
+
 class SshTarget(DumpTarget):
     """A directory on a dump server, over SFTP.
 
@@ -717,13 +731,7 @@ class SshTarget(DumpTarget):
         The whole copy is one call under the caller's :func:`call_bounds` (its deadline)."""
 
         async def operation(sftp: Any, path: str, location: str) -> int:
-            kind = kind_of((await sftp.lstat(path)).permissions)
-            if kind != "file":
-                raise _refuse_kind(location, kind)
-            async with sftp.open(path, "rb") as handle:
-                attrs = await handle.stat()
-                if kind_of(attrs.permissions) != "file":
-                    raise DumpTargetError(f"{location}: replaced while being opened; not copied")
+            async with _open_regular(sftp, path, location, "copied") as (handle, attrs):
                 size = _sane_size(attrs.size)
                 if size > limit:
                     raise DumpTargetError(
@@ -749,13 +757,7 @@ class SshTarget(DumpTarget):
 
     async def _read(self, parts: tuple[str, ...], size: int, tail: bool) -> bytes:
         async def operation(sftp: Any, path: str, location: str) -> bytes:
-            kind = kind_of((await sftp.lstat(path)).permissions)
-            if kind != "file":
-                raise _refuse_kind(location, kind)
-            async with sftp.open(path, "rb") as handle:
-                attrs = await handle.stat()
-                if kind_of(attrs.permissions) != "file":
-                    raise DumpTargetError(f"{location}: replaced while being opened; not read")
+            async with _open_regular(sftp, path, location, "read") as (handle, attrs):
                 want = max(0, min(size, MAX_READ))
                 offset = max(0, _sane_size(attrs.size) - want) if tail else 0
                 data = await handle.read(want, offset)
