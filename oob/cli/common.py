@@ -25,6 +25,14 @@ InventoryOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
+PrometheusOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--prometheus-textfile",
+        metavar="FILE.prom",
+        help="Also write the results as Prometheus metrics for node_exporter's textfile collector (atomically).",
+    ),
+]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail, and tracebacks on errors.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (automation).")]
 DryRunOpt = Annotated[
@@ -387,3 +395,13 @@ def exit_after_run(cancel: Interruption, exit_codes: Sequence[int]) -> None:
     if OutcomeUnknown.exit_code in exit_codes:
         raise typer.Exit(OutcomeUnknown.exit_code)
     raise typer.Exit(128 + (cancel.signum or 2))
+
+
+def metrics_path(path: Path | None) -> Path | None:
+    """``--prometheus-textfile``, checked before anything is done (a bad path is exit 2 then,
+    not after a crash)."""
+    if path is None:
+        return None
+    from oob.metrics import check_path
+
+    return check_path(path.expanduser())

@@ -22,6 +22,7 @@ from oob.cli.common import (
     ParallelOpt,
     PasswordEnvOpt,
     PasswordFileOpt,
+    PrometheusOpt,
     TargetsArg,
     UserOpt,
     VerboseOpt,
@@ -31,6 +32,7 @@ from oob.cli.common import (
     exit_after_run,
     first_interrupt_cancels,
     handle_errors,
+    metrics_path,
     open_audit,
     select_hosts,
     setup_logging,
@@ -92,6 +94,7 @@ def crash_command(
     ssh_config: SshConfigOpt = None,
     parallel: ParallelOpt = 8,
     audit_log: AuditOpt = None,
+    prometheus_textfile: PrometheusOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
     bmc: BmcOpt = None,
@@ -141,6 +144,7 @@ def crash_command(
     """
     setup_logging(verbose)
     with handle_errors(verbose):
+        metrics_file = metrics_path(prometheus_textfile)
         from oob.render.crash import make_crash_renderer
         from oob.runbook.crash import CrashRequest, run_crash
         from oob.runbook.methods import DriverOptions
@@ -210,4 +214,8 @@ def crash_command(
                 cancel=cancel,
             )
         renderer.report(report)
+        if metrics_file is not None:
+            from oob import metrics
+
+            metrics.write(metrics_file, metrics.crash_registry(report))
         exit_after_run(cancel, [o.exit_code for o in report.outcomes])

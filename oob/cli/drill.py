@@ -14,6 +14,7 @@ from oob.cli.common import (
     InventoryOpt,
     JsonOpt,
     ParallelOpt,
+    PrometheusOpt,
     TargetsArg,
     VerboseOpt,
     ViaOpt,
@@ -23,6 +24,7 @@ from oob.cli.common import (
     first_interrupt_cancels,
     handle_errors,
     load_hosts,
+    metrics_path,
     open_audit,
     setup_logging,
     warn_insecure,
@@ -87,6 +89,7 @@ def drill_command(
     ssh_config: SshConfigOpt = None,
     parallel: ParallelOpt = 8,
     audit_log: AuditOpt = None,
+    prometheus_textfile: PrometheusOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -99,6 +102,7 @@ def drill_command(
     """
     setup_logging(verbose)
     with handle_errors(verbose):
+        metrics_file = metrics_path(prometheus_textfile)
         from oob.errors import UsageError
         from oob.render.drill import make_drill_renderer
         from oob.runbook.crash import CrashRequest
@@ -156,4 +160,8 @@ def drill_command(
                 cancel=cancel,
             )
         renderer.report(report)
+        if metrics_file is not None:
+            from oob import metrics
+
+            metrics.write(metrics_file, metrics.crash_registry(report))
         exit_after_run(cancel, [o.exit_code for o in report.outcomes])

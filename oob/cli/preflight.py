@@ -11,11 +11,13 @@ from oob.cli.common import (
     InventoryOpt,
     JsonOpt,
     ParallelOpt,
+    PrometheusOpt,
     TargetsArg,
     VerboseOpt,
     ViaOpt,
     handle_errors,
     load_hosts,
+    metrics_path,
     setup_logging,
     warn_insecure,
 )
@@ -46,6 +48,7 @@ def preflight_command(
     ssh_key: SshKeyOpt = None,
     ssh_config: SshConfigOpt = None,
     parallel: ParallelOpt = 8,
+    prometheus_textfile: PrometheusOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -69,10 +72,17 @@ def preflight_command(
             parallel=parallel,
             strict=strict,
         )
+        metrics_file = metrics_path(prometheus_textfile)
         hosts = load_hosts(inventory, targets or [])
         warn_insecure(insecure, hosts)
         renderer = make_preflight_renderer(json_output)
         report = run_preflight(hosts, request, emit=renderer.event)
         renderer.report(report)
+        if metrics_file is not None:
+            from oob import metrics
+            from oob.runbook.analyze import last_dump_times
+
+            dumps = last_dump_times(hosts, request.ssh)
+            metrics.write(metrics_file, metrics.preflight_registry(report, dumps))
         # the runbook's per-host code is 1 for "not ready"; 1 is also a crash of oob itself
         raise typer.Exit(NOT_READY_EXIT if report.exit_code == 1 else report.exit_code)

@@ -106,7 +106,7 @@ async def read_dump(target: DumpTarget, directory: str, layout: str = "auto") ->
     )
 
 
-async def newest_dump(target: DumpTarget, host: Host, sharing: Sequence[Host] = ()) -> str | None:
+async def newest_dump(target: DumpTarget, host: Host, sharing: Sequence[Host] = ()) -> FileInfo | None:
     """The newest dump directory ``host`` wrote on ``target`` (by the server's time, then name).
 
     ``sharing`` are the other hosts that dump there: a directory whose name says nothing of
@@ -126,4 +126,4 @@ async def newest_dump(target: DumpTarget, host: Host, sharing: Sequence[Host] = 
             mine.append(entry)
     if not mine:
         return None
-    return max(mine, key=lambda e: (e.mtime, e.name)).name
+    return max(mine, key=lambda e: (e.mtime, e.name))

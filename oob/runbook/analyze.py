@@ -14,6 +14,7 @@ vmcore: a vmcore on a remote server is never copied.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import posixpath
@@ -295,9 +296,10 @@ async def _read(
     directory = where.directory
     if directory is None:
         assert where.host is not None
-        directory = await newest_dump(target, where.host, sharing(where.host))
-        if directory is None:
+        newest = await newest_dump(target, where.host, sharing(where.host))
+        if newest is None:
             raise DumpTargetError(f"{where.host.name}: no dump of this host on {target.spec.location()}")
+        directory = newest.name
     return await read_dump(target, directory, layout)
 
 
@@ -397,3 +399,28 @@ def fetch_vmcore(target: SshTarget, files: DumpFiles, into: Path, timeout: float
             os.unlink(part)
         raise
     return final
+
+
+def last_dump_times(hosts: Sequence[Host], ssh: SshOptions | None = None) -> dict[str, float | None]:
+    """When each host's newest dump on its target was written (the server's time; None: no
+    dump, no target, or the target could not be read — one host's problem is its own)."""
+    targets = Targets(ssh)
+
+    async def one(host: Host) -> float | None:
+        if not host.dump.target:
+            return None
+        sharing = [h for h in hosts if h.dump.target == host.dump.target]
+        try:
+            newest = await newest_dump(targets.get(host.dump.target), host, sharing)
+        except OobError:
+            return None
+        return newest.mtime if newest is not None else None
+
+    async def every() -> list[float | None]:
+        return list(await asyncio.gather(*(one(host) for host in hosts)))
+
+    try:
+        times = asyncbridge.run(every(), timeout=READ_TIMEOUT)
+    finally:
+        asyncbridge.run(targets.close(), timeout=10)
+    return {host.name: when for host, when in zip(hosts, times, strict=True)}

@@ -366,7 +366,10 @@ def test_crash_ends_with_why_each_host_hung(
 
     fleet = _hung_fleet(fleet_factory, tmp_path, list(HANG_FLEET_VENDORS), hang_kind=HANG_FLEET_KINDS)
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
-    result = oob("crash", "all", "-i", str(inventory), "--yes", "--json", *FAST)
+    prom = tmp_path / "crash.prom"
+    result = oob(
+        "crash", "all", "-i", str(inventory), "--yes", "--json", "--prometheus-textfile", str(prom), *FAST
+    )
     assert result.code == 0, result.stderr
     expected = {
         "hard": ("hard_hang", "exhba", "low"),
@@ -385,3 +388,19 @@ def test_crash_ends_with_why_each_host_hung(
     # the console report of the same run would show it in the CAUSE / WHY column
     done = _events(result, "dump_complete")
     assert all(e["analysis"]["verdict"]["headline"] for e in done)
+    # the same outcomes as Prometheus metrics, read back with prometheus_client's parser
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(prom.read_text())
+        for sample in family.samples
+    }
+    for bmc in fleet.bmcs:
+        assert found[("oob_crash_outcome", (("host", bmc.name), ("oob_crash_outcome", "complete")))] == 1
+        assert found[("oob_crash_outcome", (("host", bmc.name), ("oob_crash_outcome", "failed")))] == 0
+        assert (
+            found[("oob_crash_dump_bytes", (("host", bmc.name),))]
+            == _result(result, bmc.name)["dump"]["size"]
+        )
+        assert found[("oob_crash_host_back", (("host", bmc.name),))] == 1
