@@ -25,6 +25,15 @@ InventoryOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
+NotifyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--notify",
+        metavar="FORMAT=REF",
+        help="Post each host's outcome to a webhook: generic=REF, slack=REF or pagerduty=REF[@URL]; "
+        "REF is env:VAR, file:PATH or keyring:SERVICE/USER (never the URL itself). Repeatable.",
+    ),
+]
 PrometheusOpt = Annotated[
     Path | None,
     typer.Option(
@@ -405,3 +414,9 @@ def metrics_path(path: Path | None) -> Path | None:
     from oob.metrics import check_path
 
     return check_path(path.expanduser())
+
+
+def report_notifications(notifier: Any, renderer: Any) -> None:
+    """The end of a run: deliveries get a few seconds; failures are warnings, never an exit code."""
+    for line in notifier.close():
+        renderer.message(f"warning: {line}")

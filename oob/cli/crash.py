@@ -19,6 +19,7 @@ from oob.cli.common import (
     JsonOpt,
     KindOpt,
     NameOpt,
+    NotifyOpt,
     ParallelOpt,
     PasswordEnvOpt,
     PasswordFileOpt,
@@ -34,6 +35,7 @@ from oob.cli.common import (
     handle_errors,
     metrics_path,
     open_audit,
+    report_notifications,
     select_hosts,
     setup_logging,
     warn_insecure,
@@ -95,6 +97,7 @@ def crash_command(
     parallel: ParallelOpt = 8,
     audit_log: AuditOpt = None,
     prometheus_textfile: PrometheusOpt = None,
+    notify: NotifyOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
     bmc: BmcOpt = None,
@@ -145,6 +148,9 @@ def crash_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         metrics_file = metrics_path(prometheus_textfile)
+        from oob.notify import notifier_for
+
+        notifier = notifier_for(notify, "oob crash")
         from oob.render.crash import make_crash_renderer
         from oob.runbook.crash import CrashRequest, run_crash
         from oob.runbook.methods import DriverOptions
@@ -209,11 +215,12 @@ def crash_command(
                 hosts,
                 request,
                 confirm=confirm,
-                emit=renderer.event,
+                emit=notifier.wrap(renderer.event),
                 audit=open_audit(audit_log),
                 cancel=cancel,
             )
         renderer.report(report)
+        report_notifications(notifier, renderer)
         if metrics_file is not None:
             from oob import metrics
 

@@ -13,6 +13,7 @@ from oob.cli.common import (
     InsecureOpt,
     InventoryOpt,
     JsonOpt,
+    NotifyOpt,
     ParallelOpt,
     PrometheusOpt,
     TargetsArg,
@@ -26,6 +27,7 @@ from oob.cli.common import (
     load_hosts,
     metrics_path,
     open_audit,
+    report_notifications,
     setup_logging,
     warn_insecure,
 )
@@ -90,6 +92,7 @@ def drill_command(
     parallel: ParallelOpt = 8,
     audit_log: AuditOpt = None,
     prometheus_textfile: PrometheusOpt = None,
+    notify: NotifyOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -103,6 +106,9 @@ def drill_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         metrics_file = metrics_path(prometheus_textfile)
+        from oob.notify import notifier_for
+
+        notifier = notifier_for(notify, "oob drill")
         from oob.errors import UsageError
         from oob.render.drill import make_drill_renderer
         from oob.runbook.crash import CrashRequest
@@ -155,11 +161,12 @@ def drill_command(
                 hosts,
                 request,
                 confirm=confirm,
-                emit=renderer.event,
+                emit=notifier.wrap(renderer.event),
                 audit=open_audit(audit_log),
                 cancel=cancel,
             )
         renderer.report(report)
+        report_notifications(notifier, renderer)
         if metrics_file is not None:
             from oob import metrics
 

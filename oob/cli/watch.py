@@ -17,10 +17,12 @@ import typer
 from oob.cli.common import (
     InventoryOpt,
     JsonOpt,
+    NotifyOpt,
     TargetsArg,
     VerboseOpt,
     handle_errors,
     load_hosts,
+    report_notifications,
     setup_logging,
 )
 from oob.cli.dumpopts import (
@@ -103,6 +105,7 @@ def watch_command(
             help="Without an inventory (one host): its address, as its dump directories name it.",
         ),
     ] = None,
+    notify: NotifyOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -155,10 +158,17 @@ def watch_command(
         # imported here: `oob --help` should not pay for asyncio
         import asyncio
 
+        from oob.notify import notifier_for
+
+        notifier = notifier_for(notify, "oob watch")
         try:
-            results = asyncio.run(_watch(hosts, options, ssh, since_epoch, renderer))
+            results = asyncio.run(
+                _watch(hosts, options, ssh, since_epoch, renderer, notifier.wrap(renderer.event))
+            )
         except asyncio.CancelledError:  # SIGTERM/SIGHUP before the watch had begun
             raise KeyboardInterrupt from None
+        finally:
+            report_notifications(notifier, renderer)
         interrupted = [result.exit_code for result in results if result.state.value == "interrupted"]
         raise typer.Exit(
             interrupted[0]
@@ -198,7 +208,7 @@ def _hosts(
 
 
 async def _watch(
-    hosts: Sequence[Any], options: Any, ssh: Any, since: float | None, renderer: DumpRenderer
+    hosts: Sequence[Any], options: Any, ssh: Any, since: float | None, renderer: DumpRenderer, emit: Any
 ) -> list[Any]:
     import asyncio
     import signal
@@ -212,7 +222,7 @@ async def _watch(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, main.cancel)
-    async with DumpWatcher(hosts, options, ssh=ssh, emit=renderer.event) as watcher:
+    async with DumpWatcher(hosts, options, ssh=ssh, emit=emit) as watcher:
         # --timeout counts from now: the first listing is inside it too
         started = watcher.clock()
         base = await watcher.take_baseline(since, deadline=started + options.timeout)

@@ -404,3 +404,46 @@ def test_crash_ends_with_why_each_host_hung(
             == _result(result, bmc.name)["dump"]["size"]
         )
         assert found[("oob_crash_host_back", (("host", bmc.name),))] == 1
+
+
+def test_crash_notifies_a_webhook_per_host_outcome(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    from tests.unit.test_notify import Hook
+
+    hook = Hook()
+    try:
+        fleet = _hung_fleet(
+            fleet_factory, tmp_path, ["idrac9", "openbmc"], hang_kind=["softlockup", "hungtask"]
+        )
+        inventory = write_inventory(fleet, tmp_path / "inv.toml")
+        result = oob(
+            "crash",
+            "all",
+            "-i",
+            str(inventory),
+            "--yes",
+            "--json",
+            "--notify",
+            "generic=env:OOB_TEST_HOOK",
+            *FAST,
+            env={"OOB_TEST_HOOK": hook.url},
+        )
+    finally:
+        hook.close()
+    assert result.code == 0, result.stderr
+    outcomes = sorted((body["host"], body["outcome"]) for _, body in hook.received)
+    assert outcomes == [
+        ("idrac9-1", "dump_complete"),
+        ("idrac9-1", "nmi_sent"),
+        ("openbmc-1", "dump_complete"),
+        ("openbmc-1", "nmi_sent"),
+    ]
+    verdicts = {
+        body["host"]: body["verdict"]["kind"]
+        for _, body in hook.received
+        if body["outcome"] == "dump_complete"
+    }
+    assert verdicts == {"idrac9-1": "soft_lockup", "openbmc-1": "hung_task"}
+    # the URL holds the secret: it is in no output
+    assert "SECRET-TOKEN" not in result.stdout + result.stderr
