@@ -135,6 +135,8 @@ class Host:
     #: how to tell the host is alive: "ssh:[ADDRESS:]PORT" (waits for the SSH banner) or
     #: "tcp:[ADDRESS:]PORT" (a connection is enough); None means "ssh:22" on ``address``
     probe: str | None = None
+    #: where this host's outcomes are posted (``--notify`` specs: ``slack=env:SLACK_URL``)
+    notify: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     bmc: BmcConfig = field(default_factory=BmcConfig)
     dump: DumpConfig = field(default_factory=DumpConfig)
@@ -148,6 +150,7 @@ class Host:
             "address": self.address,
             "groups": list(self.groups),
             "probe": self.probe,
+            "notify": list(self.notify),
             "bmc": {
                 "kind": self.bmc.kind,
                 "address": self.bmc.address,

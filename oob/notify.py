@@ -27,14 +27,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from oob.errors import OobError, UsageError
 from oob.events import Event, EventKind
-from oob.model import SecretRef
+from oob.model import Host, SecretRef
 
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 TIMEOUT_S = 5.0
@@ -181,6 +181,8 @@ class Notifier:
 
     targets: Sequence[NotifyTarget]
     command: str = "oob"
+    #: the inventory's ``notify`` of each host, on top of ``targets``
+    per_host: Mapping[str, Sequence[NotifyTarget]] = field(default_factory=dict)
     #: for tests: the HTTP client factory (an httpx.Client)
     client_factory: Callable[[], Any] | None = None
     failures: dict[str, str] = field(default_factory=dict)
@@ -197,9 +199,10 @@ class Notifier:
         """Resolve every reference now (a missing one is exit 2 before anything is crashed)."""
         from oob.secrets import resolve_secret
 
-        for target in self.targets:
-            self._secrets[target] = resolve_secret(target.secret, host=f"--notify {target.format.value}")
-        if self.targets:
+        for target in self._every():
+            if target not in self._secrets:
+                self._secrets[target] = resolve_secret(target.secret, host=f"--notify {target.format.value}")
+        if self._secrets:
             self._thread = threading.Thread(target=self._deliver_all, name="oob-notify", daemon=True)
             self._thread.start()
         return self
@@ -211,13 +214,19 @@ class Notifier:
 
         return both
 
+    def _every(self) -> list[NotifyTarget]:
+        found = dict.fromkeys(self.targets)
+        for targets in self.per_host.values():
+            found.update(dict.fromkeys(targets))
+        return list(found)
+
     def observe(self, event: Event) -> None:
-        if not self.targets:
+        if not self._secrets:
             return
         doc = document(event, self.command)
         if doc is None:
             return
-        for target in self.targets:
+        for target in dict.fromkeys([*self.targets, *self.per_host.get(doc["host"], ())]):
             try:
                 self._queue.put_nowait((target, doc["host"], doc))
             except queue.Full:
@@ -230,7 +239,7 @@ class Notifier:
             self._thread.join(drain_s)
             if self._thread.is_alive():
                 pending = self._queue.qsize()
-                for target in self.targets:
+                for target in self._every():
                     self.failures.setdefault(
                         target.label, f"not all delivered within {drain_s:.0f} s ({pending} left)"
                     )
@@ -310,6 +319,8 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def notifier_for(specs: Sequence[str] | None, command: str) -> Notifier:
-    """``--notify`` values parsed and their references resolved (exit 2 when one is wrong)."""
-    return Notifier([parse_target(spec) for spec in specs or ()], command=command).start()
+def notifier_for(specs: Sequence[str] | None, command: str, hosts: Sequence[Host] = ()) -> Notifier:
+    """``--notify`` values and each host's inventory ``notify``, parsed and their references
+    resolved (exit 2 when one is wrong, before anything is done)."""
+    per_host = {host.name: tuple(parse_target(spec) for spec in host.notify) for host in hosts if host.notify}
+    return Notifier([parse_target(spec) for spec in specs or ()], command=command, per_host=per_host).start()

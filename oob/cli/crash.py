@@ -148,9 +148,6 @@ def crash_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         metrics_file = metrics_path(prometheus_textfile)
-        from oob.notify import notifier_for
-
-        notifier = notifier_for(notify, "oob crash")
         from oob.render.crash import make_crash_renderer
         from oob.runbook.crash import CrashRequest, run_crash
         from oob.runbook.methods import DriverOptions
@@ -196,6 +193,9 @@ def crash_command(
             )
         hosts = select_hosts(inventory, targets, flags)
         warn_insecure(insecure, hosts)
+        from oob.notify import notifier_for
+
+        notifier = notifier_for(notify, "oob crash", hosts)
         renderer = make_crash_renderer(json_output, [h.name for h in hosts])
 
         def confirm(plans: list[CrashPlan]) -> bool:

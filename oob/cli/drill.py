@@ -106,9 +106,6 @@ def drill_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         metrics_file = metrics_path(prometheus_textfile)
-        from oob.notify import notifier_for
-
-        notifier = notifier_for(notify, "oob drill")
         from oob.errors import UsageError
         from oob.render.drill import make_drill_renderer
         from oob.runbook.crash import CrashRequest
@@ -141,6 +138,9 @@ def drill_command(
         )
         hosts = load_hosts(inventory, targets or [])
         warn_insecure(insecure, hosts)
+        from oob.notify import notifier_for
+
+        notifier = notifier_for(notify, "oob drill", hosts)
         renderer = make_drill_renderer(json_output, [h.name for h in hosts])
         how = "writing c to /proc/sysrq-trigger" if method == "sysrq" else "an NMI"
 

@@ -160,7 +160,7 @@ def watch_command(
 
         from oob.notify import notifier_for
 
-        notifier = notifier_for(notify, "oob watch")
+        notifier = notifier_for(notify, "oob watch", hosts)
         try:
             results = asyncio.run(
                 _watch(hosts, options, ssh, since_epoch, renderer, notifier.wrap(renderer.event))

@@ -42,6 +42,7 @@ VARIABLES: dict[str, str] = {
     "ansible_host": "address",
     "oob_aliases": "aliases",
     "oob_probe": "probe",
+    "oob_notify": "notify",
     "bmc_address": "bmc.address",
     "bmc_kind": "bmc.kind",
     "bmc_username": "bmc.username",

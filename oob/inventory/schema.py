@@ -417,6 +417,21 @@ def _probe(value: Any, fail: Fail) -> str:
     return text
 
 
+def _notify(value: Any, fail: Fail) -> tuple[str, ...]:
+    from oob.errors import UsageError
+    from oob.notify import parse_target
+
+    specs = _string_list(
+        value, fail, "a list of FORMAT=REF (generic=env:VAR, slack=file:PATH, pagerduty=env:VAR)"
+    )
+    for spec in specs:
+        try:
+            parse_target(spec)
+        except UsageError as exc:
+            fail(exc.message.removeprefix("--notify").strip(": "))
+    return specs
+
+
 # --- the keys --------------------------------------------------------------------------------
 
 Check = Callable[[Any, Fail], Any]
@@ -429,6 +444,7 @@ CHECKS: dict[str, Check | None] = {
     "aliases": _string_list,
     "groups": _group_list,
     "probe": _probe,
+    "notify": _notify,
     "bmc.kind": _enum(BMC_KINDS),
     "bmc.address": _bmc_address,
     "bmc.username": _string,
@@ -617,6 +633,7 @@ def build_host(
         address=value("address", None),
         aliases=value("aliases", ()),
         probe=value("probe", None),
+        notify=value("notify", ()),
         groups=groups,
         bmc=bmc,
         dump=dump,

@@ -634,3 +634,26 @@ def test_probe_forms(load, load_error):
     for bad in ("http:22", "tcp:", "tcp:99999", "tcp::22"):
         _, message = load_error("q.toml", f'[hosts.a]\nbmc.address = "192.0.2.1"\nprobe = "{bad}"\n')
         assert "host 'a': key 'probe': expected ssh:PORT or tcp:PORT" in message
+
+
+def test_notify_lists(load, load_error):
+    inv = load(
+        "n.toml",
+        """
+        [defaults]
+        bmc.address = "192.0.2.100"
+        notify = ["slack=env:SLACK_OPS"]
+        [groups.storage]
+        notify = ["slack=env:SLACK_STORAGE", "pagerduty=env:PD_STORAGE"]
+        [hosts.a]
+        [hosts.b]
+        groups = ["storage"]
+        """,
+    )
+    assert inv.hosts["a"].notify == ("slack=env:SLACK_OPS",)
+    assert inv.hosts["b"].notify == ("slack=env:SLACK_STORAGE", "pagerduty=env:PD_STORAGE")
+    _, message = load_error(
+        "m.toml", '[hosts.a]\nbmc.address = "192.0.2.1"\nnotify = ["slack=https://hooks.example.com/T/B/X"]\n'
+    )
+    assert "notify" in message and "give a reference" in message
+    assert "hooks.example.com" not in message

@@ -16,7 +16,9 @@ from oob.runbook.drill import DrillOutcome, DrillReport
 def test_drill_metrics_say_which_host_passed(tmp_path: Path) -> None:
     report = DrillReport(
         [
-            DrillOutcome(CrashOutcome("web01", "192.0.2.1", CrashStatus.COMPLETE, 0, host_back=True), "sysrq"),
+            DrillOutcome(
+                CrashOutcome("web01", "192.0.2.1", CrashStatus.COMPLETE, 0, host_back=True), "sysrq"
+            ),
             DrillOutcome(CrashOutcome("web02", "192.0.2.2", CrashStatus.TIMEOUT, 5), "sysrq"),
         ]
     )

@@ -165,3 +165,15 @@ def test_bad_specs_are_one_line(spec: str, message: str) -> None:
     with pytest.raises(UsageError, match=message) as caught:
         parse_target(spec)
     assert "hooks.slack.com" not in caught.value.message
+
+
+def test_inventory_notify_goes_to_that_host_only(hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oob.model import Host
+    from oob.notify import notifier_for
+
+    hosts = [Host("web01", notify=("generic=env:OOB_TEST_HOOK",)), Host("web02")]
+    notifier = notifier_for(None, "oob crash", hosts)
+    for event in events():
+        notifier.observe(event)
+    assert notifier.close() == []
+    assert sorted({body["host"] for _, body in hook.received}) == ["web01"]
