@@ -300,9 +300,12 @@ class _Handler(BaseHTTPRequestHandler):
         sock = self.connection
         sock.settimeout(HOLD_POLL)
         while not self.server.stopping.is_set():
+            # poll, not select: a descriptor above 1024 is ordinary in a big fleet
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
             try:
-                readable, _, _ = select.select([sock], [], [], HOLD_POLL)
-            except (OSError, ValueError):
+                readable = poller.poll(HOLD_POLL * 1000)
+            except OSError:
                 return
             if not readable:
                 continue

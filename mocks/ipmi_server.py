@@ -486,15 +486,29 @@ class IpmiMockServer:
         return self
 
     def serve_forever(self) -> None:
-        """Service every BMC's socket until :meth:`stop`."""
+        """Service every BMC's socket until :meth:`stop`.
+
+        poll(2), not select(2): select cannot watch a descriptor numbered 1024 or more, which
+        a fleet of a few hundred BMCs (each with its HTTPS, probe and IPMI sockets) reaches."""
+        poller = select.poll()
+        watched: dict[int, socket.socket] = {}
         while not self._stop.is_set():
             with self._lock:
-                sockets: list[Any] = [bmc.serversocket for bmc in self._bmcs.values()]
+                wanted = {self._wake_r.fileno(): self._wake_r}
+                wanted.update((fd, bmc.serversocket) for fd, bmc in self._bmcs.items())
+            if wanted.keys() != watched.keys():
+                poller = select.poll()
+                for fd in wanted:
+                    poller.register(fd, select.POLLIN)
+                watched = wanted
             try:
-                readable, _, _ = select.select([self._wake_r, *sockets], [], [], 1.0)
-            except (OSError, ValueError):
-                continue  # a BMC was removed (its socket closed) while we waited
-            for sock in readable:
+                ready = poller.poll(1000)
+            except OSError:
+                continue
+            for fd, flags in ready:
+                sock = watched.get(fd)
+                if sock is None or flags & select.POLLNVAL:
+                    continue  # a BMC removed (its socket closed) while we waited
                 if sock is self._wake_r:
                     self._wake_r.recv(4096)
                     continue

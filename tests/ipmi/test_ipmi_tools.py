@@ -89,3 +89,19 @@ def test_freeipmi_wrong_user_fails_fast(
     proc = freeipmi("ipmipower", bmc, freeipmi_config(user="nobody"), "--stat")
     assert proc.stdout.strip() == f"{bmc.address}: username invalid"
     assert time.monotonic() - started < 2.0
+
+
+def test_a_bmc_past_descriptor_1024_still_answers(add_bmc: Callable[..., IpmiBmc]) -> None:
+    """select(2) cannot watch descriptors >= 1024: a fleet of ~300 BMCs reaches them."""
+    import os
+
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        bmc = add_bmc()
+        assert bmc.serversocket.fileno() >= 1024
+        status = ipmitool(bmc, "chassis", "power", "status")
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.strip() == "Chassis Power is on"
+    finally:
+        for fd in filler:
+            os.close(fd)
