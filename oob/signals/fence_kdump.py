@@ -308,7 +308,12 @@ class FenceKdumpListener:
         """Close the socket (idempotent) and return what was heard."""
         transport, self._transport = self._transport, None
         if transport is not None:
+            protocol = transport.get_protocol()
             transport.close()
+            if isinstance(protocol, _Protocol):
+                # the socket is closed a loop turn later: wait for it, so the port is free on return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(protocol.closed), 1.0)
         return self.report()
 
     async def __aenter__(self) -> Self:
@@ -496,6 +501,11 @@ class FenceKdumpListener:
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, listener: FenceKdumpListener) -> None:
         self.listener = listener
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self.listener._datagram(data, addr)
