@@ -78,6 +78,8 @@ MAX_TRACKED_SENDERS = 256
 #: ``fence_kdump_ignored`` events per window, at most; the rest are only counted
 REPORTS_PER_WINDOW = 5
 REPORT_WINDOW = 60.0
+#: the socket's receive buffer asked for, bytes
+RECEIVE_BUFFER = 1024 * 1024
 #: seconds for resolving every host name when the listener starts
 RESOLVE_TIMEOUT = 5.0
 #: names resolved, at most (a name costs a DNS query; addresses cost nothing)
@@ -544,6 +546,8 @@ def _bind(listen: ListenAddress) -> socket.socket:
             if family == socket.AF_INET6 and listen.host is None:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.setblocking(False)
+            # room for a burst (many hosts crashing at once, or junk): the kernel caps it at rmem_max
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.bind((host, listen.port))
             return sock
         except OSError as exc:
