@@ -389,6 +389,7 @@ class Fleet:
                 dump_layout=bmc.dump_family if bmc.dump_target else None,
                 ssh_user=self.host_ssh.user if self.host_ssh else None,
                 ssh_port=self.host_ssh.port if self.host_ssh else None,
+                fence_kdump=bool(bmc.host.config.fence_kdump),
             )
             for bmc in self.bmcs
         ]

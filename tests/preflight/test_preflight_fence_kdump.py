@@ -135,9 +135,7 @@ def test_oob_preflight_checks_fence_kdump_nodes(tmp_path: Path, oob: Callable[..
         assert fleet.host_ssh is not None
         fleet.configure_host("xcc-1", fence_kdump="127.0.0.5:7410")  # another machine
         fleet.host_ssh.render()
-        inventory = write_inventory(fleet, tmp_path / "inv.toml")
-        text = inventory.read_text().replace("[defaults]\n", "[defaults]\ndump.fence_kdump = true\n", 1)
-        inventory.write_text(text)
+        inventory = write_inventory(fleet, tmp_path / "inv.toml")  # dump.fence_kdump = true for each
         ssh = ("--known-hosts", str(fleet.host_ssh.known_hosts), "--ssh-key", str(fleet.host_ssh.client_key))
         result = oob("preflight", "all", "-i", str(inventory), "--json", *ssh)
 

@@ -55,6 +55,8 @@ def test_fleet_start_gives_every_host_the_nodes(tmp_path: Path) -> None:
     with Fleet.start(vendors=["openbmc"], workdir=tmp_path, fence_kdump=[("127.0.0.1", 7410)]) as fleet:
         assert fleet.host("openbmc-1").config.fence_kdump == (mock_fence_kdump.Node("127.0.0.1", 7410),)
         assert fleet.describe()["bmcs"][0]["fence_kdump"] == ["127.0.0.1:7410"]  # type: ignore[index]
+        hosts = load_inventory([fleet.write_inventory(tmp_path / "inventory.toml")]).hosts
+        assert hosts["openbmc-1"].dump.fence_kdump is True
 
 
 def test_a_host_without_a_crash_kernel_sends_nothing(tmp_path: Path) -> None:
