@@ -500,6 +500,18 @@ class FenceKdumpListener:
         )
 
 
+def listener_for(
+    hosts: Sequence[Host], option: str | None = None, *, emit: Emit = discard
+) -> FenceKdumpListener | None:
+    """The listener a watch needs, or None: ``--fence-kdump [ADDR:]PORT`` (``option``) listens
+    there for every host; else the hosts whose inventory says ``dump.fence_kdump = true`` are
+    listened for on every address, port 7410; else nobody asked.  Not started yet."""
+    if option is not None:
+        return FenceKdumpListener(hosts, parse_listen(option), emit=emit)
+    wanted = [host for host in hosts if host.dump.fence_kdump]
+    return FenceKdumpListener(wanted, ListenAddress(), emit=emit) if wanted else None
+
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, listener: FenceKdumpListener) -> None:
         self.listener = listener

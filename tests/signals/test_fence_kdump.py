@@ -22,7 +22,7 @@ import pytest
 
 from oob.errors import UsageError
 from oob.events import Event, EventKind
-from oob.model import Host
+from oob.model import DumpConfig, Host
 from oob.signals import fence_kdump
 from oob.signals.fence_kdump import (
     MAGIC,
@@ -324,6 +324,19 @@ def test_bad_listen_addresses_are_one_line_naming_the_flag(text: str) -> None:
         parse_listen(text)
     message = str(caught.value)
     assert message.startswith("--fence-kdump: expected [ADDR:]PORT") and "\n" not in message
+
+
+def test_who_is_listened_for_the_flag_or_the_inventory() -> None:
+    cluster = Host("db02", address="127.0.0.3", dump=DumpConfig(fence_kdump=True))
+    assert fence_kdump.listener_for([WEB, DB]) is None  # nobody asked
+    by_inventory = fence_kdump.listener_for([WEB, cluster])
+    assert by_inventory is not None and by_inventory.hosts == (cluster,)
+    assert by_inventory.listen == ListenAddress(None, 7410)
+    by_flag = fence_kdump.listener_for([WEB, cluster], "127.0.0.1:7411")
+    assert by_flag is not None and by_flag.hosts == (WEB, cluster)
+    assert by_flag.listen == ListenAddress("127.0.0.1", 7411)
+    with pytest.raises(UsageError):
+        fence_kdump.listener_for([WEB], "7410x")
 
 
 def test_a_port_already_taken_is_one_clear_error() -> None:
