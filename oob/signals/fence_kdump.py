@@ -286,6 +286,7 @@ class FenceKdumpListener:
         self._bound: tuple[str, int] | None = None
         self._waiters: dict[str, asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._resolved = False
 
     # -- life cycle
 
@@ -294,7 +295,9 @@ class FenceKdumpListener:
         if self._transport is not None:
             return self
         self._loop = asyncio.get_running_loop()
-        await self._resolve()
+        if not self._resolved:  # once: a restarted listener keeps what it learnt
+            await self._resolve()
+            self._resolved = True
         sock = _bind(self.listen)
         try:
             transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
