@@ -6,6 +6,10 @@ dump target one step at a time on the host's timers — directory, kernel log, v
 chunks, final rename or README — then reboots the host.  Without a crash kernel the
 panic timeout (``kernel.panic``) reboots the host and no dump is written.
 
+When the host has ``fence_kdump`` nodes (:mod:`mocks.fence_kdump`), the booted crash kernel
+sends them fence_kdump's "kdump has started" before the dump begins, then every interval
+until the dump ends.
+
 Each step runs only if the host's epoch is the one it was scheduled in: a power action
 in between ends the dump where it was (no more writes, no rename, no reboot).
 
@@ -21,6 +25,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from mocks.fence_kdump import Notifier
 from mocks.host import Event, HostRecord, HostState, SimulatedHost
 from mocks.kdump import DumpSpec, KdumpWriter
 from mocks.layouts import host_layout
@@ -49,6 +54,8 @@ class CrashKernel:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._writer: KdumpWriter | None = None
+        #: fence_kdump_send in the crash kernel (when the host has fence_kdump nodes)
+        self.fence_kdump = Notifier(self.host)
         self.host.watch(self._on_event)
 
     @property
@@ -116,6 +123,12 @@ class CrashKernel:
         host = self.host
         if host.epoch != epoch:
             return  # powered off or reset since: this dump ends where it was
+        if writer.state == "panicked":
+            # the crash kernel has booted: kdump's initramfs sends fence_kdump before it dumps,
+            # and goes on until the dump ends (the host reboots) or another crash begins
+            self.fence_kdump.start(
+                lambda: self.writer is writer and host.state in (HostState.PANICKED, HostState.DUMPING)
+            )
         step = writer.step()
         if step is None:
             host.note_dump(None, DUMP_STATUS.get(writer.state, writer.state))

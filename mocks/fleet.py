@@ -53,6 +53,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from mocks.bmc import MockBmc
 from mocks.control import ControlServer
 from mocks.faults import Faults
+from mocks.fence_kdump import NodeSpec
+from mocks.fence_kdump import nodes as fence_kdump_nodes
 from mocks.flavours import MAIN_FLAVOURS, get_flavour
 from mocks.host import Clock, HostConfig, HostState, RealClock, SimulatedHost
 from mocks.https import ConnectionHub
@@ -141,6 +143,8 @@ class Fleet:
         first_host_address: str = FIRST_HOST_ADDRESS,
         host_ssh: bool = False,
         hang_kind: Sequence[str] | str | None = None,
+        fence_kdump: Sequence[NodeSpec] | NodeSpec | None = None,
+        fence_kdump_interval: float = _HOST_DEFAULTS.fence_kdump_interval,
     ) -> Fleet:
         """Start ``count`` BMCs of every flavour in ``vendors``, all listening when this returns.
 
@@ -167,6 +171,10 @@ class Fleet:
         ``host_ssh`` also starts a real sshd on every host's address whose commands read a
         per-host fake /proc, /sys and /etc (:mod:`mocks.hostfs`: ``fleet.host_ssh``), for
         ``oob preflight`` and ``oob drill``; the inventory then gives ``ssh.user``/``ssh.port``.
+        ``fence_kdump`` (``"127.0.0.1:7410"``, ``(address, port)`` or a list; loopback only) gives
+        every host's kdump ``fence_kdump_nodes``: once its crash kernel has booted it sends them
+        fence_kdump's "kdump has started" (:mod:`mocks.fence_kdump`) from its own address, then
+        every ``fence_kdump_interval`` seconds (scaled) until the dump ends.
         Raises ValueError for an unknown flavour, cipher mode, layout or hang kind, a count
         below 1 or a non-loopback address.
         """
@@ -214,6 +222,8 @@ class Fleet:
                 boot_delay=boot_delay,
                 reboot_time=reboot_time,
                 panic_timeout=panic_timeout,
+                fence_kdump=fence_kdump_nodes(fence_kdump),
+                fence_kdump_interval=fence_kdump_interval,
             )
             for flavour in flavours:
                 for n in range(1, count + 1):
@@ -339,7 +349,8 @@ class Fleet:
 
     def configure_host(self, name: str, **settings: object) -> HostConfig:
         """Change one host's :class:`~mocks.host.HostConfig` (``layout``, ``armed``, ``dump_size``,
-        ``dump_rate``, ``boot_delay``, ``reboot_time``, ``panic_timeout``, ``hang_kind``); applies from its
+        ``dump_rate``, ``boot_delay``, ``reboot_time``, ``panic_timeout``, ``hang_kind``, ``fence_kdump``,
+        ``fence_kdump_interval``); applies from its
         next crash.  A new layout moves its dump target accordingly: write the inventory after."""
         host = self.host(name)
         if "layout" in settings and "dump_target" not in settings:
@@ -378,6 +389,7 @@ class Fleet:
                 dump_layout=bmc.dump_family if bmc.dump_target else None,
                 ssh_user=self.host_ssh.user if self.host_ssh else None,
                 ssh_port=self.host_ssh.port if self.host_ssh else None,
+                fence_kdump=bool(bmc.host.config.fence_kdump),
             )
             for bmc in self.bmcs
         ]
@@ -409,6 +421,7 @@ class Fleet:
                     "dump_target": str(b.dump_target) if b.dump_target else None,
                     "dump_layout": b.host.config.layout,
                     "hang_kind": b.host.config.hang_kind,
+                    "fence_kdump": [str(node) for node in b.host.config.fence_kdump],
                 }
                 for b in self.bmcs
             ],

@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mocks.faults import HostFaults, merge_host_faults
+from mocks.fence_kdump import DEFAULT_INTERVAL, Node
+from mocks.fence_kdump import nodes as fence_kdump_nodes
 from mocks.kernellog import hang_kind
 from mocks.layouts import host_layout
 
@@ -225,9 +227,18 @@ class HostConfig:
     #: how the host hangs (:data:`mocks.kernellog.HANG_KINDS`): an NMI to the *hung* host
     #: saves the kernel log of that hang; None: the plain NMI panic alone
     hang_kind: str | None = None
+    #: ``fence_kdump_nodes``: where the crash kernel sends fence_kdump's "kdump has started"
+    #: once booted (:func:`mocks.fence_kdump.nodes`: ``"127.0.0.1:7410"``, ``(addr, port)``, a
+    #: list); empty: not configured, nothing sent
+    fence_kdump: tuple[Node, ...] = ()
+    #: ``fence_kdump_args -i``: seconds between rounds, until the dump ends
+    fence_kdump_interval: float = DEFAULT_INTERVAL
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layout", host_layout(self.layout).name)
+        object.__setattr__(self, "fence_kdump", fence_kdump_nodes(self.fence_kdump))
+        if self.fence_kdump_interval <= 0:
+            raise ValueError("fence_kdump_interval must be positive")
         if self.hang_kind is not None:
             object.__setattr__(self, "hang_kind", hang_kind(self.hang_kind).value)
         if self.dump_size <= 0 or self.dump_rate <= 0:
@@ -495,6 +506,7 @@ class SimulatedHost:
                 "address": self.config.address,
                 "layout": self.config.layout,
                 "hang_kind": self.config.hang_kind,
+                "fence_kdump": [str(node) for node in self.config.fence_kdump],
                 "armed": self.config.armed and self.config.dump_target is not None,
                 "dump_target": str(self.config.dump_target) if self.config.dump_target else None,
                 "dump_dir": str(self.dump_directory) if self.dump_directory else None,

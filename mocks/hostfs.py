@@ -277,6 +277,11 @@ class HostTree:
         share = layout.share if r.target_path is None else None
         if family == "rhel":
             head = "# kdump.conf written by the oob mock\ncore_collector makedumpfile -l --message-level 7 -d 31\n"
+            if host.config.fence_kdump:  # what the crash kernel sends (mocks.fence_kdump), as configured
+                nodes = host.config.fence_kdump
+                interval = f"{host.config.fence_kdump_interval:g}"
+                head += f"fence_kdump_args -p {nodes[0].port} -f auto -c 0 -i {interval}\n"
+                head += f"fence_kdump_nodes {' '.join(node.address for node in nodes)}\n"
             if share == "nfs":
                 parent, _, leaf = target.rpartition("/")
                 return "/etc/kdump.conf", f"{head}nfs {DUMP_SERVER}:{parent}\npath /{leaf}\n"

@@ -44,6 +44,8 @@ class InventoryHost:
     #: ``ssh.user`` / ``ssh.port``: the host's own sshd (``host_ssh=True``)
     ssh_user: str | None = None
     ssh_port: int | None = None
+    #: ``dump.fence_kdump``: the host's kdump sends fence_kdump's messages (to the fleet's nodes)
+    fence_kdump: bool = False
 
 
 def render_inventory(
@@ -87,6 +89,8 @@ def render_inventory(
             lines.append(f"dump.target = {_string(host.dump_target)}")
         if host.dump_layout is not None:
             lines.append(f"dump.layout = {_string(host.dump_layout)}")
+        if host.fence_kdump:
+            lines.append("dump.fence_kdump = true")
         if host.ssh_user is not None:
             lines.append(f"ssh.user = {_string(host.ssh_user)}")
         if host.ssh_port is not None:

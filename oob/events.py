@@ -107,6 +107,12 @@ class EventKind(StrEnum):
     ANALYSIS_FAILED = "analysis_failed"
     """`oob analyze` could not read a kernel log for a dump (`message`, `error`)."""
 
+    # fence_kdump (oob.signals.fence_kdump)
+    KDUMP_STARTED = "kdump_started"
+    """The host's crash kernel sent its first fence_kdump message: the NMI took effect and kdump is starting (`at`, `sender`)."""
+    FENCE_KDUMP_IGNORED = "fence_kdump_ignored"
+    """A datagram on the fence_kdump port was ignored: malformed, or from an address no watched host has (`sender`, `reason`); said once per sender, the rest counted."""
+
 
 @dataclass(frozen=True)
 class Event:

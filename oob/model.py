@@ -100,6 +100,9 @@ class DumpConfig:
     #: ``ssh://user@server[:port]/path`` or ``file:///path``; None when not configured
     target: str | None = None
     layout: DumpLayout = "auto"
+    #: the host's kdump sends fence_kdump's "kdump has started" to this machine
+    #: (``fence_kdump_nodes`` in /etc/kdump.conf, RHEL): oob listens for it and preflight checks it
+    fence_kdump: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,11 @@ class Host:
                 "methods": list(self.bmc.effective_methods),
                 "ipmi_port": self.bmc.ipmi_port,
             },
-            "dump": {"target": self.dump.target, "layout": self.dump.layout},
+            "dump": {
+                "target": self.dump.target,
+                "layout": self.dump.layout,
+                "fence_kdump": self.dump.fence_kdump,
+            },
             "ssh": {
                 "user": self.ssh.user,
                 "port": self.ssh.port,

@@ -57,6 +57,7 @@ VARIABLES: dict[str, str] = {
     "bmc_timeout": "bmc.timeout",
     "dump_target": "dump.target",
     "dump_layout": "dump.layout",
+    "dump_fence_kdump": "dump.fence_kdump",
     "oob_ssh_user": "ssh.user",
     "oob_ssh_port": "ssh.port",
     "oob_ssh_jump": "ssh.jump",

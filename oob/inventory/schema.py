@@ -458,6 +458,7 @@ CHECKS: dict[str, Check | None] = {
     "bmc.timeout": _seconds,
     "dump.target": _dump_target,
     "dump.layout": _enum(DUMP_LAYOUTS),
+    "dump.fence_kdump": _bool,
     "ssh.user": _ssh_user,
     "ssh.port": _port,
     "ssh.jump": _ssh_jump,
@@ -619,7 +620,11 @@ def build_host(
         ipmi_port=value("bmc.ipmi_port", defaults.ipmi_port),
         timeout=value("bmc.timeout", defaults.timeout),
     )
-    dump = DumpConfig(target=value("dump.target", None), layout=value("dump.layout", "auto"))
+    dump = DumpConfig(
+        target=value("dump.target", None),
+        layout=value("dump.layout", "auto"),
+        fence_kdump=value("dump.fence_kdump", False),
+    )
     # only what the inventory says: the rest is the user's ssh configuration's (oob.ssh)
     ssh = SshConfig(
         user=value("ssh.user", None),

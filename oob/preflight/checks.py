@@ -69,6 +69,9 @@ class HostView:
     hpe: bool = False
     #: ``user@host:port`` the SSH connection really logged in as (ssh configuration applied)
     login: str | None = None
+    #: how the host may name the machine oob runs on (its address as the host saw the SSH
+    #: login come from, its host name): what ``fence_kdump_nodes`` must list
+    this_machine: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, host: Host, facts: HostFacts, *, hpe: bool | None = None) -> HostView:
@@ -413,6 +416,93 @@ def check_hpwdt(view: HostView) -> CheckResult:
     )
 
 
+def check_fence_kdump(view: HostView) -> CheckResult:
+    """With ``dump.fence_kdump``: RHEL's kdump.conf names this machine in ``fence_kdump_nodes``, so
+    its crash kernel tells oob "kdump has started" (:mod:`oob.signals.fence_kdump`)."""
+    if not view.host.dump.fence_kdump:
+        return CheckResult("fence_kdump", "host", SKIP, "dump.fence_kdump is not set in the inventory")
+    if view.family != "rhel":
+        what = f"a {view.family} host" if view.family else "the distribution is not recognised"
+        return CheckResult(
+            "fence_kdump", "host", SKIP, f"not applicable: fence_kdump_nodes is RHEL/Fedora kdump's ({what})"
+        )
+    path = kdumpconf.CONFIG["rhel"]
+    read = view.facts.file(path)
+    if read.denied:
+        return _denied(view, path, "fence_kdump")
+    if not read.ok:
+        return CheckResult("fence_kdump", "host", WARN, f"{path}: {read.text.strip() or 'cannot read'}")
+    config = kdumpconf.fence_kdump_config(read.text)
+    data: dict[str, Any] = {"fence_kdump": config.to_dict(), "this_machine": list(view.this_machine)}
+    name = view.this_machine[0] if view.this_machine else "THIS-MACHINE"
+    fix = "then run kdumpctl restart"
+    if not config.nodes:
+        return CheckResult(
+            "fence_kdump",
+            "host",
+            WARN,
+            f"no fence_kdump_nodes in {path}: the crash kernel tells no one it started; "
+            f'fix: add "fence_kdump_nodes {name}" to it, {fix}',
+            data=data,
+        )
+    listed = " ".join(config.nodes)
+    if not view.this_machine:
+        return CheckResult(
+            "fence_kdump",
+            "host",
+            WARN,
+            f"fence_kdump_nodes {listed}: cannot tell whether that is this machine (the host saw the SSH "
+            "login come from elsewhere, a jump host?)",
+            data=data,
+        )
+    named = [node for node in config.nodes if names_this_machine(node, view.this_machine)]
+    if not named:
+        return CheckResult(
+            "fence_kdump",
+            "host",
+            WARN,
+            f"fence_kdump_nodes {listed} does not name this machine ({', '.join(view.this_machine)}); "
+            f"fix: add {name} to that line in {path}, {fix}",
+            data=data,
+        )
+    if config.port is None:
+        return CheckResult(
+            "fence_kdump",
+            "host",
+            WARN,
+            f"fence_kdump_nodes names this machine ({named[0]}) but fence_kdump_args "
+            f"'{config.args}' has no port oob can read; fix: give -p 7410 there, {fix}",
+            data=data,
+        )
+    port = "" if config.port == kdumpconf.FENCE_KDUMP_PORT else f" (listen with --fence-kdump {config.port})"
+    return CheckResult(
+        "fence_kdump",
+        "host",
+        OK,
+        f"fence_kdump_nodes names this machine ({named[0]}), port {config.port}{port}",
+        data=data,
+    )
+
+
+def names_this_machine(node: str, this_machine: tuple[str, ...]) -> bool:
+    """Is ``node`` (a fence_kdump_nodes word) one of this machine's addresses or names?  Names
+    compare without case, a short name with a fully qualified one."""
+    from oob.dump.matching import normalize
+
+    key = normalize(node)
+    ours = {normalize(item) for item in this_machine}
+    if key in ours:
+        return True
+    if any(char.isalpha() for char in key) and ":" not in key:
+        short = key.split(".", 1)[0]
+        return any(
+            item.split(".", 1)[0] == short
+            for item in ours
+            if any(char.isalpha() for char in item) and ":" not in item
+        )
+    return False
+
+
 HOST_CHECKS: tuple[Callable[[HostView], CheckResult], ...] = (
     check_crashkernel,
     check_crash_size,
@@ -424,6 +514,7 @@ HOST_CHECKS: tuple[Callable[[HostView], CheckResult], ...] = (
     check_target,
     check_space,
     check_hpwdt,
+    check_fence_kdump,
 )
 HOST_CHECK_NAMES: tuple[str, ...] = (
     "ssh",
@@ -438,6 +529,7 @@ HOST_CHECK_NAMES: tuple[str, ...] = (
     "space",
     "target_space",
     "hpwdt",
+    "fence_kdump",
 )
 
 

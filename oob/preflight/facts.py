@@ -47,6 +47,8 @@ FACTS_SCRIPT = "\n".join(
     [
         "LC_ALL=C; export LC_ALL",
         f'echo "{MARK} uid"; id -u; echo "{MARK} rc $?"',
+        # who the host sees logging in (client address first): the machine fence_kdump must name
+        f'echo "{MARK} env SSH_CONNECTION"; echo "${{SSH_CONNECTION:-}}"; echo; echo "{MARK} rc 0"',
         f"for f in {' '.join(FILES)}; do",
         f'  echo "{MARK} file $f"; cat "$f" 2>&1; rc=$?; echo; echo "{MARK} rc $rc"',
         "done",
@@ -111,6 +113,8 @@ class HostFacts:
     services: dict[str, Read] = field(default_factory=dict)
     #: ``kdumpctl status`` / ``kdump-config status`` (:data:`STATUS_TOOLS`)
     statuses: dict[str, Read] = field(default_factory=dict)
+    #: environment variables of the login (``SSH_CONNECTION``)
+    env: dict[str, Read] = field(default_factory=dict)
     #: ``df -P -k`` of the configured local dump path: (path, available bytes), when asked
     free: tuple[str, int] | None = None
     free_error: str | None = None
@@ -140,6 +144,19 @@ class HostFacts:
                 values[key.strip()] = parts[0] if parts else ""
         return values
 
+    def ssh_client(self) -> str | None:
+        """The address the host saw oob's SSH connection come from (``SSH_CONNECTION``'s first
+        word), when it is an IP address."""
+        import ipaddress
+
+        words = (self.env.get("SSH_CONNECTION", Read("", 1)).value() or "").split()
+        if not words:
+            return None
+        try:
+            return ipaddress.ip_address(words[0]).compressed
+        except ValueError:
+            return None
+
     def module_loaded(self, name: str) -> bool:
         modules = self.file("/proc/modules").value() or ""
         return any(line.split(" ", 1)[0] == name for line in modules.splitlines())
@@ -165,6 +182,7 @@ def parse_facts(output: str) -> HostFacts:
     files: dict[str, Read] = {}
     services: dict[str, Read] = {}
     statuses: dict[str, Read] = {}
+    env: dict[str, Read] = {}
     kind, name, lines = "", "", []  # type: ignore[var-annotated]
     for line in output.split("\n"):
         if line.startswith(f"{MARK} rc "):
@@ -179,13 +197,15 @@ def parse_facts(output: str) -> HostFacts:
                 services[name] = Read(text, rc)
             elif kind == "status":
                 statuses[name] = Read(text, rc)
+            elif kind == "env":
+                env[name] = Read(text, rc)
             kind, name, lines = "", "", []
         elif line.startswith(f"{MARK} "):
             parts = line.split(" ", 2)
             kind, name, lines = parts[1], parts[2] if len(parts) > 2 else "", []
         else:
             lines.append(line)
-    return HostFacts(uid=uid, files=files, services=services, statuses=statuses)
+    return HostFacts(uid=uid, files=files, services=services, statuses=statuses, env=env)
 
 
 def parse_df(output: str) -> tuple[int | None, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 
 from oob.errors import HostSshError
@@ -26,4 +27,27 @@ async def gather(
         if path is not None:
             df = await shell.run(df_script(path), timeout=timeout)
             view = HostView.of(host, facts.with_free(path, df.stdout + df.stderr), hpe=hpe)
-        return replace(view, login=shell.login)
+        return replace(view, login=shell.login, this_machine=this_machine(facts.ssh_client()))
+
+
+def this_machine(ssh_client: str | None) -> tuple[str, ...]:
+    """How the host may name this machine: the address its SSH login came from, when that is an
+    address of this machine (not a jump host's), then this machine's host name."""
+    names: list[str] = []
+    if ssh_client is not None and is_local_address(ssh_client):
+        names.append(ssh_client)
+    hostname = socket.gethostname()
+    if hostname:
+        names.append(hostname.lower())
+    return tuple(dict.fromkeys(names))
+
+
+def is_local_address(address: str) -> bool:
+    """Whether ``address`` is one of this machine's: only a local address can be bound to."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.bind((address, 0))
+    except OSError:
+        return False
+    return True

@@ -2,7 +2,8 @@
 
 RHEL/Fedora ``/etc/kdump.conf`` (``path``, ``nfs``, ``ssh``), SUSE ``/etc/sysconfig/kdump``
 (``KDUMP_SAVEDIR``), Debian/Ubuntu ``/etc/default/kdump-tools`` (``KDUMP_COREDIR``,
-``NFS``, ``SSH``).  Where each lands (docs/KDUMP.md, "where they land"): RHEL nfs
+``NFS``, ``SSH``); and RHEL's ``fence_kdump_nodes`` / ``fence_kdump_args``, to which machines its
+crash kernel says "kdump has started" (:mod:`oob.signals.fence_kdump`).  Where each lands (docs/KDUMP.md, "where they land"): RHEL nfs
 ``srv:/export`` + ``path /var/crash`` -> ``srv:/export/var/crash``; ssh -> ``path`` on the
 server; SUSE ``nfs://HOST/DIR`` -> ``HOST:/DIR``; Debian NFS is mounted over
 ``KDUMP_COREDIR``, so the export itself.  Pure functions, no I/O.
@@ -157,6 +158,56 @@ def debian_target(text: str) -> ConfiguredTarget:
             source=f"SSH={values['SSH']}; KDUMP_COREDIR={coredir}",
         )
     return ConfiguredTarget("local", posixpath.normpath(coredir), source=f"KDUMP_COREDIR={coredir}")
+
+
+#: fence_kdump_send's default port (fence-agents), what ``fence_kdump_args`` leaves out
+FENCE_KDUMP_PORT = 7410
+
+
+@dataclass(frozen=True)
+class FenceKdumpConfig:
+    """RHEL kdump.conf's ``fence_kdump_nodes`` and ``fence_kdump_args`` (kdump.conf(5))."""
+
+    #: the machines the crash kernel tells "kdump has started", as written (names or IPs)
+    nodes: tuple[str, ...]
+    #: the port from ``-p``/``--ipport`` in ``fence_kdump_args`` (None when it is not a number)
+    port: int | None = FENCE_KDUMP_PORT
+    args: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"nodes": list(self.nodes), "port": self.port, "args": self.args}
+
+
+def _directives(text: str) -> dict[str, str]:
+    """kdump.conf's ``directive value...`` lines (the last one of a name wins, as kdumpctl reads
+    them); comments and blank lines skipped."""
+    directives: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            parts = line.split(None, 1)
+            directives[parts[0]] = parts[1].strip() if len(parts) > 1 else ""
+    return directives
+
+
+def fence_kdump_config(text: str) -> FenceKdumpConfig:
+    """What /etc/kdump.conf says about fence_kdump (no nodes: not configured)."""
+    directives = _directives(text)
+    nodes = tuple(directives.get("fence_kdump_nodes", "").split())
+    args = directives.get("fence_kdump_args", "")
+    port: int | None = FENCE_KDUMP_PORT
+    words = args.split()
+    for index, word in enumerate(words):
+        value: str | None = None
+        if word in ("-p", "--ipport"):
+            value = words[index + 1] if index + 1 < len(words) else ""
+        elif word.startswith("--ipport="):
+            value = word.partition("=")[2]
+        elif word.startswith("-p") and len(word) > 2:
+            value = word[2:]
+        if value is not None:
+            port = int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 65536 else None
+    return FenceKdumpConfig(nodes, port, args)
 
 
 def configured_target(family_name: str, text: str) -> ConfiguredTarget:
