@@ -42,6 +42,7 @@ from oob.cli.common import (
 )
 from oob.cli.dumpopts import (
     AcceptNewHostKeyOpt,
+    FenceKdumpOpt,
     IntervalOpt,
     KnownHostsOpt,
     ProbeTimeoutOpt,
@@ -82,6 +83,7 @@ def crash_command(
     ] = False,
     allow_repeat: AllowRepeatOpt = False,
     recover: RecoverOpt = False,
+    fence_kdump: FenceKdumpOpt = None,
     timeout: TimeoutOpt = "30m",
     stall_after: StallAfterOpt = "2m",
     stall_grace: StallGraceOpt = "0",
@@ -164,6 +166,7 @@ def crash_command(
             force=force,
             allow_repeat=allow_repeat,
             recover=recover,
+            fence_kdump=fence_kdump,
             reboot_grace_s=reboot_grace_seconds(reboot_grace),
             probe_timeout_s=probe_timeout,
             parallel=parallel,

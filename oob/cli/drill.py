@@ -33,6 +33,7 @@ from oob.cli.common import (
 )
 from oob.cli.dumpopts import (
     AcceptNewHostKeyOpt,
+    FenceKdumpOpt,
     IntervalOpt,
     KnownHostsOpt,
     ProbeTimeoutOpt,
@@ -78,6 +79,7 @@ def drill_command(
     allow_repeat: AllowRepeatOpt = False,
     strict: StrictOpt = False,
     recover: RecoverOpt = False,
+    fence_kdump: FenceKdumpOpt = None,
     timeout: TimeoutOpt = "30m",
     stall_after: StallAfterOpt = "2m",
     interval: IntervalOpt = 0.5,
@@ -128,6 +130,7 @@ def drill_command(
                 force=force,
                 allow_repeat=allow_repeat,
                 recover=recover,
+                fence_kdump=fence_kdump,
                 reboot_grace_s=reboot_grace_seconds(reboot_grace),
                 probe_timeout_s=probe_timeout,
                 parallel=parallel,

@@ -78,6 +78,15 @@ RecoverOpt = Annotated[
         "one that powered off after its dump.",
     ),
 ]
+FenceKdumpOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fence-kdump",
+        metavar="[ADDR:]PORT",
+        help="Listen for fence_kdump's 'kdump has started' from the hosts' crash kernels (RHEL "
+        "kdump.conf fence_kdump_nodes); default: for hosts with dump.fence_kdump = true, on port 7410.",
+    ),
+]
 RebootGraceOpt = Annotated[
     str,
     typer.Option(

@@ -27,6 +27,7 @@ from oob.cli.common import (
 )
 from oob.cli.dumpopts import (
     AcceptNewHostKeyOpt,
+    FenceKdumpOpt,
     IntervalOpt,
     KnownHostsOpt,
     SshConfigOpt,
@@ -75,6 +76,7 @@ def watch_command(
     interval: IntervalOpt = 0.5,
     stall_after: StallAfterOpt = "2m",
     stall_grace: StallGraceOpt = "0",
+    fence_kdump: FenceKdumpOpt = None,
     target: Annotated[
         str | None,
         typer.Option(
@@ -163,7 +165,7 @@ def watch_command(
         notifier = notifier_for(notify, "oob watch", hosts)
         try:
             results = asyncio.run(
-                _watch(hosts, options, ssh, since_epoch, renderer, notifier.wrap(renderer.event))
+                _watch(hosts, options, ssh, since_epoch, renderer, notifier.wrap(renderer.event), fence_kdump)
             )
         except asyncio.CancelledError:  # SIGTERM/SIGHUP before the watch had begun
             raise KeyboardInterrupt from None
@@ -208,12 +210,16 @@ def _hosts(
 
 
 async def _watch(
-    hosts: Sequence[Any], options: Any, ssh: Any, since: float | None, renderer: DumpRenderer, emit: Any
+    hosts: Sequence[Any],
+    options: Any,
+    ssh: Any,
+    since: float | None,
+    renderer: DumpRenderer,
+    emit: Any,
+    fence_kdump: str | None = None,
 ) -> list[Any]:
     import asyncio
     import signal
-
-    from oob.dump.watcher import DumpWatcher
 
     # SIGTERM and SIGHUP end the watch as Ctrl-C does: asyncio.run cancels this task on
     # SIGINT, and the watch then reports where each host was
@@ -222,6 +228,25 @@ async def _watch(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, main.cancel)
+    from oob.signals.fence_kdump import listener_for
+
+    listener = listener_for(hosts, fence_kdump, emit=emit)
+    if listener is not None:
+        await listener.start()
+    try:
+        return await _follow(hosts, options, ssh, since, renderer, emit)
+    finally:
+        if listener is not None:
+            await listener.stop()
+
+
+async def _follow(
+    hosts: Sequence[Any], options: Any, ssh: Any, since: float | None, renderer: DumpRenderer, emit: Any
+) -> list[Any]:
+    import asyncio
+
+    from oob.dump.watcher import DumpWatcher
+
     async with DumpWatcher(hosts, options, ssh=ssh, emit=emit) as watcher:
         # --timeout counts from now: the first listing is inside it too
         started = watcher.clock()

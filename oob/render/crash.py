@@ -152,6 +152,7 @@ def crash_pairs(outcome: Any) -> list[tuple[str, object]]:
         ("bmc", outcome.bmc),
         ("fallback", outcome.fallback_reason),
         ("nmi at", outcome.nmi_at),
+        ("kdump started", getattr(outcome, "kdump_started", None)),
         ("dump", dump_location(dump) if dump is not None else None),
         ("size", size),
     ]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 DUMP_EVENTS = frozenset(
     {
         "dump_dir_appeared",
+        "kdump_started",
         "dump_progress",
         "dump_complete",
         "dump_stalled",

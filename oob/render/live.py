@@ -55,6 +55,7 @@ ROW_KINDS = frozenset(
         EventKind.SYSRQ_SENDING,
         EventKind.SYSRQ_SENT,
         EventKind.DUMP_DIR_APPEARED,
+        EventKind.KDUMP_STARTED,
         EventKind.DUMP_PROGRESS,
         EventKind.DUMP_STALLED,
         EventKind.DUMP_COMPLETE,
@@ -158,6 +159,9 @@ def apply(row: HostRow, event: Event, now: float) -> None:
             row.settle("stalled", detail, now)
         else:
             row.state, row.detail = "stalled", detail
+    elif kind == EventKind.KDUMP_STARTED:
+        if row.state not in FINAL:
+            row.detail = _join(row.detail, "crash kernel up (fence_kdump)")
     elif kind == EventKind.DUMP_COMPLETE:
         size = _int(data.get("size"))
         verdict = (data.get("analysis") or {}).get("verdict") or {}

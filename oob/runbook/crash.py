@@ -46,6 +46,7 @@ from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 from oob.runbook.nmi import CrashPlan, NmiRequest, plan_host, trigger_host
+from oob.signals.fence_kdump import listener_for
 from oob.ssh import SshOptions
 
 
@@ -74,6 +75,9 @@ class CrashRequest:
     #: True (``oob crash``): the host must look hung; False (``oob drill``): it must look
     #: healthy — in both cases ``force`` goes ahead anyway
     expect_hung: bool = True
+    #: ``--fence-kdump [ADDR:]PORT``: listen for fence_kdump's "kdump has started" there
+    #: (None: only for hosts whose inventory says ``dump.fence_kdump = true``, on port 7410)
+    fence_kdump: str | None = None
 
 
 class CrashStatus(StrEnum):
@@ -122,6 +126,9 @@ class CrashOutcome:
     back_after_s: float | None = None
     #: what became of the host after its complete dump (None: not waited for)
     after_dump: AfterDump | None = None
+    #: when its crash kernel's first fence_kdump message arrived (None: none heard, or
+    #: nobody listened)
+    kdump_started: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"host": self.host, "bmc": self.bmc, "status": self.status}
@@ -137,6 +144,8 @@ class CrashOutcome:
             data["probe"] = self.probe.to_dict()
         if self.host_back is not None:
             data["host_back"] = self.host_back
+        if self.kdump_started is not None:
+            data["kdump_started"] = self.kdump_started
         if self.after_dump is not None:
             data["after_dump"] = self.after_dump
         if self.back_after_s is not None:
@@ -191,6 +200,9 @@ class _HostRun:
     notes: list[str] = field(default_factory=list)
     #: its ``refused`` event was emitted
     announced: bool = False
+    #: fence_kdump: when its crash kernel said "kdump has started"; whether it was listened for
+    kdump_started: str | None = None
+    fence_listened: bool = False
 
     def settle(self, status: CrashStatus, error: OobError, **kwargs: Any) -> None:
         self.outcome = CrashOutcome(
@@ -509,9 +521,20 @@ def _conclude(
             status = _crash_status(result)
             code = 130 if result is not None and result.state is DumpState.INTERRUPTED else 5
             if result is not None and result.state is DumpState.TIMEOUT and result.directory is None:
-                notes.append(
-                    "no dump appeared; is kdump armed (kexec_crash_loaded) and kernel.unknown_nmi_panic=1?"
-                )
+                if run.kdump_started is not None:
+                    notes.append(
+                        f"the crash kernel said kdump has started ({run.kdump_started}) but no dump "
+                        "appeared: is the dump target mounted and writable there?"
+                    )
+                elif run.fence_listened:
+                    notes.append(
+                        "no dump appeared and no fence_kdump message came: the crash kernel did not boot, "
+                        "or kdump.conf does not name this machine in fence_kdump_nodes"
+                    )
+                else:
+                    notes.append(
+                        "no dump appeared; is kdump armed (kexec_crash_loaded) and kernel.unknown_nmi_panic=1?"
+                    )
         if cancel.is_set():
             notes.append("interrupted before the dump was complete")
             if run.nmi_at and nmi.status != Status.UNKNOWN:
@@ -533,6 +556,7 @@ def _conclude(
         notes=tuple(notes),
         back_after_s=back_after_s,
         after_dump=after_dump,
+        kdump_started=run.kdump_started,
     )
     if status != CrashStatus.COMPLETE:
         emit(
@@ -689,13 +713,56 @@ def _crash(
                 warnings=run.plan.warnings,
             )
         return
+    # listening starts before the question: a port that cannot be had stops the run (exit 2)
+    # before anything is sent, and no early message is missed
+    listener = listener_for([run.host for run in ready], request.fence_kdump, emit=emit)
+    if listener is not None:
+        listener.open()
+    try:
+        results = _send_and_watch(
+            ready, runs, request, confirm, emit, audit, cancel, baseline, targets, trigger_with, bug
+        )
+    finally:
+        if listener is not None:
+            heard = listener.close()
+            listened = {host.name for host in listener.hosts}
+            for run in ready:
+                run.fence_listened = run.host.name in listened
+                signal = heard.signal(run.host.name)
+                if signal is not None:
+                    run.kdump_started = signal.first.isoformat(timespec="seconds")
+    sent = [run for run in ready if run.outcome is None and run.nmi is not None]
+    run_per_host(
+        [r.host for r in sent],
+        lambda h: _conclude(by_name[h.name], results.get(h.name), request, emit, audit, cancel),
+        request.parallel,
+        on_bug=bug,
+    )
+
+
+def _send_and_watch(
+    ready: list[_HostRun],
+    runs: list[_HostRun],
+    request: CrashRequest,
+    confirm: ConfirmCrash,
+    emit: Emit,
+    audit: AuditLog | None,
+    cancel: threading.Event,
+    baseline: Baseline,
+    targets: Targets,
+    trigger_with: Trigger | None,
+    bug: Callable[[Host, Exception], None],
+) -> dict[str, DumpResult]:
+    """Ask, record, send one NMI per host, and watch their dumps: each host's result."""
+    by_name = {run.host.name: run for run in runs}
     plans = [run.plan for run in ready if run.plan is not None]
     _announce_refusals(runs, emit)  # who is left out, and why, shown before the question
+
     if cancel.is_set() or (not request.assume_yes and not confirm(plans)):
         why = "interrupted before the NMI" if cancel.is_set() else "not confirmed"
         for run in ready:
             run.settle(CrashStatus.REFUSED, SafetyRefusal(f"{why}; nothing was sent", host=run.host.name))
-        return
+        return {}
     missing = record_quietly(
         audit, "crash.confirmed", None, hosts=[r.host.name for r in ready], yes=request.assume_yes
     )
@@ -704,7 +771,7 @@ def _crash(
             run.settle(
                 CrashStatus.REFUSED, AuditLogError(f"{missing[0]}; nothing was sent", host=run.host.name)
             )
-        return
+        return {}
 
     def trigger(run: _HostRun) -> None:
         assert run.plan is not None
@@ -746,7 +813,7 @@ def _crash(
     run_per_host([r.host for r in ready], lambda h: trigger(by_name[h.name]), request.parallel, on_bug=bug)
     sent = [run for run in ready if run.outcome is None and run.nmi is not None]
     if not sent:
-        return
+        return {}
     started = min(run.nmi_monotonic for run in sent if run.nmi_monotonic is not None)
     watcher = DumpWatcher([r.host for r in sent], request.watch, targets=targets, emit=emit)
     results: dict[str, DumpResult] = {}
@@ -762,9 +829,4 @@ def _crash(
 
         for result in asyncbridge.run(partial()):
             results[result.host] = result
-    run_per_host(
-        [r.host for r in sent],
-        lambda h: _conclude(by_name[h.name], results.get(h.name), request, emit, audit, cancel),
-        request.parallel,
-        on_bug=bug,
-    )
+    return results

@@ -447,3 +447,24 @@ def test_crash_notifies_a_webhook_per_host_outcome(
     assert verdicts == {"idrac9-1": "soft_lockup", "openbmc-1": "hung_task"}
     # the URL holds the secret: it is in no output
     assert "SECRET-TOKEN" not in result.stdout + result.stderr
+
+
+def test_crash_hears_fence_kdump_from_each_crash_kernel(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fleet = _hung_fleet(fleet_factory, tmp_path, ["idrac9", "openbmc"], fence_kdump=f"127.0.0.1:{port}")
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    result = oob(
+        "crash", "all", "-i", str(inventory), "--yes", "--json", "--fence-kdump", f"127.0.0.1:{port}", *FAST
+    )
+    assert result.code == 0, result.stderr
+    started = {e["host"] for e in _events(result, "kdump_started")}
+    assert started == {"idrac9-1", "openbmc-1"}
+    for bmc in fleet.bmcs:
+        outcome = _result(result, bmc.name)
+        assert outcome["kdump_started"] >= outcome["nmi_at"]

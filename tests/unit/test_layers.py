@@ -28,6 +28,7 @@ FORBIDDEN = {
     ),
     "oob.preflight": ("oob.runbook", "oob.cli", "oob.render", "oob.api"),
     "oob.runbook": ("oob.cli", "oob.render", "oob.api"),
+    "oob.signals": ("oob.runbook", "oob.cli", "oob.render", "oob.api"),
     "oob.render": ("oob.cli", "oob.api"),
     "mocks": ("oob.cli", "oob.runbook", "oob.render", "oob.api"),
 }
