@@ -322,8 +322,8 @@ SENSOR_TYPES: dict[int, str] = {
     0x12: "System Event",
     0x13: "Critical Interrupt",
     0x14: "Button/Switch",
-    0x19: "Chip Set",
-    0x1D: "System Boot/Restart",
+    0x19: "ChipSet",
+    0x1D: "SystemBoot/Restart",
     0x1F: "Boot Progress",
     0x20: "OS Stop/Shutdown",
     0x23: "Watchdog",
@@ -377,7 +377,7 @@ _SENSOR_KINDS: dict[str, EntryKind] = {
     "powerunit": EntryKind.POWER,
     "power unit": EntryKind.POWER,
     "os stop/shutdown": EntryKind.OS_STOP,
-    "system boot/restart": EntryKind.RESTART,
+    "systemboot/restart": EntryKind.RESTART,
 }
 
 # last resort, on MessageId and message text: specific before general (an "uncorrectable
@@ -389,7 +389,10 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], EntryKind], ...] = (
     (re.compile(r"pci-?e?|\baer\b|\bperr\b|\bserr\b|bus (fatal|uncorrectable|correctable)", re.I), EntryKind.PCIE),
     (re.compile(r"power supply|\bpsu?\d*\b|ac (lost|power lost)|voltage|power unit", re.I), EntryKind.POWER),
     (re.compile(r"kernel panic|os (critical )?stop|watchdog|bug ?check", re.I), EntryKind.OS_STOP),
-    (re.compile(r"power(ed)? (on|off|cycle)|reset|restart|reboot", re.I), EntryKind.RESTART),
+    (
+        re.compile(r"power(ed)? (is )?(on|off|cycle|restored|removed)|turning (on|off)|reset|restart|reboot", re.I),
+        EntryKind.RESTART,
+    ),
 )
 
 

@@ -183,14 +183,15 @@ class LogReader:
             next_link = page.get("Members@odata.nextLink")
             if next_link is None:
                 return SourceStatus.READ, seen, None
-            next_uri, skip = _next_page(next_link)
-            if next_uri is None or skip is None or skip <= last_skip:
+            next_uri, parameter, skip = _next_page(next_link)
+            if next_uri is None or skip <= last_skip:
                 return SourceStatus.TRUNCATED, seen, "a next-page link oob will not follow"
             count = page.get("Members@odata.count")
             if (
                 page_number == 0
                 and not jumped
                 and oldest_first
+                and parameter == "$skip"
                 and self._top_skip
                 and isinstance(count, int)
                 and not isinstance(count, bool)
@@ -200,24 +201,27 @@ class LogReader:
                 skip = count - (MAX_ENTRIES - seen)
                 jumped = True
             last_skip = skip
-            uri, paging = next_uri, f"$skip={skip}"
+            uri, paging = next_uri, f"{parameter}={skip}"
         return SourceStatus.TRUNCATED, seen, f"more than {MAX_PAGES} pages"
 
 
-def _next_page(link: object) -> tuple[str | None, int | None]:
-    """The path and ``$skip`` of a ``Members@odata.nextLink``; (None, None) for anything else."""
+def _next_page(link: object) -> tuple[str | None, str, int]:
+    """The path, the paging parameter (``$skip``, or iLO's ``page``) and its number of a
+    ``Members@odata.nextLink``; (None, "", -1) for anything else.  Only the number is kept:
+    oob writes the query it sends itself."""
+    refused: tuple[str | None, str, int] = (None, "", -1)
     if not isinstance(link, str) or len(link) > 1024:
-        return None, None
+        return refused
     path, _, query = link.partition("?")
     try:
-        pairs = parse_qsl(query, strict_parsing=True, max_num_fields=2) if query else []
+        values = dict(parse_qsl(query, strict_parsing=True, max_num_fields=2)) if query else {}
     except ValueError:
-        return None, None
-    values = dict(pairs)
-    if set(values) - {"$skip", "$top"} or not values.get("$skip", "").isdigit():
-        return None, None
-    skip = int(values["$skip"])
-    return (path, skip) if skip < 10**9 else (None, None)
+        return refused
+    for parameter, allowed in (("$skip", {"$skip", "$top"}), ("page", {"page"})):
+        value = values.get(parameter, "")
+        if parameter in values and not set(values) - allowed and value.isdigit() and int(value) < 10**9:
+            return path, parameter, int(value)
+    return refused
 
 
 def entry_from_redfish(member: object, source: str) -> LogEntry | None:

@@ -77,8 +77,8 @@ MAX_REDIRECTS = 3
 #: the session DELETE on the way out waits at most this long (Ctrl-C must stay quick)
 LOGOUT_TIMEOUT = 5.0
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
-#: the only query oob ever sends: paging a collection ($skip, $top), built by oob from numbers
-_PAGING_QUERY = re.compile(r"\$(?:skip|top)=\d{1,9}(?:&\$(?:skip|top)=\d{1,9})?")
+#: the only query oob ever sends: paging a collection ($skip, $top, iLO's page), built by oob from numbers
+_PAGING_QUERY = re.compile(r"(?:\$skip|\$top|page)=\d{1,9}(?:&\$(?:skip|top)=\d{1,9})?")
 _T = TypeVar("_T")
 
 
@@ -294,7 +294,7 @@ class RedfishTransport:
     def get(self, uri: object, *, field: str = "a link", paging: str | None = None) -> Reply:
         """GET a BMC-supplied URI (checked first); a JSON answer or an error.
 
-        ``paging``: a ``$skip``/``$top`` query oob built itself (nothing else is accepted).
+        ``paging``: a ``$skip``/``$top``/``page`` query oob built itself (nothing else is accepted).
         """
         path = safe_path(uri, self.origin, field=field)
         if paging is not None:
