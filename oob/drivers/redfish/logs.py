@@ -158,7 +158,13 @@ class LogReader:
         for page_number in range(MAX_PAGES):
             if not self._budget.left():
                 return SourceStatus.TRUNCATED, seen, "time budget spent"
-            page = self._transport.get(uri, field=f"{name} Entries", paging=paging).body
+            try:
+                page = self._transport.get(uri, field=f"{name} Entries", paging=paging).body
+            except OobError as exc:
+                if page_number == 0:
+                    raise
+                # what the earlier pages gave stands; the link (off the origin...) is not followed
+                return SourceStatus.TRUNCATED, seen, exc.message
             if not isinstance(page, dict) or not isinstance(page.get("Members"), list):
                 raise BmcProtocolError("the Entries collection has no Members list")
             page_times = []
@@ -169,7 +175,10 @@ class LogReader:
                     if fetches >= MAX_FETCHES:
                         return SourceStatus.TRUNCATED, seen, f"more than {MAX_FETCHES} entries listed as links"
                     fetches += 1
-                    member = self._transport.get(member.get("@odata.id"), field=f"{name} entry").body
+                    try:
+                        member = self._transport.get(member.get("@odata.id"), field=f"{name} entry").body
+                    except OobError as exc:
+                        return SourceStatus.TRUNCATED, seen, exc.message
                 seen += 1
                 entry = entry_from_redfish(member, source)
                 self._collector.add(entry)
