@@ -215,7 +215,10 @@ _IDRAC: dict[MockEvent, tuple[str | None, str]] = {
         "MEM0001",
         "Multi-bit memory errors detected on a memory device at location(s) DIMM_A1.",
     ),
-    MockEvent.PCIE: ("PCI1320", "A bus fatal error was detected on a component at bus 59 device 0 function 0."),
+    MockEvent.PCIE: (
+        "PCI1320",
+        "A bus fatal error was detected on a component at bus 59 device 0 function 0.",
+    ),
     MockEvent.PSU: ("PSU0003", "The power input for power supply 1 is lost."),
 }
 
@@ -249,22 +252,47 @@ class LogServiceDef:
 LAYOUTS: dict[str, tuple[LogServiceDef, ...]] = {
     "ilo": (
         LogServiceDef(
-            "system", "IML", "Integrated Management Log", "Integrated Management Log", "ilo",
-            "Multiple", order="newest", paging="page",
+            "system",
+            "IML",
+            "Integrated Management Log",
+            "Integrated Management Log",
+            "ilo",
+            "Multiple",
+            order="newest",
+            paging="page",
         ),
         LogServiceDef(
-            "manager", "IEL", "iLO Event Log", "iLO Event Log", "ilo", "Multiple",
-            order="newest", paging="page", events=_BMC_SIDE - {MockEvent.NMI},
+            "manager",
+            "IEL",
+            "iLO Event Log",
+            "iLO Event Log",
+            "ilo",
+            "Multiple",
+            order="newest",
+            paging="page",
+            events=_BMC_SIDE - {MockEvent.NMI},
         ),
     ),
     "idrac": (
         LogServiceDef(
-            "manager", "Sel", "SEL Log Service", "SEL Log Service", "idrac-sel", "SEL",
-            order="newest", offset=dt.timedelta(hours=-6),
+            "manager",
+            "Sel",
+            "SEL Log Service",
+            "SEL Log Service",
+            "idrac-sel",
+            "SEL",
+            order="newest",
+            offset=dt.timedelta(hours=-6),
         ),
         LogServiceDef(
-            "manager", "Lclog", "Lifecycle Controller Log Service", "Lifecycle Controller Log Service",
-            "idrac-lc", "Event", order="newest", offset=dt.timedelta(hours=-6),
+            "manager",
+            "Lclog",
+            "Lifecycle Controller Log Service",
+            "Lifecycle Controller Log Service",
+            "idrac-lc",
+            "Event",
+            order="newest",
+            offset=dt.timedelta(hours=-6),
             events=_BMC_SIDE - {MockEvent.NMI},
         ),
     ),
@@ -274,12 +302,19 @@ LAYOUTS: dict[str, tuple[LogServiceDef, ...]] = {
     "supermicro": (LogServiceDef("system", "Log1", "Log Service", "Log Service", "sel", "SEL"),),
     "xcc": (
         LogServiceDef(
-            "system", "PlatformLog", "Platform Event Log", "This resource is used to represent a platform log.",
-            "event", "Event", order="newest",
+            "system",
+            "PlatformLog",
+            "Platform Event Log",
+            "This resource is used to represent a platform log.",
+            "event",
+            "Event",
+            order="newest",
         ),
     ),
     "ami": (LogServiceDef("manager", "SEL", "SEL Log", "IPMI SEL Log", "sel", "SEL"),),
-    "dmtf": (LogServiceDef("system", "Log1", "System Log Service", "This log contains entries", "sel", "SEL"),),
+    "dmtf": (
+        LogServiceDef("system", "Log1", "System Log Service", "This log contains entries", "sel", "SEL"),
+    ),
 }
 
 _FAMILIES: dict[str, str] = {
@@ -322,7 +357,11 @@ def add_log_resources(
         if not services:
             continue
         base = str(owner["@odata.id"]).rstrip("/")
-        link = owner.get("LogServices", {}).get("@odata.id") if isinstance(owner.get("LogServices"), dict) else None
+        link = (
+            owner.get("LogServices", {}).get("@odata.id")
+            if isinstance(owner.get("LogServices"), dict)
+            else None
+        )
         collection_uri = link if isinstance(link, str) else f"{base}/LogServices"
         owner["LogServices"] = {"@odata.id": collection_uri}
         collection_base = collection_uri.rstrip("/")
@@ -399,7 +438,10 @@ class RedfishLogs:
         self._by_entries: dict[str, _Served] = {}
         layout = {d.id: d for d in layout_for(flavour)}
         for resource in resources.values():
-            if not str(resource.get("@odata.type", "")).startswith("#LogService.") or resource.get("Id") not in layout:
+            if (
+                not str(resource.get("@odata.type", "")).startswith("#LogService.")
+                or resource.get("Id") not in layout
+            ):
                 continue
             entries = resource.get("Entries", {}).get("@odata.id")
             if isinstance(entries, str):
@@ -466,7 +508,9 @@ class RedfishLogs:
 
 def _created(service: LogServiceDef, at: float) -> str:
     when = dt.datetime.fromtimestamp(int(at), UTC).astimezone(dt.timezone(service.offset))
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z" if service.entry_style == "ilo" else "+00:00")
+    return when.isoformat(timespec="seconds").replace(
+        "+00:00", "Z" if service.entry_style == "ilo" else "+00:00"
+    )
 
 
 def entry_document(service: LogServiceDef, entries_uri: str, record: Record) -> Json:

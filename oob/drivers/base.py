@@ -60,6 +60,8 @@ class BmcDriver(ABC):
         host = getattr(self, "host", None)  # drivers keep their inventory Host there
         collector = LogCollector(str(getattr(host, "name", "")), self.method, Window(since, until))
         collector.source(
-            "event log", SourceStatus.NOT_OFFERED, detail=f"oob reads no event log over {self.method or 'this driver'}"
+            "event log",
+            SourceStatus.NOT_OFFERED,
+            detail=f"oob reads no event log over {self.method or 'this driver'}",
         )
         return collector.result()

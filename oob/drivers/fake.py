@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 

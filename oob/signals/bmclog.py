@@ -384,13 +384,21 @@ _SENSOR_KINDS: dict[str, EntryKind] = {
 # machine check" on "CPU 1 memory" is a machine check first)
 _TEXT_RULES: tuple[tuple[re.Pattern[str], EntryKind], ...] = (
     (re.compile(r"\bnmi\b|diagnostic interrupt|non-?maskable", re.I), EntryKind.NMI),
-    (re.compile(r"machine.?check|\bmce\b|\bierr\b|caterr|cpu.*(internal|thermal trip)", re.I), EntryKind.MACHINE_CHECK),
+    (
+        re.compile(r"machine.?check|\bmce\b|\bierr\b|caterr|cpu.*(internal|thermal trip)", re.I),
+        EntryKind.MACHINE_CHECK,
+    ),
     (re.compile(r"\becc\b|\bdimm|memory|\bmem\d", re.I), EntryKind.MEMORY),
-    (re.compile(r"pci-?e?|\baer\b|\bperr\b|\bserr\b|bus (fatal|uncorrectable|correctable)", re.I), EntryKind.PCIE),
+    (
+        re.compile(r"pci-?e?|\baer\b|\bperr\b|\bserr\b|bus (fatal|uncorrectable|correctable)", re.I),
+        EntryKind.PCIE,
+    ),
     (re.compile(r"power supply|\bpsu?\d*\b|ac (lost|power lost)|voltage|power unit", re.I), EntryKind.POWER),
     (re.compile(r"kernel panic|os (critical )?stop|watchdog|bug ?check", re.I), EntryKind.OS_STOP),
     (
-        re.compile(r"power(ed)? (is )?(on|off|cycle|restored|removed)|turning (on|off)|reset|restart|reboot", re.I),
+        re.compile(
+            r"power(ed)? (is )?(on|off|cycle|restored|removed)|turning (on|off)|reset|restart|reboot", re.I
+        ),
         EntryKind.RESTART,
     ),
 )

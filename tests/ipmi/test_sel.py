@@ -66,7 +66,9 @@ def test_ipmitool_lists_the_nmi_in_the_sel(add_bmc: Callable[..., IpmiBmc]) -> N
     assert "PCI SERR" in lines[-1]
 
 
-def test_freeipmi_ipmi_sel_lists_the_nmi(add_bmc: Callable[..., IpmiBmc], freeipmi_config: Callable[..., Path]) -> None:
+def test_freeipmi_ipmi_sel_lists_the_nmi(
+    add_bmc: Callable[..., IpmiBmc], freeipmi_config: Callable[..., Path]
+) -> None:
     bmc = add_bmc()
     with driver_for(bmc) as driver:
         driver.send_nmi()
@@ -81,7 +83,9 @@ def test_freeipmi_ipmi_sel_lists_the_nmi(add_bmc: Callable[..., IpmiBmc], freeip
 class _HostileSel(SelResponder):
     """A SEL that answers what a broken or hostile BMC would."""
 
-    def __init__(self, base: SelResponder, *, loop: bool = False, no_sel: bool = False, clock: float = 0.0) -> None:
+    def __init__(
+        self, base: SelResponder, *, loop: bool = False, no_sel: bool = False, clock: float = 0.0
+    ) -> None:
         super().__init__(base.log)
         self.loop, self.no_sel, self.clock = loop, no_sel, clock
         self.entry_requests = 0
@@ -117,7 +121,9 @@ def test_a_bmc_without_a_sel_offers_none(add_bmc: Callable[..., IpmiBmc]) -> Non
     with driver_for(bmc) as driver:
         log = driver.read_event_log(_since())
     assert not log.offered and log.kept == 0
-    assert "Invalid command" in (log.sources[0].detail or "") or "0xc1" in (log.sources[0].detail or "").lower()
+    assert (
+        "Invalid command" in (log.sources[0].detail or "") or "0xc1" in (log.sources[0].detail or "").lower()
+    )
 
 
 def test_a_bmc_clock_an_hour_ahead_is_corrected_and_said(add_bmc: Callable[..., IpmiBmc]) -> None:
@@ -147,7 +153,9 @@ def test_pre_init_and_oem_records_without_time_are_skipped_and_counted() -> None
 
 
 @pytest.mark.parametrize("wrong", [True, False])
-def test_the_mock_sel_honours_reservations_for_partial_reads(add_bmc: Callable[..., IpmiBmc], wrong: bool) -> None:
+def test_the_mock_sel_honours_reservations_for_partial_reads(
+    add_bmc: Callable[..., IpmiBmc], wrong: bool
+) -> None:
     sel = add_bmc().sel
     code, data = sel.answer(RESERVE_SEL, b"")
     reservation = struct.unpack("<H", data)[0] + (1 if wrong else 0)

@@ -82,10 +82,19 @@ def test_severities_from_redfish_and_vendor_words() -> None:
         ({"message": "User Initiated NMI Switch"}, EntryKind.NMI),
         ({"sensor": "Critical Interrupt", "message": "something happened"}, EntryKind.NMI),
         ({"sensor": "Critical Interrupt", "message": "Legacy PCI SERR. Bus=59"}, EntryKind.PCIE),
-        ({"message_id": "OpenBMC.0.1.CPUError", "message": "CPU Error Occurred: Machine Check."}, EntryKind.MACHINE_CHECK),
-        ({"message": "Uncorrectable Machine Check Exception (Board 1, Processor 1)"}, EntryKind.MACHINE_CHECK),
+        (
+            {"message_id": "OpenBMC.0.1.CPUError", "message": "CPU Error Occurred: Machine Check."},
+            EntryKind.MACHINE_CHECK,
+        ),
+        (
+            {"message": "Uncorrectable Machine Check Exception (Board 1, Processor 1)"},
+            EntryKind.MACHINE_CHECK,
+        ),
         ({"message_id": "OpenBMC.0.1.MemoryECCUncorrectable"}, EntryKind.MEMORY),
-        ({"message_id": "MEM0001", "message": "Multi-bit memory errors detected on DIMM_A1."}, EntryKind.MEMORY),
+        (
+            {"message_id": "MEM0001", "message": "Multi-bit memory errors detected on DIMM_A1."},
+            EntryKind.MEMORY,
+        ),
         ({"message": "A bus fatal error was detected on a component at bus 59"}, EntryKind.PCIE),
         ({"message": "The power input for power supply 1 is lost."}, EntryKind.POWER),
         ({"sensor_type": 0x13, "offset": 0x00}, EntryKind.NMI),

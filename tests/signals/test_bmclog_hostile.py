@@ -10,13 +10,6 @@ from typing import Any
 
 from oob.drivers.redfish import logs
 from oob.signals.bmclog import MAX_TEXT, EntryKind, SourceStatus, summary_lines
-from tests.hostile.conftest import (  # noqa: F401 - fixtures
-    bystander,
-    hostile_bmc,
-    hostile_ca,
-    hostile_driver,
-    hostile_host,
-)
 from tests.hostile.server import SYSTEM, Answer, Behaviour, HostileServer, default_system
 
 SERVICES = "/redfish/v1/Systems/1/LogServices"
@@ -119,7 +112,12 @@ def test_next_pages_with_other_queries_or_going_back_end_the_log(
     assert log.kept == 2 and log.sources[0].status is SourceStatus.TRUNCATED
     assert server.count("GET", f"{ENTRIES}?$skip=1") == 1  # the loop is not followed
 
-    for query in ("$filter=Severity%20eq%20%27Critical%27", "token=abc&$skip=1", "$skip=-1", "$skip=1&$skip=2&$top=1"):
+    for query in (
+        "$filter=Severity%20eq%20%27Critical%27",
+        "token=abc&$skip=1",
+        "$skip=-1",
+        "$skip=1&$skip=2&$top=1",
+    ):
         pages = {ENTRIES: {"Members": [_entry(1, 1)], "Members@odata.nextLink": f"{ENTRIES}?{query}"}}
         log, server = _read(hostile_bmc, hostile_driver, _answers(pages))
         assert log.sources[0].status is SourceStatus.TRUNCATED, query
@@ -132,7 +130,10 @@ def test_an_endless_log_stops_at_the_page_bound(
     pages = {}
     for page in range(logs.MAX_PAGES + 5):
         target = ENTRIES if page == 0 else f"{ENTRIES}?$skip={page}"
-        pages[target] = {"Members": [_entry(page + 1, 1)], "Members@odata.nextLink": f"{ENTRIES}?$skip={page + 1}"}
+        pages[target] = {
+            "Members": [_entry(page + 1, 1)],
+            "Members@odata.nextLink": f"{ENTRIES}?$skip={page + 1}",
+        }
     log, server = _read(hostile_bmc, hostile_driver, _answers(pages))
     (source,) = log.sources
     assert source.status is SourceStatus.TRUNCATED and "pages" in (source.detail or "")
@@ -145,7 +146,10 @@ def test_a_newest_first_log_stops_at_the_window(
 ) -> None:
     pages = {
         ENTRIES: {"Members": [_entry(1, 1), _entry(2, 5)], "Members@odata.nextLink": f"{ENTRIES}?$skip=2"},
-        f"{ENTRIES}?$skip=2": {"Members": [_entry(3, 100), _entry(4, 200)], "Members@odata.nextLink": f"{ENTRIES}?$skip=4"},
+        f"{ENTRIES}?$skip=2": {
+            "Members": [_entry(3, 100), _entry(4, 200)],
+            "Members@odata.nextLink": f"{ENTRIES}?$skip=4",
+        },
         f"{ENTRIES}?$skip=4": {"Members": [_entry(5, 300)]},
     }
     log, server = _read(hostile_bmc, hostile_driver, _answers(pages), since=NOW - dt.timedelta(minutes=10))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -41,7 +39,9 @@ LOGS: dict[str, set[str]] = {
     "intel": set(),
 }
 #: which hardware error each flavour's BMC "sees" during the test
-HARDWARE = {name: ("machine_check", "memory_ecc", "pcie", "psu")[i % 4] for i, name in enumerate(sorted(LOGS))}
+HARDWARE = {
+    name: ("machine_check", "memory_ecc", "pcie", "psu")[i % 4] for i, name in enumerate(sorted(LOGS))
+}
 KINDS = {
     "machine_check": EntryKind.MACHINE_CHECK,
     "memory_ecc": EntryKind.MEMORY,
@@ -137,5 +137,3 @@ def test_no_session_is_left_open(fleet: tuple[Fleet, dict[str, Host]]) -> None:
     with _driver(hosts["xcc-1"]) as driver:
         driver.read_event_log()
     assert not mock.bmc("xcc-1").sessions.all()
-
-

@@ -22,8 +22,8 @@ from oob.drivers.ipmi.codes import (
     completion_name,
     manufacturer_name,
 )
-from oob.errors import ActionUnsupported, BmcRefused, BmcUnreachable, OobError, OutcomeUnknown, UsageError
 from oob.drivers.ipmi.sel import read_sel
+from oob.errors import ActionUnsupported, BmcRefused, BmcUnreachable, OobError, OutcomeUnknown, UsageError
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
 from oob.signals.bmclog import BmcLog, LogCollector, Window
 

@@ -66,7 +66,9 @@ def read_sel(client: IpmiClient, collector: LogCollector, *, budget: float = TIM
         return warnings
     if info.code != 0 or len(info.data) < 14:
         detail = completion_name(info.code) if info.code else "a short Get SEL Info answer"
-        collector.source(SOURCE, SourceStatus.NOT_OFFERED, detail=f"the BMC answered Get SEL Info with {detail}")
+        collector.source(
+            SOURCE, SourceStatus.NOT_OFFERED, detail=f"the BMC answered Get SEL Info with {detail}"
+        )
         return warnings
     count = struct.unpack_from("<H", info.data, 1)[0]
     if count == 0:
@@ -93,7 +95,9 @@ def read_sel(client: IpmiClient, collector: LogCollector, *, budget: float = TIM
     read = 0
     while record_id != _LAST:
         if read >= MAX_ENTRIES:
-            collector.source(SOURCE, SourceStatus.TRUNCATED, seen=read, detail=f"more than {MAX_ENTRIES} records")
+            collector.source(
+                SOURCE, SourceStatus.TRUNCATED, seen=read, detail=f"more than {MAX_ENTRIES} records"
+            )
             return warnings
         if time.monotonic() > deadline:
             collector.source(SOURCE, SourceStatus.TRUNCATED, seen=read, detail="time budget spent")

@@ -446,6 +446,8 @@ class RedfishDriver(BmcDriver):
             offered = reader.read_owner(manager, "Manager") or offered
         if not offered:
             collector.source(
-                "LogServices", SourceStatus.NOT_OFFERED, detail="neither the system nor its manager links LogServices"
+                "LogServices",
+                SourceStatus.NOT_OFFERED,
+                detail="neither the system nor its manager links LogServices",
             )
         return collector.result()

@@ -26,6 +26,7 @@ reason, and the other logs are still read.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -173,7 +174,11 @@ class LogReader:
                     return SourceStatus.TRUNCATED, seen, f"more than {MAX_ENTRIES} entries"
                 if isinstance(member, dict) and set(member) <= {"@odata.id"}:
                     if fetches >= MAX_FETCHES:
-                        return SourceStatus.TRUNCATED, seen, f"more than {MAX_FETCHES} entries listed as links"
+                        return (
+                            SourceStatus.TRUNCATED,
+                            seen,
+                            f"more than {MAX_FETCHES} entries listed as links",
+                        )
                     fetches += 1
                     try:
                         member = self._transport.get(member.get("@odata.id"), field=f"{name} entry").body
@@ -185,8 +190,8 @@ class LogReader:
                 if entry is not None:
                     page_times.append(entry.time)
             times.extend(page_times)
-            newest_first = len(times) >= 2 and all(a >= b for a, b in zip(times, times[1:], strict=False))
-            oldest_first = len(times) >= 2 and all(a <= b for a, b in zip(times, times[1:], strict=False))
+            newest_first = len(times) >= 2 and all(a >= b for a, b in itertools.pairwise(times))
+            oldest_first = len(times) >= 2 and all(a <= b for a, b in itertools.pairwise(times))
             if since is not None and newest_first and page_times and page_times[-1] < since:
                 return SourceStatus.READ, seen, None  # the rest is older than the window
             next_link = page.get("Members@odata.nextLink")
