@@ -8,9 +8,11 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from oob.drivers.redfish import logs
 from oob.signals.bmclog import MAX_TEXT, EntryKind, SourceStatus, summary_lines
-from tests.hostile.server import SYSTEM, Answer, Behaviour, HostileServer, default_system
+from tests.hostile.server import SYSTEM, Answer, Behaviour, HostileServer, default_root, default_system
 
 SERVICES = "/redfish/v1/Systems/1/LogServices"
 LOG = f"{SERVICES}/Log1"
@@ -172,3 +174,28 @@ def test_one_unreadable_log_does_not_hide_the_others(
     assert statuses == [SourceStatus.UNREADABLE, SourceStatus.UNREADABLE, SourceStatus.READ]
     assert len(log.nmi_entries) == 1
     assert bystander.count() == 0
+
+
+def test_an_oldest_first_log_too_long_to_read_is_read_from_its_tail(
+    hostile_bmc: Callable[..., HostileServer],
+    hostile_driver: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With TopSkipQuery, oob jumps to the last MAX_ENTRIES entries, where the incident is."""
+    monkeypatch.setattr(logs, "MAX_ENTRIES", 10)
+    root = {**default_root(), "ProtocolFeaturesSupported": {"TopSkipQuery": True}}
+    tail = f"{ENTRIES}?$skip=42"  # 50 entries, 2 read, 8 more allowed
+    pages = {
+        ENTRIES: {
+            "Members": [_entry(1, 600), _entry(2, 590)],
+            "Members@odata.count": 50,
+            "Members@odata.nextLink": f"{ENTRIES}?$skip=2",
+        },
+        tail: {"Members": [_entry(n, 50 - n) for n in range(43, 51)], "Members@odata.count": 50},
+    }
+    answers = _answers(pages)
+    answers[("GET", "/redfish/v1/")] = Answer(body=root)
+    log, server = _read(hostile_bmc, hostile_driver, answers)
+    assert server.count("GET", f"{ENTRIES}?$skip=2") == 0
+    assert server.count("GET", tail) == 1
+    assert log.seen == 10 and log.sources[0].status is SourceStatus.READ
