@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,7 +142,9 @@ _HOST_EVENTS: dict[str, MockEvent] = {
     "restart": MockEvent.RESTART,
 }
 
-_logs: dict[int, tuple[Any, EventLog]] = {}
+# by id: a SimulatedHost is a dataclass with eq, so unhashable; a weak reference lets a
+# stopped fleet's hosts (and their logs) go
+_logs: dict[int, tuple[weakref.ref[Any], EventLog]] = {}
 _logs_lock = threading.Lock()
 
 
@@ -149,12 +152,14 @@ def event_log_for(host: Any) -> EventLog:
     """The one log of ``host``, made (and set watching it) on first use."""
     with _logs_lock:
         known = _logs.get(id(host))
-        if known is not None and known[0] is host:
+        if known is not None and known[0]() is host:
             return known[1]
+        for key in [k for k, (ref, _) in _logs.items() if ref() is None]:
+            del _logs[key]
         log = EventLog(str(getattr(host, "name", "host")))
         if hasattr(host, "watch"):
             log.watch_host(host)
-        _logs[id(host)] = (host, log)
+        _logs[id(host)] = (weakref.ref(host), log)
         return log
 
 
