@@ -3,7 +3,8 @@
 The library call is the driver's ``read_event_log(since, until)``
 (:mod:`oob.signals.bmclog`); this runbook picks the method like every read (Redfish,
 then IPMI where the inventory allows), emits one ``bmc_log_entries`` event per host and
-returns the outcomes.  A BMC that offers no log is an ``ok`` outcome that says so.
+returns the outcomes.  A BMC that offers no log is an ``ok`` outcome that says so; when
+its Redfish service offers none and the inventory allows IPMI, the SEL is read instead.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
+from oob.drivers.base import BmcDriver
 from oob.errors import OobError, UsageError
 from oob.events import Emit, Event, EventKind, Level
 from oob.model import Host
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
-from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
+from oob.runbook.methods import DriverOptions, MethodsFailed, first_method, methods_for
 from oob.signals.bmclog import BmcLog, Window, summary
 
 ACTION = "bmc.log"
@@ -50,20 +53,41 @@ def make_window(since: str | None, until: str | None, *, default_since: str = "1
 
 
 def _read(host: Host, window: Window, options: DriverOptions, emit: Emit) -> Outcome:
+    def read(driver: BmcDriver) -> BmcLog:
+        return driver.read_event_log(window.since, window.until)
+
     try:
-        found = first_method(host, options, lambda driver: driver.read_event_log(window.since, window.until))
+        found = first_method(host, options, read)
     except MethodsFailed as failed:
         return Outcome.from_error(host.name, ACTION, failed.error)
     except OobError as exc:
         return Outcome.from_error(host.name, ACTION, exc.for_host(host.name))
     log: BmcLog = found.result
+    method, fallback, warnings = found.method, found.fallback_reason, found.warnings
+    later = methods_for(host, options.via)
+    if not log.offered and method in later and later.index(method) + 1 < len(later):
+        # a Redfish service without LogServices: the same BMC's IPMI SEL may still tell
+        other = later[later.index(method) + 1]
+        try:
+            second = first_method(host, replace(options, via=other), read)
+        except (MethodsFailed, OobError):
+            second = None
+        if second is not None and second.result.offered:
+            log, method, warnings = second.result, second.method, second.warnings
+            fallback = f"{found.method} offers no event log"
     data = log.to_dict()
     data.pop("host", None)
     emit(Event(Level.INFO, summary(log), host=host.name, kind=EventKind.BMC_LOG_ENTRIES, data=data))
     detail = dict(data)
     detail["summary"] = summary(log)
     return Outcome(
-        host.name, ACTION, Status.OK, via=found.method, fallback_reason=found.fallback_reason, detail=detail
+        host.name,
+        ACTION,
+        Status.OK,
+        via=method,
+        fallback_reason=fallback,
+        warnings=tuple(warnings),
+        detail=detail,
     )
 
 

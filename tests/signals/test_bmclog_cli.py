@@ -82,3 +82,21 @@ def test_parse_when() -> None:
     assert parse_when("2026-11-30T05:00:00", "--since").tzinfo is not None
     with pytest.raises(UsageError):
         parse_when("soon", "--since")
+
+
+def test_a_redfish_service_without_logs_falls_back_to_the_sel(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """Intel's capture links no LogServices; with IPMI in the inventory the SEL is read."""
+    fleet = fleet_factory(["intel", "ipmi"], ipmi=True)
+    inventory = str(write_inventory(fleet, tmp_path / "inv.toml"))
+    for name in ("intel-1", "ipmi-1"):
+        event_log_for(fleet.bmc(name).host).add("nmi")
+    result = oob("bmc", "log", "all", "-i", inventory, "--since", "10m", "--json")
+    assert result.code == 0, result.stderr
+    outcomes = {r["host"]: r for r in _records(result, None) if r.get("action") == "bmc.log"}
+    intel, ipmi = outcomes["intel-1"], outcomes["ipmi-1"]
+    assert (intel["via"], intel["fallback_reason"]) == ("ipmi", "redfish offers no event log")
+    assert intel["nmi_entries"] == 1 and intel["sources"][0]["name"] == "SEL"
+    assert ipmi["via"] == "ipmi" and ipmi["nmi_entries"] == 1 and "fallback_reason" not in ipmi
+    assert fleet.bmc("intel-1").open_sessions == 0
