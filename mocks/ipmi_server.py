@@ -72,6 +72,9 @@ import pyghmi.ipmi.bmc as pyghmi_bmc
 import pyghmi.ipmi.private.constants as ipmi_constants
 from pyghmi.ipmi.private import serversession
 
+from mocks.bmc_logs import event_log_for
+from mocks.ipmi_sel import SelResponder
+
 log = logging.getLogger(__name__)
 
 CipherMode = Literal["strict", "always3"]
@@ -216,6 +219,8 @@ class _ServerSession(serversession.ServerSession):  # type: ignore[misc]
         elif netfn == 6 and command == 0x3C:  # Close Session
             self.send_ipmi_response()
             self.bmc.forget_session(self.sockaddr)
+        elif self.bmc.sel.handles(netfn, command):  # the SEL (mocks.ipmi_sel)
+            self.bmc.sel.respond(command, data, self)
         else:
             self.bmc.handle_raw_request(request, self)
 
@@ -294,6 +299,8 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         self.cipher_refusals = 0
         self.auth_failures = 0
         self.dropped = 0
+        #: the System Event Log, from the host's event log (shared with Redfish)
+        self.sel = SelResponder(event_log_for(host))
 
     def __repr__(self) -> str:
         return f"IpmiBmc({self.name!r}, {self.address}:{self.port}, {self.cipher_mode})"
@@ -386,7 +393,7 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
             major & 0x7F,
             int(str(minor % 100), 16),  # BCD
             0x02,  # IPMI version 2.0 (BCD, minor in the high nibble)
-            0x00,  # additional device support: none (the mock has no sensors, SEL or FRU)
+            0x04,  # additional device support: SEL device only (no sensors, SDR or FRU)
             *struct.pack("<I", self.identity.manufacturer_id)[:3],
             *struct.pack("<H", self.identity.product_id),
             0,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mocks.bmc_logs import add_log_resources
 from mocks.flavours import Flavour, get_flavour
 
 CAPTURES_DIR = Path(__file__).resolve().parent / "captures"
@@ -134,6 +135,7 @@ def build_model(flavour: Flavour) -> ServiceModel:
     )
     service_key, sessions_key, aliases = _ensure_session_service(resources, root, key, context)
     reset = _reset_info(flavour, resources, resources[system_key], key, context)
+    add_log_resources(flavour, resources, key, system_key, context)
     if session_template is None:
         session_template = _synthesized_session(context)
 

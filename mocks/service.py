@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mocks.bmc_logs import RedfishLogs, event_log_for
 from mocks.faults import AfterApply, Faults, FaultState
 from mocks.host import SimulatedHost
 from mocks.messages import STATUS_MESSAGES, MessageRef, error_body, success_body
@@ -121,6 +122,8 @@ class RedfishService:
         self.stats = stats
         self._reset_key = model.key(model.reset.target)
         self._action_info_key = model.key(model.reset.action_info) if model.reset.action_info else None
+        #: the BMC's event log as this flavour's LogServices show it (shared with IPMI's SEL)
+        self.logs = RedfishLogs(model.flavour, model.resources, model.key, event_log_for(host))
 
     # ----------------------------------------------------------------- entry point
 
@@ -181,9 +184,25 @@ class RedfishService:
             )
         if key.startswith(self.model.session_key_prefix()):
             return self._session_member(method, key, path, slash)
+        if self.logs.handles(key):
+            return self._log_entries(method, key, request)
         if key in self.model.resources:
             return self._get_only(method, self._render(key, request, principal, faults), "GET")
         return self._not_found(path)
+
+    def _log_entries(self, method: str, key: str, request: Request) -> Response:
+        """An Entries collection (one page of it) or one entry, rendered from the live log."""
+        query = request.target[len(request.path) :].lstrip("?")
+        document = self.logs.render(key, query)
+        if document is None:
+            return self._not_found(request.path)
+        slash = request.path.endswith("/")
+        self._uri_forms(document, slash)
+        next_link = document.get("Members@odata.nextLink")
+        if isinstance(next_link, str):
+            path, _, next_query = next_link.partition("?")
+            document["Members@odata.nextLink"] = f"{self._uri_form(path, slash)}?{next_query}"
+        return self._get_only(method, document, "GET")
 
     def _is_session_resource(self, key: str) -> bool:
         return (

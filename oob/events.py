@@ -106,6 +106,9 @@ class EventKind(StrEnum):
     """`oob analyze` read a dump's kernel log: the `analysis` object (verdict, findings, kernel)."""
     ANALYSIS_FAILED = "analysis_failed"
     """`oob analyze` could not read a kernel log for a dump (`message`, `error`)."""
+    # BMC event logs (oob.signals.bmclog)
+    BMC_LOG_ENTRIES = "bmc_log_entries"
+    """The BMC's own event log entries in the incident window (`window`, `entries`, `nmi_entries`, `hardware_errors`, `sources`: each log read, truncated, unreadable or not offered; counts `seen`, `kept`, `outside`, `skipped_bad_time`)."""
 
     # fence_kdump (oob.signals.fence_kdump)
     KDUMP_STARTED = "kdump_started"

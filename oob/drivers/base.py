@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 from types import TracebackType
 
 from oob.model import ActionResult, BmcInfo, NmiSupport, PowerAction, PowerState
+from oob.signals.bmclog import BmcLog, LogCollector, SourceStatus, Window
 
 
 class BmcDriver(ABC):
@@ -48,3 +50,18 @@ class BmcDriver(ABC):
     @abstractmethod
     def send_nmi(self) -> ActionResult:
         """Send one NMI, exactly once. OutcomeUnknown if it may have been applied."""
+
+    def read_event_log(self, since: datetime | None = None, until: datetime | None = None) -> BmcLog:
+        """The BMC's own event log entries between ``since`` and ``until`` (aware datetimes,
+        either open).  A log the BMC does not offer or oob cannot read is said in the
+        result's ``sources``, never raised; only failing to reach the BMC at all raises.
+
+        This default: a driver that reads no logs offers none."""
+        host = getattr(self, "host", None)  # drivers keep their inventory Host there
+        collector = LogCollector(str(getattr(host, "name", "")), self.method, Window(since, until))
+        collector.source(
+            "event log",
+            SourceStatus.NOT_OFFERED,
+            detail=f"oob reads no event log over {self.method or 'this driver'}",
+        )
+        return collector.result()

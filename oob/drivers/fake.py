@@ -30,6 +30,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,7 @@ from oob.errors import (
     UsageError,
 )
 from oob.model import METHODS, ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
+from oob.signals.bmclog import BmcLog, EntryKind, LogCollector, LogEntry, Severity, SourceStatus, Window
 
 if TYPE_CHECKING:
     from oob.drivers.redfish.driver import SessionUsage
@@ -225,6 +227,9 @@ class FakeBmc:
     warnings: tuple[str, ...] = ()
     #: called (outside the BMC's lock) after every applied action
     on_apply: ApplyHook | None = None
+    #: the BMC's event log (``read_event_log``); an applied NMI adds its entry; None: the
+    #: BMC offers no log
+    event_log: list[LogEntry] | None = field(default_factory=list)
 
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _failures: list[Failure] = field(default_factory=list, init=False, repr=False)
@@ -328,6 +333,18 @@ class FakeBmc:
     def _apply(self, method: str, reset_type: str, host: str) -> Applied:
         applied = Applied(method, reset_type, host)
         self._applied.append(applied)
+        if reset_type == "Nmi" and self.event_log is not None:
+            self.event_log.append(
+                LogEntry(
+                    time=datetime.now(UTC),
+                    severity=Severity.CRITICAL,
+                    source="SEL" if method == "ipmi" else "EventLog",
+                    message="Critical Interrupt: Front Panel NMI / Diagnostic Interrupt",
+                    kind=EntryKind.NMI,
+                    sensor="Critical Interrupt",
+                    raw_id=str(len(self.event_log) + 1),
+                )
+            )
         if reset_type in _AFTER:
             self.power = _AFTER[reset_type]
         return applied
@@ -452,6 +469,18 @@ class FakeDriver(BmcDriver):
                 redfish_version="1.15.0" if redfish else None,
                 warnings=tuple(self.warnings),
             )
+
+    def read_event_log(self, since: datetime | None = None, until: datetime | None = None) -> BmcLog:
+        with self.bmc._lock:
+            self._read("read_event_log")
+            collector = LogCollector(self.host.name, self.method, Window(since, until))
+            if self.bmc.event_log is None:
+                collector.source("event log", SourceStatus.NOT_OFFERED, detail="the fake BMC offers no log")
+                return collector.result()
+            for entry in self.bmc.event_log:
+                collector.add(entry)
+            collector.source("event log", SourceStatus.READ, seen=len(self.bmc.event_log))
+            return collector.result()
 
     # -- actions --------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ the request with pyghmi's retransmission on, which could put a second NMI on the
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Self
 
 from oob.drivers.base import BmcDriver
@@ -21,8 +22,10 @@ from oob.drivers.ipmi.codes import (
     completion_name,
     manufacturer_name,
 )
+from oob.drivers.ipmi.sel import read_sel
 from oob.errors import ActionUnsupported, BmcRefused, BmcUnreachable, OobError, OutcomeUnknown, UsageError
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
+from oob.signals.bmclog import BmcLog, LogCollector, Window
 
 NETFN_CHASSIS = 0x00
 NETFN_APP = 0x06
@@ -154,6 +157,12 @@ class IpmiDriver(BmcDriver):
         )
 
     # -- actions --------------------------------------------------------------------------
+
+    def read_event_log(self, since: datetime | None = None, until: datetime | None = None) -> BmcLog:
+        """The SEL's entries in the window (:mod:`oob.drivers.ipmi.sel`)."""
+        collector = LogCollector(self.host.name, self.method, Window(since, until))
+        self.warnings.extend(read_sel(self._client, collector))
+        return collector.result()
 
     def send_nmi(self) -> ActionResult:
         return self._chassis_control("nmi", ChassisControl.PULSE_DIAGNOSTIC_INTERRUPT)

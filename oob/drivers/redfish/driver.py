@@ -12,15 +12,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from oob.drivers.base import BmcDriver
+from oob.drivers.redfish.logs import LogReader
 from oob.drivers.redfish.transport import RedfishTransport
 from oob.drivers.redfish.uris import safe_path
 from oob.drivers.redfish.vendors import Vendor, detect_vendor, normalise_reset_values
 from oob.drivers.tls import TlsPolicy
 from oob.errors import ActionUnsupported, BmcProtocolError, BmcUnreachable, UsageError
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
+from oob.signals.bmclog import BmcLog, LogCollector, SourceStatus, Window
 
 RESET_ACTION = "#ComputerSystem.Reset"
 
@@ -426,3 +429,25 @@ class RedfishDriver(BmcDriver):
             task=result.task,
             sent=(off, on),
         )
+
+    # -- event logs -----------------------------------------------------------------------
+
+    def read_event_log(self, since: datetime | None = None, until: datetime | None = None) -> BmcLog:
+        """The entries of the system's and the manager's LogServices in the window.
+
+        A log that cannot be read is reported in the result, never raised; only a failure
+        to reach the system itself raises (as every other read does).
+        """
+        collector = LogCollector(self.host.name, self.method, Window(since, until))
+        reader = LogReader(self._transport, collector)
+        offered = reader.read_owner(self.system(fresh=True), "System")
+        manager = self._manager()
+        if manager:
+            offered = reader.read_owner(manager, "Manager") or offered
+        if not offered:
+            collector.source(
+                "LogServices",
+                SourceStatus.NOT_OFFERED,
+                detail="neither the system nor its manager links LogServices",
+            )
+        return collector.result()

@@ -77,6 +77,8 @@ MAX_REDIRECTS = 3
 #: the session DELETE on the way out waits at most this long (Ctrl-C must stay quick)
 LOGOUT_TIMEOUT = 5.0
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+#: the only query oob ever sends: paging a collection ($skip, $top, iLO's page), built by oob from numbers
+_PAGING_QUERY = re.compile(r"(?:\$skip|\$top|page)=\d{1,9}(?:&\$(?:skip|top)=\d{1,9})?")
 _T = TypeVar("_T")
 
 
@@ -289,9 +291,16 @@ class RedfishTransport:
 
     # -- requests -------------------------------------------------------------------------
 
-    def get(self, uri: object, *, field: str = "a link") -> Reply:
-        """GET a BMC-supplied URI (checked first); a JSON answer or an error."""
+    def get(self, uri: object, *, field: str = "a link", paging: str | None = None) -> Reply:
+        """GET a BMC-supplied URI (checked first); a JSON answer or an error.
+
+        ``paging``: a ``$skip``/``$top``/``page`` query oob built itself (nothing else is accepted).
+        """
         path = safe_path(uri, self.origin, field=field)
+        if paging is not None:
+            if not _PAGING_QUERY.fullmatch(paging):
+                raise OobError(f"not a paging query: {paging[:60]!r}")
+            path = f"{path}?{paging}"
         reply = self._with_retries(lambda: self._get_following(path), f"GET {path}")
         if reply.status == 401:
             raise BmcAuthError(f"the BMC refused access to {path} (HTTP 401)", bmc_message=reply.bmc_message)
