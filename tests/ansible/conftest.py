@@ -46,7 +46,7 @@ def save_task(path: Path, names: list[str]) -> dict[str, Any]:
 
 @pytest.fixture
 def playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
-    """Run a play of `tasks` on localhost; `save` names the registered results to read back."""
+    """Run a play of `tasks` on `hosts` (localhost); `save` names the registered results to read back."""
     home = tmp_path / "ansible"
     for folder in ("home", "tmp", "remote"):
         (home / folder).mkdir(parents=True, exist_ok=True)
@@ -60,13 +60,15 @@ def playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
         *,
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        hosts: str = "localhost",
+        inventory: str = "localhost,",
         timeout: float = 120,
     ) -> PlaybookRun:
         nonlocal runs
         runs += 1
         saved = tmp_path / f"saved{runs}.json"
         play = {
-            "hosts": "localhost",
+            "hosts": hosts,
             "gather_facts": False,
             "tasks": [*tasks, save_task(saved, save)],
         }
@@ -84,15 +86,13 @@ def playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
                 "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_RETRY_FILES_ENABLED": "0",
                 "ANSIBLE_GALAXY_SERVER": "http://127.0.0.1:9/",  # never the network
-                "PYTHONPATH": os.pathsep.join(
-                    [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
-                ),
+                "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
                 "OOB_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
             }
         )
         environ.update(env or {})
         proc = subprocess.run(
-            [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", *args, str(path)],
+            [str(ANSIBLE_PLAYBOOK), "-i", inventory, "-c", "local", *args, str(path)],
             capture_output=True,
             text=True,
             env=environ,

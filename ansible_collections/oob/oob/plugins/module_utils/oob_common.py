@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # type: ignore[import-untyped]
 
 try:
     import oob.api
@@ -47,10 +47,14 @@ NOT_READY_EXIT = 8
 USAGE_EXIT = 2
 
 
-def new_module(*arg_groups: Mapping[str, dict[str, Any]]) -> AnsibleModule:
+def argument_spec(*arg_groups: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     spec: dict[str, dict[str, Any]] = {}
     for group in arg_groups:
         spec.update(group)
+    return spec
+
+
+def new_module(spec: dict[str, dict[str, Any]]) -> AnsibleModule:
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if OOB_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_required_lib("oob"), exception=OOB_IMPORT_ERROR, exit_code=USAGE_EXIT)
@@ -138,6 +142,7 @@ __all__ = [
     "COMMON_ARGS",
     "NOT_READY_EXIT",
     "SSH_ARGS",
+    "argument_spec",
     "driver_options",
     "failures",
     "new_module",

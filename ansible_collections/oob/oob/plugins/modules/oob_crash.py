@@ -4,12 +4,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 DOCUMENTATION = r"""
 module: oob_crash
 short_description: Crash hung hosts through their BMC and collect their kdump (oob's whole runbook)
 description:
   - Runs oob's C(crash) runbook through oob's library API (never the C(oob) command), per host -
-    preflight (the BMC answers, power On, NMI offered, the host B(looks hung): its probe does
+    preflight (the BMC answers, power On, NMI offered, the host B(looks hung) - its probe does
     not answer, the dump target is readable and a baseline of its dumps is taken), B(one) NMI,
     then the dump watched until complete, stalled, failed or O(timeout), then the host waited
     for (O(reboot_grace)). The result says where the dump is, its state and why the host hung
@@ -19,8 +21,8 @@ description:
     is refused with oob's message and the task fails; nothing is resent (O(allow_repeat) to send
     another on purpose). A host that looks healthy is refused unless O(force).
   - Check mode is oob's dry run, every host is planned and probed, no NMI is sent.
-  - Runs where oob is installed, normally the controller (C(delegate_to: localhost) or
-    C(connection: local)); the dump targets must be reachable from there.
+  - Runs where oob is installed, normally the controller (a task with C(delegate_to) localhost, or
+    C(connection) local); the dump targets must be reachable from there.
 version_added: "0.1.0"
 author: oob
 requirements:
@@ -171,6 +173,7 @@ from ansible_collections.oob.oob.plugins.module_utils.oob_common import (  # noq
     AUDIT_ARGS,
     COMMON_ARGS,
     SSH_ARGS,
+    argument_spec,
     driver_options,
     failures,
     new_module,
@@ -180,7 +183,7 @@ from ansible_collections.oob.oob.plugins.module_utils.oob_common import (  # noq
     ssh_options,
 )
 
-CRASH_ARGS = {
+CRASH_ARGS: dict[str, dict[str, Any]] = {
     "timeout": {"type": "raw", "default": "30m"},
     "stall_after": {"type": "raw", "default": "2m"},
     "stall_grace": {"type": "raw", "default": 0},
@@ -192,12 +195,14 @@ CRASH_ARGS = {
     "recover": {"type": "bool", "default": False},
 }
 
+ARGUMENT_SPEC = argument_spec(COMMON_ARGS, AUDIT_ARGS, SSH_ARGS, CRASH_ARGS)
+
 
 def main() -> None:
-    module = new_module(COMMON_ARGS, AUDIT_ARGS, SSH_ARGS, CRASH_ARGS)
+    module = new_module(ARGUMENT_SPEC)
     params = module.params
 
-    def work() -> dict:
+    def work() -> dict[str, Any]:
         import oob.api
         from oob.dump.watcher import WatchOptions
         from oob.errors import UsageError
@@ -234,9 +239,7 @@ def main() -> None:
             "exit_code": report.exit_code,
         }
         if report.exit_code:
-            result["msg"] = failures(
-                [(o.host, o.exit_code, o.error, str(o.status)) for o in report.outcomes]
-            )
+            result["msg"] = failures([(o.host, o.exit_code, o.error, str(o.status)) for o in report.outcomes])
         return result
 
     run(module, work)

@@ -4,13 +4,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 DOCUMENTATION = r"""
 module: oob_nmi
 short_description: Send one non-maskable interrupt (NMI) per host through its BMC
 description:
-  - Runs oob's C(nmi) runbook through oob's library API (never the C(oob) command): plans every
+  - Runs oob's C(nmi) runbook through oob's library API (never the C(oob) command). It plans every
     host (BMC reachable, credentials work, power On, NMI offered), then sends B(one) NMI per host
-    by the first method that can (the inventory's C(bmc.methods): Redfish, then IPMI).
+    by the first method that can (the inventory's C(bmc.methods), Redfish then IPMI).
   - Calling the module is the confirmation, as C(oob nmi --yes).
   - An NMI is never sent twice. A host that got one within the last 15 minutes (oob's audit log
     says so) is refused with oob's message and the task fails; nothing is resent. Set
@@ -18,8 +20,8 @@ description:
   - A request that left without an answer is reported as outcome unknown (exit code 6) and
     B(not) resent.
   - Check mode is oob's dry run: every host is planned, no NMI is sent.
-  - Runs where oob is installed, normally the controller (C(delegate_to: localhost) or
-    C(connection: local)); BMC passwords come from the inventory's references
+  - Runs where oob is installed, normally the controller (a task with C(delegate_to) localhost, or
+    C(connection) local); BMC passwords come from the inventory's references
     (C(env:), C(file:), C(keyring:)), never from module arguments.
 version_added: "0.1.0"
 author: oob
@@ -121,6 +123,7 @@ msg:
 from ansible_collections.oob.oob.plugins.module_utils.oob_common import (  # noqa: E402
     AUDIT_ARGS,
     COMMON_ARGS,
+    argument_spec,
     driver_options,
     failures,
     new_module,
@@ -128,12 +131,14 @@ from ansible_collections.oob.oob.plugins.module_utils.oob_common import (  # noq
     run,
 )
 
+ARGUMENT_SPEC = argument_spec(COMMON_ARGS, AUDIT_ARGS, {"allow_repeat": {"type": "bool", "default": False}})
+
 
 def main() -> None:
-    module = new_module(COMMON_ARGS, AUDIT_ARGS, {"allow_repeat": {"type": "bool", "default": False}})
+    module = new_module(ARGUMENT_SPEC)
     params = module.params
 
-    def work() -> dict:
+    def work() -> dict[str, Any]:
         import oob.api
 
         driver = driver_options(params)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 DOCUMENTATION = r"""
 module: oob_preflight
 short_description: Check that a crash dump would be written (BMC and kdump readiness), per host
@@ -15,11 +17,11 @@ description:
     service, the dump target, free space, hpwdt).
   - Changes nothing on any host or BMC, so C(changed) is always false and check mode runs it
     as it is.
-  - The task fails (exit code 8, as C(oob preflight)) when a host is not ready: a failed check,
-    or with O(strict) a warning. The results are returned either way; use C(failed_when) to
+  - The task fails (exit code 8, as C(oob preflight)) when a host is not ready (a failed check,
+    or with O(strict) a warning). The results are returned either way; use C(failed_when) to
     collect readiness without failing.
-  - Runs where oob is installed, normally the controller (C(delegate_to: localhost) or
-    C(connection: local)).
+  - Runs where oob is installed, normally the controller (a task with C(delegate_to) localhost, or
+    C(connection) local).
 version_added: "0.1.0"
 author: oob
 requirements:
@@ -131,6 +133,7 @@ from ansible_collections.oob.oob.plugins.module_utils.oob_common import (  # noq
     COMMON_ARGS,
     NOT_READY_EXIT,
     SSH_ARGS,
+    argument_spec,
     driver_options,
     new_module,
     plain,
@@ -138,12 +141,14 @@ from ansible_collections.oob.oob.plugins.module_utils.oob_common import (  # noq
     ssh_options,
 )
 
+ARGUMENT_SPEC = argument_spec(COMMON_ARGS, SSH_ARGS, {"strict": {"type": "bool", "default": False}})
+
 
 def main() -> None:
-    module = new_module(COMMON_ARGS, SSH_ARGS, {"strict": {"type": "bool", "default": False}})
+    module = new_module(ARGUMENT_SPEC)
     params = module.params
 
-    def work() -> dict:
+    def work() -> dict[str, Any]:
         import oob.api
         from oob.preflight.checks import FAIL
         from oob.safetext import printable
