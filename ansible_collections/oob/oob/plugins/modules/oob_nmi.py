@@ -107,7 +107,7 @@ results:
       exit_code: 0
 sent:
   description: The hosts an NMI was sent to (also those whose answer never came, status C(unknown)).
-  returned: always
+  returned: when the hosts were selected
   type: list
   elements: str
 exit_code:
