@@ -44,14 +44,38 @@ def save_task(path: Path, names: list[str]) -> dict[str, Any]:
     return {"name": "save", "ansible.builtin.copy": {"content": content, "dest": str(path), "mode": "0600"}}
 
 
-@pytest.fixture
-def playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
-    """Run a play of `tasks` on `hosts` (localhost); `save` names the registered results to read back."""
-    home = tmp_path / "ansible"
+def ansible_environ(home: Path) -> dict[str, str]:
+    """This environment without ANSIBLE_* and OOB_* settings, Ansible's state under `home`,
+    the repository's collection, this Python and this checkout for the modules."""
     for folder in ("home", "tmp", "remote"):
         (home / folder).mkdir(parents=True, exist_ok=True)
     config = home / "ansible.cfg"
     config.write_text("[defaults]\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OOB_"))}
+    environ.update(
+        {
+            "ANSIBLE_CONFIG": str(config),
+            "ANSIBLE_HOME": str(home / "home"),
+            "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+            "ANSIBLE_REMOTE_TEMP": str(home / "remote"),
+            "ANSIBLE_COLLECTIONS_PATH": str(REPO),
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_GALAXY_SERVER": "http://127.0.0.1:9/",  # never the network
+            # ansible-core refuses to start unless the locale's encoding is UTF-8
+            "LC_ALL": "C.UTF-8",
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        }
+    )
+    return environ
+
+
+@pytest.fixture
+def playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
+    """Run a play of `tasks` on `hosts` (localhost); `save` names the registered results to read back."""
+    home = tmp_path / "ansible"
     runs = 0
 
     def run(
@@ -74,22 +98,8 @@ def playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
         }
         path = tmp_path / f"play{runs}.yml"
         path.write_text(yaml.safe_dump([play], sort_keys=False))
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OOB_"))}
-        environ.update(
-            {
-                "ANSIBLE_CONFIG": str(config),
-                "ANSIBLE_HOME": str(home / "home"),
-                "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
-                "ANSIBLE_REMOTE_TEMP": str(home / "remote"),
-                "ANSIBLE_COLLECTIONS_PATH": str(REPO),
-                "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-                "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_RETRY_FILES_ENABLED": "0",
-                "ANSIBLE_GALAXY_SERVER": "http://127.0.0.1:9/",  # never the network
-                "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-                "OOB_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
-            }
-        )
+        environ = ansible_environ(home)
+        environ["OOB_AUDIT_LOG"] = str(tmp_path / "audit.jsonl")
         environ.update(env or {})
         proc = subprocess.run(
             [str(ANSIBLE_PLAYBOOK), "-i", inventory, "-c", "local", *args, str(path)],

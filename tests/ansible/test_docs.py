@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.ansible.conftest import ANSIBLE_PLAYBOOK
-from tests.conftest import REPO
+from tests.ansible.conftest import ANSIBLE_PLAYBOOK, ansible_environ
 
 MODULES = ("oob_nmi", "oob_preflight", "oob_crash")
 
 
 def _documented(tmp_path: Path) -> dict[str, Any]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    config = tmp_path / "ansible.cfg"
-    config.write_text("[defaults]\n")
-    environ.update(
-        ANSIBLE_CONFIG=str(config), ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_COLLECTIONS_PATH=str(REPO)
-    )
+    environ = ansible_environ(tmp_path / "ansible")
     proc = subprocess.run(
         [str(ANSIBLE_PLAYBOOK.parent / "ansible-doc"), "-j", *(f"oob.oob.{m}" for m in MODULES)],
         capture_output=True,
