@@ -104,6 +104,17 @@ options:
   ssh_config:
     description: OpenSSH client configuration file (default C($OOB_SSH_CONFIG), else ~/.ssh/config).
     type: path
+  notify:
+    description:
+      - Where each host's outcome is posted (NMI sent, dump complete with its verdict, failed,
+        stalled), as C(oob crash --notify) - C(FORMAT=REFERENCE) with FORMAT C(generic), C(slack)
+        or C(pagerduty) (C(pagerduty=REF@URL) for another endpoint), the URL or key by reference
+        only (C(env:VAR), C(file:PATH), C(keyring:SERVICE/USER)).
+      - The inventory's C(notify) of each host (C(oob_notify) in an Ansible inventory) is posted
+        to as well. A delivery that fails is a warning, never a failure of the task.
+    type: list
+    elements: str
+    default: []
   parallel:
     description: Hosts worked on at once.
     type: int
@@ -193,6 +204,8 @@ CRASH_ARGS: dict[str, dict[str, Any]] = {
     "force": {"type": "bool", "default": False},
     "allow_repeat": {"type": "bool", "default": False},
     "recover": {"type": "bool", "default": False},
+    # references only (oob refuses a URL or key given as it is)
+    "notify": {"type": "list", "elements": "str", "default": [], "no_log": False},
 }
 
 ARGUMENT_SPEC = argument_spec(COMMON_ARGS, AUDIT_ARGS, SSH_ARGS, CRASH_ARGS)
@@ -206,6 +219,9 @@ def main() -> None:
         import oob.api
         from oob.dump.watcher import WatchOptions
         from oob.errors import UsageError
+        from oob.events import discard
+        from oob.notify import notifier_for
+        from oob.safetext import printable
 
         if params["probe_timeout"] < 0.1:
             raise UsageError("probe_timeout must be at least 0.1 seconds")
@@ -215,21 +231,32 @@ def main() -> None:
             stall_grace=seconds("stall_grace", params["stall_grace"], zero_ok=True),
             timeout=seconds("timeout", params["timeout"]),
         )
-        report = oob.api.crash(
-            params["targets"],
-            inventory=params["inventory"],
-            audit_log=params["audit_log"],
-            driver=driver_options(params),
-            watch=watch,
-            ssh=ssh_options(params),
-            dry_run=module.check_mode,
-            force=params["force"],
-            allow_repeat=params["allow_repeat"],
-            recover=params["recover"],
-            reboot_grace_s=seconds("reboot_grace", params["reboot_grace"], zero_ok=True),
-            probe_timeout_s=params["probe_timeout"],
-            parallel=params["parallel"],
-        )
+        reboot_grace_s = seconds("reboot_grace", params["reboot_grace"], zero_ok=True)
+        # each host's own `notify` is in the inventory, so the hosts are needed first; every
+        # reference is resolved now (exit 2 before anything is sent)
+        hosts = oob.api.select_hosts(params["targets"], params["inventory"])
+        notifier = notifier_for(params["notify"], "oob crash", hosts)
+        try:
+            report = oob.api.crash(
+                params["targets"],
+                inventory=params["inventory"],
+                audit_log=params["audit_log"],
+                on_event=notifier.wrap(discard),
+                driver=driver_options(params),
+                watch=watch,
+                ssh=ssh_options(params),
+                dry_run=module.check_mode,
+                force=params["force"],
+                allow_repeat=params["allow_repeat"],
+                recover=params["recover"],
+                reboot_grace_s=reboot_grace_s,
+                probe_timeout_s=params["probe_timeout"],
+                parallel=params["parallel"],
+            )
+        finally:
+            # deliveries get a few seconds; a failed one is a warning, never the task's failure
+            for line in notifier.close():
+                module.warn(printable(line))
         sent = [o.host for o in report.outcomes if o.nmi_at or o.status == "unknown"]
         result = {
             "changed": bool(sent),
