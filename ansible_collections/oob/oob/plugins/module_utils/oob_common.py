@@ -104,8 +104,9 @@ def seconds(name: str, value: Any, *, zero_ok: bool = False) -> float:
 
 
 def plain(data: Any) -> Any:
-    """JSON types only (oob's enums are str subclasses; Ansible gets plain values)."""
-    return json.loads(json.dumps(data))
+    """JSON types only (oob's enums are str subclasses; Ansible gets plain values), as the
+    CLI's ``--json`` writes them."""
+    return json.loads(json.dumps(data, default=str))
 
 
 def one_line(host: str, error: Any, status: str) -> str:
@@ -124,9 +125,9 @@ def run(module: AnsibleModule, work: Callable[[], dict[str, Any]]) -> None:
     except OobError as exc:
         module.fail_json(msg=printable(str(exc)), exit_code=exc.exit_code, changed=False)
     except Exception as exc:  # noqa: BLE001 - a bug in oob or here: one line, not a traceback
-        module.fail_json(
-            msg=printable(f"internal error: {type(exc).__name__}: {exc}"), exit_code=1, changed=False
-        )
+        # whether an NMI left before it is not known here: the audit log says
+        text = f"internal error: {type(exc).__name__}: {exc} (oob's audit log records every NMI sent)"
+        module.fail_json(msg=printable(text), exit_code=1)
     if result["exit_code"] != 0:
         module.fail_json(**result)
     module.exit_json(**result)

@@ -124,7 +124,6 @@ from ansible_collections.oob.oob.plugins.module_utils.oob_common import (  # noq
     AUDIT_ARGS,
     COMMON_ARGS,
     argument_spec,
-    driver_options,
     failures,
     new_module,
     plain,
@@ -141,13 +140,12 @@ def main() -> None:
     def work() -> dict[str, Any]:
         import oob.api
 
-        driver = driver_options(params)
         outcomes = oob.api.nmi(
             params["targets"],
             inventory=params["inventory"],
             audit_log=params["audit_log"],
-            via=driver.via,
-            insecure=driver.insecure,
+            via=params["via"],
+            insecure=params["insecure"],
             dry_run=module.check_mode,
             allow_repeat=params["allow_repeat"],
             parallel=params["parallel"],
