@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from oob.runbook.analyze import DumpAnalysis
     from oob.runbook.common import Outcome
     from oob.runbook.crash import CrashReport
+    from oob.runbook.preflight import PreflightReport
 
 
 def select_hosts(targets: Sequence[str], inventory: Sequence[str | Path] = ()) -> list[Host]:
@@ -75,6 +76,28 @@ def nmi(
     request = NmiRequest(**{"assume_yes": True, **options})
     hosts = select_hosts(targets, inventory)
     return run_nmi(hosts, request, confirm=lambda plans: True, emit=on_event, audit=_audit(audit_log))
+
+
+def preflight(
+    targets: Sequence[str],
+    *,
+    inventory: Sequence[str | Path] = (),
+    on_event: Emit = discard,
+    **options: Any,
+) -> PreflightReport:
+    """Will a dump be written? Readiness per host (BMC side, and kdump over SSH), changing
+    nothing; ``options`` are :class:`oob.runbook.preflight.PreflightRequest` fields
+    (``driver=DriverOptions(...)``, ``ssh=SshOptions(...)``, ``strict``, ``parallel``).
+
+    The report's ``exit_code`` is 1 when a host is not ready, which ``oob preflight`` exits
+    as 8. At the package level ``oob.preflight`` is the checks' subpackage: call this one as
+    ``oob.api.preflight``.
+    """
+    from oob.runbook.preflight import PreflightRequest, run_preflight
+
+    request = PreflightRequest(**options)
+    hosts = select_hosts(targets, inventory)
+    return run_preflight(hosts, request, emit=on_event)
 
 
 def analyze(subject: str | Path | bytes, *, inventory: Sequence[str | Path] = (), **options: Any) -> Analysis:
