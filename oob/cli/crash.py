@@ -42,6 +42,7 @@ from oob.cli.common import (
 )
 from oob.cli.dumpopts import (
     AcceptNewHostKeyOpt,
+    BmcLogOpt,
     FenceKdumpOpt,
     IntervalOpt,
     KnownHostsOpt,
@@ -84,6 +85,7 @@ def crash_command(
     allow_repeat: AllowRepeatOpt = False,
     recover: RecoverOpt = False,
     fence_kdump: FenceKdumpOpt = None,
+    bmc_log: BmcLogOpt = True,
     timeout: TimeoutOpt = "30m",
     stall_after: StallAfterOpt = "2m",
     stall_grace: StallGraceOpt = "0",
@@ -167,6 +169,7 @@ def crash_command(
             allow_repeat=allow_repeat,
             recover=recover,
             fence_kdump=fence_kdump,
+            read_bmc_log=bmc_log,
             reboot_grace_s=reboot_grace_seconds(reboot_grace),
             probe_timeout_s=probe_timeout,
             parallel=parallel,

@@ -33,6 +33,7 @@ from oob.cli.common import (
 )
 from oob.cli.dumpopts import (
     AcceptNewHostKeyOpt,
+    BmcLogOpt,
     FenceKdumpOpt,
     IntervalOpt,
     KnownHostsOpt,
@@ -80,6 +81,7 @@ def drill_command(
     strict: StrictOpt = False,
     recover: RecoverOpt = False,
     fence_kdump: FenceKdumpOpt = None,
+    bmc_log: BmcLogOpt = True,
     timeout: TimeoutOpt = "30m",
     stall_after: StallAfterOpt = "2m",
     interval: IntervalOpt = 0.5,
@@ -131,6 +133,7 @@ def drill_command(
                 allow_repeat=allow_repeat,
                 recover=recover,
                 fence_kdump=fence_kdump,
+                read_bmc_log=bmc_log,
                 reboot_grace_s=reboot_grace_seconds(reboot_grace),
                 probe_timeout_s=probe_timeout,
                 parallel=parallel,

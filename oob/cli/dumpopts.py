@@ -78,6 +78,14 @@ RecoverOpt = Annotated[
         "one that powered off after its dump.",
     ),
 ]
+BmcLogOpt = Annotated[
+    bool,
+    typer.Option(
+        "--bmc-log/--no-bmc-log",
+        help="When the watch ends, read each BMC's own event log from 30 minutes before the NMI "
+        "(its NMI entry, hardware errors): one more login per host.",
+    ),
+]
 FenceKdumpOpt = Annotated[
     str | None,
     typer.Option(

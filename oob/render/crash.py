@@ -170,6 +170,14 @@ def crash_pairs(outcome: Any) -> list[tuple[str, object]]:
         pairs.append(("recovered", "power-cycled through the BMC"))
     if dump is not None and not ok:
         pairs += [("kdump", line) for line in dump.details]
+    log = getattr(outcome, "bmc_log", None)
+    if log is not None:
+        from oob.signals.bmclog import summary, summary_lines
+
+        pairs.append(("bmc log", summary(log)))
+        # the NMI's entry and hardware errors first: they are what the log adds
+        marked = [line for line in summary_lines(log) if line.startswith(("!", "*"))]
+        pairs += [("bmc log", line) for line in marked[:8]]
     pairs += [("warning", warning) for warning in outcome.warnings]
     pairs += [("note", note) for note in outcome.notes]
     return pairs

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from oob.drivers.base import BmcDriver
 from oob.errors import OobError, UsageError
@@ -52,16 +52,27 @@ def make_window(since: str | None, until: str | None, *, default_since: str = "1
     return Window(start, end)
 
 
-def _read(host: Host, window: Window, options: DriverOptions, emit: Emit) -> Outcome:
+@dataclass(frozen=True)
+class LogRead:
+    """One host's log as read, and how."""
+
+    log: BmcLog
+    method: str
+    fallback_reason: str | None
+    warnings: tuple[str, ...]
+
+
+def read_log(host: Host, window: Window, options: DriverOptions) -> LogRead:
+    """The host's BMC event log in ``window``: Redfish, then IPMI where the inventory allows
+    (also when the Redfish service offers no log). Raises the method's error."""
+
     def read(driver: BmcDriver) -> BmcLog:
         return driver.read_event_log(window.since, window.until)
 
     try:
         found = first_method(host, options, read)
     except MethodsFailed as failed:
-        return Outcome.from_error(host.name, ACTION, failed.error)
-    except OobError as exc:
-        return Outcome.from_error(host.name, ACTION, exc.for_host(host.name))
+        raise failed.error from None
     log: BmcLog = found.result
     method, fallback, warnings = found.method, found.fallback_reason, found.warnings
     later = methods_for(host, options.via)
@@ -75,9 +86,24 @@ def _read(host: Host, window: Window, options: DriverOptions, emit: Emit) -> Out
         if second is not None and second.result.offered:
             log, method, warnings = second.result, second.method, second.warnings
             fallback = f"{found.method} offers no event log"
+    return LogRead(log, method, fallback, tuple(warnings))
+
+
+def emit_log(host: Host, log: BmcLog, emit: Emit) -> None:
     data = log.to_dict()
     data.pop("host", None)
     emit(Event(Level.INFO, summary(log), host=host.name, kind=EventKind.BMC_LOG_ENTRIES, data=data))
+
+
+def _read(host: Host, window: Window, options: DriverOptions, emit: Emit) -> Outcome:
+    try:
+        found = read_log(host, window, options)
+    except OobError as exc:
+        return Outcome.from_error(host.name, ACTION, exc.for_host(host.name))
+    log, method, fallback, warnings = found.log, found.method, found.fallback_reason, found.warnings
+    data = log.to_dict()
+    data.pop("host", None)
+    emit_log(host, log, emit)
     detail = dict(data)
     detail["summary"] = summary(log)
     return Outcome(

@@ -42,10 +42,12 @@ from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
 from oob.model import Host, PowerAction, PowerState
 from oob.probe import ProbeResult, probe_host
+from oob.runbook.bmclog import emit_log, read_log
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 from oob.runbook.nmi import CrashPlan, NmiRequest, plan_host, trigger_host
+from oob.signals.bmclog import BmcLog, Window
 from oob.signals.fence_kdump import listener_for
 from oob.ssh import SshOptions
 
@@ -75,6 +77,8 @@ class CrashRequest:
     #: True (``oob crash``): the host must look hung; False (``oob drill``): it must look
     #: healthy — in both cases ``force`` goes ahead anyway
     expect_hung: bool = True
+    #: read each BMC's own event log around the NMI when the watch ends (``--no-bmc-log``: not)
+    read_bmc_log: bool = True
     #: ``--fence-kdump [ADDR:]PORT``: listen for fence_kdump's "kdump has started" there
     #: (None: only for hosts whose inventory says ``dump.fence_kdump = true``, on port 7410)
     fence_kdump: str | None = None
@@ -129,6 +133,8 @@ class CrashOutcome:
     #: when its crash kernel's first fence_kdump message arrived (None: none heard, or
     #: nobody listened)
     kdump_started: str | None = None
+    #: the BMC's own event log from shortly before the NMI (None: not read)
+    bmc_log: BmcLog | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"host": self.host, "bmc": self.bmc, "status": self.status}
@@ -146,6 +152,10 @@ class CrashOutcome:
             data["host_back"] = self.host_back
         if self.kdump_started is not None:
             data["kdump_started"] = self.kdump_started
+        if self.bmc_log is not None:
+            log = self.bmc_log.to_dict()
+            log.pop("host", None)
+            data["bmc_log"] = log
         if self.after_dump is not None:
             data["after_dump"] = self.after_dump
         if self.back_after_s is not None:
@@ -474,6 +484,21 @@ def _after_dump(
     return after, False, recovered, notes
 
 
+def _bmc_log(run: _HostRun, request: CrashRequest, emit: Emit, notes: list[str]) -> BmcLog | None:
+    """The BMC's event log from shortly before the NMI to now: the NMI's own entry, and any
+    hardware error that explains what the kernel log cannot. Read-only; a failure is a note."""
+    if not request.read_bmc_log or run.nmi_at is None or request.dry_run:
+        return None
+    try:
+        nmi_at = datetime.fromisoformat(run.nmi_at)
+        found = read_log(run.host, Window.around_nmi(nmi_at), request.driver)
+    except (OobError, ValueError) as exc:
+        notes.append(f"BMC event log not read: {exc.message if isinstance(exc, OobError) else exc}")
+        return None
+    emit_log(run.host, found.log, emit)
+    return found.log
+
+
 def _crash_status(result: DumpResult | None) -> CrashStatus:
     """A watch that did not end complete, as the host's status (a state that is not final
     here means the watch ended early: its deadline)."""
@@ -557,6 +582,7 @@ def _conclude(
         back_after_s=back_after_s,
         after_dump=after_dump,
         kdump_started=run.kdump_started,
+        bmc_log=_bmc_log(run, request, emit, notes) if not cancel.is_set() else None,
     )
     if status != CrashStatus.COMPLETE:
         emit(

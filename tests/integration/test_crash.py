@@ -383,6 +383,8 @@ def test_crash_ends_with_why_each_host_hung(
         kind = str(fleet.host(bmc.name).config.hang_kind)
         verdict = _result(result, bmc.name)["dump"]["analysis"]["verdict"]
         assert (verdict["kind"], verdict["culprit"], verdict["confidence"]) == expected[kind], bmc.name
+        # and the BMC logged the NMI in its own event log
+        assert _result(result, bmc.name)["bmc_log"]["nmi_entries"] >= 1, bmc.name
         seen.add(kind)
     assert seen == set(expected)
     # the console report of the same run would show it in the CAUSE / WHY column
