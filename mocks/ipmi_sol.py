@@ -251,12 +251,13 @@ class SolService:
                 link = self._link = _Link(self, session)
                 self.activations += 1
                 session.sol_handler = link.got_packet
+            if link.thread.ident is None:
+                # listening before the answer leaves: whatever the host prints once the
+                # console has its answer is streamed
+                link.stop_listening = self.console.listen(link.feed)
+                link.thread.start()
         size = list(struct.pack("<H", CHUNK))
         session.send_ipmi_response(data=[0, 0, 0, 0, *size, *size, *struct.pack("<H", self.bmc.port), 0xFF, 0xFF])
-        if not link.thread.is_alive() and not link.thread.ident:
-            assert self.console is not None
-            link.stop_listening = self.console.listen(link.feed)
-            link.thread.start()
 
     def _deactivate(self, data: bytes, session: Any) -> None:
         if len(data) < 2 or data[0] & 0x3F != SOL_PAYLOAD or data[1] != 1:
