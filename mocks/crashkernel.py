@@ -189,9 +189,13 @@ def console_panic(host: SimulatedHost, spec: DumpSpec) -> None:
 def console_panic_without_kdump(host: SimulatedHost, panic: str) -> None:
     """No crash kernel: the panic, the panic timeout, and the end marker; nothing boots."""
     reason = "sysrq triggered crash" if panic == "sysrq" else "NMI: Not continuing"
-    first = ("sysrq: Trigger a crash",) if panic == "sysrq" else (
-        "Uhhuh. NMI received for unknown reason 3d on CPU 0.",
-        "Do you have a strange power saving mode enabled?",
+    first = (
+        ("sysrq: Trigger a crash",)
+        if panic == "sysrq"
+        else (
+            "Uhhuh. NMI received for unknown reason 3d on CPU 0.",
+            "Do you have a strange power saving mode enabled?",
+        )
     )
     timeout = host.config.panic_timeout
     host.console.kernel_lines(
@@ -236,7 +240,10 @@ def _rhel_lines(writer: KdumpWriter, step: Step | None, directory: str) -> tuple
     base = f"/sysroot/var/crash/{directory}"
     if step is None:
         if writer.state == "done":
-            return ("kdump[540]: saving vmcore complete", f"kdump[545]: saving the /run/initramfs/kexec-dmesg.log to {base}/")
+            return (
+                "kdump[540]: saving vmcore complete",
+                f"kdump[545]: saving the /run/initramfs/kexec-dmesg.log to {base}/",
+            )
         if writer.state == "failed":
             return (
                 "kdump[538]: makedumpfile: write_buffer: Can't write the dump file(vmcore-incomplete). "
@@ -265,8 +272,10 @@ def _debian_lines(writer: KdumpWriter, step: Step | None, directory: str) -> tup
             return (f"kdump-tools[526]:  * kdump-tools: failed to save vmcore in {base}",)
         return ()
     if step.action == "mkdir":
-        return ("systemd[1]: Starting kdump-tools-dump.service - Kernel crash dump capture service...",
-                "kdump-tools[520]: Starting kdump-tools:")
+        return (
+            "systemd[1]: Starting kdump-tools-dump.service - Kernel crash dump capture service...",
+            "kdump-tools[520]: Starting kdump-tools:",
+        )
     if _first_vmcore_write(writer, step):
         return (f"kdump-tools[526]:  * running makedumpfile -c -d 31 /proc/vmcore {base}/dump-incomplete",)
     return ()

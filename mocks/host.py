@@ -212,7 +212,9 @@ class HostConsole:
 
     def write(self, text: str | bytes) -> None:
         """Print ``text``; a str's line ends become CR LF, as a serial console sends them."""
-        data = text.encode("utf-8", "replace").replace(b"\n", b"\r\n") if isinstance(text, str) else bytes(text)
+        data = (
+            text.encode("utf-8", "replace").replace(b"\n", b"\r\n") if isinstance(text, str) else bytes(text)
+        )
         with self._lock:
             self._kept += data
             del self._kept[: max(0, len(self._kept) - CONSOLE_KEEP)]

@@ -69,10 +69,10 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 import pyghmi.ipmi.bmc as pyghmi_bmc
-
-from mocks.ipmi_sol import SOL_COMMANDS, SolService
 import pyghmi.ipmi.private.constants as ipmi_constants
 from pyghmi.ipmi.private import serversession
+
+from mocks.ipmi_sol import SOL_COMMANDS, SolService
 
 log = logging.getLogger(__name__)
 

@@ -90,7 +90,9 @@ class _Link:
         self.remote_seq = 0
         self.closing = False
         self.stop_listening: Callable[[], None] = lambda: None
-        self.thread = threading.Thread(target=self._run, name=f"ipmi-mock-sol-{service.bmc.name}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"ipmi-mock-sol-{service.bmc.name}", daemon=True
+        )
 
     # -- the host prints (any thread; must not block)
 
@@ -144,7 +146,10 @@ class _Link:
                         if self.unacked is not None:
                             if now - self.sent_at >= RESEND_AFTER:
                                 if self.resends >= RESENDS:
-                                    log.info("%s: SOL console stopped answering; deactivated", self.service.bmc.name)
+                                    log.info(
+                                        "%s: SOL console stopped answering; deactivated",
+                                        self.service.bmc.name,
+                                    )
                                     self.closing = True
                                     break
                                 self.resends += 1
@@ -165,7 +170,7 @@ class _Link:
                     if packet is None:
                         return
                 self._send(packet)
-        except Exception:  # noqa: BLE001 - a mock's sender dies quietly, the BMC goes on
+        except Exception:
             log.exception("%s: SOL sender failed", self.service.bmc.name)
         finally:
             self.service._release(self)
@@ -257,7 +262,9 @@ class SolService:
                 link.stop_listening = self.console.listen(link.feed)
                 link.thread.start()
         size = list(struct.pack("<H", CHUNK))
-        session.send_ipmi_response(data=[0, 0, 0, 0, *size, *size, *struct.pack("<H", self.bmc.port), 0xFF, 0xFF])
+        session.send_ipmi_response(
+            data=[0, 0, 0, 0, *size, *size, *struct.pack("<H", self.bmc.port), 0xFF, 0xFF]
+        )
 
     def _deactivate(self, data: bytes, session: Any) -> None:
         if len(data) < 2 or data[0] & 0x3F != SOL_PAYLOAD or data[1] != 1:

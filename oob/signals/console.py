@@ -81,9 +81,15 @@ class MilestoneKind(enum.StrEnum):
 
 
 _PATTERNS: tuple[tuple[MilestoneKind, re.Pattern[str]], ...] = (
-    (MilestoneKind.PANIC, re.compile(r"Kernel panic - not syncing|sysrq: Trigger a crash|Uhhuh\. NMI received")),
+    (
+        MilestoneKind.PANIC,
+        re.compile(r"Kernel panic - not syncing|sysrq: Trigger a crash|Uhhuh\. NMI received"),
+    ),
     (MilestoneKind.CRASH_KERNEL, re.compile(r"[Cc]ommand line:.*\belfcorehdr=")),
-    (MilestoneKind.KDUMP_SAVED, re.compile(r"kdump(\[\d+\])?: saving vmcore complete|kdump-tools: saved vmcore in")),
+    (
+        MilestoneKind.KDUMP_SAVED,
+        re.compile(r"kdump(\[\d+\])?: saving vmcore complete|kdump-tools: saved vmcore in"),
+    ),
     (
         MilestoneKind.KDUMP_FAILED,
         re.compile(r"kdump(\[\d+\])?: saving vmcore failed|kdump-tools: failed to save vmcore"),
@@ -214,7 +220,9 @@ def create_console_file(directory: Path, host: str, when: datetime) -> tuple[Pat
         except OSError as exc:
             raise OobError(f"cannot create the console file {path}: {exc.strerror or exc}") from None
         return path, fd
-    raise OobError(f"{MAX_NAME_TRIES} console files for {host} at {when:%H:%M:%S} already exist in {directory}")
+    raise OobError(
+        f"{MAX_NAME_TRIES} console files for {host} at {when:%H:%M:%S} already exist in {directory}"
+    )
 
 
 class BoundedFile:
@@ -354,7 +362,9 @@ class ConsoleCapture:
         the NMI.  The file is created only once the console is open.
         """
         if not console_supported(self.host):
-            return self._give_up("the BMC has no IPMI configured (bmc.methods, bmc.username): no serial console")
+            return self._give_up(
+                "the BMC has no IPMI configured (bmc.methods, bmc.username): no serial console"
+            )
         bmc = self.host.bmc
         console = SolConsole(
             bmc.hostname,
@@ -441,7 +451,8 @@ class ConsoleCapture:
         """Block until ``kind`` was seen (it, at once if already) or ``timeout`` seconds pass."""
         with self._changed:
             self._changed.wait_for(
-                lambda: any(m.kind is kind for m in self._lines.milestones) or self._ended is not None, timeout
+                lambda: any(m.kind is kind for m in self._lines.milestones) or self._ended is not None,
+                timeout,
             )
             return next((m for m in self._lines.milestones if m.kind is kind), None)
 
@@ -466,7 +477,7 @@ class ConsoleCapture:
             if self.on_milestone is not None:
                 try:
                     self.on_milestone(milestone)
-                except Exception:  # noqa: BLE001 - a renderer's trouble must not stop the recording
+                except Exception:
                     log.exception("%s: console milestone callback failed", self.host.name)
 
     def _got_end(self, ended: Ended, detail: str) -> None:

@@ -33,7 +33,9 @@ class SolTerminal:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("IPMI")}
         environ["IPMI_PASSWORD"] = PASSWORD
         self._master, slave = pty.openpty()
-        self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=environ, close_fds=True)
+        self.process = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=environ, close_fds=True
+        )
         os.close(slave)
         self.output = b""
 
@@ -152,7 +154,9 @@ def test_sol_deactivate_from_another_session_ends_the_stream(
 def test_a_second_console_is_refused_while_one_is_active(sol_bmc: IpmiBmc, terminal: SolTerminal) -> None:
     second = ipmitool(sol_bmc, "sol", "activate")  # stdin is not a terminal; it must not get that far
     assert second.returncode != 0
-    assert "0x80" in second.stdout + second.stderr or "already active" in (second.stdout + second.stderr).lower()
+    assert (
+        "0x80" in second.stdout + second.stderr or "already active" in (second.stdout + second.stderr).lower()
+    )
     assert sol_bmc.sol.refused == 1 and sol_bmc.sol.activations == 1
     terminal.type(b"\r~.")
     assert terminal.wait() == 0

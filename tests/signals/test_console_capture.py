@@ -60,7 +60,9 @@ def make_bmc(server: IpmiMockServer, scheduler: Scheduler, tmp_path: Path) -> Ca
     def make(name: str = "node1", **config: object) -> IpmiBmc:
         target = tmp_path / "crash"
         target.mkdir(exist_ok=True)
-        host = SimulatedHost(name, scale=SCALE, timers=scheduler, config=HostConfig(dump_target=target, **config))
+        host = SimulatedHost(
+            name, scale=SCALE, timers=scheduler, config=HostConfig(dump_target=target, **config)
+        )
         CrashKernel(host)
         return server.add_bmc(host, username=USER, password=PASSWORD)
 

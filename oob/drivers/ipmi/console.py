@@ -173,7 +173,9 @@ class SolConsole:
             what="Activate Payload (serial console)",
         )
         if reply.code:
-            said = ACTIVATE_ERRORS.get(reply.code, f"the BMC refused to open the serial console (0x{reply.code:02x})")
+            said = ACTIVATE_ERRORS.get(
+                reply.code, f"the BMC refused to open the serial console (0x{reply.code:02x})"
+            )
             raise BmcRefused(said, bmc_message=f"completion code 0x{reply.code:02x}")
         if len(reply.data) < 10:
             self._deactivate()
@@ -222,7 +224,7 @@ class SolConsole:
                     next_check = time.monotonic() + self._keepalive
         except NotDelivered as exc:
             ended, detail = Ended.LOST, str(exc)
-        except Exception as exc:  # noqa: BLE001 - the driver boundary: nothing of pyghmi's escapes
+        except Exception as exc:
             ended, detail = Ended.LOST, f"{type(exc).__name__}: {exc}"
             log.debug("%s: serial console receiver failed", self.where, exc_info=True)
         finally:
@@ -230,7 +232,10 @@ class SolConsole:
 
     def _still_ours(self) -> tuple[Ended, str] | None:
         reply = self._client.read(
-            NETFN_APP, CMD_PAYLOAD_INSTANCE_INFO, (SOL_PAYLOAD, SOL_INSTANCE), what="Get Payload Instance Info"
+            NETFN_APP,
+            CMD_PAYLOAD_INSTANCE_INFO,
+            (SOL_PAYLOAD, SOL_INSTANCE),
+            what="Get Payload Instance Info",
         )
         if reply.code or len(reply.data) < 4:
             return None  # not every BMC answers it; the session is alive, that is what matters
@@ -287,5 +292,5 @@ class SolConsole:
         if self._on_end is not None:
             try:
                 self._on_end(*final)
-            except Exception:  # noqa: BLE001 - a caller's callback must not keep the session open
+            except Exception:
                 log.exception("%s: serial console end callback failed", self.where)
