@@ -9,6 +9,7 @@ import stat
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,7 @@ def server() -> Iterator[IpmiMockServer]:
 def make_bmc(server: IpmiMockServer, scheduler: Scheduler, tmp_path: Path) -> Callable[..., IpmiBmc]:
     """A mock IPMI BMC whose host crashes, dumps (into tmp_path/crash) and reboots after an NMI."""
 
-    def make(name: str = "node1", **config: object) -> IpmiBmc:
+    def make(name: str = "node1", **config: Any) -> IpmiBmc:
         target = tmp_path / "crash"
         target.mkdir(exist_ok=True)
         host = SimulatedHost(
@@ -295,7 +296,8 @@ def test_names_are_safe_dated_and_never_reused(tmp_path: Path) -> None:
     assert console_path(tmp_path, "../etc/x y", when).name == "_etc_x_y-20261130T050709Z.console.log"
     first, fd1 = create_console_file(tmp_path / "c", "node1", when)
     second, fd2 = create_console_file(tmp_path / "c", "node1", when)
-    os.close(fd1), os.close(fd2)
+    os.close(fd1)
+    os.close(fd2)
     assert first != second and second.name == "node1-20261130T050709Z-2.console.log"
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in (first, second))
 
