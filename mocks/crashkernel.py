@@ -164,8 +164,13 @@ def _family(host: SimulatedHost) -> str:
 def console_panic(host: SimulatedHost, spec: DumpSpec) -> None:
     """The panic as the crashed kernel prints it, then the crash kernel's first lines."""
     log = dmesg_text(spec).splitlines()
-    # the console shows the end of the kernel log: from the trigger's first line on
-    starts = [i for i, line in enumerate(log) if "Uhhuh. NMI" in line or "sysrq: Trigger a crash" in line]
+    # the console shows the end of the kernel log: a hung host's reports (after the last of
+    # its ordinary chatter, mocks.kernellog), else from the trigger's first line on.  They
+    # come out at once here, where a real console would have shown the reports as they came.
+    chatter = [i + 1 for i, line in enumerate(log) if "perf: interrupt took too long" in line]
+    starts = chatter or [
+        i for i, line in enumerate(log) if "Uhhuh. NMI" in line or "sysrq: Trigger a crash" in line
+    ]
     if not starts:
         starts = [i for i, line in enumerate(log) if "Kernel panic - not syncing" in line] or [0]
     host.console.write("".join(line + "\n" for line in log[starts[-1] :]))

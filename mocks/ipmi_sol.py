@@ -17,7 +17,8 @@ IPMI 2.0 chapter 15 (SOL) and 24 (payload activation), as real BMCs answer them:
   sequence number 1-15 and waits for the console's ACK before the next, resending after
   :data:`RESEND_AFTER` seconds up to :data:`RESENDS` times; a console that never ACKs
   is dropped (its payload deactivated).  Characters the console types are ACKed and
-  counted (:attr:`SolService.typed`), not echoed.
+  counted (:attr:`SolService.typed`), not echoed; Enter on a running host brings getty's
+  login prompt back, as on a real console.
 
 Closing the session that owns the payload (Close Session, or the BMC forgetting it)
 deactivates it too.  Each active payload has one sender thread (``ipmi-mock-sol-<bmc>``),
@@ -113,10 +114,12 @@ class _Link:
         seq, ack, accepted, status = payload[0] & 0x0F, payload[1] & 0x0F, payload[2], payload[3]
         data = bytes(payload[4:])
         if seq:
+            self._send(bytes((0, seq, len(data), 0)))
             if seq != self.remote_seq:
                 self.remote_seq = seq
                 self.service.typed += len(data)
-            self._send(bytes((0, seq, len(data), 0)))
+                if b"\r" in data:
+                    self.service.enter_pressed()
         if ack:
             with self.cond:
                 if self.unacked is not None and self.unacked[0] == ack:
@@ -213,6 +216,14 @@ class SolService:
     def owner(self) -> Any:
         with self._lock:
             return self._link.session if self._link is not None else None
+
+    def enter_pressed(self) -> None:
+        """Enter on the console: getty shows its prompt again, if the OS is up to run it."""
+        host = getattr(self.bmc, "host", None)
+        if self.console is not None and host is not None and getattr(host, "answers_probe", False):
+            write = getattr(self.console, "write", None)
+            if write is not None:
+                write(f"\n{host.name} login: ")
 
     def handle(self, request: dict[str, Any], session: Any) -> None:
         """One of :data:`SOL_COMMANDS` (the BMC's dispatcher checked the NetFn)."""

@@ -105,9 +105,13 @@ def terminal(sol_bmc: IpmiBmc) -> Iterator[SolTerminal]:
 def test_ipmitool_sees_the_crash_kernel_and_kdump_then_closes_everything(
     sol_bmc: IpmiBmc, crash_host: SimulatedHost, terminal: SolTerminal
 ) -> None:
+    terminal.type(b"\r")  # Enter on a running host: getty's prompt again
+    assert terminal.read_until(b"node1 login: ")
+    assert sol_bmc.sol.typed == 1
+    before = len(terminal.output)
     crash_host.apply_reset("Nmi")
-    assert terminal.read_until(b"node1 login: "), terminal.output[-2000:]
-    shown = terminal.output.decode()
+    assert terminal.read_until(b"on an x86_64\r\n\r\nnode1 login: "), terminal.output[-2000:]
+    shown = terminal.output[before:].decode()
     # in the order a real console shows them: the panic, the crash kernel, kdump, the reboot
     marks = [
         "Kernel panic - not syncing: NMI: Not continuing",

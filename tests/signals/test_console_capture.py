@@ -338,3 +338,28 @@ def test_an_endless_line_is_cut_and_counted_once() -> None:
     assert all(len(line) <= 4096 for line in watcher.lines)
     assert [m.kind for m in watcher.milestones] == [M.PANIC]  # each milestone once
     assert len(watcher.lines) == 5
+
+
+def test_a_hung_hosts_reports_reach_the_console_before_its_panic(
+    make_bmc: Callable[..., IpmiBmc], tmp_path: Path
+) -> None:
+    bmc = make_bmc(hang_kind="softlockup")
+    bmc.host.hang()  # type: ignore[attr-defined]
+    capture = capture_for(bmc, tmp_path)
+    crash_and_record(bmc, capture)
+    result = capture.stop()
+    assert result.path is not None
+    text = result.path.read_text()
+    lockup, panic = text.find("watchdog: BUG: soft lockup - CPU#"), text.find("Kernel panic - not syncing")
+    assert -1 < lockup < panic
+    assert "NIC Link is Up" not in text  # the host's old chatter is not replayed
+
+
+def test_keepalive_finds_the_console_still_ours(make_bmc: Callable[..., IpmiBmc], tmp_path: Path) -> None:
+    bmc = make_bmc()
+    capture = capture_for(bmc, tmp_path, keepalive=0.05)
+    crash_and_record(bmc, capture)
+    assert wait_until(lambda: bmc.requests[(6, 0x4B)] >= 3)  # several checks went by
+    result = capture.stop()
+    assert result.ended == "stopped" and result.warning is None and result.problem is None
+    assert wait_until(lambda: closed(bmc))
