@@ -11,6 +11,10 @@
     if result.problem:
         for line in result.last_lines: ...
 
+The events to emit are made by :func:`recording_event` / :func:`unavailable_event` (after
+``start``), :func:`milestone_event` (from ``on_milestone``) and :func:`saved_event` (after
+``stop``).
+
 Only hosts whose BMC speaks IPMI (:func:`console_supported`): the console comes over
 IPMI Serial-over-LAN (:class:`oob.drivers.ipmi.console.SolConsole`), with the
 credentials the IPMI driver uses (``bmc.username``, the resolved ``bmc.password``).
@@ -51,13 +55,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from oob.audit import default_audit_path, private_directory
-from oob.drivers.ipmi.console import Ended, SolConsole
 from oob.errors import OobError
+from oob.events import Event, EventKind, Level
 from oob.model import Host
 from oob.safetext import printable
+
+if TYPE_CHECKING:  # pyghmi is imported only when a console is opened
+    from oob.drivers.ipmi.console import Ended, SolConsole
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +372,8 @@ class ConsoleCapture:
             return self._give_up(
                 "the BMC has no IPMI configured (bmc.methods, bmc.username): no serial console"
             )
+        from oob.drivers.ipmi.console import SolConsole
+
         bmc = self.host.bmc
         console = SolConsole(
             bmc.hostname,
@@ -483,7 +492,7 @@ class ConsoleCapture:
     def _got_end(self, ended: Ended, detail: str) -> None:
         with self._lock:
             self._ended = str(ended)
-            if ended is not Ended.STOPPED and not self._stopped:
+            if str(ended) != "stopped" and not self._stopped:
                 self.warning = self.warning or printable(f"the serial console ended early: {detail}")
             self._changed.notify_all()
 
@@ -507,3 +516,80 @@ class ConsoleCapture:
                 path.unlink()
             except OSError:
                 pass
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+def recording_event(capture: ConsoleCapture) -> Event:
+    """After a successful :meth:`ConsoleCapture.start`."""
+    return Event(
+        Level.INFO,
+        f"recording the serial console to {capture.path}",
+        host=capture.host.name,
+        kind=EventKind.CONSOLE_RECORDING,
+        data={"path": str(capture.path)},
+    )
+
+
+def unavailable_event(capture: ConsoleCapture) -> Event:
+    """After :meth:`ConsoleCapture.start` returned False (the NMI goes ahead)."""
+    return Event(
+        Level.WARNING,
+        capture.warning or "the serial console could not be opened",
+        host=capture.host.name,
+        kind=EventKind.CONSOLE_UNAVAILABLE,
+    )
+
+
+#: what each milestone means, for the operator
+MILESTONE_TEXT: dict[MilestoneKind, str] = {
+    MilestoneKind.PANIC: "the kernel panicked",
+    MilestoneKind.CRASH_KERNEL: "the crash kernel is booting",
+    MilestoneKind.KDUMP_SAVING: "kdump is saving the dump",
+    MilestoneKind.KDUMP_SAVED: "kdump says the dump is saved",
+    MilestoneKind.KDUMP_FAILED: "kdump says saving the dump failed",
+    MilestoneKind.REBOOTING: "the host is rebooting",
+}
+
+
+def milestone_event(host: str, milestone: Milestone) -> Event:
+    """For ``on_milestone``: the console showed a step of the crash."""
+    return Event(
+        Level.WARNING if milestone.kind is MilestoneKind.KDUMP_FAILED else Level.PROGRESS,
+        f"console: {MILESTONE_TEXT[milestone.kind]}",
+        host=host,
+        kind=EventKind.CONSOLE_MILESTONE,
+        data={"milestone": str(milestone.kind), "line": milestone.line, "at": milestone.at.isoformat()},
+    )
+
+
+def saved_event(result: ConsoleResult, *, show_lines: bool | None = None) -> Event:
+    """After :meth:`ConsoleCapture.stop`.  The last lines go with it when ``show_lines``
+    (default: when the console shows a problem or the dump did not complete — pass
+    ``show_lines=True`` then)."""
+    problem = result.problem
+    show = bool(problem) if show_lines is None else show_lines
+    size = f"{result.bytes_received} bytes" + (
+        f", the last {result.bytes_kept} kept" if result.truncated else ""
+    )
+    message = f"serial console saved to {result.path} ({size})"
+    if problem:
+        message += f"; {problem}"
+    data: dict[str, Any] = {
+        "path": str(result.path) if result.path else None,
+        "bytes": result.bytes_received,
+        "bytes_kept": result.bytes_kept,
+        "milestones": [m.to_dict() for m in result.milestones],
+        "problem": problem,
+        "ended": result.ended,
+    }
+    if show:
+        data["last_lines"] = list(result.last_lines)
+    return Event(
+        Level.WARNING if problem else Level.INFO,
+        message,
+        host=result.host,
+        kind=EventKind.CONSOLE_SAVED,
+        data=data,
+    )

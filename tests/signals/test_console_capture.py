@@ -363,3 +363,33 @@ def test_keepalive_finds_the_console_still_ours(make_bmc: Callable[..., IpmiBmc]
     result = capture.stop()
     assert result.ended == "stopped" and result.warning is None and result.problem is None
     assert wait_until(lambda: closed(bmc))
+
+
+def test_events_carry_what_the_renderers_need(make_bmc: Callable[..., IpmiBmc], tmp_path: Path) -> None:
+    from oob.events import EventKind, Level
+    from oob.signals.console import milestone_event, recording_event, saved_event, unavailable_event
+
+    bmc = make_bmc()
+    bmc.host.set_faults({"disk_full": True})  # type: ignore[attr-defined]
+    events = []
+    capture = capture_for(bmc, tmp_path, on_milestone=lambda m: events.append(milestone_event(bmc.name, m)))
+    crash_and_record(bmc, capture)
+    result = capture.stop()
+    started, saved = recording_event(capture), saved_event(result)
+    assert started.kind is EventKind.CONSOLE_RECORDING and started.data["path"] == str(result.path)
+    assert [e.data["milestone"] for e in events] == [
+        "panic",
+        "crash_kernel",
+        "kdump_saving",
+        "kdump_failed",
+        "rebooting",
+    ]
+    assert events[3].level is Level.WARNING
+    record = saved.to_dict()
+    assert record["event"] == "console_saved" and record["problem"] == "kdump: saving vmcore failed"
+    assert record["level"] == "warning" and "saving vmcore failed" in "\n".join(record["last_lines"])
+    assert "last_lines" not in saved_event(result, show_lines=False).to_dict()
+
+    refused = ConsoleCapture(Host(name="r1", bmc=BmcConfig(kind="ilo", address="x")), PASSWORD)
+    assert not refused.start()
+    assert unavailable_event(refused).to_dict()["event"] == "console_unavailable"
