@@ -19,7 +19,8 @@ does: the panic (the same lines the dump's kernel log ends with), the crash kern
 booting (``Linux version``, a command line with ``elfcorehdr=``), kdump's own messages
 (RHEL's ``kdump: saving vmcore`` ... ``kdump: saving vmcore complete`` or ``failed``, as
 ``kdump.sh`` prints them; Debian's ``kdump-tools: saved vmcore in ...`` from
-``kdump-config``), the final action and ``reboot: Restarting system``.  Without a crash
+``kdump-config``; SUSE hosts print RHEL's lines, a simplification), the final action and
+``reboot: Restarting system``.  Without a crash
 kernel: the panic, ``Rebooting in N seconds..`` and the end-of-panic marker.
 """
 

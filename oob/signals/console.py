@@ -28,8 +28,9 @@ line shown to a person (:attr:`ConsoleResult.last_lines`, milestone lines) has p
 through :func:`oob.safetext.printable`.
 
 Milestones (:class:`Milestone`) are recognised on the fly from the lines kernels and the
-distributions' kdump scripts print (RHEL ``kdump.sh``, Debian ``kdump-config``, SUSE
-``kdump-save``), each recorded once with the time its line arrived:
+distributions' kdump scripts print (RHEL ``kdump.sh``, Debian ``kdump-config``; SUSE's
+``Saving dump`` is kdumptool's wording, not checked against a real SUSE console), each
+recorded once with the time its line arrived:
 
 ``panic``                 ``Kernel panic - not syncing``, ``sysrq: Trigger a crash``, ``Uhhuh. NMI``
 ``crash_kernel``          the crash kernel booting: a command line with ``elfcorehdr=``, or
