@@ -35,6 +35,8 @@ What the mock changes in pyghmi's server behaviour, and why:
   ID into 4 bytes and the product ID into 4, shifting every field after it).
 * Chassis Control applies to the simulated host; power cycle of a host that is off
   answers 0xD5 (not in present state), as the IPMI specification recommends.
+* Serial-over-LAN (Activate/Deactivate Payload and the SOL packets) streams the host's
+  console: :mod:`mocks.ipmi_sol`, not pyghmi's ``ServerConsole`` (which runs pyghmi's loop).
 
 Faults (:data:`FAULTS`), per BMC, through :meth:`IpmiBmc.set_fault`:
 
