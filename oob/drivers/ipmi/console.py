@@ -59,8 +59,8 @@ STATUS_DEACTIVATING = 0x10
 
 #: Activate Payload completion codes (IPMI 2.0 table 24-2)
 ACTIVATE_ERRORS: dict[int, str] = {
-    0x80: "the serial console is already open in another session (an engineer or a console server); "
-    "oob does not take it over",
+    0x80: "the serial console is already open in another session (an engineer, a console server, or "
+    "a session not yet expired); oob does not take it over",
     0x81: "Serial-over-LAN is disabled on this BMC (ipmitool sol set enabled true)",
     0x82: "the BMC has no free Serial-over-LAN session",
     0x83: "the BMC refuses an encrypted serial console",
