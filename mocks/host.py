@@ -22,6 +22,11 @@ How the host hangs (``HostConfig.hang_kind``) decides the kernel log its kdump s
 after an NMI to it while hung (:mod:`mocks.kernellog`); :attr:`SimulatedHost.uptime`
 gives that log its time stamps.
 
+What the host prints on its serial console (ttyS0) goes to :attr:`SimulatedHost.console`
+(:class:`HostConsole`): the boot banner and login prompt when it comes up, the panic, and
+(from :mod:`mocks.crashkernel`) the crash kernel's boot and kdump's messages.  The mock
+BMC's Serial-over-LAN (:mod:`mocks.ipmi_sol`) streams it to whoever activated it.
+
 A host without timers (``SimulatedHost("h")`` on its own) boots instantly and, with no
 crash kernel attached, stays ``panicked`` after an NMI (as with ``kernel.panic=0``).
 
@@ -190,6 +195,59 @@ MIB = 1024 * 1024
 BOOT_UPTIME = 25.0
 
 
+#: bytes of console output a host keeps (a BMC's SOL buffer is about this small)
+CONSOLE_KEEP = 64 * 1024
+
+ConsoleListener = Callable[[bytes], None]
+
+
+class HostConsole:
+    """The host's serial port: what it printed (the last :data:`CONSOLE_KEEP` bytes) and
+    who is listening.  Listeners run on the writing thread and must not block."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept = bytearray()
+        self._listeners: list[ConsoleListener] = []
+        #: bytes printed since the host was made
+        self.written = 0
+
+    def write(self, text: str | bytes) -> None:
+        """Print ``text``; a str's line ends become CR LF, as a serial console sends them."""
+        data = (
+            text.encode("utf-8", "replace").replace(b"\n", b"\r\n") if isinstance(text, str) else bytes(text)
+        )
+        with self._lock:
+            self._kept += data
+            del self._kept[: max(0, len(self._kept) - CONSOLE_KEEP)]
+            self.written += len(data)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(data)
+
+    def kernel_lines(self, uptime: float, lines: list[str] | tuple[str, ...]) -> None:
+        """Kernel messages, each stamped ``[uptime]`` as printk does on the console."""
+        self.write("".join(f"[{uptime:12.6f}] {line}\n" for line in lines))
+
+    def listen(self, listener: ConsoleListener) -> Callable[[], None]:
+        """Call ``listener(bytes)`` with everything printed from now on; returns the way to stop."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def stop() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return stop
+
+    @property
+    def text(self) -> str:
+        """What the console still holds, as text (for tests)."""
+        with self._lock:
+            return self._kept.decode("utf-8", "replace")
+
+
 class HostStateError(ValueError):
     """A state the host cannot be put in from where it is (power it on, wait for the dump)."""
 
@@ -284,6 +342,8 @@ class SimulatedHost:
     dump_directory: Path | None = None
     #: that dump: "writing", "complete", "stalled", "failed"
     dump_status: str | None = None
+    #: its serial console (ttyS0)
+    console: HostConsole = field(default_factory=HostConsole, repr=False, compare=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     _watchers: list[Watcher] = field(default_factory=list, repr=False, compare=False)
     _epoch: int = field(default=0, repr=False, compare=False)
@@ -296,6 +356,7 @@ class SimulatedHost:
         # a server has been up for days when the fleet starts: 1 to 40, the same for a name
         self._booted_at = self.since
         self._uptime_at_boot = 86_400.0 + zlib.crc32(self.name.encode()) % (39 * 86_400)
+        self._watchers.append(_console_chatter)
 
     @property
     def uptime(self) -> float:
@@ -514,3 +575,20 @@ class SimulatedHost:
                 "faults": self.faults.active(),
                 "history": [record.to_dict() for record in self.history[-20:]],
             }
+
+
+#: layout family -> what getty shows on the serial console before the login prompt (/etc/issue)
+ISSUE: dict[str, str] = {
+    "rhel": "Red Hat Enterprise Linux 9.4 (Plow)\nKernel 5.14.0-427.13.1.el9_4.x86_64 on an x86_64\n",
+    "suse": "Welcome to SUSE Linux Enterprise Server 15 SP6  (x86_64) - Kernel 6.4.0-150600.23.25-default (ttyS0).\n",
+    "debian": "Debian GNU/Linux 12 {name} ttyS0\n",
+}
+
+
+def _console_chatter(host: SimulatedHost, record: HostRecord) -> None:
+    """What the first kernel and getty print on the console as the host comes up or stops."""
+    if record.event == Event.BOOTED.value:
+        issue = ISSUE.get(host_layout(host.config.layout).family.split("-")[0], ISSUE["rhel"])
+        host.console.write(f"\n{issue.format(name=host.name)}\n{host.name} login: ")
+    elif record.event == Event.POWER_OFF.value and record.before != record.after:
+        host.console.kernel_lines(host.uptime, ("reboot: Power down",))

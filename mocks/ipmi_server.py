@@ -35,6 +35,8 @@ What the mock changes in pyghmi's server behaviour, and why:
   ID into 4 bytes and the product ID into 4, shifting every field after it).
 * Chassis Control applies to the simulated host; power cycle of a host that is off
   answers 0xD5 (not in present state), as the IPMI specification recommends.
+* Serial-over-LAN (Activate/Deactivate Payload and the SOL packets) streams the host's
+  console: :mod:`mocks.ipmi_sol`, not pyghmi's ``ServerConsole`` (which runs pyghmi's loop).
 
 Faults (:data:`FAULTS`), per BMC, through :meth:`IpmiBmc.set_fault`:
 
@@ -74,6 +76,7 @@ from pyghmi.ipmi.private import serversession
 
 from mocks.bmc_logs import event_log_for
 from mocks.ipmi_sel import SelResponder
+from mocks.ipmi_sol import SOL_COMMANDS, SolService
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +183,8 @@ class _ServerSession(serversession.ServerSession):  # type: ignore[misc]
         #: the session privilege level: User until the client asks for more
         self.clientpriv = 2
         self.maxpriv = 4
+        self.sol_handler = None  # SOL packets go here once the payload is active (mocks.ipmi_sol)
+        self.last_payload_type = None
         response = self.create_open_session_response(request)
         self.send_payload(response, ipmi_constants.payload_types["rmcpplusopenresponse"], retry=False)
 
@@ -287,6 +292,9 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         self.address = bind
         self.port: int = self.serversocket.getsockname()[1]
         self.sessions: dict[Any, _ServerSession] = {}
+        #: held while a datagram is handled and while the SOL sender sends (sequence numbers)
+        self.wire_lock = threading.RLock()
+        self.sol = SolService(self, getattr(host, "console", None))
         self._faults: set[str] = set()
         self._lock = threading.Lock()
         # -- what tests look at
@@ -345,10 +353,14 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
             self.chassis_controls[data[0]] += 1
 
     def forget_session(self, sockaddr: Any) -> None:
-        self.sessions.pop(sockaddr, None)
+        self.sol.session_gone(self.sessions.pop(sockaddr, None))
 
     def handle_datagram(self, data: bytes, sockaddr: Any) -> None:
         """Route one datagram: session-less messages, a new session, or an existing one."""
+        with self.wire_lock:
+            self._route(data, sockaddr)
+
+    def _route(self, data: bytes, sockaddr: Any) -> None:
         if "down" in self.faults:
             self.dropped += 1
             return
@@ -372,12 +384,18 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
             session._handle_ipmi_packet(packet, sockaddr=sockaddr, qent=(packet, sockaddr, self.serversocket))
 
     def _open_session(self, packet: bytearray, sockaddr: Any) -> None:
-        self.sessions.pop(sockaddr, None)
+        self.sol.session_gone(self.sessions.pop(sockaddr, None))
         while len(self.sessions) >= MAX_SESSIONS:
-            self.sessions.pop(next(iter(self.sessions)))
+            self.sol.session_gone(self.sessions.pop(next(iter(self.sessions))))
         self.sessions[sockaddr] = _ServerSession(self, sockaddr, packet[16:])
 
     # -- command handlers (the inherited dispatcher calls these) ----------------------------
+
+    def handle_raw_request(self, request: dict[str, Any], session: Any) -> None:
+        if request["netfn"] == 6 and request["command"] in SOL_COMMANDS:
+            self.sol.handle(request, session)
+        else:
+            super().handle_raw_request(request, session)
 
     def get_power_state(self) -> str:
         return "on" if self.host.power == "On" else "off"
@@ -480,6 +498,7 @@ class IpmiMockServer:
         with self._lock:
             self._bmcs.pop(bmc.serversocket.fileno(), None)
         self._wake()
+        bmc.sol.stop()
         bmc.serversocket.close()
 
     # -- running ----------------------------------------------------------------------------
@@ -554,6 +573,7 @@ class IpmiMockServer:
         with self._lock:
             bmcs, self._bmcs = list(self._bmcs.values()), {}
         for bmc in bmcs:
+            bmc.sol.stop()
             bmc.serversocket.close()
         self._wake_r.close()
         self._wake_w.close()

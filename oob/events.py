@@ -116,6 +116,16 @@ class EventKind(StrEnum):
     FENCE_KDUMP_IGNORED = "fence_kdump_ignored"
     """A datagram on the fence_kdump port was ignored: malformed, or from an address no watched host has (`sender`, `reason`); said once per sender, the rest counted."""
 
+    # serial console (oob.signals.console)
+    CONSOLE_RECORDING = "console_recording"
+    """The host's serial console is being recorded over IPMI Serial-over-LAN, from before the NMI (`path`)."""
+    CONSOLE_UNAVAILABLE = "console_unavailable"
+    """The serial console could not be opened (why in `message`); the NMI is sent anyway."""
+    CONSOLE_MILESTONE = "console_milestone"
+    """The console showed a step of the crash (`milestone`: panic, crash_kernel, kdump_saving, kdump_saved, kdump_failed or rebooting; `line`, `at`)."""
+    CONSOLE_SAVED = "console_saved"
+    """The console recording ended (`path`, `bytes`, `milestones`, `problem`; `last_lines` when something went wrong)."""
+
 
 @dataclass(frozen=True)
 class Event:

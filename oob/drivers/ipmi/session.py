@@ -204,6 +204,19 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
     def pktqueue(self, items: Iterable[Any]) -> None:  # pyghmi's __init__ assigns a deque
         self._inbox = _Inbox(self._wake, items)
 
+    @classmethod
+    def _assignsocket(cls, server: Any = None, forbiddensockets: Any = ()) -> Any:
+        # pyghmi's I/O thread select()s on the sockets it had when it last went to sleep
+        # (for up to 300 s), and pyghmi's own waits poke it awake; an OobSession waits on its
+        # condition instead.  A session that needs a new socket (a second session with the
+        # same BMC: the serial console and the NMI) would never hear its answers: poke it.
+        before = len(pyghmi_session.iosockets)
+        sock = super()._assignsocket(server, forbiddensockets)
+        if len(pyghmi_session.iosockets) > before and before and pyghmi_session.iothreadready:
+            first = pyghmi_session.iosockets[0]
+            pyghmi_session._io_sendto(first, b"\x01", (pyghmi_session.myself, first.getsockname()[1]))
+        return sock
+
     def _logon_done(self, _result: Any) -> None:
         self._stir()  # _await_login reads the outcome from the session's state
 
