@@ -86,6 +86,22 @@ BmcLogOpt = Annotated[
         "(its NMI entry, hardware errors): one more login per host.",
     ),
 ]
+ConsoleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--console/--no-console",
+        help="Record each host's serial console over IPMI SOL from before the NMI until the watch "
+        "ends (hosts whose BMC speaks IPMI; one more IPMI session each).",
+    ),
+]
+ConsoleDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--console-dir",
+        metavar="DIR",
+        help="Where consoles are saved (default: consoles/ beside the audit log).",
+    ),
+]
 FenceKdumpOpt = Annotated[
     str | None,
     typer.Option(

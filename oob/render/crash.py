@@ -170,6 +170,11 @@ def crash_pairs(outcome: Any) -> list[tuple[str, object]]:
         pairs.append(("recovered", "power-cycled through the BMC"))
     if dump is not None and not ok:
         pairs += [("kdump", line) for line in dump.details]
+    console = getattr(outcome, "console", None)
+    if console is not None and console.path is not None:
+        pairs.append(("console", f"{console.path}" + (f" ({console.problem})" if console.problem else "")))
+        if console.problem or not ok:
+            pairs += [("console", line) for line in console.last_lines[-10:]]
     log = getattr(outcome, "bmc_log", None)
     if log is not None:
         from oob.signals.bmclog import summary, summary_lines

@@ -31,10 +31,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from oob import asyncbridge
 from oob.audit import AuditLog
+from oob.drivers.factory import resolve_password
 from oob.dump.targets import Targets
 from oob.dump.watcher import Baseline, DumpResult, DumpState, DumpWatcher, WatchOptions
 from oob.errors import AuditLogError, OobError, SafetyRefusal, UsageError
@@ -48,6 +50,17 @@ from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 from oob.runbook.nmi import CrashPlan, NmiRequest, plan_host, trigger_host
 from oob.signals.bmclog import BmcLog, Window
+from oob.signals.console import (
+    ConsoleCapture,
+    ConsoleResult,
+    MilestoneKind,
+    console_supported,
+    default_console_dir,
+    milestone_event,
+    recording_event,
+    saved_event,
+    unavailable_event,
+)
 from oob.signals.fence_kdump import listener_for
 from oob.ssh import SshOptions
 
@@ -79,6 +92,10 @@ class CrashRequest:
     expect_hung: bool = True
     #: read each BMC's own event log around the NMI when the watch ends (``--no-bmc-log``: not)
     read_bmc_log: bool = True
+    #: record the serial console over IPMI SOL from before the NMI until the watch ends
+    #: (hosts whose BMC speaks IPMI; ``--no-console``: not), into ``console_dir``
+    console: bool = True
+    console_dir: Path | None = None
     #: ``--fence-kdump [ADDR:]PORT``: listen for fence_kdump's "kdump has started" there
     #: (None: only for hosts whose inventory says ``dump.fence_kdump = true``, on port 7410)
     fence_kdump: str | None = None
@@ -135,6 +152,8 @@ class CrashOutcome:
     kdump_started: str | None = None
     #: the BMC's own event log from shortly before the NMI (None: not read)
     bmc_log: BmcLog | None = None
+    #: the serial console recorded over IPMI SOL (None: not recorded)
+    console: ConsoleResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"host": self.host, "bmc": self.bmc, "status": self.status}
@@ -152,6 +171,8 @@ class CrashOutcome:
             data["host_back"] = self.host_back
         if self.kdump_started is not None:
             data["kdump_started"] = self.kdump_started
+        if self.console is not None:
+            data["console"] = self.console.to_dict()
         if self.bmc_log is not None:
             log = self.bmc_log.to_dict()
             log.pop("host", None)
@@ -213,6 +234,9 @@ class _HostRun:
     #: fence_kdump: when its crash kernel said "kdump has started"; whether it was listened for
     kdump_started: str | None = None
     fence_listened: bool = False
+    #: its serial console, recording from before the NMI; what it recorded
+    console: ConsoleCapture | None = None
+    console_result: ConsoleResult | None = None
 
     def settle(self, status: CrashStatus, error: OobError, **kwargs: Any) -> None:
         self.outcome = CrashOutcome(
@@ -484,6 +508,37 @@ def _after_dump(
     return after, False, recovered, notes
 
 
+def _open_console(run: _HostRun, request: CrashRequest, emit: Emit) -> None:
+    """Start recording the host's serial console before its NMI; never a reason not to send it."""
+    if not request.console or not console_supported(run.host):
+        return
+    try:
+        password = resolve_password(run.host)
+    except OobError:
+        return  # the NMI will say what is wrong with the credentials
+    capture = ConsoleCapture(
+        run.host,
+        password,
+        directory=request.console_dir or default_console_dir(),
+        on_milestone=lambda milestone: emit(milestone_event(run.host.name, milestone)),
+    )
+    emit(recording_event(capture) if capture.start() else unavailable_event(capture))
+    run.console = capture
+
+
+def _close_console(run: _HostRun, result: DumpResult | None, emit: Emit) -> None:
+    """Stop recording when the watch ends; kdump's last lines may come just after its files."""
+    capture = run.console
+    if capture is None or run.console_result is not None:
+        return
+    complete = result is not None and result.ok
+    if complete:
+        capture.wait_for(MilestoneKind.KDUMP_SAVED, 3.0)
+    run.console_result = capture.stop()
+    if run.console_result.path is not None:
+        emit(saved_event(run.console_result, show_lines=None if complete else True))
+
+
 def _bmc_log(run: _HostRun, request: CrashRequest, emit: Emit, notes: list[str]) -> BmcLog | None:
     """The BMC's event log from shortly before the NMI to now: the NMI's own entry, and any
     hardware error that explains what the kernel log cannot. Read-only; a failure is a note."""
@@ -560,6 +615,9 @@ def _conclude(
                     notes.append(
                         "no dump appeared; is kdump armed (kexec_crash_loaded) and kernel.unknown_nmi_panic=1?"
                     )
+        console = run.console_result
+        if console is not None and console.problem:
+            notes.append(f"serial console: {console.problem} (last lines in {console.path})")
         if cancel.is_set():
             notes.append("interrupted before the dump was complete")
             if run.nmi_at and nmi.status != Status.UNKNOWN:
@@ -583,6 +641,7 @@ def _conclude(
         after_dump=after_dump,
         kdump_started=run.kdump_started,
         bmc_log=_bmc_log(run, request, emit, notes) if not cancel.is_set() else None,
+        console=run.console_result,
     )
     if status != CrashStatus.COMPLETE:
         emit(
@@ -744,11 +803,20 @@ def _crash(
     listener = listener_for([run.host for run in ready], request.fence_kdump, emit=emit)
     if listener is not None:
         listener.open()
+    results: dict[str, DumpResult] = {}
     try:
         results = _send_and_watch(
             ready, runs, request, confirm, emit, audit, cancel, baseline, targets, trigger_with, bug
         )
     finally:
+        consoles = [run for run in ready if run.console is not None]
+        if consoles:
+            run_per_host(
+                [r.host for r in consoles],
+                lambda h: _close_console(by_name[h.name], results.get(h.name) if results else None, emit),
+                request.parallel,
+                on_bug=bug,
+            )
         if listener is not None:
             heard = listener.close()
             listened = {host.name for host in listener.hosts}
@@ -807,6 +875,7 @@ def _send_and_watch(
                 SafetyRefusal("interrupted before the NMI; nothing was sent", host=run.host.name),
             )
             return
+        _open_console(run, request, emit)
         run.nmi_monotonic = time.monotonic()
         run.nmi_at = _now_iso()
         if trigger_with is not None:

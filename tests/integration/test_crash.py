@@ -385,6 +385,11 @@ def test_crash_ends_with_why_each_host_hung(
         assert (verdict["kind"], verdict["culprit"], verdict["confidence"]) == expected[kind], bmc.name
         # and the BMC logged the NMI in its own event log
         assert _result(result, bmc.name)["bmc_log"]["nmi_entries"] >= 1, bmc.name
+        # and the serial console, recorded over IPMI SOL, shows the crash kernel at work
+        console = _result(result, bmc.name)["console"]
+        kinds = [m["kind"] for m in console["milestones"]]
+        assert {"panic", "crash_kernel", "kdump_saved"} <= set(kinds), (bmc.name, kinds)
+        assert console["problem"] is None and Path(console["path"]).stat().st_mode & 0o077 == 0
         seen.add(kind)
     assert seen == set(expected)
     # the console report of the same run would show it in the CAUSE / WHY column

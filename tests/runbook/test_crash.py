@@ -31,6 +31,8 @@ def crash_request(**kwargs: object) -> CrashRequest:
         "watch": FAST,
         "reboot_grace_s": 2.0,
         "probe_timeout_s": 0.1,
+        # the fake BMC has no serial console (SOL is tested against the mock's IPMI BMCs)
+        "console": False,
     }
     values.update(kwargs)
     return CrashRequest(**values)  # type: ignore[arg-type]

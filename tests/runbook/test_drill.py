@@ -31,6 +31,7 @@ def drill_request(*, force: bool = False, reboot_grace_s: float = 2.0) -> DrillR
         probe_timeout_s=0.1,
         expect_hung=False,
         force=force,
+        console=False,  # the fake BMC has no serial console
     )
     return DrillRequest(crash=crash, preflight=PreflightRequest(), method="nmi")
 
