@@ -74,6 +74,13 @@ def analyze_command(
             "--crash-dir", metavar="DIR", help="Where --crash saves its output (never overwriting)."
         ),
     ] = Path("."),
+    bmc_log: Annotated[
+        bool,
+        typer.Option(
+            "--bmc-log/--no-bmc-log",
+            help="For an inventory host: also read its BMC's event log around the dump (NMI entry, hardware errors).",
+        ),
+    ] = True,
     layout: Annotated[
         str,
         typer.Option(
@@ -118,6 +125,7 @@ def analyze_command(
                 fetch_timeout=parse_duration(fetch_timeout, "--fetch-timeout"),
                 run_crash=run_crash,
                 crash_dir=crash_dir,
+                bmc_log=bmc_log,
             ),
             hosts=lookup.host,
             sharing=lookup.sharing,

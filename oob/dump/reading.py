@@ -53,6 +53,8 @@ class DumpFiles:
     #: the kernel log's last MAX_READ bytes, and whether the file was longer
     log: bytes | None = None
     log_cut: bool = False
+    #: the newest file's modification time (the server's clock): about when kdump finished
+    written_at: float | None = None
 
 
 async def read_dump(target: DumpTarget, directory: str, layout: str = "auto") -> DumpFiles:
@@ -103,6 +105,7 @@ async def read_dump(target: DumpTarget, directory: str, layout: str = "auto") ->
         dmesg=dmesg,
         log=log,
         log_cut=cut,
+        written_at=max((entry.mtime for entry in files.values() if entry.mtime), default=None),
     )
 
 

@@ -139,5 +139,11 @@ def print_analyses(results: Sequence[Any], console: Console) -> None:
             pairs.append(("fetched", result.fetched))
         if result.crash_run is not None:
             pairs.append(("crash run", result.crash_run.message))
+        if result.bmc_log is not None:
+            from oob.signals.bmclog import summary, summary_lines
+
+            pairs.append(("bmc log", summary(result.bmc_log)))
+            marked = [line for line in summary_lines(result.bmc_log) if line.startswith(("!", "*"))]
+            pairs += [("bmc log", line) for line in marked[:8]]
         blocks.append((title, pairs))
     print_blocks(console, blocks)

@@ -39,6 +39,7 @@ from oob.dump.targets import DumpTarget, SshTarget, Targets, call_bounds, parse_
 from oob.errors import DumpTargetError, OobError, UsageError
 from oob.events import Emit, Event, EventKind, Level, discard
 from oob.model import Host
+from oob.signals.bmclog import BmcLog
 from oob.ssh import SshOptions
 
 #: a local file analysed as a log is read to this size at most (from its end)
@@ -70,6 +71,9 @@ class AnalyzeRequest:
     run_crash: bool = False
     #: where crash's output is saved (default: the current directory)
     crash_dir: Path | None = None
+    #: for an inventory host: read its BMC's event log around the dump (the NMI's entry,
+    #: hardware errors the kernel log cannot show)
+    bmc_log: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class DumpAnalysis:
     fetched: str | None = None
     #: what ``--crash`` gave
     crash_run: CrashRun | None = None
+    #: the BMC's event log around the dump (inventory hosts only)
+    bmc_log: BmcLog | None = None
     error: OobError | None = None
 
     @property
@@ -116,6 +122,10 @@ class DumpAnalysis:
             data["fetched"] = self.fetched
         if self.crash_run is not None:
             data["crash_run"] = self.crash_run.to_dict()
+        if self.bmc_log is not None:
+            log = self.bmc_log.to_dict()
+            log.pop("host", None)
+            data["bmc_log"] = log
         if self.error is not None:
             data["error"] = self.error.kind
         return data
@@ -259,7 +269,28 @@ def _analyse(
         handoff = build_handoff(release=analysis.facts.release)
     analysis = replace(analysis, handoff=handoff)
     run = _run_crash(request, local, handoff, where.host.name if where.host else files.directory)
-    return _done(subject, analysis, {**common, "crash_run": run})
+    log = _bmc_log(where.host, files, request) if where.host is not None else None
+    return _done(subject, analysis, {**common, "crash_run": run, "bmc_log": log})
+
+
+def _bmc_log(host: Host, files: DumpFiles, request: AnalyzeRequest) -> BmcLog | None:
+    """The host's BMC event log from an hour before the dump was written to 10 minutes after;
+    not readable is no log, never a failure of the analysis."""
+    if not request.bmc_log or files.written_at is None:
+        return None
+    from datetime import UTC, datetime, timedelta
+
+    from oob.runbook.bmclog import read_log
+    from oob.runbook.methods import DriverOptions
+    from oob.signals.bmclog import Window
+
+    written = datetime.fromtimestamp(files.written_at, UTC)
+    try:
+        return read_log(
+            host, Window(written - timedelta(hours=1), written + timedelta(minutes=10)), DriverOptions()
+        ).log
+    except OobError:
+        return None
 
 
 def _run_crash(

@@ -392,6 +392,15 @@ def test_crash_ends_with_why_each_host_hung(
         assert console["problem"] is None and Path(console["path"]).stat().st_mode & 0o077 == 0
         seen.add(kind)
     assert seen == set(expected)
+    # after the fact, `oob analyze HOST` finds the same dump, verdict and the BMC's NMI entry
+    again = oob("analyze", "idrac9-1", "-i", str(inventory), "--json")
+    assert again.code == 0, again.stderr
+    [record] = [r for r in again.records if r.get("event") == "result"]
+    assert (
+        record["analysis"]["verdict"]["kind"]
+        == _result(result, "idrac9-1")["dump"]["analysis"]["verdict"]["kind"]
+    )
+    assert record["bmc_log"]["nmi_entries"] >= 1
     # the console report of the same run would show it in the CAUSE / WHY column
     done = _events(result, "dump_complete")
     assert all(e["analysis"]["verdict"]["headline"] for e in done)
