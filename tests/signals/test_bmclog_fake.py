@@ -12,7 +12,7 @@ from oob.errors import BmcUnreachable
 from oob.model import BmcConfig, Host
 from oob.signals.bmclog import EntryKind, SourceStatus
 
-HOST = Host(name="web1", bmc=BmcConfig(address="10.0.0.5", username="admin"))
+HOST = Host(name="web1", bmc=BmcConfig(address="192.0.2.5", username="admin"))
 
 
 def test_an_applied_nmi_is_in_the_fake_bmc_log() -> None:

@@ -85,7 +85,7 @@ def test_the_mock_sends_fence_agents_bytes() -> None:
     assert decode_message(mock_fence_kdump.message("big")).byteorder == "big"
 
 
-@pytest.mark.parametrize("node", ["192.0.2.1:7410", ("10.0.0.1", 7410), "127.0.0.1:0"])
+@pytest.mark.parametrize("node", ["192.0.2.1:7410", ("198.51.100.1", 7410), "127.0.0.1:0"])
 def test_nodes_stay_on_loopback(node: object) -> None:
     with pytest.raises(ValueError):
         HostConfig(fence_kdump=node)  # type: ignore[arg-type]
