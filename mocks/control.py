@@ -10,6 +10,8 @@ Routes::
     POST   /bmcs/NAME/host       {"state": "hung" | "running"}: the host hangs, or recovers
                                  (and/or {"hang_kind": "softlockup" | ... | null}: how it hangs,
                                  i.e. the kernel log its next dump saves)
+    POST   /bmcs/NAME/hardware-error  {"kind": "machine_check" | "memory_ecc" | "pcie" | "psu"}:
+                                 the BMC logs a hardware error now (Redfish logs and IPMI SEL)
 
 A BMC's object counts both protocols (``nmi_count``, ``requests``) and each one apart
 (``nmi_count_redfish``, ``nmi_count_ipmi``, ``requests_redfish``, ``requests_ipmi``); it
@@ -34,6 +36,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from mocks.bmc_logs import event_log_for
 from mocks.faults import FaultError
 from mocks.host import HostStateError
 from mocks.kernellog import hang_kind
@@ -149,6 +152,14 @@ class _ControlHandler(BaseHTTPRequestHandler):
             if "hang_kind" in settings:  # applies from the host's next crash
                 bmc.host.configure(hang_kind=checked)
             return 200, bmc.to_dict()
+        if len(parts) == 3 and parts[0] == "bmcs" and parts[2] == "hardware-error":
+            bmc = self._bmc(parts[1])
+            kind = body.get("kind") if isinstance(body, dict) else None
+            try:
+                record = event_log_for(bmc.host).inject(str(kind))
+            except ValueError as error:
+                raise _HttpError(400, str(error)) from None
+            return 200, {"name": bmc.name, "logged": str(kind), "id": record.id}
         raise _HttpError(404, f"no route POST {self.path}")
 
     def _delete(self, parts: list[str]) -> tuple[int, object]:

@@ -51,6 +51,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from mocks.bmc import MockBmc
+from mocks.bmc_logs import event_log_for
 from mocks.control import ControlServer
 from mocks.faults import Faults
 from mocks.fence_kdump import NodeSpec
@@ -336,6 +337,11 @@ class Fleet:
 
     def set_faults(self, name: str, **faults: Any) -> Faults:
         return self.bmc(name).set_faults(faults)
+
+    def hardware_error(self, name: str, kind: str) -> None:
+        """The BMC of ``name`` logs a hardware error now (``machine_check``, ``memory_ecc``,
+        ``pcie``, ``psu``): in its Redfish logs and its IPMI SEL alike."""
+        event_log_for(self.host(name)).inject(kind)
 
     def clear_faults(self, name: str) -> Faults:
         return self.bmc(name).clear_faults()

@@ -103,6 +103,27 @@ def test_power(mock_fleet_factory: Start, control: requests.Session) -> None:
     assert control.post(url, json={"state": "On"}, timeout=5).json()["power"] == "On"
 
 
+def test_a_hardware_error_lands_in_the_bmc_log(mock_fleet_factory: Start, control: requests.Session) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from oob.drivers.factory import make_driver
+    from oob.signals.bmclog import EntryKind
+
+    fleet = mock_fleet_factory(["idrac9"])
+    url = f"{fleet.control_url}/bmcs/idrac9-1/hardware-error"
+    answer = control.post(url, json={"kind": "memory_ecc"}, timeout=5)
+    assert answer.status_code == 200 and answer.json()["logged"] == "memory_ecc"
+    assert control.post(url, json={"kind": "gremlins"}, timeout=5).status_code == 400
+    # read back through oob's own Redfish driver, as `oob bmc log` does
+    inventory = fleet.write_inventory(fleet.workdir / "inv.toml")
+    from oob.inventory import load_inventory
+
+    host = load_inventory([inventory]).hosts["idrac9-1"]
+    with make_driver(host, "redfish") as driver:
+        log = driver.read_event_log(datetime.now(UTC) - timedelta(minutes=5), None)
+    assert [e.kind for e in log.hardware_errors] == [EntryKind.MEMORY]
+
+
 def test_control_must_be_on_loopback() -> None:
     with pytest.raises(ValueError, match="loopback"):
         Fleet.start(vendors=["dmtf"], control="192.0.2.1:0")
