@@ -27,24 +27,11 @@ version_added: "0.1.0"
 author: oob
 requirements:
   - oob (its Python package) in the Python that runs the module (C(ansible_python_interpreter))
+extends_documentation_fragment:
+  - oob.oob.options.common
+  - oob.oob.options.audit
+  - oob.oob.options.ssh
 options:
-  targets:
-    description: Hosts, as oob selects them (names, globs, C(@group), ranges such as C(node[01-20]), C(all)).
-    type: list
-    elements: str
-    required: true
-  inventory:
-    description:
-      - oob inventory files (TOML, YAML, or an Ansible YAML inventory, read as it is).
-      - Default C($OOB_INVENTORY) of the module's environment (a C(:)-separated list).
-    type: list
-    elements: path
-    default: []
-  audit_log:
-    description:
-      - oob's audit log, where every NMI is recorded and where the repeat guard looks.
-      - Default C($OOB_AUDIT_LOG), else C(~/.local/state/oob/audit.jsonl).
-    type: path
   timeout:
     description: Give up on the dump after this long, in seconds or oob's durations (C(90s), C(30m), C(1h)).
     type: raw
@@ -81,29 +68,6 @@ options:
     description: Power-cycle a host that never dumps or does not come back after its dump; power on one that powered off after it.
     type: bool
     default: false
-  via:
-    description: Force one method instead of the inventory's order.
-    type: str
-    choices: [redfish, ipmi]
-  insecure:
-    description: Do not verify the BMCs' TLS certificates (a warning names the targets).
-    type: bool
-    default: false
-  known_hosts:
-    description: known_hosts file for SSH to the dump servers (default the inventory's C(ssh.known_hosts), then ~/.ssh's).
-    type: path
-  accept_new_host_key:
-    description: Trust a dump server whose SSH key is not in known_hosts yet, and record it (a changed key is still refused).
-    type: bool
-    default: false
-  ssh_key:
-    description: Private key files for SSH (default the inventory's C(ssh.key), the agent, ~/.ssh/id_*).
-    type: list
-    elements: path
-    default: []
-  ssh_config:
-    description: OpenSSH client configuration file (default C($OOB_SSH_CONFIG), else ~/.ssh/config).
-    type: path
   notify:
     description:
       - Where each host's outcome is posted (NMI sent, dump complete with its verdict, failed,
@@ -115,10 +79,6 @@ options:
     type: list
     elements: str
     default: []
-  parallel:
-    description: Hosts worked on at once.
-    type: int
-    default: 8
 attributes:
   check_mode:
     support: full

@@ -27,40 +27,14 @@ version_added: "0.1.0"
 author: oob
 requirements:
   - oob (its Python package) in the Python that runs the module (C(ansible_python_interpreter))
+extends_documentation_fragment:
+  - oob.oob.options.common
+  - oob.oob.options.audit
 options:
-  targets:
-    description: Hosts, as oob selects them (names, globs, C(@group), ranges such as C(node[01-20]), C(all)).
-    type: list
-    elements: str
-    required: true
-  inventory:
-    description:
-      - oob inventory files (TOML, YAML, or an Ansible YAML inventory, read as it is).
-      - Default C($OOB_INVENTORY) of the module's environment (a C(:)-separated list).
-    type: list
-    elements: path
-    default: []
-  audit_log:
-    description:
-      - oob's audit log, where every NMI is recorded and where the repeat guard looks.
-      - Default C($OOB_AUDIT_LOG), else C(~/.local/state/oob/audit.jsonl).
-    type: path
-  via:
-    description: Force one method instead of the inventory's order.
-    type: str
-    choices: [redfish, ipmi]
-  insecure:
-    description: Do not verify the BMCs' TLS certificates (a warning names the targets).
-    type: bool
-    default: false
   allow_repeat:
     description: Send even to a host that got an NMI within the last 15 minutes.
     type: bool
     default: false
-  parallel:
-    description: Hosts worked on at once.
-    type: int
-    default: 8
 attributes:
   check_mode:
     support: full

@@ -26,50 +26,14 @@ version_added: "0.1.0"
 author: oob
 requirements:
   - oob (its Python package) in the Python that runs the module (C(ansible_python_interpreter))
+extends_documentation_fragment:
+  - oob.oob.options.common
+  - oob.oob.options.ssh
 options:
-  targets:
-    description: Hosts, as oob selects them (names, globs, C(@group), ranges such as C(node[01-20]), C(all)).
-    type: list
-    elements: str
-    required: true
-  inventory:
-    description:
-      - oob inventory files (TOML, YAML, or an Ansible YAML inventory, read as it is).
-      - Default C($OOB_INVENTORY) of the module's environment (a C(:)-separated list).
-    type: list
-    elements: path
-    default: []
   strict:
     description: Count warnings as not ready too.
     type: bool
     default: false
-  via:
-    description: Check one method (C(redfish) or C(ipmi)) instead of the inventory's order.
-    type: str
-    choices: [redfish, ipmi]
-  insecure:
-    description: Do not verify the BMCs' TLS certificates (a warning names the targets).
-    type: bool
-    default: false
-  known_hosts:
-    description: known_hosts file for SSH to the hosts and dump servers (default the inventory's C(ssh.known_hosts), then ~/.ssh's).
-    type: path
-  accept_new_host_key:
-    description: Trust an SSH server whose key is not in known_hosts yet, and record it (a changed key is still refused).
-    type: bool
-    default: false
-  ssh_key:
-    description: Private key files for SSH (default the inventory's C(ssh.key), the agent, ~/.ssh/id_*).
-    type: list
-    elements: path
-    default: []
-  ssh_config:
-    description: OpenSSH client configuration file (default C($OOB_SSH_CONFIG), else ~/.ssh/config).
-    type: path
-  parallel:
-    description: Hosts checked at once.
-    type: int
-    default: 8
 attributes:
   check_mode:
     support: full
