@@ -23,21 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mocks.crashkernel import CrashKernel
-from mocks.faults import FAULT_NAMES, HOST_FAULT_NAMES, FaultError, Faults, FaultState, validate_changes
-from mocks.flavours import Flavour
-from mocks.host import Clock, HostConfig, SimulatedHost, Timers
-from mocks.https import ConnectionHub, HttpsListener
-from mocks.layouts import host_layout
-from mocks.liveness import LivenessServer
-from mocks.loopback import url_host
-from mocks.resources import model_for
-from mocks.service import Credentials, RedfishService, Stats
-from mocks.sessions import SessionStore
-from mocks.tls import FleetCA
+from .crashkernel import CrashKernel
+from .faults import FAULT_NAMES, HOST_FAULT_NAMES, FaultError, Faults, FaultState, validate_changes
+from .flavours import Flavour
+from .host import Clock, HostConfig, SimulatedHost, Timers
+from .https import ConnectionHub, HttpsListener
+from .layouts import host_layout
+from .liveness import LivenessServer
+from .loopback import url_host
+from .resources import model_for
+from .service import Credentials, RedfishService, Stats
+from .sessions import SessionStore
+from .tls import FleetCA
 
 if TYPE_CHECKING:  # importing the IPMI server loads pyghmi: only fleets that serve IPMI pay for it
-    from mocks.ipmi_server import CipherMode, IpmiBmc, IpmiMockServer
+    from .ipmi_server import CipherMode, IpmiBmc, IpmiMockServer
 
 #: fleet fault name -> the fault of :data:`mocks.ipmi_server.FAULTS` it sets on the IPMI side
 #: (spelt out, not imported, for the reason above; a test checks the two agree)
@@ -118,7 +118,7 @@ class MockBmc:
 
     def serve_ipmi(self, server: IpmiMockServer, cipher_mode: CipherMode = "strict") -> IpmiBmc:
         """Answer IPMI on ``server`` too, on this BMC's address and a free UDP port."""
-        from mocks.ipmi_server import DeviceIdentity
+        from .ipmi_server import DeviceIdentity
 
         if self.ipmi is not None:
             raise RuntimeError(f"{self.name} already serves IPMI on port {self.ipmi.port}")

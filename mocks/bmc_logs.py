@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from mocks.flavours import Flavour
+from .flavours import Flavour
 
 Json = dict[str, Any]
 

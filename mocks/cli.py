@@ -27,11 +27,11 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn, TypedDict
 
-from mocks.faults import FaultError
-from mocks.flavours import FLAVOURS, MAIN_FLAVOURS
-from mocks.kernellog import HANG_KINDS, hang_kinds
-from mocks.layouts import DEFAULT_LAYOUTS, HOST_LAYOUTS, host_layout
-from mocks.loopback import BindError, loopback_address, loopback_endpoint
+from .faults import FaultError
+from .flavours import FLAVOURS, MAIN_FLAVOURS
+from .kernellog import HANG_KINDS, hang_kinds
+from .layouts import DEFAULT_LAYOUTS, HOST_LAYOUTS, host_layout
+from .loopback import BindError, loopback_address, loopback_endpoint
 
 PROG = "mocks"
 #: the first word of every message: "mocks", or "oob" when run as `oob mock serve`
@@ -213,7 +213,7 @@ def _vendors() -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mocks.fleet import Fleet  # the heavier imports only when serving
+    from .fleet import Fleet  # the heavier imports only when serving
 
     vendors = (
         list(FLAVOURS) if args.vendors.strip() == "all" else [v for v in args.vendors.split(",") if v.strip()]

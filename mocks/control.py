@@ -36,15 +36,15 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from mocks.bmc_logs import event_log_for
-from mocks.faults import FaultError
-from mocks.host import HostStateError
-from mocks.kernellog import hang_kind
-from mocks.loopback import url_host
+from .bmc_logs import event_log_for
+from .faults import FaultError
+from .host import HostStateError
+from .kernellog import hang_kind
+from .loopback import url_host
 
 if TYPE_CHECKING:
-    from mocks.bmc import MockBmc
-    from mocks.fleet import Fleet
+    from .bmc import MockBmc
+    from .fleet import Fleet
 
 log = logging.getLogger(__name__)
 

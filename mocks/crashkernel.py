@@ -34,10 +34,10 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from mocks.fence_kdump import Notifier
-from mocks.host import Event, HostRecord, HostState, SimulatedHost
-from mocks.kdump import DumpSpec, KdumpWriter, Step, dmesg_text
-from mocks.layouts import host_layout
+from .fence_kdump import Notifier
+from .host import Event, HostRecord, HostState, SimulatedHost
+from .kdump import DumpSpec, KdumpWriter, Step, dmesg_text
+from .layouts import host_layout
 
 #: the running kernel each family's dump names in its header and log
 KERNELS: dict[str, str] = {

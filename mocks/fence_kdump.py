@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from mocks.loopback import loopback_address, loopback_endpoint
+from .loopback import loopback_address, loopback_endpoint
 
 if TYPE_CHECKING:
-    from mocks.host import SimulatedHost
+    from .host import SimulatedHost
 
 MAGIC = 0x1B302A40
 VERSION = 0x1

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from mocks.messages import MessageStyle
+from .messages import MessageStyle
 
 #: how the service treats a trailing slash on a request URI
 #: ``tolerant``: both forms served, bodies as captured;

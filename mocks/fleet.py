@@ -2,7 +2,7 @@
 
 ::
 
-    from mocks.fleet import Fleet
+    from .fleet import Fleet
 
     with Fleet.start(vendors=["ilo5", "idrac9"], count=2, workdir=tmp_path, control="127.0.0.1:0") as fleet:
         bmc = fleet.bmc("ilo5-1")          # https://127.0.0.1:PORT, trusted through fleet.ca_file
@@ -50,27 +50,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from mocks.bmc import MockBmc
-from mocks.bmc_logs import event_log_for
-from mocks.control import ControlServer
-from mocks.faults import Faults
-from mocks.fence_kdump import NodeSpec
-from mocks.fence_kdump import nodes as fence_kdump_nodes
-from mocks.flavours import MAIN_FLAVOURS, get_flavour
-from mocks.host import Clock, HostConfig, HostState, RealClock, SimulatedHost
-from mocks.https import ConnectionHub
-from mocks.inventory_writer import InventoryHost, TlsMode, render_inventory, write_atomically
-from mocks.kernellog import hang_kinds
-from mocks.layouts import DEFAULT_LAYOUTS, HostLayout, host_layout
-from mocks.liveness import LivenessServer
-from mocks.loopback import loopback_address, loopback_endpoint
-from mocks.scheduler import Scheduler
-from mocks.service import Credentials
-from mocks.tls import FleetCA
+from .bmc import MockBmc
+from .bmc_logs import event_log_for
+from .control import ControlServer
+from .faults import Faults
+from .fence_kdump import NodeSpec
+from .fence_kdump import nodes as fence_kdump_nodes
+from .flavours import MAIN_FLAVOURS, get_flavour
+from .host import Clock, HostConfig, HostState, RealClock, SimulatedHost
+from .https import ConnectionHub
+from .inventory_writer import InventoryHost, TlsMode, render_inventory, write_atomically
+from .kernellog import hang_kinds
+from .layouts import DEFAULT_LAYOUTS, HostLayout, host_layout
+from .liveness import LivenessServer
+from .loopback import loopback_address, loopback_endpoint
+from .scheduler import Scheduler
+from .service import Credentials
+from .tls import FleetCA
 
 if TYPE_CHECKING:  # the IPMI server loads pyghmi: imported only when a fleet serves IPMI
-    from mocks.hostfs import HostSsh
-    from mocks.ipmi_server import CipherMode, IpmiMockServer
+    from .hostfs import HostSsh
+    from .ipmi_server import CipherMode, IpmiMockServer
 
 PASSWORD_FILE = "bmc-password"
 CA_FILE = "ca.pem"
@@ -195,7 +195,7 @@ class Fleet:
         control_endpoint = loopback_endpoint(control) if control is not None else None
         serves_ipmi = ipmi or any(flavour.ipmi_only for flavour in flavours)
         if serves_ipmi:
-            from mocks.ipmi_server import CIPHER_MODES
+            from .ipmi_server import CIPHER_MODES
 
             if ipmi_cipher_mode not in CIPHER_MODES:
                 raise ValueError(f"ipmi_cipher_mode must be one of {', '.join(CIPHER_MODES)}")
@@ -259,7 +259,7 @@ class Fleet:
                 for bmc in fleet.bmcs:
                     bmc.host.set_state("hung")
             if host_ssh:
-                from mocks.hostfs import HostSsh
+                from .hostfs import HostSsh
 
                 fleet.host_ssh = HostSsh.start(fleet.workdir / "hosts", {b.name: b.host for b in fleet.bmcs})
             if serves_ipmi:
@@ -286,7 +286,7 @@ class Fleet:
 
     def _serve_ipmi(self, *, every: bool, cipher_mode: CipherMode) -> None:
         """One IPMI server (one thread, one select loop) for every BMC that answers IPMI."""
-        from mocks.ipmi_server import IpmiMockServer
+        from .ipmi_server import IpmiMockServer
 
         self._ipmi = IpmiMockServer()
         self.ipmi_cipher_mode = cipher_mode

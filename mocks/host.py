@@ -46,11 +46,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from mocks.faults import HostFaults, merge_host_faults
-from mocks.fence_kdump import DEFAULT_INTERVAL, Node
-from mocks.fence_kdump import nodes as fence_kdump_nodes
-from mocks.kernellog import hang_kind
-from mocks.layouts import host_layout
+from .faults import HostFaults, merge_host_faults
+from .fence_kdump import DEFAULT_INTERVAL, Node
+from .fence_kdump import nodes as fence_kdump_nodes
+from .kernellog import hang_kind
+from .layouts import host_layout
 
 
 class Clock(Protocol):

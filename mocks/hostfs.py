@@ -33,9 +33,9 @@ import threading
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from mocks.host import HostState, SimulatedHost
-from mocks.layouts import host_layout
-from mocks.sshd import SshdUnavailable, SshServer, _free_port
+from .host import HostState, SimulatedHost
+from .layouts import host_layout
+from .sshd import SshdUnavailable, SshServer, _free_port
 
 GIB = 1 << 30
 MIB = 1 << 20

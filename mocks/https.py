@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 
-from mocks.service import Request, Response
+from .service import Request, Response
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mocks.bmc_logs import EventLog, MockEvent, Record
+from .bmc_logs import EventLog, MockEvent, Record
 
 NETFN_STORAGE = 0x0A
 GET_SEL_INFO = 0x40

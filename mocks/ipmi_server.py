@@ -2,8 +2,8 @@
 
 ::
 
-    from mocks.host import SimulatedHost
-    from mocks.ipmi_server import IpmiMockServer
+    from .host import SimulatedHost
+    from .ipmi_server import IpmiMockServer
 
     with IpmiMockServer() as server:            # one thread serves every BMC below
         bmc = server.add_bmc(SimulatedHost("node1"), username="admin", password="secret")
@@ -74,9 +74,9 @@ import pyghmi.ipmi.bmc as pyghmi_bmc
 import pyghmi.ipmi.private.constants as ipmi_constants
 from pyghmi.ipmi.private import serversession
 
-from mocks.bmc_logs import event_log_for
-from mocks.ipmi_sel import SelResponder
-from mocks.ipmi_sol import SOL_COMMANDS, SolService
+from .bmc_logs import event_log_for
+from .ipmi_sel import SelResponder
+from .ipmi_sol import SOL_COMMANDS, SolService
 
 log = logging.getLogger(__name__)
 
@@ -614,7 +614,7 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    from mocks.host import SimulatedHost
+    from .host import SimulatedHost
 
     args = _parse_args(argv)
     password = os.environ.get(args.password_env)

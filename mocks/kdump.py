@@ -55,8 +55,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mocks.host import Clock, RealClock
-from mocks.kernellog import build_kernel_log, hang_kind
+from .host import Clock, RealClock
+from .kernellog import build_kernel_log, hang_kind
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from mocks.host import SimulatedHost
+from .host import SimulatedHost
 
 log = logging.getLogger(__name__)
 

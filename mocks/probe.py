@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from mocks.bmc import MockBmc
+from .bmc import MockBmc
 
 
 @dataclass

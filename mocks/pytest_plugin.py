@@ -33,9 +33,9 @@ from typing import Any
 import pytest
 import requests
 
-from mocks.flavours import MAIN_FLAVOURS
-from mocks.fleet import Fleet
-from mocks.kernellog import HANG_KINDS
+from .flavours import MAIN_FLAVOURS
+from .fleet import Fleet
+from .kernellog import HANG_KINDS
 
 #: the time scale of ``mock_hung_fleet``: a crash cycle of about 1.2 s
 HUNG_FLEET_SCALE = 0.02

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mocks.bmc_logs import add_log_resources
-from mocks.flavours import Flavour, get_flavour
+from .bmc_logs import add_log_resources
+from .flavours import Flavour, get_flavour
 
 CAPTURES_DIR = Path(__file__).resolve().parent / "captures"
 ROOT = "/redfish/v1"

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from mocks.host import Clock, ManualClock
+from .host import Clock, ManualClock
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mocks.bmc_logs import RedfishLogs, event_log_for
-from mocks.faults import AfterApply, Faults, FaultState
-from mocks.host import SimulatedHost
-from mocks.messages import STATUS_MESSAGES, MessageRef, error_body, success_body
-from mocks.resources import BMC_AUTHORITY, INLINE_VALUES, MY_SESSION, RESET_ACTION, ROOT, Json, ServiceModel
-from mocks.sessions import Session, SessionLimitReached, SessionStore
+from .bmc_logs import RedfishLogs, event_log_for
+from .faults import AfterApply, Faults, FaultState
+from .host import SimulatedHost
+from .messages import STATUS_MESSAGES, MessageRef, error_body, success_body
+from .resources import BMC_AUTHORITY, INLINE_VALUES, MY_SESSION, RESET_ACTION, ROOT, Json, ServiceModel
+from .sessions import Session, SessionLimitReached, SessionStore
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from mocks.flavours import SessionIdStyle
+from .flavours import SessionIdStyle
 
 
 class SessionLimitReached(Exception):

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from mocks.loopback import loopback_address, url_host
+from .loopback import loopback_address, url_host
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 SFTP_SERVER_CANDIDATES = (
@@ -235,7 +235,7 @@ class SshServer:
             # sshd runs the subsystem with a clean environment: say where this package is
             repo = Path(__file__).resolve().parents[1]
             proxy = (
-                f"PYTHONPATH={shlex.quote(str(repo))} {shlex.quote(sys.executable)} -m mocks.sshd stall-sftp "
+                f"PYTHONPATH={shlex.quote(str(repo))} {shlex.quote(sys.executable)} -m {__package__}.sshd stall-sftp "
                 f"{self.sftp_stall_after_readdirs} {shlex.quote(str(self.sftp_stalled_marker))} "
                 f"{shlex.quote(server)} -e -l INFO"
             )

@@ -42,16 +42,16 @@ def demo_command(
         import threading
         from pathlib import Path
 
-        from mocks.fleet import Fleet
         from oob.audit import AuditLog
         from oob.dump.watcher import WatchOptions
         from oob.inventory import load_inventory
+        from oob.mockfleet import mock_module
         from oob.render.crash import make_crash_renderer
         from oob.runbook.crash import CrashRequest, run_crash
 
         work = Path(tempfile.mkdtemp(prefix="oob-demo-"))
         try:
-            fleet = Fleet.start(
+            fleet = mock_module("fleet").Fleet.start(
                 vendors=vendors.split(","),
                 workdir=work,
                 control="127.0.0.1:0" if keep else None,

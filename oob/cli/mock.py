@@ -1,4 +1,4 @@
-"""``oob mock serve``: run the mock BMC fleet (same as ``python -m mocks serve``)."""
+"""``oob mock serve``: run the mock BMC fleet (same as ``python -m oob_mock serve``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,6 @@ mock_app = typer.Typer(help="The mock BMC fleet, for tests and rehearsals.", no_
 )
 def serve_command(ctx: typer.Context) -> None:
     """Serve mock BMCs on loopback (see `oob mock serve --help`)."""
-    from mocks.cli import main
+    from oob.mockfleet import mock_module
 
-    raise typer.Exit(main(["serve", *ctx.args], prog="oob mock"))
+    raise typer.Exit(mock_module("cli").main(["serve", *ctx.args], prog="oob mock"))

@@ -508,8 +508,9 @@ def _after_dump(
     return after, False, recovered, notes
 
 
-def _open_console(run: _HostRun, request: CrashRequest, emit: Emit) -> None:
-    """Start recording the host's serial console before its NMI; never a reason not to send it."""
+def _open_console(run: _HostRun, request: CrashRequest, emit: Emit, audit: AuditLog | None) -> None:
+    """Start recording the host's serial console before its NMI; never a reason not to send it.
+    Saved in ``console_dir``, else ``consoles/`` beside this run's audit log."""
     if not request.console or not console_supported(run.host):
         return
     try:
@@ -519,7 +520,8 @@ def _open_console(run: _HostRun, request: CrashRequest, emit: Emit) -> None:
     capture = ConsoleCapture(
         run.host,
         password,
-        directory=request.console_dir or default_console_dir(),
+        directory=request.console_dir
+        or (audit.path.parent / "consoles" if audit is not None else default_console_dir()),
         on_milestone=lambda milestone: emit(milestone_event(run.host.name, milestone)),
     )
     emit(recording_event(capture) if capture.start() else unavailable_event(capture))
@@ -875,7 +877,7 @@ def _send_and_watch(
                 SafetyRefusal("interrupted before the NMI; nothing was sent", host=run.host.name),
             )
             return
-        _open_console(run, request, emit)
+        _open_console(run, request, emit, audit)
         run.nmi_monotonic = time.monotonic()
         run.nmi_at = _now_iso()
         if trigger_with is not None:
