@@ -19,9 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_package_list_covers_every_package_folder() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    found = {
-        ".".join(path.parent.relative_to(REPO).parts) for path in (REPO / "oob").rglob("__init__.py")
-    }
+    found = {".".join(path.parent.relative_to(REPO).parts) for path in (REPO / "oob").rglob("__init__.py")}
     assert set(config["packages"]) == found | {"oob_mock"}
     assert config["package-dir"] == {"oob_mock": "mocks"}
 
