@@ -151,6 +151,8 @@ def _port_free_on(port: int, addresses: Iterable[str]) -> bool:
 MAX_LISTEN_ADDRESSES = 16
 
 
+#: sshd's error for one ListenAddress it could not bind (it then serves the others)
+_BIND_FAILED_RE = re.compile(r"Bind to port \d+ on \S+ failed")
 _CLOSE_RE = re.compile(r'close "(?P<path>[^"]*)" bytes read (?P<read>\d+) written (?P<written>\d+)')
 
 
@@ -341,7 +343,7 @@ class SshServer:
                 stderr = self.process.stderr.read().decode() if self.process.stderr else ""
                 raise SshdUnavailable(f"sshd exited at start: {(self.log() + stderr).strip()}")
             log = self.log()
-            if "Bind to port" in log:
+            if _BIND_FAILED_RE.search(log):
                 # sshd carries on with the addresses it could bind: not what was asked for
                 self.stop()
                 raise SshdUnavailable(f"sshd could not listen on every address: {log.strip()}")
