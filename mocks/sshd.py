@@ -455,7 +455,9 @@ class SshServerGroup:
 
             started: list[SshServer] = []
             errors: list[BaseException] = []
-            with ThreadPoolExecutor(max_workers=min(parallel, len(chunks)), thread_name_prefix="sshd-start") as pool:
+            with ThreadPoolExecutor(
+                max_workers=min(parallel, len(chunks)), thread_name_prefix="sshd-start"
+            ) as pool:
                 for future in [pool.submit(launch, numbered) for numbered in enumerate(chunks)]:
                     error = future.exception()
                     if error is None:

@@ -89,7 +89,10 @@ def test_the_openssh_client_logs_in_across_the_listeners(big_fleet: tuple[Any, P
         assert result.returncode == 0, f"{address}: {result.stderr}"
         assert result.stdout.split("\n")[:2] == [address, f"MemTotal:       {(16 + index) * GIB // 1024} kB"]
     # each login was served by the sshd listening on that address
-    assert [server.accepted_logins() - before for server, before in zip(group.servers, logins_before, strict=True)] == [2, 2, 2]
+    logins = [
+        server.accepted_logins() - before for server, before in zip(group.servers, logins_before, strict=True)
+    ]
+    assert logins == [2, 2, 2]
 
 
 def test_preflight_passes_for_all_forty_hosts(
