@@ -62,8 +62,8 @@ def _ssh_login(fleet: Any, address: str) -> subprocess.CompletedProcess[str]:
         "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-i", str(ssh.client_key),
         "-p", str(ssh.port), f"{ssh.user}@{address}", "sh -s",
     ]  # fmt: skip
-    # the address sshd accepted the connection on, and the RAM of the host's own tree
-    script = 'set -- $SSH_CONNECTION; echo "$3"; cat /proc/meminfo | head -n 1\n'
+    # the address sshd accepted the connection on, the RAM of the host's own tree, and HOME
+    script = 'set -- $SSH_CONNECTION; echo "$3"; cat /proc/meminfo | head -n 1; echo "$HOME"\n'
     return subprocess.run(command, input=script, capture_output=True, text=True, timeout=30, check=False)
 
 
@@ -87,7 +87,12 @@ def test_the_openssh_client_logs_in_across_the_listeners(big_fleet: tuple[Any, P
     for address, result in results.items():
         index = addresses.index(address)
         assert result.returncode == 0, f"{address}: {result.stderr}"
-        assert result.stdout.split("\n")[:2] == [address, f"MemTotal:       {(16 + index) * GIB // 1024} kB"]
+        assert result.stdout.split("\n")[:3] == [
+            address,
+            f"MemTotal:       {(16 + index) * GIB // 1024} kB",
+            # the sshd's own empty HOME: the user's shell rc files do not run for each session
+            str(group.server_for(address).workdir / "home"),
+        ]
     # each login was served by the sshd listening on that address
     logins = [
         server.accepted_logins() - before for server, before in zip(group.servers, logins_before, strict=True)
