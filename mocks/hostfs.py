@@ -132,7 +132,10 @@ exit $rc
     + r"""for f in "$@"; do
   case "$f" in
     /proc/*|/sys/*) if [ "$uid" != 0 ]; then echo "tee: $f: Permission denied" >&2; exit 1; fi
-                    exec /usr/bin/tee -a -- "$OOB_FAKE_ROOT$f";;
+                    /usr/bin/tee -a -- "$OOB_FAKE_ROOT$f"; rc=$?
+                    # the host's address, once written: one file for the mock to watch, not one per host
+                    echo "${OOB_FAKE_ROOT##*/}" >> "${OOB_FAKE_ROOT%/*}/written"
+                    exit $rc;;
     -*) ;;
     *) echo "tee: the simulated host only writes /proc and /sys" >&2; exit 1;;
   esac
@@ -413,9 +416,24 @@ class HostSsh:
             tree.render()
 
     def _watch_triggers(self) -> None:
+        # the tee shim appends the address of each host it wrote to: a stat per poll whatever
+        # the fleet's size (a read of every host's trigger cost 0.44 of a core at 1,000 hosts)
+        by_address = {tree.host.address: tree for tree in self.trees.values()}
+        written, offset = self.workdir / "written", 0
         while not self._stop.wait(self.poll):
-            for tree in self.trees.values():
-                if "c" in tree.take_trigger() and tree.host.state is HostState.RUNNING:
+            try:
+                if written.stat().st_size <= offset:
+                    continue
+                with written.open("rb") as lines:
+                    lines.seek(offset)
+                    data = lines.read()
+            except OSError:
+                continue
+            data = data[: data.rfind(b"\n") + 1]  # whole lines only: the rest is still being written
+            offset += len(data)
+            for address in dict.fromkeys(data.decode("ascii", "replace").split()):
+                tree = by_address.get(address)
+                if tree is not None and "c" in tree.take_trigger() and tree.host.state is HostState.RUNNING:
                     tree.host.sysrq_crash()
 
     def stop(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,7 +54,11 @@ def big_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, P
         fleet.stop()
 
 
-def _ssh_login(fleet: Any, address: str) -> subprocess.CompletedProcess[str]:
+#: the address sshd accepted the connection on, the RAM of the host's own tree, and HOME
+WHO = 'set -- $SSH_CONNECTION; echo "$3"; cat /proc/meminfo | head -n 1; echo "$HOME"\n'
+
+
+def _ssh_login(fleet: Any, address: str, script: str = WHO) -> subprocess.CompletedProcess[str]:
     """The real OpenSSH client, non-interactive, trusting only the fleet's known_hosts."""
     ssh = fleet.host_ssh
     command = [
@@ -62,8 +67,6 @@ def _ssh_login(fleet: Any, address: str) -> subprocess.CompletedProcess[str]:
         "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-i", str(ssh.client_key),
         "-p", str(ssh.port), f"{ssh.user}@{address}", "sh -s",
     ]  # fmt: skip
-    # the address sshd accepted the connection on, the RAM of the host's own tree, and HOME
-    script = 'set -- $SSH_CONNECTION; echo "$3"; cat /proc/meminfo | head -n 1; echo "$HOME"\n'
     return subprocess.run(command, input=script, capture_output=True, text=True, timeout=30, check=False)
 
 
@@ -126,7 +129,7 @@ def test_preflight_passes_for_all_forty_hosts(
         assert all(f" on {address} port {ssh.port} " in log for address in server.addresses), log[-2000:]
 
 
-def test_no_sshd_outlives_the_fleet(tmp_path: Path) -> None:
+def test_sysrq_past_the_first_sshd_and_no_sshd_outlives_the_fleet(tmp_path: Path) -> None:
     from mocks.fleet import Fleet
 
     fleet = Fleet.start(vendors=["openbmc"], count=20, workdir=tmp_path / "fleet", host_ssh=True)
@@ -134,8 +137,18 @@ def test_no_sshd_outlives_the_fleet(tmp_path: Path) -> None:
         group = fleet.host_ssh.server
         pids = group.pids()
         assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+        # the trigger watcher sees a write on a host the second sshd serves (and on no other)
+        last = fleet.bmcs[-1]
+        assert group.server_for(last.host_address) is group.servers[1]
+        crash = _ssh_login(fleet, last.host_address, "printf c | tee /proc/sysrq-trigger >/dev/null\n")
+        assert crash.returncode == 0, crash.stderr
+        deadline = time.monotonic() + 10
+        while not any(r.event == "sysrq_crash" for r in last.host.history) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(r.event == "sysrq_crash" for r in last.host.history)
+        assert not any(r.event == "sysrq_crash" for b in fleet.bmcs[:-1] for r in b.host.history)
         # a connection left open: its per-connection sshd goes too
-        held = socket.create_connection((fleet.bmcs[-1].host_address, group.port), timeout=5)
+        held = socket.create_connection((fleet.bmcs[0].host_address, group.port), timeout=5)
         assert held.recv(64).startswith(b"SSH-2.0-")
     finally:
         fleet.stop()
