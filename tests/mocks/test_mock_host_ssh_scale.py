@@ -183,3 +183,29 @@ def test_group_on_the_loopback_only(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="loopback"):
         SshServerGroup.start(tmp_path / "g", ["127.0.1.230", "192.0.2.5"])
     assert not (tmp_path / "g").exists()  # refused before anything was made or started
+
+
+def test_a_port_taken_meanwhile_restarts_the_whole_group_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process binds the chosen port on one address between the check and sshd's
+    bind (forced here: the check is skipped once): the sshd that did start are stopped, and
+    the group starts again on another port."""
+    import mocks.sshd
+
+    addresses = [f"127.0.1.{n}" for n in range(180, 200)]  # two sshd: 16 + 4
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind((addresses[17], 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = iter([port])
+        real_free_port = mocks.sshd._free_port
+        monkeypatch.setattr(mocks.sshd, "_free_port", lambda host: next(ports, None) or real_free_port(host))
+        monkeypatch.setattr(mocks.sshd, "_port_free_on", lambda port, addresses: True)
+        with SshServerGroup.start(tmp_path / "g", addresses) as group:
+            assert group.port != port and len(group.pids()) == 2
+            # the first attempt's sshd on the other 16 addresses is gone
+            with pytest.raises(OSError):
+                socket.create_connection((addresses[0], port), timeout=2).close()
+            with socket.create_connection((addresses[17], group.port), timeout=5) as answered:
+                assert answered.recv(64).startswith(b"SSH-2.0-")
