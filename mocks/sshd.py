@@ -70,6 +70,10 @@ class SshdUnavailable(RuntimeError):
     """sshd is not installed, or would not start."""
 
 
+class SshdPortInUse(SshdUnavailable):
+    """Another socket holds the port on one of the addresses (a race: try another port)."""
+
+
 def find_sshd() -> str:
     """Absolute path of sshd (it re-executes itself, so it must be absolute); usually in
     /usr/sbin, which is not on a normal user's PATH."""
@@ -154,7 +158,19 @@ MAX_LISTEN_ADDRESSES = 16
 
 
 #: sshd's error for one ListenAddress it could not bind (it then serves the others)
-_BIND_FAILED_RE = re.compile(r"Bind to port \d+ on \S+ failed")
+_BIND_FAILED_RE = re.compile(r"Bind to port \d+ on \S+ failed: (?P<reason>[^\n]*)")
+
+
+def _bind_failure(log: str) -> type[SshdUnavailable] | None:
+    """What sshd's log says of its binds: None if none failed, :class:`SshdPortInUse` if
+    another socket held the port (the only failure another port can cure)."""
+    reasons = [match["reason"] for match in _BIND_FAILED_RE.finditer(log)]
+    if not reasons:
+        return None
+    in_use = all(reason.startswith("Address already in use") for reason in reasons)
+    return SshdPortInUse if in_use else SshdUnavailable
+
+
 _CLOSE_RE = re.compile(r'close "(?P<path>[^"]*)" bytes read (?P<read>\d+) written (?P<written>\d+)')
 
 
@@ -248,9 +264,9 @@ class SshServer:
             try:
                 server._launch(sshd, startup_timeout)
                 return server
-            except SshdUnavailable as exc:
+            except SshdPortInUse as exc:
                 last_error = str(exc)
-                if port or "Address already in use" not in last_error:
+                if port:
                     raise
         raise SshdUnavailable(last_error)
 
@@ -348,13 +364,20 @@ class SshServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                stderr = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise SshdUnavailable(f"sshd exited at start: {(self.log() + stderr).strip()}")
+                exited, self.process = self.process, None
+                stderr = ""
+                if exited.stderr:
+                    with exited.stderr:
+                        stderr = exited.stderr.read().decode(errors="replace")
+                said = (self.log() + stderr).strip()
+                # every address taken: "Bind to port ... failed", then "Cannot bind any address"
+                raise (_bind_failure(said) or SshdUnavailable)(f"sshd exited at start: {said}")
             log = self.log()
-            if _BIND_FAILED_RE.search(log):
+            failure = _bind_failure(log)
+            if failure is not None:
                 # sshd carries on with the addresses it could bind: not what was asked for
                 self.stop()
-                raise SshdUnavailable(f"sshd could not listen on every address: {log.strip()}")
+                raise failure(f"sshd could not listen on every address: {log.strip()}")
             if log.count("Server listening on") >= len(self.addresses):
                 try:
                     with socket.create_connection((self.host, self.port), timeout=1):
@@ -478,7 +501,7 @@ class SshServerGroup:
                 return cls(workdir, unique, port, keys, known_hosts, started)
             _stop_servers(started, 5.0)
             last = str(errors[0])
-            if not all(isinstance(e, SshdUnavailable) and "already in use" in str(e) for e in errors):
+            if not all(isinstance(error, SshdPortInUse) for error in errors):
                 raise errors[0]
         raise SshdUnavailable(f"no port free for {len(unique)} addresses after {attempts} attempts: {last}")
 

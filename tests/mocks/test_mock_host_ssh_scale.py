@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mocks.sshd import MAX_LISTEN_ADDRESSES, SshdUnavailable, SshServer, SshServerGroup
+from mocks.sshd import MAX_LISTEN_ADDRESSES, SshdPortInUse, SshServer, SshServerGroup
 from tests.conftest import CliResult, write_inventory
 
 GIB = 1 << 30
@@ -171,12 +171,22 @@ def test_an_address_it_cannot_bind_fails_the_start(tmp_path: Path) -> None:
         taken.bind(("127.0.1.222", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(SshdUnavailable, match="could not listen on every address") as failed:
+        with pytest.raises(SshdPortInUse, match="could not listen on every address") as failed:
             SshServer.start(tmp_path / "one", host="127.0.1.221", port=port, also_listen=["127.0.1.222"])
         assert "Address already in use" in str(failed.value)
     # and it stopped the sshd it had started
     with pytest.raises(OSError):
         socket.create_connection(("127.0.1.221", port), timeout=2).close()
+
+
+def test_a_port_taken_on_its_only_address_is_told_apart(tmp_path: Path) -> None:
+    """sshd exits ("Cannot bind any address"): the one failure another port cures."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.1.223", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SshdPortInUse, match="exited at start"):
+            SshServer.start(tmp_path / "one", host="127.0.1.223", port=port)
 
 
 def test_group_on_the_loopback_only(tmp_path: Path) -> None:
