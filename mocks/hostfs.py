@@ -8,7 +8,8 @@ loopback whose commands read a per-host fake ``/proc``, ``/sys`` and ``/etc``.
         fleet.write_inventory(...)     # ssh.user / ssh.port for every host
         # oob --ssh-key fleet.host_ssh.client_key --known-hosts fleet.host_ssh.known_hosts
 
-One OpenSSH sshd listens on every host's address (127.0.1.N) on one port.  Its
+Every host's address (127.0.1.N) answers SSH on one port: one OpenSSH sshd per 16 hosts
+(its limit of listening addresses), all with one host key (:class:`mocks.sshd.SshServerGroup`).  Their
 ``ForceCommand`` is a small wrapper: it finds the host by the address the client connected
 to (``$SSH_CONNECTION``), and runs the client's ``sh -s`` script with ``PATH`` starting at
 shims of ``cat``, ``tee``, ``id``, ``systemctl``, ``df`` and ``sudo`` that map absolute
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from .host import HostState, SimulatedHost
 from .layouts import host_layout
-from .sshd import SshdUnavailable, SshServer, _free_port
+from .sshd import SshServerGroup
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -131,7 +132,10 @@ exit $rc
     + r"""for f in "$@"; do
   case "$f" in
     /proc/*|/sys/*) if [ "$uid" != 0 ]; then echo "tee: $f: Permission denied" >&2; exit 1; fi
-                    exec /usr/bin/tee -a -- "$OOB_FAKE_ROOT$f";;
+                    /usr/bin/tee -a -- "$OOB_FAKE_ROOT$f"; rc=$?
+                    # the host's address, once written: one file for the mock to watch, not one per host
+                    echo "${OOB_FAKE_ROOT##*/}" >> "${OOB_FAKE_ROOT%/*}/written"
+                    exit $rc;;
     -*) ;;
     *) echo "tee: the simulated host only writes /proc and /sys" >&2; exit 1;;
   esac
@@ -344,10 +348,11 @@ def _zero_address(line: str) -> str:
 
 
 class HostSsh:
-    """The sshd every simulated host answers SSH on, with a fake tree per host."""
+    """The sshd every simulated host answers SSH on (one per 16 hosts: :class:`SshServerGroup`),
+    with a fake tree per host."""
 
     def __init__(
-        self, workdir: Path, server: SshServer, trees: dict[str, HostTree], known_hosts: Path
+        self, workdir: Path, server: SshServerGroup, trees: dict[str, HostTree], known_hosts: Path
     ) -> None:
         self.workdir = workdir
         self.server = server
@@ -375,25 +380,10 @@ class HostSsh:
         wrapper = workdir / "force-command"
         _write(wrapper, _WRAPPER.replace("@BASE@", str(workdir)).replace("@SHIMS@", str(shims)), 0o755)
         addresses = [tree.host.address for tree in trees.values() if tree.host.address]
-        last: Exception | None = None
-        for _ in range(5):
-            port = _free_port(addresses[0])
-            extra = [f"ListenAddress {address}:{port}" for address in addresses[1:]]
-            extra += [f"ForceCommand {wrapper}", "DisableForwarding yes"]
-            try:
-                server = SshServer.start(workdir / "sshd", host=addresses[0], port=port, extra_config=extra)
-                break
-            except SshdUnavailable as exc:
-                last = exc
-                if "already in use" not in str(exc):
-                    raise
-        else:
-            raise SshdUnavailable(str(last))
-        known_hosts = workdir / "known_hosts"
-        known_hosts.write_text(
-            "".join(f"[{address}]:{server.port} {server.host_key}\n" for address in addresses)
+        server = SshServerGroup.start(
+            workdir / "sshd", addresses, extra_config=[f"ForceCommand {wrapper}", "DisableForwarding yes"]
         )
-        hsh = cls(workdir, server, trees, known_hosts)
+        hsh = cls(workdir, server, trees, server.known_hosts)
         hsh.poll = poll
         return hsh
 
@@ -426,9 +416,24 @@ class HostSsh:
             tree.render()
 
     def _watch_triggers(self) -> None:
+        # the tee shim appends the address of each host it wrote to: a stat per poll whatever
+        # the fleet's size (a read of every host's trigger cost 0.44 of a core at 1,000 hosts)
+        by_address = {tree.host.address: tree for tree in self.trees.values()}
+        written, offset = self.workdir / "written", 0
         while not self._stop.wait(self.poll):
-            for tree in self.trees.values():
-                if "c" in tree.take_trigger() and tree.host.state is HostState.RUNNING:
+            try:
+                if written.stat().st_size <= offset:
+                    continue
+                with written.open("rb") as lines:
+                    lines.seek(offset)
+                    data = lines.read()
+            except OSError:
+                continue
+            data = data[: data.rfind(b"\n") + 1]  # whole lines only: the rest is still being written
+            offset += len(data)
+            for address in dict.fromkeys(data.decode("ascii", "replace").split()):
+                tree = by_address.get(address)
+                if tree is not None and "c" in tree.take_trigger() and tree.host.state is HostState.RUNNING:
                     tree.host.sysrq_crash()
 
     def stop(self) -> None:
