@@ -150,6 +150,7 @@ class Fleet:
         fence_kdump: Sequence[NodeSpec] | NodeSpec | None = None,
         fence_kdump_interval: float = _HOST_DEFAULTS.fence_kdump_interval,
         latency_ms: int = 0,
+        bmc_addresses: str | None = None,
     ) -> Fleet:
         """Start ``count`` BMCs of every flavour in ``vendors``, all listening when this returns.
 
@@ -182,6 +183,10 @@ class Fleet:
         every ``fence_kdump_interval`` seconds (scaled) until the dump ends.
         ``latency_ms`` delays every Redfish response of every BMC (the ``latency_ms`` fault,
         set on each BMC at start; change it per BMC with :meth:`set_faults`).
+        ``bmc_addresses`` (an IPv4 loopback address such as ``127.1.0.1``) gives every BMC an
+        address of its own, from that one up, instead of all sharing ``bind``: as in a real
+        fleet, where oob takes one address for one BMC (its lock, its repeat guard) — which
+        matters for IPMI, whose inventory address carries no port.
         Raises ValueError for an unknown flavour, cipher mode, layout or hang kind, a count
         below 1, a negative latency or a non-loopback address.
 
@@ -205,6 +210,7 @@ class Fleet:
         kinds = hang_kinds(hang_kind)
         first_host = _first_host_address(first_host_address)
         address = loopback_address(bind)
+        first_bmc = _first_host_address(bmc_addresses) if bmc_addresses is not None else None
         control_endpoint = loopback_endpoint(control) if control is not None else None
         serves_ipmi = ipmi or any(flavour.ipmi_only for flavour in flavours)
         if serves_ipmi:
@@ -255,7 +261,7 @@ class Fleet:
                         MockBmc(
                             name,
                             flavour,
-                            address,
+                            address if first_bmc is None else str(first_bmc + index),
                             fleet._hub,
                             fleet.ca,
                             fleet.credentials,

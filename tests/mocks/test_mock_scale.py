@@ -139,3 +139,17 @@ def test_latency_is_set_on_every_redfish_bmc_and_usage_is_described(
     assert isinstance(usage, dict) and set(usage) == {"cpu_seconds", "peak_rss_mib", "threads", "open_files"}
     with pytest.raises(ValueError, match="latency_ms"):
         Fleet.start(vendors=["idrac9"], latency_ms=-1)
+
+
+def test_every_bmc_on_an_address_of_its_own(
+    mock_fleet_factory: Callable[..., Fleet], mock_http: Callable[[Fleet], requests.Session]
+) -> None:
+    fleet = mock_fleet_factory(["idrac9", "ipmi"], count=2, bmc_addresses="127.1.0.1", control=None)
+    assert [b.address for b in fleet.bmcs] == ["127.1.0.1", "127.1.0.2", "127.1.0.3", "127.1.0.4"]
+    assert fleet.bmc("idrac9-2").url.startswith("https://127.1.0.2:")
+    # the certificate names the BMC's own address: verification against the fleet's CA holds
+    assert mock_http(fleet).get(fleet.bmc("idrac9-2").url + "/redfish/v1/", timeout=10).status_code == 200
+    status = _ipmitool(fleet.bmc("ipmi-2"), "chassis", "power", "status")
+    assert status.returncode == 0 and "Chassis Power is on" in status.stdout, status.stderr
+    with pytest.raises(ValueError):
+        Fleet.start(vendors=["idrac9"], bmc_addresses="10.0.0.1")
