@@ -303,7 +303,8 @@ def _serve(args: argparse.Namespace) -> int:
         if inventory is not None:
             Path(inventory).unlink(missing_ok=True)
     print(
-        f"{NAME}: stopped" + (f"; removed {inventory}" if inventory is not None else "")
+        f"{NAME}: stopped"
+        + (f"; removed {inventory}" if inventory is not None else "")
         + f"; used {usage['cpu_seconds']:.2f} CPU s, peak RSS {usage['peak_rss_mib']:.0f} MiB",
         file=sys.stderr,
     )

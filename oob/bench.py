@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         "--parallel", default="8,100", help="oob's --parallel values, comma-separated (default 8,100)"
     )
     fanout.add_argument(
-        "--skip", default="", help="comma-separated contests to leave out: redfish, redfish-loop (the slow reference alone), ipmi, preflight"
+        "--skip",
+        default="",
+        help="comma-separated contests to leave out: redfish, redfish-loop (the slow reference alone), ipmi, preflight",
     )
     args = parser.parse_args(argv)
     if args.bench == "help":

@@ -33,6 +33,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mocks.fleet import Fleet
+
+#: what a contestant runs against a fleet: argv and its stdin
+Command = Callable[["Fleet", Path, dict[str, str]], tuple[list[str], str | None]]
 
 #: python-redfish-library's loop, run in a process of its own; reads its job from stdin
 _REDFISH_LOOP = r"""
@@ -83,7 +90,9 @@ class _Child:
     stderr: str
 
 
-def _run_child(argv: Sequence[str], env: dict[str, str], stdin: str | None = None, timeout: float = 3600) -> _Child:
+def _run_child(
+    argv: Sequence[str], env: dict[str, str], stdin: str | None = None, timeout: float = 3600
+) -> _Child:
     """Run ``argv``; its wall time, exit code and its own peak RSS.
 
     The RSS comes from GNU time (``/usr/bin/time -f %M``), which forks the command from its
@@ -95,7 +104,9 @@ def _run_child(argv: Sequence[str], env: dict[str, str], stdin: str | None = Non
         command = [str(timer), "-f", "%M", "-o", str(rss_file), *argv] if timer.is_file() else list(argv)
         start = time.perf_counter()
         try:
-            run = subprocess.run(command, input=stdin or "", capture_output=True, env=env, text=True, timeout=timeout)
+            run = subprocess.run(
+                command, input=stdin or "", capture_output=True, env=env, text=True, timeout=timeout
+            )
             code, out, err = run.returncode, run.stdout, run.stderr
         except subprocess.TimeoutExpired as expired:
             code, out, err = -9, str(expired.stdout or ""), f"timed out after {timeout:.0f} s"
@@ -114,32 +125,36 @@ def _mock_cpu() -> float:
 
 def _clean_env(workdir: Path, ca_file: Path) -> dict[str, str]:
     """No proxies, the fleet's CA for libraries that read the environment, oob's state here."""
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and not k.startswith("OOB_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and not k.startswith("OOB_")
+    }
     env.update(
         REQUESTS_CA_BUNDLE=str(ca_file),
         CURL_CA_BUNDLE=str(ca_file),
         OOB_AUDIT_LOG=str(workdir / "audit.jsonl"),
         XDG_STATE_HOME=str(workdir / "state"),
         XDG_CACHE_HOME=str(workdir / "cache"),
-        PYTHONPATH=os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")) if p),
+        PYTHONPATH=os.pathsep.join(
+            p for p in (str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")) if p
+        ),
     )
     return env
 
 
-def _fleet(vendors: list[str], n: int, workdir: Path, **options: object):  # type: ignore[no-untyped-def]
+def _fleet(vendors: list[str], n: int, workdir: Path, **options: Any) -> Fleet:
     if (Path(__file__).resolve().parents[1] / "mocks" / "fleet.py").is_file():
-        from mocks.fleet import Fleet  # this source checkout's mock, beside this oob
+        from mocks.fleet import Fleet as Mock  # this source checkout's mock, beside this oob
     else:
-        from oob_mock.fleet import Fleet  # the installed one
-    return Fleet.start(vendors=vendors, count=n, workdir=workdir, **options)  # type: ignore[arg-type]
+        from oob_mock.fleet import Fleet as Mock  # type: ignore[no-redef,import-not-found,unused-ignore]  # installed
+    return Mock.start(vendors=vendors, count=n, workdir=workdir, **options)
 
 
 def _contest(
     label: str,
     n: int,
     vendors: list[str],
-    fleet_options: dict[str, object],
-    command: Callable[[object, Path, dict[str, str]], tuple[list[str], str | None]],
+    fleet_options: dict[str, Any],
+    command: Command,
     *,
     sends_nmi: bool = True,
     check: Callable[[_Child], str] = lambda child: "",
@@ -163,39 +178,50 @@ def _contest(
     if child.exit_code not in (0, 8) and not note:
         tail = (child.stderr.strip().splitlines() or [""])[-1]
         note = f"exit {child.exit_code}: {tail[:120]}"
-    return Row(label, n, child.seconds, requests / n, nmis, child.rss_mib, mock_cpu, float(usage["peak_rss_mib"]), child.exit_code, note)
+    return Row(
+        label,
+        n,
+        child.seconds,
+        requests / n,
+        nmis,
+        child.rss_mib,
+        mock_cpu,
+        float(usage["peak_rss_mib"]),
+        child.exit_code,
+        note,
+    )
 
 
 # -- the contestants
 
 
-def _oob(subcommand: list[str]) -> Callable[[object, Path, dict[str, str]], tuple[list[str], str | None]]:
-    def command(fleet: object, workdir: Path, env: dict[str, str]) -> tuple[list[str], str | None]:
-        inventory = fleet.write_inventory(workdir / "fleet.toml")  # type: ignore[attr-defined]
+def _oob(subcommand: list[str]) -> Command:
+    def command(fleet: Fleet, workdir: Path, env: dict[str, str]) -> tuple[list[str], str | None]:
+        inventory = fleet.write_inventory(workdir / "fleet.toml")
         return [sys.executable, "-m", "oob", *subcommand, "-i", str(inventory)], None
 
     return command
 
 
-def _redfish_loop(fleet: object, workdir: Path, env: dict[str, str]) -> tuple[list[str], str | None]:
+def _redfish_loop(fleet: Fleet, workdir: Path, env: dict[str, str]) -> tuple[list[str], str | None]:
     job = {
-        "urls": [b.url for b in fleet.bmcs],  # type: ignore[attr-defined]
-        "username": fleet.username,  # type: ignore[attr-defined]
-        "password_file": str(fleet.password_file),  # type: ignore[attr-defined]
-        "ca_file": str(fleet.ca_file),  # type: ignore[attr-defined]
+        "urls": [b.url for b in fleet.bmcs],
+        "username": fleet.username,
+        "password_file": str(fleet.password_file),
+        "ca_file": str(fleet.ca_file),
         "system": IDRAC_SYSTEM,
     }
     return [sys.executable, "-c", _REDFISH_LOOP], json.dumps(job)
 
 
-def _ipmipower(fleet: object, workdir: Path, env: dict[str, str]) -> tuple[list[str], str | None]:
+def _ipmipower(fleet: Fleet, workdir: Path, env: dict[str, str]) -> tuple[list[str], str | None]:
     config = workdir / "freeipmi.conf"
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as stream:
-        stream.write(f"password {fleet.password}\n")  # type: ignore[attr-defined]
-    hosts = ",".join(f"{b.address}:{b.ipmi_port}" for b in fleet.bmcs)  # type: ignore[attr-defined]
+        stream.write(f"password {fleet.password}\n")
+    hosts = ",".join(f"{b.address}:{b.ipmi_port}" for b in fleet.bmcs)
     tool = shutil.which("ipmipower") or "ipmipower"
-    argv = [tool, "-D", "LAN_2_0", "-u", fleet.username, "--config-file", str(config), "-h", hosts, "--pulse"]  # type: ignore[attr-defined]
+    argv = [tool, "-D", "LAN_2_0", "-u", fleet.username, "--config-file", str(config), "-h", hosts, "--pulse"]
     return argv, None
 
 
@@ -248,7 +274,9 @@ def run(n: int, latency_ms: int, parallel: list[int], skip: set[str]) -> int:
             oob_rows.append(_contest(f"oob nmi redfish --parallel {p}", n, ["idrac9"], latency, nmi))
             show(oob_rows[-1])
         if "redfish-loop" not in skip:
-            loop = _contest("redfish library loop (sequential)", n, ["idrac9"], latency, _redfish_loop, check=_loop_check)
+            loop = _contest(
+                "redfish library loop (sequential)", n, ["idrac9"], latency, _redfish_loop, check=_loop_check
+            )
             show(loop)
             for row in oob_rows:
                 ratios.append(f"{row.label}: {loop.seconds / row.seconds:.1f}x the library loop's speed")
@@ -268,10 +296,19 @@ def run(n: int, latency_ms: int, parallel: list[int], skip: set[str]) -> int:
     if "preflight" not in skip:
         p = max(parallel)
         try:
-            row = _contest(f"oob preflight --parallel {p}", n, ["idrac9"], {**latency, "host_ssh": True},
-                           _oob(["preflight", "all", "--json", "--parallel", str(p)]), sends_nmi=False)
-        except Exception as error:  # noqa: BLE001 - the mock's SSH side could not start: say why, go on
-            print(f"oob preflight skipped: the mock cannot give {n} hosts SSH ({type(error).__name__}: {error})")
+            row = _contest(
+                f"oob preflight --parallel {p}",
+                n,
+                ["idrac9"],
+                {**latency, "host_ssh": True},
+                _oob(["preflight", "all", "--json", "--parallel", str(p)]),
+                sends_nmi=False,
+            )
+        except (RuntimeError, OSError, ValueError) as error:  # the mock's sshd (SshdUnavailable) and hosts
+            reason = (str(error).strip().splitlines() or [""])[-1]  # sshd's log ends with its reason
+            print(
+                f"oob preflight skipped: the mock cannot give {n} hosts SSH ({type(error).__name__}: {reason})"
+            )
         else:
             show(row)
     for line in ratios:
@@ -280,4 +317,3 @@ def run(n: int, latency_ms: int, parallel: list[int], skip: set[str]) -> int:
     for row in wrong:
         print(f"!!! {row.label}: the mock counted {row.nmis} NMIs for N = {row.n} !!!")
     return 1 if wrong else 0
-
