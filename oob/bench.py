@@ -1,7 +1,7 @@
 """Benchmarks that print figures (never assertions in the test suite).
 
 python -m oob.bench help [--runs N]     wall time of `oob --help` (target <= 150 ms)
-python -m oob.bench fanout [--n 100] [--latency-ms 200] [--parallel 8,100] [--skip ipmi,...]
+python -m oob.bench fanout [--n 100] [--latency-ms 200] [--parallel 8,100] [--skip ipmi,...] [--timeout 900]
                                         oob vs python-redfish-library and ipmipower over N mock BMCs
 """
 
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated contests to leave out: redfish, redfish-loop (the slow reference alone), ipmi, preflight",
     )
+    fanout.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds before a contestant is killed (default 900)"
+    )
     args = parser.parse_args(argv)
     if args.bench == "help":
         return bench_help(args.runs)
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--n and every --parallel value must be at least 1, --latency-ms at least 0")
         from .benchfanout import run  # the mock fleet is imported only for this benchmark
 
-        return run(args.n, args.latency_ms, parallel, skip)
+        return run(args.n, args.latency_ms, parallel, skip, args.timeout)
     return 2
 
 

@@ -22,6 +22,7 @@ ratios.  Nothing is asserted: benchmarks are not tests.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -108,8 +109,8 @@ def _run_child(
                 command, input=stdin or "", capture_output=True, env=env, text=True, timeout=timeout
             )
             code, out, err = run.returncode, run.stdout, run.stderr
-        except subprocess.TimeoutExpired as expired:
-            code, out, err = -9, str(expired.stdout or ""), f"timed out after {timeout:.0f} s"
+        except subprocess.TimeoutExpired:
+            code, out, err = -9, "", f"killed: still running after {timeout:.0f} s"
         seconds = time.perf_counter() - start
         try:
             rss_mib = int(rss_file.read_text().strip().splitlines()[-1]) / 1024  # %M is in KiB
@@ -158,6 +159,7 @@ def _contest(
     *,
     sends_nmi: bool = True,
     check: Callable[[_Child], str] = lambda child: "",
+    timeout: float = 900.0,
 ) -> Row:
     with tempfile.TemporaryDirectory(prefix="oob-bench-fanout-") as work:
         workdir = Path(work)
@@ -166,7 +168,7 @@ def _contest(
             env = _clean_env(workdir, fleet.ca_file)
             argv, stdin = command(fleet, workdir, env)
             cpu = _mock_cpu()
-            child = _run_child(argv, env, stdin)
+            child = _run_child(argv, env, stdin, timeout)
             mock_cpu = _mock_cpu() - cpu
             bmcs = fleet.bmcs
             requests = sum(b.requests_redfish if b.has_redfish else b.requests_ipmi for b in bmcs)
@@ -244,8 +246,9 @@ def _loop_check(child: _Child) -> str:
 # -- the run
 
 
-def run(n: int, latency_ms: int, parallel: list[int], skip: set[str]) -> int:
+def run(n: int, latency_ms: int, parallel: list[int], skip: set[str], timeout: float = 900.0) -> int:
     latency = {"latency_ms": latency_ms}
+    contest = functools.partial(_contest, timeout=timeout)  # a stuck contestant is killed, its row marked
     rows: list[Row] = []
     ratios: list[str] = []
 
@@ -271,14 +274,16 @@ def run(n: int, latency_ms: int, parallel: list[int], skip: set[str]) -> int:
         oob_rows = []
         for p in parallel:
             nmi = _oob(["nmi", "all", "--yes", "--json", "--parallel", str(p)])
-            oob_rows.append(_contest(f"oob nmi redfish --parallel {p}", n, ["idrac9"], latency, nmi))
+            oob_rows.append(contest(f"oob nmi redfish --parallel {p}", n, ["idrac9"], latency, nmi))
             show(oob_rows[-1])
         if "redfish-loop" not in skip:
-            loop = _contest(
+            loop = contest(
                 "redfish library loop (sequential)", n, ["idrac9"], latency, _redfish_loop, check=_loop_check
             )
             show(loop)
             for row in oob_rows:
+                if row.exit_code != 0 or not row.nmis_ok or row.note:
+                    continue  # a ratio to a run that did not finish would mislead
                 ratios.append(f"{row.label}: {loop.seconds / row.seconds:.1f}x the library loop's speed")
     if "ipmi" not in skip:
         if shutil.which("ipmipower") is None:
@@ -287,16 +292,18 @@ def run(n: int, latency_ms: int, parallel: list[int], skip: set[str]) -> int:
             oob_ipmi = []
             for p in parallel:
                 nmi = _oob(["nmi", "all", "--yes", "--json", "--parallel", str(p)])
-                oob_ipmi.append(_contest(f"oob nmi ipmi --parallel {p}", n, ["ipmi"], {}, nmi))
+                oob_ipmi.append(contest(f"oob nmi ipmi --parallel {p}", n, ["ipmi"], {}, nmi))
                 show(oob_ipmi[-1])
-            pulse = _contest("ipmipower --pulse", n, ["ipmi"], {}, _ipmipower, check=_ipmipower_check(n))
+            pulse = contest("ipmipower --pulse", n, ["ipmi"], {}, _ipmipower, check=_ipmipower_check(n))
             show(pulse)
             for row in oob_ipmi:
+                if row.exit_code != 0 or not row.nmis_ok or row.note:
+                    continue
                 ratios.append(f"{row.label}: {row.seconds / pulse.seconds:.1f}x ipmipower's wall time")
     if "preflight" not in skip:
         p = max(parallel)
         try:
-            row = _contest(
+            row = contest(
                 f"oob preflight --parallel {p}",
                 n,
                 ["idrac9"],
