@@ -8,6 +8,9 @@ With ``--dump-root`` the simulated hosts write crash dumps there after an NMI; `
 starts them hung (their probes silent) so that ``oob crash`` runs against them as it
 would against real hung machines, and ``--scale`` makes the crash cycle fast.
 ``--host-ssh`` makes the hosts answer SSH with a fake, ready kdump state (``oob preflight``).
+``--latency-ms`` delays every Redfish response (real BMCs take 100 ms to seconds).
+The ready line's ``usage`` (and the stop message) say the mock's own CPU seconds and peak
+RSS, so that a benchmark can tell the mock's cost from the client's.
 ``--hang-kind`` (``hard``, ``softlockup``, ``hungtask``, ``rcustall``, ``oops``) gives the
 hung hosts' kernel logs that hang's reports before the NMI panic (:mod:`mocks.kernellog`).
 """
@@ -142,6 +145,14 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="strict: cipher suite 3 only, other proposals refused so clients fall back (default); "
         "always3: answer suite 3 whatever was proposed, as stock pyghmi and VirtualBMC do",
     )
+    serve.add_argument(
+        "--latency-ms",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="every Redfish response of every BMC comes this many milliseconds late, as real BMCs "
+        "answer (the latency_ms fault; default 0)",
+    )
     _host_options(serve)
     commands.add_parser("vendors", help="list the vendor flavours")
     return parser
@@ -223,6 +234,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown vendor flavour(s) {', '.join(unknown)}; known: {', '.join(FLAVOURS)}")
     if args.count < 1:
         raise UsageError("--count must be at least 1")
+    if args.latency_ms < 0:
+        raise UsageError("--latency-ms must not be negative")
     try:
         bind = loopback_address(args.bind)
         loopback_endpoint(args.control)
@@ -242,6 +255,7 @@ def _serve(args: argparse.Namespace) -> int:
             password=password,
             ipmi=args.ipmi,
             ipmi_cipher_mode=args.ipmi_cipher_mode,
+            latency_ms=args.latency_ms,
             **host_options,
         )
     except OSError as error:  # a port in use, an unwritable workdir
@@ -283,11 +297,17 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     finally:
         restore()
+        usage = fleet.usage()  # before stopping: the threads and descriptors still open
         fleet.stop()
         # the inventory names the fleet's CA and password file, gone with the fleet
         if inventory is not None:
             Path(inventory).unlink(missing_ok=True)
-    print(f"{NAME}: stopped" + (f"; removed {inventory}" if inventory is not None else ""), file=sys.stderr)
+    print(
+        f"{NAME}: stopped"
+        + (f"; removed {inventory}" if inventory is not None else "")
+        + f"; used {usage['cpu_seconds']:.2f} CPU s, peak RSS {usage['peak_rss_mib']:.0f} MiB",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -41,9 +41,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import resource
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -77,6 +79,7 @@ CA_FILE = "ca.pem"
 #: the first host's address; the others follow
 FIRST_HOST_ADDRESS = "127.0.1.1"
 _HOST_DEFAULTS = HostConfig()
+_NR_OPEN_DEFAULT = 1 << 20
 
 
 class Fleet:
@@ -146,6 +149,8 @@ class Fleet:
         hang_kind: Sequence[str] | str | None = None,
         fence_kdump: Sequence[NodeSpec] | NodeSpec | None = None,
         fence_kdump_interval: float = _HOST_DEFAULTS.fence_kdump_interval,
+        latency_ms: int = 0,
+        bmc_addresses: str | None = None,
     ) -> Fleet:
         """Start ``count`` BMCs of every flavour in ``vendors``, all listening when this returns.
 
@@ -176,14 +181,27 @@ class Fleet:
         every host's kdump ``fence_kdump_nodes``: once its crash kernel has booted it sends them
         fence_kdump's "kdump has started" (:mod:`mocks.fence_kdump`) from its own address, then
         every ``fence_kdump_interval`` seconds (scaled) until the dump ends.
+        ``latency_ms`` delays every Redfish response of every BMC (the ``latency_ms`` fault,
+        set on each BMC at start; change it per BMC with :meth:`set_faults`).
+        ``bmc_addresses`` (an IPv4 loopback address such as ``127.1.0.1``) gives every BMC an
+        address of its own, from that one up, instead of all sharing ``bind``: as in a real
+        fleet, where oob takes one address for one BMC (its lock, its repeat guard) — which
+        matters for IPMI, whose inventory address carries no port.
         Raises ValueError for an unknown flavour, cipher mode, layout or hang kind, a count
-        below 1 or a non-loopback address.
+        below 1, a negative latency or a non-loopback address.
+
+        A fleet of a thousand BMCs needs several thousand descriptors (a listener and a
+        probe listener per host, a UDP socket per IPMI endpoint, the connections): the soft
+        RLIMIT_NOFILE is raised to the hard limit first (:func:`raise_open_files_limit`).
         """
         flavours = [get_flavour(name) for name in _unique(vendors)]
         if not flavours:
             raise ValueError("no vendor flavour given")
         if count < 1:
             raise ValueError("count must be at least 1")
+        if isinstance(latency_ms, bool) or not isinstance(latency_ms, int) or latency_ms < 0:
+            raise ValueError("latency_ms must be an integer of at least 0")
+        raise_open_files_limit()
         # not de-duplicated: ["rhel", "rhel", "suse"] means two RHEL hosts for each SUSE one
         names = layouts.split(",") if isinstance(layouts, str) else layouts
         host_layouts = [host_layout(name) for name in names if name.strip()]
@@ -192,6 +210,7 @@ class Fleet:
         kinds = hang_kinds(hang_kind)
         first_host = _first_host_address(first_host_address)
         address = loopback_address(bind)
+        first_bmc = _first_host_address(bmc_addresses) if bmc_addresses is not None else None
         control_endpoint = loopback_endpoint(control) if control is not None else None
         serves_ipmi = ipmi or any(flavour.ipmi_only for flavour in flavours)
         if serves_ipmi:
@@ -242,7 +261,7 @@ class Fleet:
                         MockBmc(
                             name,
                             flavour,
-                            address,
+                            address if first_bmc is None else str(first_bmc + index),
                             fleet._hub,
                             fleet.ca,
                             fleet.credentials,
@@ -255,6 +274,8 @@ class Fleet:
                     )
             for bmc in fleet.bmcs:
                 bmc.start()
+                if latency_ms and bmc.has_redfish:
+                    bmc.set_faults(latency_ms=latency_ms)
             if hung:
                 for bmc in fleet.bmcs:
                     bmc.host.set_state("hung")
@@ -404,9 +425,27 @@ class Fleet:
         )
         return write_atomically(Path(path), text)
 
+    def usage(self) -> dict[str, float | int]:
+        """What the process serving the fleet has used so far: CPU seconds (user + system),
+        peak RSS in MiB, threads and open descriptors (so a benchmark can tell the mock's
+        cost from the client's).  For the whole process: run the fleet in a process of its
+        own (``mock serve``) or one that does little else."""
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        try:
+            descriptors = len(os.listdir("/proc/self/fd"))
+        except OSError:  # not Linux
+            descriptors = -1
+        return {
+            "cpu_seconds": round(own.ru_utime + own.ru_stime, 3),
+            "peak_rss_mib": round(own.ru_maxrss / 1024, 1),  # ru_maxrss is in KiB on Linux
+            "threads": threading.active_count(),
+            "open_files": descriptors,
+        }
+
     def describe(self) -> dict[str, object]:
         """The summary the CLI prints when ready (no secrets)."""
         return {
+            "usage": self.usage(),
             "control": self.control_url,
             "ca_file": str(self.ca_file),
             "password_file": str(self.password_file),
@@ -463,6 +502,23 @@ class Fleet:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (never lowers it); returns (soft, hard).
+
+    Many shells start with a soft limit of 1024, which a fleet of a few hundred BMCs
+    exceeds; the hard limit is what an unprivileged process may take without asking."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # an unlimited hard limit still stops at the kernel's fs.nr_open (1,048,576 by default)
+    wanted = _NR_OPEN_DEFAULT if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):  # more than the kernel grants: keep what we have
+            pass
+    return soft, hard
 
 
 def _unique(names: Iterable[str]) -> list[str]:

@@ -454,6 +454,10 @@ class IpmiMockServer:
         self._lock = threading.Lock()
         # writing a byte here wakes the loop (a BMC added or the server stopping)
         self._wake_r, self._wake_w = socket.socketpair()
+        # non-blocking both ends: BMCs added before start() would otherwise fill the pair's
+        # buffer and block add_bmc forever (a few hundred wakes nobody reads yet)
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -536,7 +540,7 @@ class IpmiMockServer:
                 if sock is None or flags & select.POLLNVAL:
                     continue  # a BMC removed (its socket closed) while we waited
                 if sock is self._wake_r:
-                    self._wake_r.recv(4096)
+                    self._drain_wake()
                     continue
                 self._service(sock)
 
@@ -554,10 +558,17 @@ class IpmiMockServer:
         except Exception:
             log.exception("%s: error handling a datagram from %s", bmc.name, sockaddr)
 
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:  # BlockingIOError: drained
+            pass
+
     def _wake(self) -> None:
         try:
             self._wake_w.send(b"\x01")
-        except OSError:
+        except OSError:  # BlockingIOError: the buffer is full, the loop will wake anyway
             pass
 
     def stop(self) -> None:

@@ -52,6 +52,8 @@ class LivenessServer:
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        # a full buffer already means "wake up": never block the caller on it
+        self._wake_w.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._lock = threading.Lock()
         self._pending: list[_Listener] = []

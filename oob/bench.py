@@ -1,6 +1,8 @@
 """Benchmarks that print figures (never assertions in the test suite).
 
 python -m oob.bench help [--runs N]     wall time of `oob --help` (target <= 150 ms)
+python -m oob.bench fanout [--n 100] [--latency-ms 200] [--parallel 8,100] [--skip ipmi,...] [--timeout 900]
+                                        oob vs python-redfish-library and ipmipower over N mock BMCs
 """
 
 from __future__ import annotations
@@ -51,9 +53,37 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="bench", required=True)
     help_parser = sub.add_parser("help", help="time `oob --help`")
     help_parser.add_argument("--runs", type=int, default=20)
+    fanout = sub.add_parser("fanout", help="oob vs the reference tools over N mock BMCs (oob.benchfanout)")
+    fanout.add_argument("--n", type=int, default=100, help="BMCs per contestant (default 100)")
+    fanout.add_argument("--latency-ms", type=int, default=200, help="per Redfish response (default 200)")
+    fanout.add_argument(
+        "--parallel", default="8,100", help="oob's --parallel values, comma-separated (default 8,100)"
+    )
+    fanout.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated contests to leave out: redfish, redfish-loop (the slow reference alone), ipmi, preflight",
+    )
+    fanout.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds before a contestant is killed (default 900)"
+    )
     args = parser.parse_args(argv)
     if args.bench == "help":
         return bench_help(args.runs)
+    if args.bench == "fanout":
+        try:
+            parallel = [int(value) for value in args.parallel.split(",") if value.strip()]
+        except ValueError:
+            parser.error(f"--parallel {args.parallel!r}: expected numbers such as 8,100")
+        skip = {name.strip() for name in args.skip.split(",") if name.strip()}
+        unknown = skip - {"redfish", "redfish-loop", "ipmi", "preflight"}
+        if unknown:
+            parser.error(f"--skip: unknown contest(s) {', '.join(sorted(unknown))}")
+        if args.n < 1 or args.latency_ms < 0 or not parallel or min(parallel) < 1:
+            parser.error("--n and every --parallel value must be at least 1, --latency-ms at least 0")
+        from .benchfanout import run  # the mock fleet is imported only for this benchmark
+
+        return run(args.n, args.latency_ms, parallel, skip, args.timeout)
     return 2
 
 
