@@ -52,6 +52,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+from oob.fdlimit import raise_open_files_limit
+
 from .bmc import MockBmc
 from .bmc_logs import event_log_for
 from .control import ControlServer
@@ -79,7 +81,6 @@ CA_FILE = "ca.pem"
 #: the first host's address; the others follow
 FIRST_HOST_ADDRESS = "127.0.1.1"
 _HOST_DEFAULTS = HostConfig()
-_NR_OPEN_DEFAULT = 1 << 20
 
 
 class Fleet:
@@ -502,23 +503,6 @@ class Fleet:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def raise_open_files_limit() -> tuple[int, int]:
-    """Raise the soft RLIMIT_NOFILE to the hard limit (never lowers it); returns (soft, hard).
-
-    Many shells start with a soft limit of 1024, which a fleet of a few hundred BMCs
-    exceeds; the hard limit is what an unprivileged process may take without asking."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # an unlimited hard limit still stops at the kernel's fs.nr_open (1,048,576 by default)
-    wanted = _NR_OPEN_DEFAULT if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-        except (ValueError, OSError):  # more than the kernel grants: keep what we have
-            pass
-    return soft, hard
 
 
 def _unique(names: Iterable[str]) -> list[str]:

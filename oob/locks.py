@@ -26,6 +26,7 @@ from pathlib import Path
 from oob import whoami
 from oob.audit import private_directory
 from oob.errors import AuditLogError, SafetyRefusal
+from oob.fdlimit import above_select_range
 
 
 def _lock_name(host: str) -> str:
@@ -69,7 +70,8 @@ def _open_lock_file(path: Path) -> int:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise AuditLogError(f"the lock file {path} is not a regular file; refusing to use it")
-    return fd
+    # held for the whole run, two per host: kept out of the numbers select(2) can watch
+    return above_select_range(fd)
 
 
 @contextmanager

@@ -148,8 +148,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """The ``oob`` entry point: exits with the command's code."""
     from typer import _click
 
+    from oob.fdlimit import raise_open_files_limit
     from oob.safetext import printable
 
+    # a run over hundreds of hosts needs more descriptors than many shells' soft limit
+    raise_open_files_limit()
     args = hoist_global_options(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     _clean_arguments(command)
