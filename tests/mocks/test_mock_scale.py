@@ -152,4 +152,4 @@ def test_every_bmc_on_an_address_of_its_own(
     status = _ipmitool(fleet.bmc("ipmi-2"), "chassis", "power", "status")
     assert status.returncode == 0 and "Chassis Power is on" in status.stdout, status.stderr
     with pytest.raises(ValueError):
-        Fleet.start(vendors=["idrac9"], bmc_addresses="10.0.0.1")
+        Fleet.start(vendors=["idrac9"], bmc_addresses="198.51.100.1")
