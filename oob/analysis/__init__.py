@@ -11,7 +11,7 @@ extracting one from a vmcore are :mod:`oob.analysis.source`'s job.
 
 from __future__ import annotations
 
-from oob.analysis.kernellog import read_log
+from oob.analysis.kernellog import MAX_LINE_CHARS, read_log
 from oob.analysis.model import Analysis, Confidence, Finding, FindingKind, Frame, Task, Verdict
 from oob.analysis.verdict import decide, facts_of
 
@@ -38,6 +38,10 @@ def analyze_text(text: str, *, source: str = "text", notes: tuple[str, ...] = ()
     """Findings and verdict of one kernel log's text."""
     parsed = read_log(text)
     found_notes = list(notes)
+    if parsed.lines_cut:
+        found_notes.append(
+            f"{parsed.lines_cut} lines longer than {MAX_LINE_CHARS} characters were read only that far"
+        )
     if parsed.findings_dropped:
         found_notes.append(f"{parsed.findings_dropped} reports in the middle of the log were not kept")
     verdict = decide(parsed, found_notes)

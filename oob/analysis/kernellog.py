@@ -22,7 +22,7 @@ input, so a 10,000-line log takes milliseconds.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from oob.analysis.model import Finding, FindingKind, Frame, Stack, Task
 
@@ -32,6 +32,9 @@ MAX_TITLE = 240
 MAX_FRAMES = 48
 #: reports kept (the first ones and the last ones matter: what started it, what ended it)
 MAX_FINDINGS = 400
+#: a kernel log record is at most 1,024 characters (printk's LOG_LINE_MAX); the rest of a
+#: longer line is not read
+MAX_LINE_CHARS = 4096
 #: lines after its header within which a report still takes its dump
 DUMP_WINDOW = 80
 #: reports waiting for their dump at once (two per CPU of a big host is plenty)
@@ -39,8 +42,12 @@ MAX_PENDING = 512
 
 # "[ 1234.567890] text", "<4>[ 1.5] text", "[    7.9] [  T127] text" (CONFIG_PRINTK_CALLER),
 # and syslog/journal lines "Nov 30 03:12:01 web42 kernel: [ 7.9] text"
+# Every pattern here is linear in the line's length: no two adjacent parts can match the same
+# characters (a crafted line must not make a regex backtrack), and lines are cut to
+# MAX_LINE_CHARS first.
 _PREFIX = re.compile(
-    r"^(?:\S+\s+\d+\s+[\d:]{8}\s+\S+\s+kernel:\s?|\S+T[\d:.]+\S*\s+\S+\s+kernel:\s?)?"
+    r"^(?:[A-Z][a-z]{2}\s+\d{1,2}\s+\d{2}:\d{2}:\d{2}\s+\S+\s+kernel:\s?"
+    r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\s+\S+\s+kernel:\s?)?"
     r"(?:<\d+>)?(?:\[\s*(?P<time>\d+\.\d+)\]\s?)?(?:\[\s*[CT]\d+\]\s?)?"
 )
 # "nmihang_spin+0xd/0x10 [nmihang]", older "[<ffffffff8104a9a5>] intel_idle+0x85/0x130"
@@ -49,18 +56,19 @@ _FRAME = re.compile(
     r"(?P<off>\+0x[0-9a-f]+/0x[0-9a-f]+)(?:\s+\[(?P<mod>[\w-]+)\])?\s*$"
 )
 _FRAME_ANYWHERE = re.compile(
-    r"(?P<sym>[A-Za-z_.$][\w.$]*)(?P<off>\+0x[0-9a-f]+/0x[0-9a-f]+)(?:\s+\[(?P<mod>[\w-]+)\])?"
+    # the look-behind: a symbol starts where a name starts, not inside one (linear search)
+    r"(?<![\w.$])(?P<sym>[A-Za-z_.$][\w.$]*)(?P<off>\+0x[0-9a-f]+/0x[0-9a-f]+)(?:\s+\[(?P<mod>[\w-]+)\])?"
 )
 _CPU_LINE = re.compile(
     r"^CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>.{1,16}?)"
-    r"(?: Kdump: \w+)?\s+(?:Not tainted|Tainted: (?P<taint>[A-Z][A-Z ]*?))\s+(?P<rel>\d\S*)(?:\s|$)"
+    r"(?: Kdump: \w+)?\s+(?:Not tainted|Tainted: (?P<taint>[A-Z][A-Z ]{0,40}?))\s+(?P<rel>\d\S*)(?:\s|$)"
 )
 _TASK_LINE = re.compile(r"^task:(?P<comm>.{1,16}?)\s+state:(?P<state>\w)\b.*?\bpid:\s*(?P<pid>\d+)")
 _RIP = re.compile(r"^(?:RIP: [0-9a-f]{4}:|pc : |EIP: |NIP: \[<[0-9a-f]+>\] |PSW:.*?\()(?P<rest>.*)$")
 _MARKER = re.compile(r"^\s*</?(?P<name>TASK|NMI|IRQ|SOFTIRQ|EOE)>\s*$")
 _CALL_TRACE = re.compile(r"^(?:Call Trace:|Call trace:|Backtrace:)\s*$")
 _MODULES = re.compile(r"^Modules linked in:(?P<list>.*)$")
-_MODULE_FLAGS = re.compile(r"(?P<name>[\w-]+)\((?P<flags>[A-Z+\-]+)\)")
+_MODULE_FLAGS = re.compile(r"(?<![\w-])(?P<name>[\w-]+)\((?P<flags>[A-Z+\-]+)\)")
 
 # -- report headers ---------------------------------------------------------------------------
 _SOFT_LOCKUP = re.compile(
@@ -163,6 +171,8 @@ class ParsedLog:
     #: held locks lockdep printed (comm:pid holding them), for hung tasks
     lock_holders: list[Task] = field(default_factory=list)
     findings_dropped: int = 0
+    #: lines longer than MAX_LINE_CHARS, read only to that length
+    lines_cut: int = 0
 
 
 def split_line(raw: str) -> tuple[float | None, str]:
@@ -493,12 +503,11 @@ def read_log(text: str) -> ParsedLog:
     reader = _Reader()
     lineno = 0
     for lineno, raw in enumerate(text.splitlines(), start=1):
+        if len(raw) > MAX_LINE_CHARS:
+            raw = raw[:MAX_LINE_CHARS]
+            reader.out.lines_cut += 1
         time, rest = split_line(raw)
         reader.feed(lineno, time, rest)
     reader.close_stack()
     reader.out.lines = lineno
     return reader.out
-
-
-def with_culprit(finding: Finding, culprit: str | None, frame: Frame | None) -> Finding:
-    return replace(finding, culprit=culprit, culprit_frame=frame)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oob.analysis import Confidence, FindingKind, analyze_bytes, analyze_text
-from oob.analysis.kernellog import MAX_FINDINGS, MAX_TITLE
+from oob.analysis.kernellog import MAX_FINDINGS, MAX_LINE_CHARS, MAX_TITLE
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "kernel-logs"
 
@@ -84,3 +84,18 @@ def test_overlong_lines_are_cut() -> None:
     assert analysis.facts.panic_reason is not None
     assert len(analysis.facts.panic_reason) == MAX_TITLE
     assert len(analysis.verdict.headline) <= 80
+
+
+def test_crafted_long_lines_are_cut_and_the_rest_still_read() -> None:
+    # shapes that made the patterns backtrack: a timestamp-like token, a symbol-like run,
+    # a module-like run, a taint-like run; each line is read only to MAX_LINE_CHARS
+    crafted = [
+        "T1" * 500_000,
+        "2026-11-30T" + "1" * 100_000,
+        "RIP: 0010:" + "a" * 100_000,
+        "Modules linked in: " + "a" * 100_000,
+        "CPU: 0 PID: 1 Comm: x Tainted: G" + " A" * 50_000,
+    ]
+    analysis = analyze_bytes(("\n".join(crafted) + "\n").encode() + real("softlockup"))
+    assert analysis.verdict.kind is FindingKind.SOFT_LOCKUP
+    assert analysis.notes == (f"5 lines longer than {MAX_LINE_CHARS} characters were read only that far",)

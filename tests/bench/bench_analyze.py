@@ -83,6 +83,11 @@ def main() -> int:
     compare(f"{args.lines:,} lines".replace(",", " "), build(args.lines), args.runs)
     big = build(args.lines)
     compare("16 MiB", (big * (16 * 2**20 // len(big) + 1))[-16 * 2**20 :], max(1, args.runs // 2))
+    # lines shaped to make a pattern backtrack (each is read only to MAX_LINE_CHARS)
+    crafted = b"\n".join(
+        [b"T1" * 50_000, b"RIP: 0010:" + b"a" * 100_000, b"Modules linked in: " + b"a" * 100_000]
+    )
+    compare("crafted lines", (crafted + b"\n") * 100 + big, max(1, args.runs // 2))
     return 0
 
 
