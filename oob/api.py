@@ -126,16 +126,9 @@ def analyze_dumps(
 ) -> list[DumpAnalysis]:
     """``oob analyze``: one :class:`~oob.runbook.analyze.DumpAnalysis` per subject (where the
     dump is, its format, the analysis, or why none)."""
-    from oob.inventory import inventory_paths, load_inventory
-    from oob.runbook.analyze import AnalyzeRequest, run_analyze
+    from oob.runbook.analyze import AnalyzeRequest, InventoryHosts, run_analyze
 
-    hosts: dict[str, Host] = {}
-    if inventory or os.environ.get("OOB_INVENTORY", "").strip():
-        hosts = load_inventory(inventory_paths([Path(p) for p in inventory], os.environ)).hosts
+    lookup = InventoryHosts([Path(p) for p in inventory])
     return run_analyze(
-        subjects,
-        AnalyzeRequest(**options),
-        hosts=hosts.get,
-        sharing=lambda host: [h for h in hosts.values() if h.dump.target == host.dump.target],
-        emit=on_event,
+        subjects, AnalyzeRequest(**options), hosts=lookup.host, sharing=lookup.sharing, emit=on_event
     )

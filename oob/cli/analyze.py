@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -108,13 +108,13 @@ def analyze_command(
     setup_logging(verbose)
     with handle_errors(verbose):
         from oob.dump.layouts import families_for
-        from oob.runbook.analyze import AnalyzeRequest, run_analyze
+        from oob.runbook.analyze import AnalyzeRequest, InventoryHosts, run_analyze
 
         if not dumps:
             raise UsageError("which dumps? DUMP... (a dump directory, a log file, an ssh:// URL or a host)")
         families_for(layout)
         ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key, ssh_config)
-        lookup = _InventoryLookup(inventory)
+        lookup = InventoryHosts(inventory or [])
         results = run_analyze(
             dumps,
             AnalyzeRequest(
@@ -142,34 +142,3 @@ def analyze_command(
 
             print_analyses(results, Console(highlight=False))
         raise typer.Exit(max((r.exit_code for r in results), default=0))
-
-
-class _InventoryLookup:
-    """Host names resolved through the inventory, loaded only when a name needs it."""
-
-    def __init__(self, paths: list[Path] | None) -> None:
-        self.paths = paths
-        self._inventory: Any = None
-
-    def _load(self) -> Any:
-        if self._inventory is None:
-            import os
-
-            from oob.inventory import ENV_VAR, inventory_paths, load_inventory
-
-            if not self.paths and not os.environ.get(ENV_VAR, "").strip():
-                return None
-            self._inventory = load_inventory(inventory_paths(list(self.paths or []), os.environ))
-        return self._inventory
-
-    def host(self, name: str) -> Any:
-        inventory = self._load()
-        if inventory is None:
-            return None
-        return inventory.hosts.get(name)
-
-    def sharing(self, host: Any) -> list[Any]:
-        inventory = self._load()
-        if inventory is None:
-            return []
-        return [h for h in inventory.hosts.values() if h.dump.target == host.dump.target]

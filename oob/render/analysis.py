@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from oob.analysis.model import Analysis
+    from oob.signals.bmclog import BmcLog
 
 
 #: serious reports listed in a host's block of a crash, drill or watch report
@@ -139,11 +140,17 @@ def print_analyses(results: Sequence[Any], console: Console) -> None:
             pairs.append(("fetched", result.fetched))
         if result.crash_run is not None:
             pairs.append(("crash run", result.crash_run.message))
-        if result.bmc_log is not None:
-            from oob.signals.bmclog import summary, summary_lines
-
-            pairs.append(("bmc log", summary(result.bmc_log)))
-            marked = [line for line in summary_lines(result.bmc_log) if line.startswith(("!", "*"))]
-            pairs += [("bmc log", line) for line in marked[:8]]
+        pairs += bmc_log_pairs(result.bmc_log)
         blocks.append((title, pairs))
     print_blocks(console, blocks)
+
+
+def bmc_log_pairs(log: BmcLog | None) -> list[tuple[str, object]]:
+    """The BMC event log in a host's block: one summary line, then the NMI's entry and the
+    hardware errors (what the log adds to the kernel's), at most 8."""
+    if log is None:
+        return []
+    from oob.signals.bmclog import summary, summary_lines
+
+    marked = [line for line in summary_lines(log) if line.startswith(("!", "*"))]
+    return [("bmc log", summary(log)), *(("bmc log", line) for line in marked[:8])]

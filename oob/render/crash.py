@@ -139,7 +139,7 @@ def outcome_why(outcome: Any) -> str:
 def crash_pairs(outcome: Any) -> list[tuple[str, object]]:
     """A crash outcome's ``key: value`` lines (None: left out)."""
     from oob.dump.events import human_bytes
-    from oob.render.analysis import analysis_pairs
+    from oob.render.analysis import analysis_pairs, bmc_log_pairs
 
     dump = outcome.dump
     ok = dump is not None and dump.ok
@@ -175,14 +175,7 @@ def crash_pairs(outcome: Any) -> list[tuple[str, object]]:
         pairs.append(("console", f"{console.path}" + (f" ({console.problem})" if console.problem else "")))
         if console.problem or not ok:
             pairs += [("console", line) for line in console.last_lines[-10:]]
-    log = getattr(outcome, "bmc_log", None)
-    if log is not None:
-        from oob.signals.bmclog import summary, summary_lines
-
-        pairs.append(("bmc log", summary(log)))
-        # the NMI's entry and hardware errors first: they are what the log adds
-        marked = [line for line in summary_lines(log) if line.startswith(("!", "*"))]
-        pairs += [("bmc log", line) for line in marked[:8]]
+    pairs += bmc_log_pairs(getattr(outcome, "bmc_log", None))
     pairs += [("warning", warning) for warning in outcome.warnings]
     pairs += [("note", note) for note in outcome.notes]
     return pairs

@@ -141,6 +141,32 @@ class _Where:
     host: Host | None = None
 
 
+class InventoryHosts:
+    """Host names resolved through the inventory (``-i`` paths, else ``$OOB_INVENTORY``),
+    read only when a subject is neither a path nor a URL; no inventory at all is no host."""
+
+    def __init__(self, paths: Sequence[Path] = ()) -> None:
+        self.paths = list(paths)
+        self._hosts: dict[str, Host] | None = None
+
+    def _load(self) -> dict[str, Host]:
+        if self._hosts is None:
+            from oob.inventory import ENV_VAR, inventory_paths, load_inventory
+
+            if not self.paths and not os.environ.get(ENV_VAR, "").strip():
+                self._hosts = {}
+            else:
+                self._hosts = load_inventory(inventory_paths(self.paths, os.environ)).hosts
+        return self._hosts
+
+    def host(self, name: str) -> Host | None:
+        return self._load().get(name)
+
+    def sharing(self, host: Host) -> list[Host]:
+        """The hosts that dump where ``host`` does."""
+        return [h for h in self._load().values() if h.dump.target == host.dump.target]
+
+
 def run_analyze(
     subjects: Sequence[str],
     request: AnalyzeRequest,
