@@ -117,9 +117,11 @@ class AuditLog:
         window_s: float,
         *,
         host: str | None = None,
+        machine: str | None = None,
         bmc: str | None = None,
     ) -> dict[str, Any] | TornRecord | None:
-        """The newest record of ``events`` for ``host`` or for ``bmc`` (whichever matches)
+        """The newest record of ``events`` for ``host`` or for ``machine`` (``BmcConfig.machine``;
+        a record written before records carried it: for ``bmc``, its address) (whichever matches)
         within the last ``window_s`` seconds; a :class:`TornRecord` when a line that is
         not a whole record stands among the records of that window (it could be the one
         wanted); None when there is neither."""
@@ -153,7 +155,8 @@ class AuditLog:
                 return None
             if entry.get("event") in wanted and (
                 (host is not None and entry.get("host") == host)
-                or (bmc is not None and entry.get("bmc") == bmc)
+                or (machine is not None and entry.get("machine") == machine)
+                or (bmc is not None and "machine" not in entry and entry.get("bmc") == bmc)
             ):
                 return dict(entry)
         return None

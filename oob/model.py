@@ -12,10 +12,27 @@ from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
 
-BmcKind = Literal["auto", "redfish", "ilo", "idrac", "openbmc", "supermicro", "xcc", "ipmi"]
-BMC_KINDS: tuple[str, ...] = ("auto", "redfish", "ilo", "idrac", "openbmc", "supermicro", "xcc", "ipmi")
-Method = Literal["redfish", "ipmi"]
-METHODS: tuple[str, ...] = ("redfish", "ipmi")
+BmcKind = Literal[
+    "auto", "redfish", "ilo", "idrac", "openbmc", "supermicro", "xcc", "ipmi", "libvirt", "esxi"
+]
+BMC_KINDS: tuple[str, ...] = (
+    "auto",
+    "redfish",
+    "ilo",
+    "idrac",
+    "openbmc",
+    "supermicro",
+    "xcc",
+    "ipmi",
+    "libvirt",
+    "esxi",
+)
+#: how oob reaches the machine that sends the NMI: a BMC (Redfish, IPMI) or, for a virtual
+#: machine, its hypervisor (libvirt, an ESXi host over SSH)
+Method = Literal["redfish", "ipmi", "libvirt", "esxi"]
+METHODS: tuple[str, ...] = ("redfish", "ipmi", "libvirt", "esxi")
+#: kinds whose "BMC" is a hypervisor: ``bmc.address`` names it and ``bmc.domain`` the guest
+HYPERVISOR_KINDS: tuple[str, ...] = ("libvirt", "esxi")
 DumpLayout = Literal["auto", "rhel", "suse", "debian"]
 DUMP_LAYOUTS: tuple[str, ...] = ("auto", "rhel", "suse", "debian")
 #: bounds of ``BmcConfig.timeout`` (seconds) an inventory may set: below half a second no BMC
@@ -66,6 +83,8 @@ class BmcConfig:
     ipmi_port: int = 623
     #: seconds for each request to the BMC
     timeout: float = 15.0
+    #: the guest, for a hypervisor kind: a libvirt domain's name or UUID, an ESXi VM's display name
+    domain: str | None = None
 
     @property
     def redfish_url(self) -> str:
@@ -89,10 +108,41 @@ class BmcConfig:
         return self.kind == "ipmi"
 
     @property
+    def is_hypervisor(self) -> bool:
+        return self.kind in HYPERVISOR_KINDS
+
+    @property
     def effective_methods(self) -> tuple[Method, ...]:
-        if self.kind == "ipmi":
-            return ("ipmi",)
+        if self.kind in ("ipmi", "libvirt", "esxi"):
+            return (self.kind,)  # each of these kinds is also a Method
         return self.methods
+
+    @property
+    def machine(self) -> str:
+        """Which machine an action through this BMC lands on, as one string: what the
+        host locks, the repeat guard and the duplicate check key on.
+
+        The BMC's host name (lower case), its port when not the protocol's default, and the
+        system or guest: two VirtualBMC BMCs on one address with different ports, or two
+        guests of one hypervisor, are different machines; ``bmc01``, ``https://BMC01`` and
+        ``bmc01:443`` are one.  A Redfish and an IPMI host entry on one BMC at default
+        ports are one machine too."""
+        if self.kind == "libvirt":
+            return f"{self.address.strip()}#{self.domain or ''}"
+        address = self.address.strip()
+        if self.kind == "ipmi":
+            port, default = self.ipmi_port, 623
+        else:
+            parts = urlsplit(address if "://" in address else f"https://{address}")
+            default = 80 if parts.scheme == "http" else 443 if parts.scheme == "https" else 22
+            try:
+                port = parts.port or default
+            except ValueError:  # checked by the inventory; a hand-made BmcConfig may not be
+                port = default
+        name = self.hostname.lower()
+        key = name if port == default else f"{name}:{port}"
+        guest = self.domain if self.kind == "esxi" else (self.system or "").strip("/")
+        return f"{key}/{guest}" if guest else key
 
 
 @dataclass(frozen=True)

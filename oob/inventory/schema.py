@@ -30,7 +30,7 @@ from oob.model import (
     BMC_TIMEOUT_MAX,
     BMC_TIMEOUT_MIN,
     DUMP_LAYOUTS,
-    METHODS,
+    HYPERVISOR_KINDS,
     BmcConfig,
     DumpConfig,
     Host,
@@ -260,15 +260,22 @@ def _seconds(value: Any, fail: Fail) -> float:
     return float(value)
 
 
+#: the methods ``bmc.methods`` may list: a hypervisor's method comes with its ``bmc.kind``
+BMC_METHODS = ("redfish", "ipmi")
+
+
 def _methods(value: Any, fail: Fail) -> tuple[str, ...]:
-    what = f"a list of methods from {', '.join(METHODS)}"
+    what = f"a list of methods from {', '.join(BMC_METHODS)}"
     methods = _string_list(value, fail, what)
     if not methods:
         fail(f"expected {what}, got an empty list")
     for method in methods:
-        if method not in METHODS:
+        if method in HYPERVISOR_KINDS:
+            fail(f"'{method}' is not a BMC method; write bmc.kind = '{method}' (and bmc.domain) instead")
+        if method not in BMC_METHODS:
             fail(
-                f"unknown method {shown(repr(method))}; expected {', '.join(METHODS)}{did_you_mean(method, METHODS)}"
+                f"unknown method {shown(repr(method))}; expected {', '.join(BMC_METHODS)}"
+                f"{did_you_mean(method, BMC_METHODS)}"
             )
     return methods
 
@@ -308,6 +315,85 @@ def _split_url(text: str, fail: Fail, what: str) -> tuple[SplitResult, str | Non
     except ValueError:
         # "https://[::1", "ssh://root@dump[01:3]srv/...": brackets that are not an IPv6 address
         fail(f"expected {what}; it is not a valid URL (only an IPv6 address goes in [brackets])")
+
+
+def _any_bmc_address(value: Any, fail: Fail) -> str:
+    """What every ``bmc.address`` is (its form depends on ``bmc.kind``: :func:`check_bmc_address`)."""
+    # never echo the value: "https://admin:pw@bmc" must not end up in a message
+    text = _ascii_word(value, fail, "https://HOST[:PORT], an IP address or a host name")
+    if not is_printable(text) or any(c.isspace() for c in text):
+        fail("expected the address of the host's BMC, got one with a space or a control character")
+    return text
+
+
+def check_bmc_address(kind: str, text: str, fail: Fail) -> str:
+    """``bmc.address`` for its ``bmc.kind``: a BMC's URL or host, a libvirt URI, an ESXi host."""
+    if kind == "libvirt":
+        return _libvirt_uri(text, fail)
+    if kind == "esxi":
+        return _esxi_address(text, fail)
+    return _bmc_address(text, fail)
+
+
+#: libvirt URI schemes oob accepts (``driver[+transport]``): QEMU/KVM, Xen (libxl), the test driver
+_LIBVIRT_DRIVERS = ("qemu", "xen", "test")
+_LIBVIRT_TRANSPORTS = ("", "ssh", "libssh", "libssh2", "tls", "tcp", "unix")
+#: URI parameters oob passes on; ``command``, ``netcat`` and ``socket`` on a remote URI name
+#: programs or paths libvirt would run or use: an inventory never chooses a program to run
+_LIBVIRT_PARAMETERS = (
+    "keyfile",
+    "no_verify",
+    "known_hosts",
+    "known_hosts_verify",
+    "sshauth",
+    "mode",
+    "pkipath",
+    "no_tty",
+    "socket",
+)
+
+
+def _libvirt_uri(text: str, fail: Fail) -> str:
+    what = "a libvirt URI such as qemu:///system or qemu+ssh://root@kvm07/system"
+    parts, hostname = _split_url(text, fail, what)
+    driver, _, transport = parts.scheme.partition("+")
+    if driver not in _LIBVIRT_DRIVERS or transport not in _LIBVIRT_TRANSPORTS:
+        fail(
+            f"expected {what}; the scheme must be one of {', '.join(_LIBVIRT_DRIVERS)}, optionally +ssh, +tls, +unix …"
+        )
+    if parts.password is not None:
+        fail("do not put a password in the libvirt URI; libvirt's own SSH keys or SASL configuration hold it")
+    if parts.fragment:
+        fail(f"expected {what}; no '#' part")
+    _port_of(parts, fail, what)
+    if hostname:
+        problem = host_problem(hostname)
+        if problem:
+            fail(f"expected {what}; the host is {problem}")
+    for name in (item.partition("=")[0] for item in parts.query.split("&") if item):
+        if name not in _LIBVIRT_PARAMETERS:
+            fail(f"expected {what}; oob does not pass the URI parameter {shown(repr(name))} to libvirt")
+        if name == "socket" and hostname:
+            fail(f"expected {what}; a socket path only on a local URI")
+    return text
+
+
+def _esxi_address(text: str, fail: Fail) -> str:
+    what = "the ESXi host as HOST, HOST:PORT or ssh://USER@HOST[:PORT]"
+    parts, hostname = _split_url(text if "://" in text else f"ssh://{text}", fail, what)
+    if parts.scheme != "ssh":
+        fail(f"expected {what}; oob reaches ESXi over SSH only")
+    if parts.password is not None:
+        fail("do not put a password in the ESXi address; oob logs in to ESXi with an SSH key")
+    _port_of(parts, fail, what)
+    if not hostname:
+        fail(f"expected {what}; no host name in it")
+    problem = host_problem(hostname)
+    if problem:
+        fail(f"expected {what}; the host is {problem}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        fail(f"expected {what}; no path, '?' or '#' parts")
+    return text
 
 
 def _bmc_address(value: Any, fail: Fail) -> str:
@@ -432,6 +518,15 @@ def _notify(value: Any, fail: Fail) -> tuple[str, ...]:
     return specs
 
 
+def _domain(value: Any, fail: Fail) -> str:
+    # an ESXi display name may hold spaces ("web 01"); it is only ever compared, never run
+    what = "the guest's name or UUID on its hypervisor"
+    text = _string(value, fail, what)
+    if len(text) > 255 or text != text.strip():
+        fail(f"expected {what}: at most 255 characters, no leading or trailing space")
+    return text
+
+
 # --- the keys --------------------------------------------------------------------------------
 
 Check = Callable[[Any, Fail], Any]
@@ -446,7 +541,7 @@ CHECKS: dict[str, Check | None] = {
     "probe": _probe,
     "notify": _notify,
     "bmc.kind": _enum(BMC_KINDS),
-    "bmc.address": _bmc_address,
+    "bmc.address": _any_bmc_address,
     "bmc.username": _string,
     "bmc.password": None,
     "bmc.verify": _bool,
@@ -456,6 +551,7 @@ CHECKS: dict[str, Check | None] = {
     "bmc.methods": _methods,
     "bmc.ipmi_port": _port,
     "bmc.timeout": _seconds,
+    "bmc.domain": _domain,
     "dump.target": _dump_target,
     "dump.layout": _enum(DUMP_LAYOUTS),
     "dump.fence_kdump": _bool,
@@ -602,6 +698,28 @@ def build_host(
             context=context,
             key=methods.label,
         )
+    address_entry = merged["bmc.address"]
+
+    def address_fail(problem: str) -> NoReturn:
+        raise source.error(problem, path=address_entry.path, context=context, key=address_entry.label)
+
+    check_bmc_address(kind, address_entry.value, address_fail)
+    domain = merged.get("bmc.domain")
+    if kind in HYPERVISOR_KINDS and domain is None:
+        raise source.error(
+            f"missing: {label('bmc.kind')} '{kind}' needs bmc.domain, the guest's name"
+            + (" or UUID" if kind == "libvirt" else " (its display name on the ESXi host)"),
+            path=path,
+            context=context,
+            key=label("bmc.domain"),
+        )
+    if kind not in HYPERVISOR_KINDS and domain is not None:
+        raise source.error(
+            f"bmc.domain names a virtual machine's guest: set {label('bmc.kind')} to 'libvirt' or 'esxi'",
+            path=domain.path,
+            context=context,
+            key=domain.label,
+        )
     defaults = BmcConfig()
     bmc = BmcConfig(
         kind=kind,
@@ -614,11 +732,12 @@ def build_host(
         system=value("bmc.system", defaults.system),
         # kind "ipmi" is a BMC without Redfish: whatever the defaults said, IPMI only; IPMI is
         # otherwise tried only where the inventory says the BMC has it (bmc.methods or bmc.ipmi_port)
-        methods=("ipmi",)
-        if kind == "ipmi"
+        methods=(kind,)
+        if kind in ("ipmi", *HYPERVISOR_KINDS)
         else value("bmc.methods", ("redfish", "ipmi") if "bmc.ipmi_port" in merged else defaults.methods),
         ipmi_port=value("bmc.ipmi_port", defaults.ipmi_port),
         timeout=value("bmc.timeout", defaults.timeout),
+        domain=value("bmc.domain", None),
     )
     dump = DumpConfig(
         target=value("dump.target", None),

@@ -381,7 +381,9 @@ def _recover_power(
     record = f"recover.{action.value}"
     try:
         if audit:
-            audit.record(f"{record}.sending", host.name, bmc=host.bmc.address, reason=why)
+            audit.record(
+                f"{record}.sending", host.name, bmc=host.bmc.address, machine=host.bmc.machine, reason=why
+            )
         applied = first_method(host, request.driver, lambda d: d.power(action))
     except (OobError, MethodsFailed) as exc:
         error = exc.error if isinstance(exc, MethodsFailed) else exc

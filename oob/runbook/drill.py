@@ -135,7 +135,12 @@ def sysrq_trigger(request: DrillRequest) -> Trigger:
 
     def trigger(plan: CrashPlan, emit: Emit, audit: AuditLog | None) -> Outcome:
         host = plan.host
-        where = {"address": host.address, "user": host.ssh.user, "port": host.ssh.port}
+        where = {
+            "address": host.address,
+            "user": host.ssh.user,
+            "port": host.ssh.port,
+            "machine": host.bmc.machine,
+        }
         if audit:
             try:
                 audit.record("sysrq.sending", host.name, **where)

@@ -4,8 +4,8 @@ Its order is what makes it hold: **lock** the host (and its BMC), **then** read 
 audit log, then (the caller) confirm, then read it again, record, and send — all under
 the same lock.  Two runs can then never both send: the second either finds the lock
 held or, once it gets the lock, finds the first run's ``nmi.sending`` record.  The
-check is keyed on the host name *and* the BMC address (two inventories may name one
-machine differently), and a line of the log that is not a whole record within the
+check is keyed on the host name *and* the machine its BMC reaches (``BmcConfig.machine``:
+address, non-default port, system or guest; two inventories may name one machine differently), and a line of the log that is not a whole record within the
 window makes oob refuse: it could be the record that matters.
 """
 
@@ -29,7 +29,7 @@ def lock_host(
 ) -> OobError | None:
     """Take the host's and its BMC's locks into ``locks``; the refusal, or None."""
     try:
-        locks.enter_context(host_lock(audit.lock_dir, host.name, bmc=host.bmc.address, on_stale=on_stale))
+        locks.enter_context(host_lock(audit.lock_dir, host.name, bmc=host.bmc.machine, on_stale=on_stale))
     except OobError as exc:
         return exc.for_host(host.name)
     return None
@@ -44,7 +44,9 @@ def repeat_refusal(audit: AuditLog | None, host: Host, *, force: bool, window_s:
     if audit is None:
         return None
     try:
-        prior = audit.recent(CRASH_EVENTS, window_s, host=host.name, bmc=host.bmc.address)
+        prior = audit.recent(
+            CRASH_EVENTS, window_s, host=host.name, machine=host.bmc.machine, bmc=host.bmc.address
+        )
     except OobError as exc:
         return exc.for_host(host.name)
     if prior is None or force:

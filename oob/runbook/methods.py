@@ -24,16 +24,12 @@ from typing import Generic, TypeVar, cast
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
 from oob.errors import BmcAuthError, NotDelivered, OobError, TlsError, UsageError
-from oob.model import Host, Method
+from oob.model import METHODS, Host, Method
 
 _R = TypeVar("_R")
 
 #: HPE iLO ships with IPMI over LAN disabled: the usual reason a fallback fails there
 ILO_IPMI_OFF = "HPE iLO ships with IPMI over LAN disabled"
-
-
-#: the methods a host's BMC can be reached by (``bmc.methods``, ``--via``)
-METHODS = ("redfish", "ipmi")
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,7 @@ class DriverOptions:
 
     def __post_init__(self) -> None:
         if self.via is not None and self.via not in METHODS:
-            raise UsageError(f"--via must be {' or '.join(METHODS)}, not '{self.via}'")
+            raise UsageError(f"--via must be one of {', '.join(METHODS)}, not '{self.via}'")
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ def trigger_host(
     before the ``nmi.sending`` record."""
     host = plan.host
     method = plan.method
-    base = {"bmc": host.bmc.address, "via": method}
+    base = {"bmc": host.bmc.address, "machine": host.bmc.machine, "via": method}
     warnings = plan.warnings
     try:
         with make_driver(

@@ -60,7 +60,13 @@ def _act(
 
     def work(driver: Any) -> Any:
         if audit:  # AuditLogError: nothing is sent
-            audit.record(f"{name}.sending", host.name, bmc=host.bmc.address, via=driver.method)
+            audit.record(
+                f"{name}.sending",
+                host.name,
+                bmc=host.bmc.address,
+                machine=host.bmc.machine,
+                via=driver.method,
+            )
         try:
             result = driver.power(action)
         except OobError as exc:

@@ -23,8 +23,8 @@ ALL = [TOML, YAML, ANSIBLE]
 
 def test_example_toml():
     inv = load_inventory([TOML])
-    assert list(inv.hosts) == ["web01", "web02", "db01", "lab01", "lab02"]
-    web01, web02, db01, lab01, lab02 = inv.hosts.values()
+    assert list(inv.hosts) == ["web01", "web02", "db01", "lab01", "lab02", "vm01"]
+    web01, web02, db01, lab01, lab02, vm01 = inv.hosts.values()
 
     assert (web01.address, web01.aliases, web01.groups) == (
         "192.0.2.11",
@@ -58,6 +58,8 @@ def test_example_toml():
         "rhel",
     )
     assert (lab02.bmc.kind, lab02.bmc.effective_methods, lab02.bmc.ipmi_port) == ("ipmi", ("ipmi",), 6230)
+    assert (vm01.bmc.kind, vm01.bmc.effective_methods, vm01.bmc.domain) == ("libvirt", ("libvirt",), "vm01")
+    assert vm01.bmc.machine == "qemu+ssh://root@kvm07.example.com/system#vm01"
 
     assert inv.groups == {
         "web": ("web01", "web02"),
@@ -128,7 +130,7 @@ def test_example_ansible():
 
 def test_the_examples_load_together():
     inv = load_inventory(ALL)
-    assert len(inv.hosts) == 5 + 3 + 7
+    assert len(inv.hosts) == 6 + 3 + 7
     assert inv.files == tuple(str(path) for path in ALL)
 
 

@@ -328,15 +328,15 @@ def test_missing_bmc_address_in_yaml_for_a_host_without_settings(load_error):
     [
         (
             'bmc.kind = "hp"',
-            "expected one of auto, redfish, ilo, idrac, openbmc, supermicro, xcc, ipmi; got 'hp'",
+            "expected one of auto, redfish, ilo, idrac, openbmc, supermicro, xcc, ipmi, libvirt, esxi; got 'hp'",
         ),
         (
             'bmc.kind = "idrak"',
-            "expected one of auto, redfish, ilo, idrac, openbmc, supermicro, xcc, ipmi; got 'idrak' (did you mean 'idrac'?)",
+            "expected one of auto, redfish, ilo, idrac, openbmc, supermicro, xcc, ipmi, libvirt, esxi; got 'idrak' (did you mean 'idrac'?)",
         ),
         (
             "bmc.kind = 3",
-            "expected one of auto, redfish, ilo, idrac, openbmc, supermicro, xcc, ipmi; got an integer",
+            "expected one of auto, redfish, ilo, idrac, openbmc, supermicro, xcc, ipmi, libvirt, esxi; got an integer",
         ),
         ('bmc.verify = "yes"', "expected true or false, got a string"),
         ("bmc.ipmi_port = 0", "expected a port number from 1 to 65535, got 0"),

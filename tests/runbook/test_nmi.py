@@ -4,12 +4,13 @@ record → send, exactly once per host."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from oob.audit import AuditLog
 from oob.drivers.fake import Advertise, FakeBmc, FakeFleet, Fault, Stage
 from oob.locks import host_lock
-from oob.model import PowerState
+from oob.model import Host, PowerState
 from oob.runbook.nmi import CrashPlan, NmiRequest, run_nmi
 
 from .conftest import Events, FailingAudit, make_host, never, records
@@ -439,3 +440,25 @@ def test_an_unrecorded_success_is_reported_as_sent(fleet: FakeFleet, tmp_path: P
     assert (outcome.status, outcome.exit_code) == ("ok", 0)
     assert any("'nmi.sent' is missing" in w for w in outcome.warnings)
     assert bmc.nmis_applied() == 1
+
+
+def _virtual_bmc(name: str, port: int) -> Host:
+    # VirtualBMC: one address, one IPMI port per guest
+    host = make_host(name, "127.0.1.9", kind="ipmi", methods=("ipmi",))
+    return replace(host, bmc=replace(host.bmc, ipmi_port=port))
+
+
+def test_bmcs_on_one_address_with_their_own_ports_are_different_machines(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
+    first, second = _virtual_bmc("vm-a", 6230), _virtual_bmc("vm-b", 6231)
+    bmc_a, bmc_b = fleet.add("vm-a"), fleet.add("vm-b")
+
+    outcomes = run_nmi([first, second], YES, confirm=never, emit=events, audit=audit)
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    # a later run for the second guest alone is not refused for the first one's NMI
+    again = replace(second, name="vm-b-renamed")
+    [refused] = run_nmi([again], YES, confirm=never, emit=events, audit=AuditLog(audit.path))
+    assert refused.status == "refused"
+    assert refused.error is not None and "as 'vm-b'" in refused.error.message
+    assert (bmc_a.nmis_applied(), bmc_b.nmis_applied()) == (1, 1)
