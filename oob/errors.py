@@ -123,8 +123,17 @@ class BmcHttpError(BmcUnreachable):
 
     kind = "bmc_http"
 
-    def __init__(self, message: str, *, host: str | None = None, bmc_message: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        bmc_message: str | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message, host=host, retryable=False, bmc_message=bmc_message)
+        #: the HTTP status the BMC answered with
+        self.status = status
 
 
 class BmcAuthError(NotDelivered):

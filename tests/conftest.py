@@ -18,6 +18,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def discovery_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test (and every oob it starts) has a Redfish discovery cache of its own: what one
+    test's BMCs taught oob never steers another's requests."""
+    directory = tmp_path_factory.mktemp("oob-cache")
+    monkeypatch.setenv("OOB_CACHE_DIR", str(directory))
+    return directory
+
+
 @dataclass
 class CliResult:
     code: int

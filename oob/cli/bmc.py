@@ -21,6 +21,7 @@ from oob.cli.common import (
     ParallelOpt,
     PasswordEnvOpt,
     PasswordFileOpt,
+    RefreshOpt,
     TargetsArg,
     UserOpt,
     VerboseOpt,
@@ -32,6 +33,7 @@ from oob.cli.common import (
     setup_logging,
     warn_insecure,
 )
+from oob.model import DEFAULT_PARALLEL
 
 if TYPE_CHECKING:
     from oob.runbook.common import Outcome
@@ -63,7 +65,8 @@ def info_command(
     inventory: InventoryOpt = None,
     via: ViaOpt = None,
     insecure: InsecureOpt = False,
-    parallel: ParallelOpt = 8,
+    refresh: RefreshOpt = False,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
     bmc: BmcOpt = None,
@@ -107,7 +110,10 @@ def info_command(
             ],
         )
         outcomes = run_info(
-            hosts, DriverOptions(via=via, insecure=insecure), emit=renderer.event, parallel=parallel
+            hosts,
+            DriverOptions(via=via, insecure=insecure, refresh=refresh),
+            emit=renderer.event,
+            parallel=parallel,
         )
         for outcome in outcomes:
             nmi = outcome.detail.get("nmi")
@@ -132,7 +138,8 @@ def log_command(
     inventory: InventoryOpt = None,
     via: ViaOpt = None,
     insecure: InsecureOpt = False,
-    parallel: ParallelOpt = 8,
+    refresh: RefreshOpt = False,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
     bmc: BmcOpt = None,
@@ -169,7 +176,11 @@ def log_command(
         warn_insecure(insecure, hosts)
         renderer = make_renderer(json_output, columns=[("kept", "ENTRIES"), ("summary", "SUMMARY")])
         outcomes = run_bmc_log(
-            hosts, window, DriverOptions(via=via, insecure=insecure), emit=renderer.event, parallel=parallel
+            hosts,
+            window,
+            DriverOptions(via=via, insecure=insecure, refresh=refresh),
+            emit=renderer.event,
+            parallel=parallel,
         )
         renderer.report(outcomes)
         if not json_output:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from oob.errors import OobError, worst_exit_code
+from oob.model import MAX_PARALLEL
 
 InventoryOpt = Annotated[
     list[Path] | None,
@@ -50,11 +51,25 @@ DryRunOpt = Annotated[
 InsecureOpt = Annotated[
     bool, typer.Option("--insecure", help="Do not verify BMC certificates (a warning names each host).")
 ]
+RefreshOpt = Annotated[
+    bool,
+    typer.Option(
+        "--refresh",
+        help="Discover each Redfish BMC afresh (service root, system) instead of trusting what oob learnt in the last day.",
+    ),
+]
 ViaOpt = Annotated[
     str | None, typer.Option("--via", metavar="METHOD", help="Use only this method: redfish or ipmi.")
 ]
 ParallelOpt = Annotated[
-    int, typer.Option("--parallel", min=1, max=256, metavar="N", help="Hosts handled at once.")
+    int,
+    typer.Option(
+        "--parallel",
+        min=1,
+        max=MAX_PARALLEL,
+        metavar="N",
+        help="Hosts handled at once (each BMC one at a time).",
+    ),
 ]
 AuditOpt = Annotated[
     Path | None,

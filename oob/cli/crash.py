@@ -24,6 +24,7 @@ from oob.cli.common import (
     PasswordEnvOpt,
     PasswordFileOpt,
     PrometheusOpt,
+    RefreshOpt,
     TargetsArg,
     UserOpt,
     VerboseOpt,
@@ -61,6 +62,7 @@ from oob.cli.dumpopts import (
     watch_options,
     with_stall_grace,
 )
+from oob.model import DEFAULT_PARALLEL
 
 EPILOG = """\b
 Examples:
@@ -98,11 +100,12 @@ def crash_command(
     probe_timeout: ProbeTimeoutOpt = 3.0,
     via: ViaOpt = None,
     insecure: InsecureOpt = False,
+    refresh: RefreshOpt = False,
     known_hosts: KnownHostsOpt = None,
     accept_new_host_key: AcceptNewHostKeyOpt = False,
     ssh_key: SshKeyOpt = None,
     ssh_config: SshConfigOpt = None,
-    parallel: ParallelOpt = 8,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
     audit_log: AuditOpt = None,
     prometheus_textfile: PrometheusOpt = None,
     notify: NotifyOpt = None,
@@ -162,7 +165,7 @@ def crash_command(
         from oob.runbook.nmi import CrashPlan
 
         request = CrashRequest(
-            driver=DriverOptions(via=via, insecure=insecure),
+            driver=DriverOptions(via=via, insecure=insecure, refresh=refresh),
             watch=with_stall_grace(
                 watch_options(interval=interval, stall_after=stall_after, timeout=timeout), stall_grace
             ),

@@ -16,6 +16,7 @@ from oob.cli.common import (
     NotifyOpt,
     ParallelOpt,
     PrometheusOpt,
+    RefreshOpt,
     TargetsArg,
     VerboseOpt,
     ViaOpt,
@@ -51,6 +52,7 @@ from oob.cli.dumpopts import (
     watch_options,
 )
 from oob.cli.preflight import StrictOpt
+from oob.model import DEFAULT_PARALLEL
 
 EPILOG = """\b
 Examples:
@@ -93,11 +95,12 @@ def drill_command(
     probe_timeout: ProbeTimeoutOpt = 3.0,
     via: ViaOpt = None,
     insecure: InsecureOpt = False,
+    refresh: RefreshOpt = False,
     known_hosts: KnownHostsOpt = None,
     accept_new_host_key: AcceptNewHostKeyOpt = False,
     ssh_key: SshKeyOpt = None,
     ssh_config: SshConfigOpt = None,
-    parallel: ParallelOpt = 8,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
     audit_log: AuditOpt = None,
     prometheus_textfile: PrometheusOpt = None,
     notify: NotifyOpt = None,
@@ -124,7 +127,7 @@ def drill_command(
 
         if method not in METHODS:
             raise UsageError(f"--method must be sysrq or nmi, not '{method}'")
-        driver = DriverOptions(via=via, insecure=insecure)
+        driver = DriverOptions(via=via, insecure=insecure, refresh=refresh)
         ssh = ssh_options(known_hosts, accept_new_host_key, ssh_key, ssh_config)
         request = DrillRequest(
             crash=CrashRequest(

@@ -21,6 +21,7 @@ from oob.cli.common import (
     ParallelOpt,
     PasswordEnvOpt,
     PasswordFileOpt,
+    RefreshOpt,
     TargetsArg,
     UserOpt,
     VerboseOpt,
@@ -36,6 +37,7 @@ from oob.cli.common import (
     setup_logging,
     warn_insecure,
 )
+from oob.model import DEFAULT_PARALLEL
 
 #: shown under the options of ``oob nmi --help``
 EPILOG = """\b
@@ -64,7 +66,8 @@ def nmi_command(
         ),
     ] = False,
     insecure: InsecureOpt = False,
-    parallel: ParallelOpt = 8,
+    refresh: RefreshOpt = False,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
     audit_log: AuditOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -106,6 +109,7 @@ def nmi_command(
         request = NmiRequest(
             via=via,
             insecure=insecure,
+            refresh=refresh,
             dry_run=dry_run,
             assume_yes=yes,
             parallel=parallel,

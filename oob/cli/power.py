@@ -21,6 +21,7 @@ from oob.cli.common import (
     ParallelOpt,
     PasswordEnvOpt,
     PasswordFileOpt,
+    RefreshOpt,
     UserOpt,
     VerboseOpt,
     ViaOpt,
@@ -35,6 +36,7 @@ from oob.cli.common import (
     setup_logging,
     warn_insecure,
 )
+from oob.model import DEFAULT_PARALLEL
 
 ACTIONS = ("status", "on", "off", "shutdown", "reset", "cycle")
 #: words from other tools (ipmitool, redfishtool, the shell) -> the actions they may mean
@@ -107,7 +109,8 @@ def power_command(
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
     insecure: InsecureOpt = False,
-    parallel: ParallelOpt = 8,
+    refresh: RefreshOpt = False,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
     audit_log: AuditOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -150,7 +153,7 @@ def power_command(
         renderer = make_renderer(json_output, columns=[("power", "POWER")] if action == "status" else [])
         request = PowerRequest(
             action=action,
-            driver=DriverOptions(via=via, insecure=insecure),
+            driver=DriverOptions(via=via, insecure=insecure, refresh=refresh),
             assume_yes=yes,
             dry_run=dry_run,
             parallel=parallel,

@@ -12,6 +12,7 @@ from oob.cli.common import (
     JsonOpt,
     ParallelOpt,
     PrometheusOpt,
+    RefreshOpt,
     TargetsArg,
     VerboseOpt,
     ViaOpt,
@@ -22,6 +23,7 @@ from oob.cli.common import (
     warn_insecure,
 )
 from oob.cli.dumpopts import AcceptNewHostKeyOpt, KnownHostsOpt, SshConfigOpt, SshKeyOpt, ssh_options
+from oob.model import DEFAULT_PARALLEL
 
 #: exit code when a host is not ready: not 1, which is oob's "internal error"
 NOT_READY_EXIT = 8
@@ -43,11 +45,12 @@ def preflight_command(
     strict: StrictOpt = False,
     via: ViaOpt = None,
     insecure: InsecureOpt = False,
+    refresh: RefreshOpt = False,
     known_hosts: KnownHostsOpt = None,
     accept_new_host_key: AcceptNewHostKeyOpt = False,
     ssh_key: SshKeyOpt = None,
     ssh_config: SshConfigOpt = None,
-    parallel: ParallelOpt = 8,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
     prometheus_textfile: PrometheusOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -67,7 +70,7 @@ def preflight_command(
         from oob.runbook.preflight import PreflightRequest, run_preflight
 
         request = PreflightRequest(
-            driver=DriverOptions(via=via, insecure=insecure),
+            driver=DriverOptions(via=via, insecure=insecure, refresh=refresh),
             ssh=ssh_options(known_hosts, accept_new_host_key, ssh_key, ssh_config),
             parallel=parallel,
             strict=strict,

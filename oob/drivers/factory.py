@@ -66,19 +66,28 @@ def make_driver(
     insecure: bool = False,
     connect_attempts: int = 3,
     on_retry: Callable[[str], None] | None = None,
+    refresh: bool = False,
 ) -> BmcDriver:
     """A driver for ``method`` ("redfish" or "ipmi"), not yet opened (or, inside
-    :func:`use_drivers`, whatever its factory returns)."""
+    :func:`use_drivers`, whatever its factory returns).  ``refresh``: discover the BMC
+    afresh instead of trusting the discovery cache (``--refresh``)."""
     injected = _factory
     if injected is not None:
         return injected(host, method)
     if method == "redfish":
+        from oob.drivers.redfish.discovery import default_cache
         from oob.drivers.redfish.driver import RedfishDriver
         from oob.drivers.tls import tls_policy_for
 
         tls = tls_policy_for(host.bmc, insecure=insecure)
         return RedfishDriver(
-            host, resolve_password(host), tls, connect_attempts=connect_attempts, on_retry=on_retry
+            host,
+            resolve_password(host),
+            tls,
+            connect_attempts=connect_attempts,
+            on_retry=on_retry,
+            discovery=default_cache(),
+            refresh=refresh,
         )
     if method == "ipmi":
         from oob.drivers.ipmi import IpmiDriver

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from oob.drivers.base import BmcDriver
 from oob.errors import OobError, UsageError
 from oob.events import Emit, Event, EventKind, Level
-from oob.model import Host
+from oob.model import DEFAULT_PARALLEL, Host
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method, methods_for
 from oob.signals.bmclog import BmcLog, Window, summary
@@ -118,7 +118,12 @@ def _read(host: Host, window: Window, options: DriverOptions, emit: Emit) -> Out
 
 
 def run_bmc_log(
-    hosts: Sequence[Host], window: Window, options: DriverOptions, *, emit: Emit, parallel: int = 8
+    hosts: Sequence[Host],
+    window: Window,
+    options: DriverOptions,
+    *,
+    emit: Emit,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> list[Outcome]:
     return run_per_host(
         hosts,

@@ -42,13 +42,13 @@ from oob.dump.watcher import Baseline, DumpResult, DumpState, DumpWatcher, Watch
 from oob.errors import AuditLogError, OobError, SafetyRefusal, UsageError
 from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
-from oob.model import Host, PowerAction, PowerState
+from oob.model import DEFAULT_PARALLEL, Host, PowerAction, PowerState
 from oob.probe import ProbeResult, probe_host
 from oob.runbook.bmclog import emit_log, read_log
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
-from oob.runbook.nmi import CrashPlan, NmiRequest, plan_host, trigger_host
+from oob.runbook.nmi import CrashPlan, NmiRequest, close_sessions, plan_host, trigger_host
 from oob.signals.bmclog import BmcLog, Window
 from oob.signals.console import (
     ConsoleCapture,
@@ -82,7 +82,7 @@ class CrashRequest:
     #: seconds to wait for a host to answer its probe again after a complete dump
     reboot_grace_s: float = 300.0
     probe_timeout_s: float = 3.0
-    parallel: int = 8
+    parallel: int = DEFAULT_PARALLEL
     #: seconds between two reads of the BMC's power state while waiting for the host (each
     #: one is a login, and BMCs limit sessions and log every login: a reboot of several
     #: minutes costs a few dozen, not hundreds)
@@ -263,6 +263,7 @@ def _nmi_request(request: CrashRequest) -> NmiRequest:
         parallel=request.parallel,
         connect_attempts=request.driver.connect_attempts,
         allow_repeat=request.allow_repeat,
+        refresh=request.driver.refresh,
     )
 
 
@@ -274,7 +275,8 @@ def _preflight(run: _HostRun, request: CrashRequest, emit: Emit, gate: Gate | No
             UsageError(f"host '{host.name}' has no dump.target in the inventory", host=host.name),
         )
         return
-    planned = plan_host(host, _nmi_request(request), emit)
+    # the session is kept for the send (one login per host), unless nothing will be sent
+    planned = plan_host(host, _nmi_request(request), emit, keep_open=not request.dry_run)
     if isinstance(planned, Outcome):
         assert planned.error is not None
         run.settle(
@@ -775,12 +777,33 @@ def _crash(
     def bug(host: Host, exc: Exception) -> None:
         by_name[host.name].settle(CrashStatus.FAILED, internal_error(host, exc))
 
-    run_per_host(
-        [r.host for r in pending],
-        lambda h: _preflight(by_name[h.name], request, emit, gate),
-        request.parallel,
-        on_bug=bug,
-    )
+    try:
+        run_per_host(
+            [r.host for r in pending],
+            lambda h: _preflight(by_name[h.name], request, emit, gate),
+            request.parallel,
+            on_bug=bug,
+        )
+        _go_on(pending, runs, request, confirm, emit, audit, cancel, targets, trigger_with, bug)
+    finally:
+        # whatever ended the run: every planning session no send took is logged out
+        close_sessions((run.plan for run in pending if run.plan is not None), request.parallel)
+
+
+def _go_on(
+    pending: list[_HostRun],
+    runs: list[_HostRun],
+    request: CrashRequest,
+    confirm: ConfirmCrash,
+    emit: Emit,
+    audit: AuditLog | None,
+    cancel: threading.Event,
+    targets: Targets,
+    trigger_with: Trigger | None,
+    bug: Callable[[Host, Exception], None],
+) -> None:
+    """After planning: baselines, the question, the NMIs, the watch and the conclusions."""
+    by_name = {run.host.name: run for run in runs}
     ready = [run for run in pending if run.outcome is None]
     baseline = asyncbridge.run(_baselines(ready, targets, emit)) if ready else None
     ready = [run for run in ready if run.outcome is None]
@@ -910,6 +933,7 @@ def _send_and_watch(
             )
 
     run_per_host([r.host for r in ready], lambda h: trigger(by_name[h.name]), request.parallel, on_bug=bug)
+    close_sessions(plans, request.parallel)  # those no send took: not held through the watch
     sent = [run for run in ready if run.outcome is None and run.nmi is not None]
     if not sent:
         return {}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from oob.errors import OobError
 from oob.events import Emit
-from oob.model import Host
+from oob.model import DEFAULT_PARALLEL, Host
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 
@@ -36,7 +36,7 @@ def _info(host: Host, options: DriverOptions, emit: Emit) -> Outcome:
 
 
 def run_info(
-    hosts: Sequence[Host], options: DriverOptions, *, emit: Emit, parallel: int = 8
+    hosts: Sequence[Host], options: DriverOptions, *, emit: Emit, parallel: int = DEFAULT_PARALLEL
 ) -> list[Outcome]:
     return run_per_host(
         hosts,

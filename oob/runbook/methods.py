@@ -38,6 +38,8 @@ class DriverOptions:
     via: str | None = None
     insecure: bool = False
     connect_attempts: int = 3
+    #: discover each BMC afresh instead of trusting the discovery cache (``--refresh``)
+    refresh: bool = False
 
     def __post_init__(self) -> None:
         if self.via is not None and self.via not in METHODS:
@@ -67,6 +69,8 @@ class MethodRun(Generic[_R]):
     result: _R
     attempts: tuple[Attempt, ...]
     warnings: tuple[str, ...]
+    #: the driver, still open, when ``keep_open`` was asked: the caller closes it
+    driver: BmcDriver | None = None
 
     @property
     def fallback_reason(self) -> str | None:
@@ -98,12 +102,14 @@ def first_method(
     work: Callable[[BmcDriver], _R],
     *,
     on_retry: Callable[[str], None] | None = None,
+    keep_open: bool = False,
 ) -> MethodRun[_R]:
     """Run ``work(driver)`` with the first of the host's methods that certainly can.
 
     ``work`` raises an ``NotDelivered`` error to say "not this method" (e.g. NMI not
     offered); any other error ends the search and propagates as it is.  Raises
-    :class:`MethodsFailed` when no method could.
+    :class:`MethodsFailed` when no method could.  ``keep_open``: the driver that worked is
+    returned open (``MethodRun.driver``) for the caller to go on with and close.
     """
     methods = methods_for(host, options.via)
     attempts: list[Attempt] = []
@@ -115,10 +121,19 @@ def first_method(
                 insecure=options.insecure,
                 connect_attempts=options.connect_attempts,
                 on_retry=on_retry,
+                refresh=options.refresh,
             )
-            with driver:
+            if not keep_open:
+                with driver:
+                    result = work(driver)
+                    return MethodRun(method, result, tuple(attempts), tuple(driver.warnings))
+            driver.open()
+            try:
                 result = work(driver)
-                return MethodRun(method, result, tuple(attempts), tuple(driver.warnings))
+            except BaseException:
+                driver.close()
+                raise
+            return MethodRun(method, result, tuple(attempts), tuple(driver.warnings), driver)
         except NotDelivered as exc:
             attempts.append(Attempt(method, exc))
             if index + 1 < len(methods) and (stop := _stop_reason(exc, methods[index + 1 :])):

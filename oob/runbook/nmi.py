@@ -1,8 +1,13 @@
 """Send one NMI to each host, exactly once, by the first method that can deliver it.
 
-Lock the hosts and read the audit log (:mod:`oob.runbook.guard`) → plan (per host,
-sessions closed afterwards) → confirm (the caller asks the human) → trigger (the guard
-read again, audit before, one request, audit after), all under the same locks.  A method
+Lock the hosts and read the audit log (:mod:`oob.runbook.guard`) → plan (per host; the
+BMC session is kept open for the send) → confirm (the caller asks the human) → trigger
+(the guard read again, audit before, one request, audit after), all under the same locks.
+
+One session per host from plan to send: the send reuses the planning session while it
+lasts (a session that expired during a long confirmation is replaced by a new login: a
+read or a login never acted on anything), and reads the power state again unless the run
+asked no question (``--yes``) and the plan's reading is younger than :data:`POWER_FRESH_S`.  A method
 is abandoned for the next one only when it certainly did not deliver (``NotDelivered``,
 :mod:`oob.runbook.methods`); an ``OutcomeUnknown`` stops everything for that host: it may
 already be crashing.
@@ -11,19 +16,28 @@ already be crashing.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from oob.audit import AuditLog
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
-from oob.errors import ActionUnsupported, AuditLogError, OobError, OutcomeUnknown, SafetyRefusal
+from oob.errors import (
+    ActionUnsupported,
+    AuditLogError,
+    NotDelivered,
+    OobError,
+    OutcomeUnknown,
+    SafetyRefusal,
+)
 from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
-from oob.model import ActionResult, Host, NmiSupport, PowerState
+from oob.model import DEFAULT_PARALLEL, ActionResult, Host, NmiSupport, PowerState
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
@@ -36,20 +50,58 @@ class NmiRequest:
     insecure: bool = False
     dry_run: bool = False
     assume_yes: bool = False
-    parallel: int = 8
+    parallel: int = DEFAULT_PARALLEL
     connect_attempts: int = 3
     #: send even if the audit log shows an NMI to the host within ``repeat_window_s``
     allow_repeat: bool = False
     repeat_window_s: float = 15 * 60
     #: also read the BMC's open sessions (Redfish SessionService) while planning: preflight
     sessions: bool = False
+    #: discover each BMC afresh instead of trusting the discovery cache
+    refresh: bool = False
 
     @property
     def driver(self) -> DriverOptions:
-        return DriverOptions(self.via, self.insecure, self.connect_attempts)
+        return DriverOptions(self.via, self.insecure, self.connect_attempts, self.refresh)
 
     def __post_init__(self) -> None:
         self.driver  # noqa: B018 - validates ``via`` the one way it is validated
+
+
+#: under ``--yes``, a power reading younger than this is not read again before the send (it
+#: follows the plan within moments); after a human's confirmation it is always read again
+POWER_FRESH_S = 10.0
+
+
+class HeldSession:
+    """A driver planning left open for the send to reuse: taken at most once, closed once."""
+
+    def __init__(self, driver: BmcDriver) -> None:
+        self._driver: BmcDriver | None = driver
+        self._lock = threading.Lock()
+
+    def take(self) -> BmcDriver | None:
+        """The open driver, for the one caller that will close it; None afterwards."""
+        with self._lock:
+            driver, self._driver = self._driver, None
+        return driver
+
+    def close(self) -> None:
+        driver = self.take()
+        if driver is not None:
+            driver.close()
+
+
+def close_sessions(plans: Iterable[CrashPlan], parallel: int) -> None:
+    """Log out of every session planning left open that no send took (in parallel: a
+    thousand sequential logouts would take minutes)."""
+    held = [p.session for p in plans if p.session is not None]
+    if not held:
+        return
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(parallel, len(held))), thread_name_prefix="oob-logout"
+    ) as pool:
+        list(pool.map(HeldSession.close, held))
 
 
 @dataclass(frozen=True)
@@ -63,6 +115,10 @@ class CrashPlan:
     #: ``RedfishDriver.session_usage()`` when asked (``NmiRequest.sessions``): a SessionUsage,
     #: None when not read, or the error text when reading it failed
     sessions: Any = None
+    #: the planning session, open for the send (``plan_host(keep_open=True)``)
+    session: HeldSession | None = field(default=None, compare=False, repr=False)
+    #: when ``power`` was read (time.monotonic())
+    power_read_at: float = field(default=0.0, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -82,8 +138,10 @@ class CrashPlan:
 Confirm = Callable[[list[CrashPlan]], bool]
 
 
-def plan_host(host: Host, request: NmiRequest, emit: Emit) -> CrashPlan | Outcome:
-    """Find the first method that can deliver an NMI to a powered-on host."""
+def plan_host(host: Host, request: NmiRequest, emit: Emit, *, keep_open: bool = False) -> CrashPlan | Outcome:
+    """Find the first method that can deliver an NMI to a powered-on host.  ``keep_open``:
+    the plan holds the BMC session for :func:`trigger_host` (close it with
+    :func:`close_sessions` when no send takes it)."""
 
     def look(driver: BmcDriver) -> tuple[PowerState, NmiSupport, Any]:
         power = driver.power_state()
@@ -95,15 +153,17 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> CrashPlan | Outcom
         return power, support, sessions
 
     try:
-        found = first_method(host, request.driver, look)
+        found = first_method(host, request.driver, look, keep_open=keep_open)
     except MethodsFailed as failed:
         # the message has every reason; the fallback reason is only why earlier methods were left
         return Outcome.from_error(host.name, "nmi", failed.error, fallback_reason=failed.fallback_reason)
     except OobError as exc:
         return Outcome.from_error(host.name, "nmi", exc.for_host(host.name))
+    read_at = time.monotonic()
     method = found.method
     power, support, sessions = found.result
     warnings = found.warnings
+    held = HeldSession(found.driver) if found.driver is not None else None
     if found.fallback_reason:
         emit(
             Event(
@@ -118,9 +178,11 @@ def plan_host(host: Host, request: NmiRequest, emit: Emit) -> CrashPlan | Outcom
     for warning in warnings:
         emit(Event(Level.WARNING, warning, host.name, EventKind.WARNING))
     if power is PowerState.OFF:
+        if held is not None:
+            held.close()
         refusal = SafetyRefusal("host power is Off: an NMI would do nothing; not sending", host=host.name)
         return Outcome.from_error(host.name, "nmi", refusal, via=method, warnings=warnings)
-    return CrashPlan(host, method, power, support, found.fallback_reason, warnings, sessions)
+    return CrashPlan(host, method, power, support, found.fallback_reason, warnings, sessions, held, read_at)
 
 
 def _session_usage(driver: BmcDriver) -> Any:
@@ -146,13 +208,9 @@ def trigger_host(
     base = {"bmc": host.bmc.address, "machine": host.bmc.machine, "via": method}
     warnings = plan.warnings
     try:
-        with make_driver(
-            host,
-            method,
-            insecure=request.insecure,
-            connect_attempts=request.connect_attempts,
-        ) as driver:
-            power = driver.power_state()
+        with ExitStack() as session:
+            driver, power = _session_for_send(plan, request)
+            session.callback(driver.close)
             if power is PowerState.OFF:
                 raise SafetyRefusal("host power went Off since planning; not sending", host=host.name)
             if cancel is not None and cancel.is_set():
@@ -227,6 +285,34 @@ def trigger_host(
     return _sent(plan, result, warnings, sent_at)
 
 
+def _session_for_send(plan: CrashPlan, request: NmiRequest) -> tuple[BmcDriver, PowerState]:
+    """The open driver the send goes through and the power state to judge it by: the
+    planning session and its reading while fresh, else a new session that reads it."""
+    held = plan.session.take() if plan.session is not None else None
+    if held is not None:
+        # after a human's answer the power is read again, however quick the answer was
+        if request.assume_yes and time.monotonic() - plan.power_read_at <= POWER_FRESH_S:
+            return held, plan.power
+        try:
+            return held, held.power_state()
+        except NotDelivered:
+            # expired during the confirmation, or the connection went: a read acted on nothing
+            held.close()
+    driver = make_driver(
+        plan.host,
+        plan.method,
+        insecure=request.insecure,
+        connect_attempts=request.connect_attempts,
+        refresh=request.refresh,
+    )
+    driver.open()
+    try:
+        return driver, driver.power_state()
+    except BaseException:
+        driver.close()
+        raise
+
+
 def _announce_left_out(outcomes: Iterable[Outcome], emit: Emit) -> None:
     """Before the question: each host that will not get an NMI, and why."""
     for outcome in outcomes:
@@ -290,12 +376,14 @@ def run_nmi(
         to_plan = [h for h in hosts if h.name not in outcomes]
         planned = run_per_host(
             to_plan,
-            lambda h: plan_host(h, request, emit),
+            lambda h: plan_host(h, request, emit, keep_open=not request.dry_run),
             request.parallel,
             on_bug=lambda h, exc: Outcome.from_error(h.name, "nmi", internal_error(h, exc)),
         )
         outcomes.update({p.host: p for p in planned if isinstance(p, Outcome)})
         plans = [p for p in planned if isinstance(p, CrashPlan)]
+        # before the locks are let go: every session no send took is logged out
+        locks.callback(close_sessions, plans, request.parallel)
         if plans and request.dry_run:
             for plan in plans:
                 outcomes[plan.host.name] = Outcome(

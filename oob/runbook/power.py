@@ -11,7 +11,7 @@ from typing import Any
 from oob.audit import AuditLog
 from oob.errors import OobError, SafetyRefusal
 from oob.events import Emit, Event, EventKind, Level
-from oob.model import Host, PowerAction
+from oob.model import DEFAULT_PARALLEL, Host, PowerAction
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
@@ -28,7 +28,7 @@ class PowerRequest:
     driver: DriverOptions = field(default_factory=DriverOptions)
     assume_yes: bool = False
     dry_run: bool = False
-    parallel: int = 8
+    parallel: int = DEFAULT_PARALLEL
 
 
 ConfirmPower = Callable[[list[Host], str], bool]

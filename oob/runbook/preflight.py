@@ -19,7 +19,7 @@ from typing import Any
 from oob import asyncbridge
 from oob.errors import OobError
 from oob.events import Emit, Event, EventKind, Level
-from oob.model import Host
+from oob.model import DEFAULT_PARALLEL, Host
 from oob.preflight.checks import FAIL, OK, SKIP, WARN, CheckResult, HostView, host_checks
 from oob.runbook.common import Outcome, run_per_host
 from oob.runbook.methods import DriverOptions
@@ -33,7 +33,7 @@ BMC_CHECK_NAMES: tuple[str, ...] = ("reachable", "auth", "tls", "power", "nmi", 
 class PreflightRequest:
     driver: DriverOptions = DriverOptions()  # noqa: RUF009 - frozen, shared safely
     ssh: SshOptions | None = None
-    parallel: int = 8
+    parallel: int = DEFAULT_PARALLEL
     #: warnings make a host not ready too
     strict: bool = False
     ssh_timeout_s: float = 30.0
@@ -276,6 +276,7 @@ def check_one(host: Host, request: PreflightRequest, emit: Emit) -> HostReadines
         dry_run=True,
         connect_attempts=request.driver.connect_attempts,
         sessions=True,
+        refresh=request.driver.refresh,
     )
     plan = plan_host(host, nmi_request, emit)
     result = readiness(host, plan, request)

@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from oob.drivers.base import BmcDriver
+from oob.drivers.redfish.discovery import Discovery, DiscoveryCache
 from oob.drivers.redfish.logs import LogReader
-from oob.drivers.redfish.transport import RedfishTransport
+from oob.drivers.redfish.transport import CachedLogin, LoginUriGone, RedfishTransport, requests_log
 from oob.drivers.redfish.uris import safe_path
 from oob.drivers.redfish.vendors import Vendor, detect_vendor, normalise_reset_values
 from oob.drivers.tls import TlsPolicy
-from oob.errors import ActionUnsupported, BmcProtocolError, BmcUnreachable, UsageError
+from oob.errors import ActionUnsupported, BmcHttpError, BmcProtocolError, BmcUnreachable, UsageError
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
 from oob.signals.bmclog import BmcLog, LogCollector, SourceStatus, Window
 
@@ -131,6 +132,8 @@ class RedfishDriver(BmcDriver):
         connect_attempts: int = 3,
         on_retry: Callable[[str], None] | None = None,
         cycle_wait_s: float = 60.0,
+        discovery: DiscoveryCache | None = None,
+        refresh: bool = False,
     ) -> None:
         super().__init__()
         if not host.bmc.username:
@@ -152,6 +155,13 @@ class RedfishDriver(BmcDriver):
         self._system_uri: str | None = None
         self._system: dict[str, Any] | None = None
         self._reset: tuple[str, NmiSupport] | None = None
+        #: the discovery cache (None: off) and what it held for this BMC (None: discover)
+        self._discovery = discovery
+        self._refresh = refresh
+        self._cache_key = DiscoveryCache.key(self._transport.origin, host.bmc.system)
+        self._cached: Discovery | None = None
+        #: the ActionInfo read this time: (URI, ResetType values)
+        self._action_info: tuple[str, tuple[str, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"RedfishDriver({self.host.name!r}, {self.host.bmc.redfish_url!r})"
@@ -163,10 +173,68 @@ class RedfishDriver(BmcDriver):
             self.warnings.append(
                 f"TLS certificate of {self.host.bmc.redfish_url} is NOT verified (insecure) for host {self.host.name}"
             )
+        if self._discovery is not None and not self._refresh:
+            self._cached = self._discovery.load(self._cache_key, self._transport.origin)
+        if self._cached is not None:
+            try:
+                self._transport.open(cached_login=CachedLogin(self._cached.login_uri))
+                self._system_uri = self._cached.system_uri
+                return
+            except LoginUriGone:
+                self._forget_discovery()
         self._transport.open()
 
     def close(self) -> None:
-        self._transport.close()
+        try:
+            self._remember_discovery()
+        finally:
+            self._transport.close()
+            requests_log.debug(
+                "%s: %d requests to %s (discovery %s)",
+                self.host.name,
+                self._transport.request_count,
+                self._transport.origin,
+                "from the cache" if self._cached is not None else "read from the BMC",
+            )
+
+    @property
+    def request_count(self) -> int:
+        """Requests sent to the BMC so far (each attempt counted), logout included once closed."""
+        return self._transport.request_count
+
+    # -- the discovery cache --------------------------------------------------------------
+
+    def _forget_discovery(self) -> None:
+        """What the cache said no longer holds: drop it and discover afresh (reads only)."""
+        if self._discovery is not None:
+            self._discovery.drop(self._cache_key)
+        self._cached = None
+        self._system_uri = None
+        self._system = None
+        self._reset = None
+
+    def _remember_discovery(self) -> None:
+        """Keep what this session learnt, once the system was read at the URI it names."""
+        if self._discovery is None or self._system is None or self._system_uri is None:
+            return
+        transport = self._transport
+        if transport.auth_method not in ("session", "basic"):
+            return
+        cached = self._cached
+        info_uri, info_values = self._action_info or (None, None)
+        if info_uri is None and cached is not None:
+            info_uri, info_values = cached.action_info_uri, cached.action_info_values
+        entry = Discovery(
+            login_uri=transport.login_uri if transport.auth_method == "session" else None,
+            system_uri=self._system_uri,
+            action_info_uri=info_uri,
+            action_info_values=info_values,
+            vendor=cached.vendor if cached is not None else detect_vendor(transport.root, None).kind,
+            certificate=transport.certificate,
+            learnt_at=cached.learnt_at if cached is not None else time.time(),
+        )
+        if entry != cached:
+            self._discovery.save(self._cache_key, entry)
 
     # -- discovery ------------------------------------------------------------------------
 
@@ -206,7 +274,17 @@ class RedfishDriver(BmcDriver):
 
     def system(self, *, fresh: bool = False) -> dict[str, Any]:
         if self._system is None or fresh:
-            body = self._transport.get(self.system_uri(), field="the system's @odata.id").body
+            try:
+                body = self._transport.get(self.system_uri(), field="the system's @odata.id").body
+            except BmcHttpError as exc:
+                if self._cached is None or exc.status not in (404, 410):
+                    raise
+                self._forget_discovery()  # the cached URI is gone: find the system again
+                return self.system(fresh=True)
+            if self._cached is not None and self._cached.certificate != self._transport.certificate:
+                # another certificate than the facts were learnt behind: learn them again
+                self._forget_discovery()
+                return self.system(fresh=True)
             self._system = _object(body, "system resource")
         return self._system
 
@@ -231,6 +309,15 @@ class RedfishDriver(BmcDriver):
         if inline is not None:
             values = normalise_reset_values(inline)
             support = NmiSupport("Nmi" in values, "inline", values)
+        elif (
+            info_uri is not None
+            and self._cached is not None
+            and self._cached.action_info_values is not None
+            and self._cached.action_info_uri
+            == safe_path(info_uri, self._transport.origin, field="ActionInfo")
+        ):
+            values = self._cached.action_info_values
+            support = NmiSupport("Nmi" in values, "actioninfo", values)
         elif info_uri is not None:
             support = self._from_action_info(info_uri)
         else:
@@ -255,6 +342,7 @@ class RedfishDriver(BmcDriver):
             if isinstance(parameter, dict) and parameter.get("Name") == "ResetType":
                 allowed = _optional(parameter, "AllowableValues", list, "ResetActionInfo AllowableValues")
                 values = normalise_reset_values(allowed or [])
+                self._action_info = (safe_path(uri, self._transport.origin, field="ActionInfo"), values)
                 return NmiSupport("Nmi" in values, "actioninfo", values)
         return NmiSupport(None, "unadvertised")
 

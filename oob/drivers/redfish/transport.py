@@ -101,6 +101,19 @@ class Reply:
 classify_transport_error = classify
 
 
+@dataclass(frozen=True)
+class CachedLogin:
+    """How to log in without reading the service root (from the discovery cache)."""
+
+    #: the sessions collection; None: HTTP Basic
+    uri: str | None
+
+
+class LoginUriGone(BmcProtocolError):
+    """A login URI from the discovery cache took no login (404/405): nothing was opened;
+    discover afresh."""
+
+
 class RedfishTransport:
     """Login, requests with oob's retry policy, guaranteed logout."""
 
@@ -127,8 +140,12 @@ class RedfishTransport:
         self._session: Any = None
         self._token: str | None = None
         self._session_path: str | None = None
-        self.root: dict[str, Any] = {}
+        self._root: dict[str, Any] | None = None
         self.auth_method: str | None = None
+        #: the login URI used (None with HTTP Basic), for the discovery cache
+        self.login_uri: str | None = None
+        #: requests sent so far (each attempt of each request), for -v and the benchmark
+        self.request_count = 0
         #: every connection this transport opened, with how its certificate was checked
         self.connections: list[ConnectionRecord] = []
 
@@ -137,7 +154,10 @@ class RedfishTransport:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self, *, cached_login: CachedLogin | None = None) -> None:
+        """Connect and log in: through the service root, or straight at ``cached_login``
+        (what the discovery cache says: the login URI, or HTTP Basic), reading the root only
+        when something needs it.  :class:`LoginUriGone` when the cached URI takes no login."""
         self._session = make_session(self._tls)
         # identity: a compressed body could expand past the size cap before it is counted
         self._session.headers.update(
@@ -149,18 +169,38 @@ class RedfishTransport:
             # oob warns once per host itself; urllib3 would warn on every request
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         try:
-            self._login()
+            if cached_login is None:
+                self._login()
+            elif cached_login.uri is None:
+                # HTTP Basic: the first read checks the credentials (a 401 there is BmcAuthError)
+                self.auth_method = "basic"
+                self._session.auth = (self._username, self._password)
+            else:
+                self.auth_method = "session"
+                self._session_login(cached_login.uri, cached=True)
         except BaseException:
             self.close()
             raise
 
+    @property
+    def root(self) -> dict[str, Any]:
+        """The service root, read once when first needed (readable without credentials)."""
+        if self._root is None:
+            root = self.get(SERVICE_ROOT, field="the service root URI")
+            if not isinstance(root.body, dict):
+                raise BmcProtocolError(
+                    f"the BMC at {self.origin} answered its service root with {_kind(root.body)}, not a JSON object"
+                )
+            self._root = root.body
+        return self._root
+
+    @property
+    def certificate(self) -> str | None:
+        """SHA-256 of the certificate of the first connection (None: http, or none yet)."""
+        return self.connections[0].certificate if self.connections else None
+
     def _login(self) -> None:
-        root = self.get(SERVICE_ROOT, field="the service root URI")  # readable without credentials
-        if not isinstance(root.body, dict):
-            raise BmcProtocolError(
-                f"the BMC at {self.origin} answered its service root with {_kind(root.body)}, not a JSON object"
-            )
-        self.root = root.body
+        self.root  # noqa: B018 - read first: it names the login URI
         login_uri, login_field = self._login_uri()
         if login_uri is None:
             # No SessionService at all: HTTP Basic, checked against the Systems collection
@@ -200,7 +240,7 @@ class RedfishTransport:
         if reply.status == 401:
             raise BmcAuthError("the BMC refused the credentials (HTTP 401)", bmc_message=_message_of(reply))
 
-    def _session_login(self, login_path: str) -> None:
+    def _session_login(self, login_path: str, *, cached: bool = False) -> None:
         credentials = {"UserName": self._username, "Password": self._password}
         # not an action, but a login that may have left is never re-sent either: the BMC
         # may have opened a session oob holds no token for
@@ -222,6 +262,8 @@ class RedfishTransport:
             raise BmcAuthError(
                 "the BMC refused the credentials (HTTP 401)", bmc_message=most_severe_message(body)
             )
+        if cached and answer.status in (404, 405):
+            raise LoginUriGone(f"the BMC at {self.origin} no longer takes logins at {login_path}")
         if not 200 <= answer.status < 300:
             raise BmcAuthError(
                 f"the BMC would not open a session: HTTP {answer.status}",
@@ -247,6 +289,7 @@ class RedfishTransport:
                 f"the BMC at {self.origin} opened a session without a usable X-Auth-Token header"
             )
         self._token = token
+        self.login_uri = login_path
         self._session.headers["X-Auth-Token"] = token
         if location_error is not None:
             raise location_error
@@ -306,7 +349,9 @@ class RedfishTransport:
             raise BmcAuthError(f"the BMC refused access to {path} (HTTP 401)", bmc_message=reply.bmc_message)
         if reply.status >= 400:
             raise BmcHttpError(
-                f"the BMC answered GET {path} with HTTP {reply.status}", bmc_message=reply.bmc_message
+                f"the BMC answered GET {path} with HTTP {reply.status}",
+                bmc_message=reply.bmc_message,
+                status=reply.status,
             )
         if reply.body_error is not None and reply.body_cut:
             raise BmcUnreachable(
@@ -393,6 +438,7 @@ class RedfishTransport:
             raise OobError("Redfish transport used after close")
         url = self.origin.url(path)
         self._pacer.wait()
+        self.request_count += 1
         started = time.monotonic()
         with attempt_with_deadline(timeout, abortable=abortable) as attempt:
             try:

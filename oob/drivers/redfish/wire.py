@@ -36,6 +36,7 @@ redirect handling never runs: the transport decides), and urllib3's retries are 
 from __future__ import annotations
 
 import enum
+import hashlib
 import socket
 import ssl
 import threading
@@ -74,6 +75,8 @@ class ConnectionRecord:
     pinned: str | None
     #: the CA file the certificate was verified against (None: not verified by CA)
     ca_file: str | None
+    #: SHA-256 of the certificate the BMC presented (lower-case hex; None over http)
+    certificate: str | None = None
 
 
 @dataclass
@@ -204,7 +207,18 @@ class _Watched:
             int(getattr(self, "port", 0) or 0),
             getattr(self, "assert_fingerprint", None),
             getattr(self, "ca_certs", None) if getattr(self, "cert_reqs", None) == "CERT_REQUIRED" else None,
+            self._certificate(),
         )
+
+    def _certificate(self) -> str | None:
+        sock = getattr(self, "sock", None)
+        if not self._is_tls or not isinstance(sock, ssl.SSLSocket):
+            return None
+        try:
+            der = sock.getpeercert(binary_form=True)
+        except (OSError, ValueError):
+            return None
+        return hashlib.sha256(der).hexdigest() if der else None
 
 
 def _pool_classes() -> dict[str, type]:
