@@ -25,7 +25,7 @@ from oob.ssh import SshOptions
 FIFO_SECRET = b"FIFO-SECRET-5f4dcc3b5aa765d6"
 
 #: fast settings for tests: small dumps, short pauses
-FAST = WatchOptions(interval=0.02, stall_after=0.5, timeout=8.0, progress_every=0.05)
+FAST = WatchOptions(interval=0.02, stall_after=1.5, timeout=8.0, progress_every=0.05)
 
 
 def fast_spec(layout: str, **kwargs: Any) -> DumpSpec:
