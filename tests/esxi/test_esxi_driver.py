@@ -9,8 +9,8 @@ import pytest
 
 from oob.drivers.esxi import EsxiDriver
 from oob.drivers.esxi.remote import LISTING_LIMIT
-from oob.errors import BmcProtocolError, BmcRefused, OutcomeUnknown, SafetyRefusal, UsageError
-from oob.model import BmcConfig, Host, PowerAction, PowerState
+from oob.errors import BmcProtocolError, BmcRefused, OutcomeUnknown, SafetyRefusal, TlsError, UsageError
+from oob.model import BmcConfig, Host, PowerAction, PowerState, SshConfig
 from tests.esxi.conftest import EsxiHost
 from tests.esxi.fake_esxi import vm
 
@@ -118,7 +118,7 @@ def test_power_actions_and_their_refusal(esxi: EsxiHost) -> None:
         with pytest.raises(BmcRefused, match="not in a state for power off"):
             driver.power(PowerAction.OFF)
         on = driver.power(PowerAction.ON)
-        assert on.sent == ("vim-cmd vmsvc/power.on 1",) and on.bmc_message == "Powering on VM:"
+        assert on.sent == ("vim-cmd vmsvc/power.on 1",)
         cycle = driver.power(PowerAction.CYCLE)
         assert cycle.sent == ("vim-cmd vmsvc/power.off 1", "vim-cmd vmsvc/power.on 1")
     assert esxi.fake.power_log() == ["off 1", "on 1", "off 1", "on 1"]
@@ -197,3 +197,48 @@ def test_the_connection_dropped_after_the_exec_is_unknown(esxi: EsxiHost) -> Non
     with EsxiDriver(guest("web01")) as driver, pytest.raises(OutcomeUnknown, match="was sent but"):
         driver.send_nmi()
     assert len(esxi.fake.nmis()) == 1
+
+
+def test_no_answer_after_the_exec_is_unknown(esxi: EsxiHost) -> None:
+    esxi.fake.reset(nmi_then="sleep")
+    with (
+        EsxiDriver(guest("web01", timeout=1)) as driver,
+        pytest.raises(OutcomeUnknown, match="no answer within 1 s"),
+    ):
+        driver.send_nmi()
+    assert len(esxi.fake.nmis()) == 1
+
+
+def test_a_changed_host_key_is_refused_before_anything_is_sent(
+    esxi: EsxiHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "known_hosts"
+    # another server's key recorded for this address: a man in the middle, or a reinstall
+    other.write_text(
+        f"[{esxi.sshd.host}]:{esxi.sshd.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0j2bEvMSl4yBqvMnYOtT4IqwaBUHbdvxJd4W9UjqP\n"
+    )
+    config = tmp_path / "ssh_config"
+    config.write_text(esxi.ssh_config.read_text().replace(str(esxi.sshd.known_hosts), str(other)))
+    monkeypatch.setenv("OOB_SSH_CONFIG", str(config))
+    with pytest.raises(TlsError, match="host key has CHANGED"):
+        EsxiDriver(guest("web01")).open()
+    assert esxi.fake.nmis() == []
+
+
+def test_an_address_with_user_and_port_and_the_inventorys_known_hosts(
+    esxi: EsxiHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host {esxi.sshd.host}\n    IdentityFile {esxi.sshd.client_key}\n    IdentitiesOnly yes\n"
+    )
+    monkeypatch.setenv("OOB_SSH_CONFIG", str(config))
+    host = Host(
+        name="guest",
+        bmc=BmcConfig(
+            kind="esxi", address=f"ssh://{esxi.sshd.user}@{esxi.sshd.host}:{esxi.sshd.port}", domain="web01"
+        ),
+        ssh=SshConfig(known_hosts=str(esxi.sshd.known_hosts)),
+    )
+    with EsxiDriver(host) as driver:
+        assert driver.power_state() is PowerState.ON

@@ -364,7 +364,6 @@ class EsxiDriver(BmcDriver):
     def power(self, action: PowerAction) -> ActionResult:
         vm = self._registered()
         sent: list[str] = []
-        said: str | None = None
         for verb in commands.POWER_VERBS[action]:
             command = commands.power(verb, vm.vmid)
             reply = self._act(command, f"power {verb}")
@@ -388,11 +387,7 @@ class EsxiDriver(BmcDriver):
                 host=self.host.name,
                 bmc_message=said,
             )
+        # vim-cmd says "Powering on VM:" and the like: the commands sent say more
         return ActionResult(
-            host=self.host.name,
-            action=action.value,
-            method=self.method,
-            status=0,
-            bmc_message=said,
-            sent=tuple(sent),
+            host=self.host.name, action=action.value, method=self.method, status=0, sent=tuple(sent)
         )
