@@ -105,8 +105,12 @@ def test_a_name_crafted_to_look_like_another_vm_is_not_read_as_it(esxi: EsxiHost
     # the display name holds the separators of the line itself: read two ways, so no VM
     crafted = 'evil" uuid="" displayName="web01'
     esxi.fake.reset([vm(crafted, 5)])
-    with EsxiDriver(guest("web01")) as driver, pytest.raises(SafetyRefusal, match="one way only"):
-        driver.send_nmi()
+    with EsxiDriver(guest("web01")) as driver:
+        # refused while planning already, and again at sending
+        with pytest.raises(SafetyRefusal, match="one way only"):
+            driver.nmi_support()
+        with pytest.raises(SafetyRefusal, match="one way only"):
+            driver.send_nmi()
     assert esxi.fake.nmis() == []
 
 
@@ -136,16 +140,18 @@ def test_info_names_the_host_the_vm_and_its_world(esxi: EsxiHost) -> None:
     assert info.nmi.offered is True and f"world ID {vm('web01', 1)['wid']}" in (info.manager or "")
 
 
-def test_escape_sequences_in_a_listing_never_reach_a_message(esxi: EsxiHost, tmp_path: Path) -> None:
-    hostile = "web01\x1b]0;owned\x07\x1b[2J"
-    esxi.fake.reset([vm(hostile, 1, directory="d\x1b[31m"), vm(hostile, 2, directory="e\x1b[31m")])
-    with EsxiDriver(guest("web01")) as driver, pytest.raises(UsageError) as unknown:
-        driver.power_state()
-    assert "\x1b" not in str(unknown.value)
-    with EsxiDriver(guest(hostile.replace("\x1b", "").replace("\x07", ""))) as driver:
-        with pytest.raises(UsageError) as other:
+def test_escape_sequences_in_a_listing_never_reach_a_message(esxi: EsxiHost) -> None:
+    # the refusal names both VMs' files, which the host chose: shown escaped, never raw
+    esxi.fake.reset([vm("web01", 1, directory="d\x1b[2J"), vm("web01", 2, directory="e\x1b]0;owned\x07")])
+    with EsxiDriver(guest("web01")) as driver:
+        with pytest.raises(SafetyRefusal) as registered:
             driver.power_state()
-    assert "\x1b" not in str(other.value)
+        with pytest.raises(SafetyRefusal) as running:
+            driver.send_nmi()
+    for refusal in (registered.value, running.value):
+        text = str(refusal)
+        assert "\x1b" not in text and "\x07" not in text
+        assert "d\\x1b[2J" in text and "e\\x1b]0;owned\\x07" in text
 
 
 def test_a_ten_megabyte_listing_is_cut_and_refused(esxi: EsxiHost, tmp_path: Path) -> None:
@@ -242,3 +248,14 @@ def test_an_address_with_user_and_port_and_the_inventorys_known_hosts(
     )
     with EsxiDriver(host) as driver:
         assert driver.power_state() is PowerState.ON
+
+
+def test_an_annotation_crafted_as_a_vm_line_cannot_lend_another_vms_vmid(esxi: EsxiHost) -> None:
+    # getallvms prints annotations as they are, over several lines: this one forges a line
+    # "web01 is vmid 3", where vmid 3 is app01
+    forged = "note\n3      web01                [datastore1] web01/web01.vmx   rhel9_64Guest     vmx-19"
+    esxi.fake.reset([vm("db01", 2, annotation=forged), vm("app01", 3)])
+    with EsxiDriver(guest("web01")) as driver:
+        with pytest.raises(BmcProtocolError, match="lists vmid 3 more than once"):
+            driver.power(PowerAction.OFF)
+    assert esxi.fake.power_log() == []

@@ -275,7 +275,10 @@ class EsxiDriver(BmcDriver):
         return self._state_of(self._registered())
 
     def nmi_support(self) -> NmiSupport:
-        # every ESXi since 4 has vmdumper's nmi; whether the VM is running shows in send_nmi
+        # every ESXi since 4 has vmdumper's nmi.  The listing is read here too, so that two
+        # running VMs of this name or a crafted line are refused while planning, before the
+        # question and the audit record; whether the VM runs is power_state's to say
+        self._running()
         return NmiSupport(True, "vmdumper")
 
     def info(self) -> BmcInfo:
@@ -300,7 +303,7 @@ class EsxiDriver(BmcDriver):
             model="ESXi virtual machine",
             firmware=version,
             power=power,
-            nmi=self.nmi_support(),
+            nmi=NmiSupport(True, "vmdumper"),
             system_id=f"vmid {vm.vmid}",
             manager=f"{self._where}, {self._vm} ({printable(vm.file)}){world}",
             warnings=tuple(self.warnings),
