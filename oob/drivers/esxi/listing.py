@@ -6,9 +6,11 @@ and it is printed inside the very lines oob reads.  So:
 - the output is bounded before it gets here (:mod:`oob.drivers.esxi.remote`), and again
   here: at most :data:`MAX_LINES` lines of at most :data:`MAX_LINE` characters are read;
 - a line is read only when it has exactly the documented shape, and only when it can be read
-  **one way**: a quoted field (``cfgFile="..."``, ``displayName="..."``) is read both as the
-  shortest and as the longest text the line allows; when the two readings differ (a name
-  that holds ``" displayName="`` itself, say) the line is *ambiguous* and names no VM;
+  **one way**: the separators between its fields (``" uuid="…" displayName="``; a word
+  ending in ``.vmx`` after ``[datastore] ``) must occur exactly once where they could; a
+  name that holds them itself (``evil" uuid="" displayName="web01``) makes the line
+  *ambiguous*, and it names no VM.  Reading is linear in the line's length (no pattern
+  that backtracks over two open-ended fields);
 - a line that is not read is counted, and kept (cut short) when it holds the wanted name:
   the caller then refuses rather than guess which VM it was;
 - nothing read here is ever put into a command: commands are built from the integers this
@@ -45,22 +47,24 @@ MAX_LINES = 8192
 MAX_LINE = 8192
 #: characters of a line kept for a message
 SHOWN = 160
-#: world IDs, vmids and cartel IDs are unsigned 32- or 64-bit numbers
-_ID = r"\d{1,19}"
-
 # ``vmdumper -l``: ESXi 5 and later start the line with ``wid=``; the ESX 4 vm-support script
 # reads ``vmid=`` in the same place (the world ID of the VM's first world).  Both are a world ID.
-_VMDUMPER = r"(?:wid|vmid)=(?P<wid>{id}) pid=(?P<pid>-?\d{{1,19}}) cfgFile=\"(?P<cfg>.{q})\" uuid=\"(?P<uuid>[0-9A-Fa-f -]{{0,64}})\" displayName=\"(?P<name>.{q})\" vmxCartelID=(?P<cartel>{id})"
-_VMDUMPER_SHORT = re.compile(_VMDUMPER.format(id=_ID, q="*?"))
-_VMDUMPER_LONG = re.compile(_VMDUMPER.format(id=_ID, q="*"))
+# The line is anchored at both ends (the head and the tail below); what lies between is
+# ``CFG" uuid="UUID" displayName="NAME``, read where the one separator pair is.
+_VMDUMPER_HEAD = re.compile(r'(?:wid|vmid)=(?P<wid>\d{1,19}) pid=-?\d{1,19} cfgFile="')
+_VMDUMPER_TAIL = re.compile(r'" vmxCartelID=(?P<cartel>\d{1,19})\Z')
+_UUID_SEPARATOR = '" uuid="'
+_NAME_SEPARATOR = '" displayName="'
+_UUID_CHARACTERS = frozenset("0123456789abcdefABCDEF -")
+_UUID_MAX = 64
 
 # ``vim-cmd vmsvc/getallvms``: Vmid, Name, File ("[datastore] path.vmx"), Guest OS, Version,
 # Annotation (free text, which may run over several lines)
-_GETALLVMS = (
-    r"(?P<vmid>{id})\s+(?P<name>\S(?:.{q}\S)?)\s+(?P<file>\[[^\]\n]{{1,256}}\] .{q}\.vmx)(?:\s+(?P<rest>.*))?"
-)
-_GETALLVMS_SHORT = re.compile(_GETALLVMS.format(id=_ID, q="*?"))
-_GETALLVMS_LONG = re.compile(_GETALLVMS.format(id=_ID, q="*"))
+_GETALLVMS_HEAD = re.compile(r"(?P<vmid>\d{1,19})\s+(?=\S)")
+_VMX_END = re.compile(r"\.vmx(?=\s|\Z)")
+# a datastore name holds no bracket: each scan for one ends at the next "[", so finding
+# every candidate stays linear
+_FILE_START = re.compile(r"\s\[[^\[\]\n]{1,256}\] ")
 
 #: ``vim-cmd`` prints a fault as ``(vim.fault.InvalidPowerState) {`` on a line of its own
 _FAULT = re.compile(r"\((?P<fault>vim\.fault\.[A-Za-z]{1,64}|vmodl\.fault\.[A-Za-z]{1,64})\)\s*\{?")
@@ -123,6 +127,62 @@ def _shown(line: str) -> str:
     return printable(cut)
 
 
+def _vmdumper_line(line: str) -> RunningVm | None:
+    """One line of ``vmdumper -l``, or None when it has not exactly one reading.
+
+    Linear in the line's length: the separators are found with ``str.find``, each candidate
+    checked over at most 64 characters (a backtracking pattern with two open-ended quoted
+    fields took seconds on a crafted megabyte)."""
+    head = _VMDUMPER_HEAD.match(line)
+    if head is None:
+        return None
+    tail = _VMDUMPER_TAIL.search(line, max(head.end(), len(line) - 40))
+    if tail is None:
+        return None
+    middle = line[head.end() : tail.start()]
+    readings = []
+    at = middle.find(_UUID_SEPARATOR)
+    while at != -1:
+        uuid_start = at + len(_UUID_SEPARATOR)
+        uuid_end = middle.find('"', uuid_start, uuid_start + _UUID_MAX + 1)
+        if (
+            uuid_end != -1
+            and _UUID_CHARACTERS.issuperset(middle[uuid_start:uuid_end])
+            and middle.startswith(_NAME_SEPARATOR, uuid_end)
+        ):
+            readings.append((at, uuid_start, uuid_end))
+        at = middle.find(_UUID_SEPARATOR, at + 1)
+    if len(readings) != 1:
+        # no separator pair, or several: a name or path holding '" uuid="…" displayName="'
+        return None
+    at, uuid_start, uuid_end = readings[0]
+    return RunningVm(
+        wid=int(head["wid"]),
+        cfg_file=middle[:at],
+        uuid=middle[uuid_start:uuid_end],
+        display_name=middle[uuid_end + len(_NAME_SEPARATOR) :],
+        cartel=int(tail["cartel"]),
+    )
+
+
+def _getallvms_line(line: str) -> RegisteredVm | None:
+    """One VM line of ``getallvms`` (stripped), or None when it has not exactly one reading:
+    one ``.vmx`` that ends a word, and one ``[datastore] `` before it."""
+    head = _GETALLVMS_HEAD.match(line)
+    if head is None:
+        return None
+    ends = [m.end() for m in _VMX_END.finditer(line, head.end())]
+    if len(ends) != 1:
+        return None
+    starts = list(_FILE_START.finditer(line, head.end() - 1, ends[0]))
+    if len(starts) != 1:
+        return None
+    name = line[head.end() : starts[0].start()].strip()
+    if not name:
+        return None
+    return RegisteredVm(vmid=int(head["vmid"]), name=name, file=line[starts[0].start() + 1 : ends[0]])
+
+
 def parse_vmdumper(text: str, wanted: str = "") -> Listing[RunningVm]:
     """``vmdumper -l``; ``wanted``: the display name the caller looks for (for
     :attr:`Listing.suspicious`)."""
@@ -132,22 +192,13 @@ def parse_vmdumper(text: str, wanted: str = "") -> Listing[RunningVm]:
     for line, too_long in _lines(text):
         if not line.strip():
             continue
-        short = None if too_long else _VMDUMPER_SHORT.fullmatch(line)
-        long = None if too_long else _VMDUMPER_LONG.fullmatch(line)
-        if short is None or long is None or short.groupdict() != long.groupdict():
+        found = None if too_long else _vmdumper_line(line)
+        if found is None:
             unread += 1
             if wanted and wanted in line:
                 suspicious.append(_shown(line))
             continue
-        vms.append(
-            RunningVm(
-                wid=int(short["wid"]),
-                cfg_file=short["cfg"],
-                uuid=short["uuid"],
-                display_name=short["name"],
-                cartel=int(short["cartel"]),
-            )
-        )
+        vms.append(found)
     return Listing(tuple(vms), unread, tuple(suspicious), len(text.splitlines()) > MAX_LINES)
 
 
@@ -161,26 +212,15 @@ def parse_getallvms(text: str, wanted: str = "") -> Listing[RegisteredVm]:
         stripped = line.strip()
         if not stripped or not stripped[0].isdigit():
             # the header, or an annotation's further lines: not a VM's line (an annotation
-            # line that starts with a number and reads as a VM's is caught by the caller's
-            # check for two VMs of one name: the real VM is listed too)
+            # line that reads as a VM's is caught by the caller: a name or vmid on two lines)
             continue
-        short = None if too_long else _GETALLVMS_SHORT.fullmatch(stripped)
-        long = None if too_long else _GETALLVMS_LONG.fullmatch(stripped)
-        if (
-            short is None
-            or long is None
-            or (short["vmid"], short["name"], short["file"])
-            != (
-                long["vmid"],
-                long["name"],
-                long["file"],
-            )
-        ):
+        found = None if too_long else _getallvms_line(stripped)
+        if found is None:
             unread += 1
             if wanted and wanted in line:
                 suspicious.append(_shown(line))
             continue
-        vms.append(RegisteredVm(vmid=int(short["vmid"]), name=short["name"], file=short["file"]))
+        vms.append(found)
     return Listing(tuple(vms), unread, tuple(suspicious), len(text.splitlines()) > MAX_LINES)
 
 
