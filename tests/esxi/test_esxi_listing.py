@@ -3,6 +3,9 @@ or none, and crafted lines (a megabyte of separators) read as nothing."""
 
 from __future__ import annotations
 
+import pytest
+
+from oob.drivers.esxi import commands
 from oob.drivers.esxi.listing import (
     MAX_LINE,
     first_line,
@@ -76,3 +79,15 @@ def test_power_states_and_faults() -> None:
     assert parse_fault("Powering on VM:\n" + fault) == "vim.fault.InvalidPowerState"
     assert parse_fault("   x = (vim.fault.NotFound) {\n") is None
     assert first_line("\n\n  \x1b[2Jhello\n") == "\\x1b[2Jhello"
+
+
+def test_ids_are_positive_and_bounded_before_a_command_carries_them() -> None:
+    assert parse_vmdumper(line("web01").replace("wid=2099719", "wid=0")).vms == ()
+    assert parse_vmdumper(line("web01").replace("wid=2099719", "wid=9999999999999999999")).vms == ()
+    assert parse_getallvms("0 web01 [ds] a/a.vmx g vmx-19\n").vms == ()
+    assert commands.nmi(2099719) == "vmdumper 2099719 nmi"
+    for bad in (0, -1, True, 2**63):
+        with pytest.raises(ValueError):
+            commands.nmi(bad)
+    with pytest.raises(ValueError):
+        commands.power("on; reboot", 1)

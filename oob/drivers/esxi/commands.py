@@ -8,6 +8,7 @@ login shell of the ESXi user (``sh -c``), as ``ssh esxi 'vmdumper -l'`` would.
 
 from __future__ import annotations
 
+from oob.drivers.esxi.listing import MAX_ID
 from oob.model import PowerAction
 
 #: running VMs with their world IDs and display names
@@ -26,13 +27,10 @@ POWER_VERBS: dict[PowerAction, tuple[str, ...]] = {
     PowerAction.CYCLE: ("off", "on"),
 }
 
-#: world IDs and vmids are unsigned 32-bit on every ESXi so far; 64-bit leaves room
-_MAX_ID = 2**63 - 1
-
 
 def _checked(value: int, what: str) -> int:
     # bool is an int: never a valid ID
-    if type(value) is not int or not 0 < value <= _MAX_ID:
+    if type(value) is not int or not 0 < value <= MAX_ID:
         raise ValueError(f"{what} must be a positive integer, not {value!r}")
     return value
 

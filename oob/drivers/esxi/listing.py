@@ -127,6 +127,15 @@ def _shown(line: str) -> str:
     return printable(cut)
 
 
+#: the largest ID a command may carry (oob.drivers.esxi.commands checks the same)
+MAX_ID = 2**63 - 1
+
+
+def _id(text: str) -> int | None:
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
 def _vmdumper_line(line: str) -> RunningVm | None:
     """One line of ``vmdumper -l``, or None when it has not exactly one reading.
 
@@ -156,12 +165,15 @@ def _vmdumper_line(line: str) -> RunningVm | None:
         # no separator pair, or several: a name or path holding '" uuid="…" displayName="'
         return None
     at, uuid_start, uuid_end = readings[0]
+    wid, cartel = _id(head["wid"]), _id(tail["cartel"])
+    if wid is None or cartel is None:
+        return None
     return RunningVm(
-        wid=int(head["wid"]),
+        wid=wid,
         cfg_file=middle[:at],
         uuid=middle[uuid_start:uuid_end],
         display_name=middle[uuid_end + len(_NAME_SEPARATOR) :],
-        cartel=int(tail["cartel"]),
+        cartel=cartel,
     )
 
 
@@ -178,9 +190,10 @@ def _getallvms_line(line: str) -> RegisteredVm | None:
     if len(starts) != 1:
         return None
     name = line[head.end() : starts[0].start()].strip()
-    if not name:
+    vmid = _id(head["vmid"])
+    if not name or vmid is None:
         return None
-    return RegisteredVm(vmid=int(head["vmid"]), name=name, file=line[starts[0].start() + 1 : ends[0]])
+    return RegisteredVm(vmid=vmid, name=name, file=line[starts[0].start() + 1 : ends[0]])
 
 
 def parse_vmdumper(text: str, wanted: str = "") -> Listing[RunningVm]:
