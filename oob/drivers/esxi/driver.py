@@ -100,7 +100,9 @@ class EsxiDriver(BmcDriver):
     def __init__(self, host: Host, *, options: SshOptions | None = None) -> None:
         super().__init__()
         if not host.bmc.domain:
-            raise UsageError(f"host '{host.name}': bmc.kind 'esxi' needs bmc.domain, the VM's display name")
+            raise UsageError(
+                f"host '{host.name}': bmc.kind 'esxi' needs bmc.domain, the VM's display name", host=host.name
+            )
         self.host = host
         self.vm_name: str = host.bmc.domain
         self.address = esxi_address(host)
@@ -169,7 +171,7 @@ class EsxiDriver(BmcDriver):
             reply = self._run(command, limit=LISTING_LIMIT, stop_when_full=True, stage=Stage())
         except CommandFailed as exc:
             raise BmcUnreachable(
-                f"{self._where}: {command}: {exc.reason}", host=self.host.name, retryable=False
+                f"{self._where}: {command}: {printable(exc.reason)}", host=self.host.name, retryable=False
             ) from None
         if reply.overflow:
             raise BmcProtocolError(
@@ -181,7 +183,7 @@ class EsxiDriver(BmcDriver):
             how = (
                 f"exit status {reply.exit_status}"
                 if reply.exit_status is not None
-                else f"signal {reply.exit_signal}"
+                else f"signal {printable(reply.exit_signal)}"
             )
             raise BmcUnreachable(
                 f"{self._where}: {command} failed ({how})" + (f": {said}" if said else ""),
@@ -320,12 +322,12 @@ class EsxiDriver(BmcDriver):
         except CommandFailed as exc:
             if not stage.opened:
                 raise BmcUnreachable(
-                    f"{self._where}: {what} not sent ({command}: {exc.reason})",
+                    f"{self._where}: {what} not sent ({command}: {printable(exc.reason)})",
                     host=self.host.name,
                     retryable=False,
                 ) from None
             raise OutcomeUnknown(
-                f"{self._where}: {command} was sent but {exc.reason}: the {what} may have been applied, "
+                f"{self._where}: {command} was sent but {printable(exc.reason)}: the {what} may have been applied, "
                 "so it is not sent again",
                 host=self.host.name,
             ) from None
@@ -376,10 +378,11 @@ class EsxiDriver(BmcDriver):
                 sent.append(command)
                 continue
             done = f" after {', '.join(sent)} succeeded" if sent else ""
-            if fault == _WRONG_STATE:
+            if fault == _WRONG_STATE and not sent:
                 # hostd answered that the VM's state does not allow it: the action did not start
+                # (after a first step of a cycle was applied, "not delivered" would be untrue)
                 raise BmcRefused(
-                    f"{self._where} refused {command}: the VM is not in a state for power {verb}{done}",
+                    f"{self._where} refused {command}: the VM is not in a state for power {verb}",
                     host=self.host.name,
                     bmc_message=said,
                 )
