@@ -91,3 +91,11 @@ def test_ids_are_positive_and_bounded_before_a_command_carries_them() -> None:
             commands.nmi(bad)
     with pytest.raises(ValueError):
         commands.power("on; reboot", 1)
+
+
+def test_a_line_separator_in_a_name_does_not_start_a_line() -> None:
+    # str.splitlines would break at U+2028 and let the name's second half read as a VM's line
+    forged = "x\u2028" + line("web01").replace("wid=2099719", "wid=5")
+    listing = parse_vmdumper(line(forged) + "\n", "web01")
+    assert [vm.display_name for vm in listing.vms] == []
+    assert listing.unread == 1 and listing.suspicious

@@ -114,9 +114,19 @@ class Listing(Generic[_T]):
     cut: bool
 
 
+def _split(text: str) -> list[str]:
+    """The lines as the tools end them (``\n``; a ``\r`` before it dropped).  Not
+    ``str.splitlines``: that also breaks at U+2028, U+0085, form feeds…, which a display name
+    may hold, and a name could then start a line of its own."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def _lines(text: str) -> Iterator[tuple[str, bool]]:
     """(line, too long) for each of the first MAX_LINES lines."""
-    for index, line in enumerate(text.splitlines()):
+    for index, line in enumerate(_split(text)):
         if index >= MAX_LINES:
             return
         yield line[: MAX_LINE + 1], len(line) > MAX_LINE
@@ -212,7 +222,7 @@ def parse_vmdumper(text: str, wanted: str = "") -> Listing[RunningVm]:
                 suspicious.append(_shown(line))
             continue
         vms.append(found)
-    return Listing(tuple(vms), unread, tuple(suspicious), len(text.splitlines()) > MAX_LINES)
+    return Listing(tuple(vms), unread, tuple(suspicious), len(_split(text)) > MAX_LINES)
 
 
 def parse_getallvms(text: str, wanted: str = "") -> Listing[RegisteredVm]:
@@ -234,7 +244,7 @@ def parse_getallvms(text: str, wanted: str = "") -> Listing[RegisteredVm]:
                 suspicious.append(_shown(line))
             continue
         vms.append(found)
-    return Listing(tuple(vms), unread, tuple(suspicious), len(text.splitlines()) > MAX_LINES)
+    return Listing(tuple(vms), unread, tuple(suspicious), len(_split(text)) > MAX_LINES)
 
 
 def parse_power_state(text: str) -> PowerState | None:
