@@ -139,7 +139,9 @@ class BmcConfig:
         if self.kind == "ipmi":
             port, default = self.ipmi_port, 623
         else:
-            parts = urlsplit(address if "://" in address else f"https://{address}")
+            # a bare ESXi address is an SSH one (port 22), a bare BMC address an HTTPS one
+            bare = "ssh" if self.kind == "esxi" else "https"
+            parts = urlsplit(address if "://" in address else f"{bare}://{address}")
             default = 80 if parts.scheme == "http" else 443 if parts.scheme == "https" else 22
             try:
                 port = parts.port or default

@@ -12,6 +12,7 @@ own reason (a truncated dump: ``check_release: Can't get the address of system_u
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -216,6 +217,16 @@ def refusal(fmt: VmcoreFormat, vmcore: Path, tool: str) -> str | None:
         )
     if fmt.kind in ("gzip", "bzip2", "xz", "lz4"):
         return f"{name} is {fmt.kind}-compressed: unpack it first ({fmt.kind} -dc {name} > OUTFILE)"
+    if tool == "makedumpfile" and fmt.kind == "vmware-vmss":
+        # VMware's converter takes the checkpoint and its .vmem when the memory is beside it
+        memory = vmcore.with_suffix(".vmem")
+        convert = printable(
+            shlex.join(["vmss2core", "-N6", str(vmcore), *([str(memory)] if memory.is_file() else [])])
+        )
+        return (
+            f"{name} is a {fmt.label} file: makedumpfile reads kdump and ELF vmcores only; crash 7.1.0 and "
+            f"later read it directly, or convert it first ({convert}, a Linux guest)"
+        )
     if tool == "makedumpfile" and fmt.kind in ("vmware-vmss", "qemu-savevm"):
         return f"{name} is a {fmt.label} file: makedumpfile reads kdump and ELF vmcores only (use crash)"
     return None

@@ -377,10 +377,15 @@ def _prepare(path: Path | None, fmt: VmcoreFormat | None, notes: list[str]) -> t
             notes.append(f"if {unpacked} turns out to be a flattened stream, rebuild it with makedumpfile -R")
         return [f"{unpack} > {shlex.quote(unpacked)}"], unpacked
     if fmt.kind == "vmware-vmss":
+        # vmss2core takes the checkpoint and, when the memory is a file of its own (ESXi
+        # snapshots, Workstation), that .vmem: docs/ESXI.md
+        memory = path.with_suffix(".vmem")
+        convert = ["vmss2core", "-N6", source, *([str(memory)] if memory.is_file() else [])]
         notes.append(
             f"crash {CRASH_VMSS_VERSION} and later read .vmss/.vmsn files directly (a companion .vmem must sit "
             "beside them when the memory is not inside); with an older crash convert it first: "
-            f"{shlex.join(['vmss2core', '-N6', source])}"
+            f"{shlex.join(convert)} (a Linux guest; for a Windows guest -W, or -W8 from Windows 8 and "
+            "Server 2012 on, writes a memory.dmp for WinDbg)"
         )
     elif fmt.kind == "qemu-savevm":
         notes.append(

@@ -93,4 +93,8 @@ def make_driver(
         from oob.drivers.ipmi import IpmiDriver
 
         return IpmiDriver(host, resolve_password(host), connect_attempts=connect_attempts, on_retry=on_retry)
+    if method == "esxi":
+        from oob.drivers.esxi import EsxiDriver
+
+        return EsxiDriver(host)
     raise UsageError(f"host '{host.name}': unknown BMC method '{method}'", host=host.name)

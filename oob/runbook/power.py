@@ -109,7 +109,7 @@ def _act(
             EventKind(name),
         )
     )
-    status_key = "http_status" if method == "redfish" else "completion_code"
+    status_key = {"redfish": "http_status", "esxi": "exit_status"}.get(method, "completion_code")
     detail: dict[str, Any] = {"sent": list(result.sent), status_key: result.status}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
