@@ -315,6 +315,24 @@ class ActionResult:
     task: str | None = None
     #: the ResetType actually sent (e.g. "ForceOff" for ``off``)
     sent: tuple[str, ...] = ()
+    #: the answer in words, for a method whose answer is neither an HTTP status nor an IPMI
+    #: completion code (libvirt: the call returned)
+    answer: str | None = None
+
+    @property
+    def status_key(self) -> str:
+        """What ``status`` is, as the key a report shows it under."""
+        if self.answer is not None:
+            return "answer"
+        return "http_status" if self.method == "redfish" else "completion_code"
+
+    def describe_answer(self) -> str:
+        """``HTTP 204``, ``completion code 0x00``, or the method's own words."""
+        if self.answer is not None:
+            return self.answer
+        if self.method == "redfish" or self.status is None:
+            return f"HTTP {self.status}"
+        return f"completion code 0x{self.status:02X}"
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -219,7 +219,7 @@ def trigger_host(
         )
     for warning in warnings[len(plan.warnings) :]:
         emit(Event(Level.WARNING, warning, host.name, EventKind.AUDIT_RECORD_MISSING))
-    answer = f"HTTP {result.status}" if method == "redfish" else f"completion code 0x{result.status:02X}"
+    answer = result.describe_answer()
     data: dict[str, Any] = {"via": method, "at": sent_at, "answer": answer}
     if plan.fallback_reason:
         data["fallback_reason"] = plan.fallback_reason
@@ -243,9 +243,9 @@ def _announce_left_out(outcomes: Iterable[Outcome], emit: Emit) -> None:
 
 
 def _sent(plan: CrashPlan, result: ActionResult, warnings: tuple[str, ...], sent_at: str) -> Outcome:
-    # an IPMI answer is a completion code, not an HTTP status
-    status_key = "http_status" if plan.method == "redfish" else "completion_code"
-    detail: dict[str, Any] = {status_key: result.status, "at": sent_at}
+    # an IPMI answer is a completion code, not an HTTP status; libvirt's is words
+    status_key = result.status_key
+    detail: dict[str, Any] = {status_key: result.answer or result.status, "at": sent_at}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
     if result.task:
