@@ -100,6 +100,10 @@ class PreflightReport:
 def _tls(host: Host, insecure: bool) -> CheckResult:
     if host.bmc.is_ipmi_only:
         return CheckResult("tls", "bmc", SKIP, "IPMI only: no TLS")
+    if host.bmc.kind == "libvirt":
+        return CheckResult(
+            "tls", "bmc", SKIP, "libvirt: its own transport checks the hypervisor (ssh keys, libvirt's PKI)"
+        )
     if insecure or not host.bmc.verify:
         why = "--insecure" if insecure else "bmc.verify = false"
         return CheckResult("tls", "bmc", WARN, f"certificate not verified ({why})")

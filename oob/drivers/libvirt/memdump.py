@@ -111,6 +111,7 @@ def dump_memory(
     progress: Callable[[DumpProgress], None] | None = None,
     deadline_s: float = 3600.0,
     poll_s: float = 1.0,
+    cancel: threading.Event | None = None,
 ) -> MemoryDump:
     """Write the guest's memory to ``path`` (on the hypervisor's machine) and say how."""
     check_choices(fmt, live, after)
@@ -130,6 +131,7 @@ def dump_memory(
                 started,
                 deadline_s,
                 poll_s,
+                cancel,
             )
         except libvirt.libvirtError as exc:
             code = error_code(exc)
@@ -166,6 +168,7 @@ def _one_dump(
     started: float,
     deadline_s: float,
     poll_s: float,
+    cancel: threading.Event | None,
 ) -> bool:
     """One dump call; True when the hypervisor reported progress while it ran."""
     dom = driver.domain
@@ -192,6 +195,12 @@ def _one_dump(
         if not worker.is_alive():
             break
         elapsed = time.monotonic() - started
+        if cancel is not None and cancel.is_set():
+            _abort(driver)
+            worker.join(min(driver.timeout, 10.0))
+            raise DumpTargetError(
+                "interrupted: the dump job was aborted; the file is incomplete", host=driver.host.name
+            )
         if elapsed >= deadline_s:
             _abort(driver)
             worker.join(min(driver.timeout, 10.0))
