@@ -26,6 +26,12 @@ GUESTS = """\
     <memory unit="MiB">64</memory>
     <os><type>hvm</type></os>
   </domain>
+  <domain type="test" xmlns:test="http://libvirt.org/schemas/domain/test/1.0">
+    <name>down</name>
+    <memory unit="MiB">64</memory>
+    <os><type>hvm</type></os>
+    <test:runstate>5</test:runstate>
+  </domain>
   <domain type="test">
     <name>huge</name>
     <memory unit="TiB">64</memory>
@@ -37,7 +43,7 @@ GUESTS = """\
 
 @pytest.fixture
 def guests_uri(tmp_path: Path) -> str:
-    """A test-driver node with running guests vm1 (64 MiB), frozen and huge (64 TiB)."""
+    """A test-driver node: running guests vm1 (64 MiB), frozen and huge (64 TiB); down, shut off."""
     path = tmp_path / "guests.xml"
     path.write_text(GUESTS.format(uuid=RUNNING_UUID))
     return f"test://{path}"
@@ -45,7 +51,9 @@ def guests_uri(tmp_path: Path) -> str:
 
 @pytest.fixture
 def guest(guests_uri: str) -> Callable[..., Host]:
-    def make(domain: str = "vm1", name: str | None = None, timeout: float = 5.0, uri: str | None = None) -> Host:
+    def make(
+        domain: str = "vm1", name: str | None = None, timeout: float = 5.0, uri: str | None = None
+    ) -> Host:
         return Host(
             name=name or domain,
             bmc=BmcConfig(kind="libvirt", address=uri or guests_uri, domain=domain, timeout=timeout),

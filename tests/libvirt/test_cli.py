@@ -81,5 +81,7 @@ def test_missing_binding_is_one_line(
 def test_help_does_not_import_the_binding() -> None:
     code = "import sys, oob.cli.app; print('libvirt' in sys.modules)"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True
+    )
     assert out.stdout.strip() == "False"

@@ -52,6 +52,12 @@ def test_power_actions_change_the_guest_state(guest: Callable[..., Host]) -> Non
         assert driver.power_state() is PowerState.OFF
 
 
+def test_a_shut_off_guest_reads_off(guest: Callable[..., Host]) -> None:
+    with LibvirtDriver(guest("down")) as driver:
+        assert driver.power_state() is PowerState.OFF
+        assert not driver.is_active()
+
+
 def test_a_paused_guest_reads_on_and_gets_no_nmi(guest: Callable[..., Host]) -> None:
     with LibvirtDriver(guest("frozen")) as driver:
         driver.domain.suspend()

@@ -23,13 +23,15 @@ from tests.libvirt.conftest import libvirt_error
 class CountingDomain:
     """The real test-driver domain, with its injectNMI calls counted (or made to fail)."""
 
-    def __init__(self, real: Any, fail: Exception | None = None, block: threading.Event | None = None) -> None:
+    def __init__(
+        self, real: Any, fail: Exception | None = None, block: threading.Event | None = None
+    ) -> None:
         self.real = real
         self.fail = fail
         self.block = block
         self.injected = 0
 
-    def injectNMI(self, flags: int) -> int:  # noqa: N802 - libvirt's name
+    def injectNMI(self, flags: int) -> int:
         self.injected += 1
         if self.block is not None:
             self.block.wait(30)
@@ -59,7 +61,9 @@ def injected(domains: list[CountingDomain]) -> int:
     return sum(d.injected for d in domains)
 
 
-def test_run_nmi_injects_once_and_the_guard_refuses_a_second(guest: Callable[..., Host], tmp_path: Path) -> None:
+def test_run_nmi_injects_once_and_the_guard_refuses_a_second(
+    guest: Callable[..., Host], tmp_path: Path
+) -> None:
     host = guest()
     audit = AuditLog(tmp_path / "audit.jsonl", command=["test"])
     domains: list[CountingDomain] = []
@@ -99,14 +103,18 @@ def test_an_inject_failure_is_judged_by_its_code(
     assert injected(domains) == 1
 
 
-def test_an_unknown_outcome_is_never_resent_by_the_runbook(guest: Callable[..., Host], tmp_path: Path) -> None:
+def test_an_unknown_outcome_is_never_resent_by_the_runbook(
+    guest: Callable[..., Host], tmp_path: Path
+) -> None:
     import libvirt
 
     audit = AuditLog(tmp_path / "audit.jsonl", command=["test"])
     domains: list[CountingDomain] = []
     failure = libvirt_error(libvirt.VIR_ERR_RPC, "connection reset")
     with use_drivers(lambda h, method: CountingDriver(h, domains, fail=failure)):
-        [outcome] = run_nmi([guest()], NmiRequest(assume_yes=True), confirm=lambda p: True, emit=discard, audit=audit)
+        [outcome] = run_nmi(
+            [guest()], NmiRequest(assume_yes=True), confirm=lambda p: True, emit=discard, audit=audit
+        )
     assert outcome.status == "unknown" and outcome.exit_code == 6
     assert injected(domains) == 1
     text = (tmp_path / "audit.jsonl").read_text()
