@@ -30,6 +30,7 @@ from typing import Any
 
 from oob.audit import AuditLog
 from oob.drivers.factory import make_driver
+from oob.drivers.libvirt.driver import LibvirtDriver
 from oob.errors import OobError, SafetyRefusal, UsageError
 from oob.events import Emit, Event, EventKind, Level
 from oob.model import Host
@@ -108,6 +109,13 @@ def dump_path(host: Host, directory: str, remote: bool, now: datetime) -> str:
     return f"{base}/{name}.vmcore" if remote else f"{base}/{name}/vmcore"
 
 
+def _driver(host: Host) -> LibvirtDriver:
+    driver = make_driver(host, "libvirt")
+    if not isinstance(driver, LibvirtDriver):  # a test's use_drivers() may hand in anything
+        raise UsageError(f"oob dump needs a libvirt driver, got {type(driver).__name__}", host=host.name)
+    return driver
+
+
 def plan_dump(host: Host, request: DumpRequest, now: datetime) -> DumpPlan:
     if host.bmc.kind != "libvirt":
         raise UsageError(
@@ -115,11 +123,11 @@ def plan_dump(host: Host, request: DumpRequest, now: datetime) -> DumpPlan:
             f"'{host.bmc.kind}', not 'libvirt'",
             host=host.name,
         )
-    with make_driver(host, "libvirt") as driver:
-        if not driver.is_active():  # type: ignore[attr-defined]
+    with _driver(host) as driver:
+        if not driver.is_active():
             raise SafetyRefusal("the guest is not running: it has no memory to dump", host=host.name)
-        memory = int(driver.memory_bytes())  # type: ignore[attr-defined]
-        remote = driver.hypervisor_host  # type: ignore[attr-defined]
+        memory = driver.memory_bytes()
+        remote = driver.hypervisor_host
     path = dump_path(host, request.directory, remote is not None, now)
     free = None
     if remote is None:
@@ -198,8 +206,8 @@ def write_dump(
         )
 
     try:
-        with make_driver(host, "libvirt") as driver:
-            written = driver.dump_memory(  # type: ignore[attr-defined]
+        with _driver(host) as driver:
+            written = driver.dump_memory(
                 plan.path,
                 live=request.live,
                 after=request.after,

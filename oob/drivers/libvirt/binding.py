@@ -34,7 +34,7 @@ def libvirt_module() -> ModuleType:
     with _lock:
         if _module is None:
             try:
-                import libvirt  # type: ignore[import-untyped]
+                import libvirt
             except ImportError:
                 raise UsageError(INSTALL_HINT) from None
             libvirt.registerErrorHandler(_ignore, None)
