@@ -3,6 +3,7 @@ whose own kdump cannot write one."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -85,33 +86,39 @@ def dump_command(
     """
     setup_logging(verbose)
     with handle_errors(verbose):
-        from oob.runbook.hvdump import DumpPlan, DumpRequest, run_dump
+        from oob.runbook.hvdump import DumpRequest
 
         request = DumpRequest(
             directory=directory, live=live, after=after, fmt=fmt, assume_yes=yes, deadline_s=deadline
         )
         hosts = load_hosts(inventory, list(targets or []))
-        renderer = make_renderer(json_output, (("format", "FORMAT"), ("path", "PATH")))
+        dump_and_report(hosts, request, json_output=json_output, audit_log=audit_log)
 
-        def confirm(plans: list[DumpPlan]) -> bool:
-            from oob.render.text import confirmation_lines
 
-            what = "dump the memory of" if live else "pause and dump the memory of"
-            lines = confirmation_lines(p.describe(request) for p in plans)
-            return confirm_hosts([p.host.name for p in plans], what, lines)
+def dump_and_report(hosts: list[Any], request: Any, *, json_output: bool, audit_log: Path | None) -> None:
+    """Run :func:`oob.runbook.hvdump.run_dump` for ``hosts``, report, and exit (also for
+    ``oob crash --hypervisor-dump``)."""
+    from oob.runbook.hvdump import DumpPlan, run_dump
 
-        audit = open_audit(audit_log)
-        with first_interrupt_cancels("aborting the dump job") as cancel:
-            outcomes = run_dump(
-                hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel
-            )
-        renderer.report(outcomes)
-        for outcome in outcomes:
-            handoff = outcome.detail.get("handoff")
-            if outcome.status == "ok" and isinstance(handoff, dict) and not json_output:
-                lines = "\n".join(f"  {line}" for line in handoff_lines(handoff))
-                renderer.message(f"{outcome.host}: to open it in crash:\n{lines}")
-        exit_after_run(cancel, [o.exit_code for o in outcomes])
+    renderer = make_renderer(json_output, (("format", "FORMAT"), ("path", "PATH")))
+
+    def confirm(plans: list[DumpPlan]) -> bool:
+        from oob.render.text import confirmation_lines
+
+        what = "dump the memory of" if request.live else "pause and dump the memory of"
+        lines = confirmation_lines(p.describe(request) for p in plans)
+        return confirm_hosts([p.host.name for p in plans], what, lines)
+
+    audit = open_audit(audit_log)
+    with first_interrupt_cancels("aborting the dump job") as cancel:
+        outcomes = run_dump(hosts, request, confirm=confirm, emit=renderer.event, audit=audit, cancel=cancel)
+    renderer.report(outcomes)
+    for outcome in outcomes:
+        handoff = outcome.detail.get("handoff")
+        if outcome.status == "ok" and isinstance(handoff, dict) and not json_output:
+            lines = "\n".join(f"  {line}" for line in handoff_lines(handoff))
+            renderer.message(f"{outcome.host}: to open it in crash:\n{lines}")
+    exit_after_run(cancel, [o.exit_code for o in outcomes])
 
 
 def handoff_lines(data: dict[str, Any]) -> list[str]:

@@ -219,6 +219,7 @@ def write_dump(
             )
     except OobError as exc:
         exc.for_host(host.name)
+        _remove_if_empty(plan)
         warnings += record_quietly(
             audit, "dump.failed", host.name, error=exc.kind, message=exc.message, **base
         )
@@ -261,6 +262,16 @@ def write_dump(
         )
     )
     return Outcome(host.name, "dump", Status.OK, via="libvirt", warnings=warnings, detail=detail)
+
+
+def _remove_if_empty(plan: DumpPlan) -> None:
+    """A dump that was never written leaves no empty directory behind (one with anything in
+    it stays: it is evidence)."""
+    if plan.remote is None:
+        try:
+            os.rmdir(os.path.dirname(plan.path))
+        except OSError:
+            pass
 
 
 def _local_size(plan: DumpPlan) -> int | None:

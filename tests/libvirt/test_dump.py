@@ -196,3 +196,34 @@ def test_progress_events_reach_the_renderer(guest: Callable[..., Host], tmp_path
     assert outcome.status == "ok" and outcome.detail["format"] == "elf"
     kinds = [e.kind for e in seen]
     assert "vm_dump_started" in kinds and "vm_dump_progress" in kinds and kinds[-1] == "vm_dump_written"
+
+
+def test_crash_hypervisor_dump_dumps_instead_of_the_nmi(
+    oob: Callable[..., CliResult], inventory: Callable[..., Path], tmp_path: Path, audit_path: Path
+) -> None:
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    inv = inventory(("vm1", "vm1"))
+    result = oob(
+        "crash", "vm1", "-i", str(inv), "-y", "--hypervisor-dump", "--dump-dir", str(crash), "--json"
+    )
+    assert result.code == 0, result.stderr
+    assert result.record("vm1")["action"] == "dump"
+    assert len(list(crash.glob("vm1-*/vmcore"))) == 1
+    text = audit_path.read_text()
+    assert "dump.written" in text and "nmi.sending" not in text
+
+
+def test_a_dump_that_fails_leaves_no_empty_directory(
+    oob: Callable[..., CliResult], inventory: Callable[..., Path], tmp_path: Path, audit_path: Path
+) -> None:
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    # the test driver takes no VIR_DUMP_RESET: every format is refused by its code
+    result = oob(
+        "dump", "vm1", "-i", str(inventory(("vm1", "vm1"))), "--dir", str(crash), "--after", "reset", "-y"
+    )
+    assert result.code == 4
+    assert "none of the dump formats" in result.stdout
+    assert list(crash.iterdir()) == []
+    assert "dump.failed" in audit_path.read_text()
