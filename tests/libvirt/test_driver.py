@@ -11,7 +11,7 @@ import pytest
 
 from oob.drivers.libvirt import LibvirtDriver
 from oob.drivers.libvirt.driver import with_no_tty
-from oob.errors import BmcRefused, BmcUnreachable, SafetyRefusal
+from oob.errors import ActionUnsupported, BmcRefused, BmcUnreachable, SafetyRefusal
 from oob.model import Host, PowerAction, PowerState
 from tests.libvirt.conftest import RUNNING_UUID
 
@@ -111,3 +111,16 @@ def test_ssh_uris_never_prompt() -> None:
     assert with_no_tty("qemu+ssh://kvm07/system?keyfile=/k") == "qemu+ssh://kvm07/system?keyfile=/k&no_tty=1"
     assert with_no_tty("qemu+ssh://kvm07/system?no_tty=0") == "qemu+ssh://kvm07/system?no_tty=0"
     assert with_no_tty("qemu:///system") == "qemu:///system"
+
+
+def test_xen_has_no_inject_nmi_and_says_what_to_do(guest: Callable[..., Host]) -> None:
+    class XenConnection:
+        def getType(self) -> str:
+            return "Xen"
+
+    driver = LibvirtDriver(guest())
+    driver._conn = XenConnection()
+    with pytest.raises(ActionUnsupported, match="xl trigger DOMAIN nmi") as caught:
+        driver.nmi_support()
+    assert caught.value.exit_code == 4
+    assert driver.nmi_offer().offered is False

@@ -57,9 +57,13 @@ from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, Powe
 _T = TypeVar("_T")
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
-#: libvirt drivers whose guests take an injected NMI (qemuDomainInjectNMI,
-#: libxlDomainInjectNMI, testDomainInjectNMI); the inventory allows only these schemes
-NMI_DRIVERS = ("QEMU", "Xen", "TEST")
+#: libvirt drivers that implement virDomainInjectNMI (libvirt's API support table,
+#: libvirt.org/hvsupport.html: qemu since 0.9.2, test since 5.6.0; libxl never has)
+NMI_DRIVERS = ("QEMU", "TEST")
+#: what to do instead where libvirt has no inject-NMI: Xen's own tool, on the Xen host
+_NMI_ELSEWHERE = {
+    "Xen": "libvirt's Xen (libxl) driver has no inject-NMI; on the Xen host run: xl trigger DOMAIN nmi"
+}
 #: what each virDomainState means as a power state (numbers from libvirt.h, stable ABI)
 _STATES: dict[int, tuple[str, PowerState]] = {
     0: ("nostate", PowerState.UNKNOWN),
@@ -278,10 +282,19 @@ class LibvirtDriver(BmcDriver):
     def driver_type(self) -> str:
         return said(self.read("read the driver's name", lambda: self.connection.getType()))
 
-    def nmi_support(self) -> NmiSupport:
+    def nmi_offer(self) -> NmiSupport:
         kind = self.driver_type()
-        offered = True if kind in NMI_DRIVERS else None
-        return NmiSupport(offered, f"libvirt {kind} driver", ("InjectNMI",) if offered else ())
+        if kind in NMI_DRIVERS:
+            return NmiSupport(True, f"libvirt {kind} driver", ("InjectNMI",))
+        return NmiSupport(False, _NMI_ELSEWHERE.get(kind, f"libvirt's {kind} driver has no inject-NMI"))
+
+    def nmi_support(self) -> NmiSupport:
+        """Offered, or ActionUnsupported saying what to do instead (a bare "not offered"
+        would not tell the engineer about ``xl trigger``)."""
+        offer = self.nmi_offer()
+        if offer.offered is False:
+            raise ActionUnsupported(f"NMI not offered through libvirt: {offer.source}", host=self.host.name)
+        return offer
 
     def is_active(self) -> bool:
         return bool(self.read("read whether the guest runs", lambda: self.domain.isActive()))
@@ -332,7 +345,7 @@ class LibvirtDriver(BmcDriver):
             model=model,
             firmware=firmware,
             power=self.power_state(),
-            nmi=self.nmi_support(),
+            nmi=self.nmi_offer(),
             system_id=uuid,
             manager=manager,
             warnings=tuple(warnings + [w for w in self.warnings if w not in warnings]),

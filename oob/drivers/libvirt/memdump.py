@@ -6,10 +6,13 @@ Formats, in the order tried when the caller leaves the choice to oob:
    --format kdump-zlib``), what ``crash`` and ``makedumpfile`` read, and much smaller than
    the guest's memory.  QEMU 2.0 and later write it; older ones refuse it.
 2. ``elf``: memory-only ELF (``--memory-only`` alone), which every QEMU that dumps writes.
-3. ``native``: the hypervisor's own core file, without ``VIR_DUMP_MEMORY_ONLY``, only for a
-   driver that is not QEMU (whose non-memory-only dump is a migration stream ``crash``
-   cannot read): Xen's libxl driver writes an ELF core the way ``xl dump-core`` does, and
-   refuses the memory-only flag; the test driver writes a 15-byte stand-in.
+3. ``native``: the hypervisor's own core file (``virDomainCoreDump`` without
+   ``VIR_DUMP_MEMORY_ONLY``), only for a driver that is not QEMU (whose non-memory-only
+   dump is a migration stream ``crash`` cannot read).  Xen's libxl driver has no
+   ``virDomainCoreDumpWithFormat`` (VIR_ERR_NO_SUPPORT) and takes only ``VIR_DUMP_LIVE`` and
+   ``VIR_DUMP_CRASH``: it writes the ELF core ``xl dump-core`` writes (libxl_domain_core_dump),
+   which ``crash`` reads; ``--after reset`` is refused there.  The test driver writes a
+   15-byte stand-in.
 
 A format is left for the next one only when libvirt refused it by its error code (the
 driver does not offer it, or an argument it does not take): nothing was written then.
