@@ -170,6 +170,16 @@ def write_dump(
             ) from None
         except OSError as exc:
             raise UsageError(f"cannot make {printable(os.path.dirname(plan.path))}: {exc.strerror}") from None
+    if plan.remote is not None:
+        emit(
+            Event(
+                Level.WARNING,
+                f"the dump is written on {plan.remote}, not here; its free space there was not checked "
+                f"(libvirt cannot tell; the guest has {_size(plan.memory)})",
+                host.name,
+                EventKind.WARNING,
+            )
+        )
     if audit:  # AuditLogError: refuse, nothing dumped (the empty directory stays, said by the error)
         audit.record("dump.sending", host.name, live=request.live, after=request.after, **base)
     emit(

@@ -227,3 +227,23 @@ def test_a_dump_that_fails_leaves_no_empty_directory(
     assert "none of the dump formats" in result.stdout
     assert list(crash.iterdir()) == []
     assert "dump.failed" in audit_path.read_text()
+
+
+def test_a_remote_hypervisor_writes_on_its_own_machine(guest: Callable[..., Host], tmp_path: Path) -> None:
+    """qemu+ssh://: the file is named flat in an existing directory there; space unchecked, said."""
+    from oob.drivers.factory import use_drivers
+    from oob.runbook.hvdump import dump_path, plan_dump
+
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert dump_path(guest(), "/var/crash", True, at) == "/var/crash/vm1-2026-01-02-03:04:05.vmcore"
+
+    class Remote(LibvirtDriver):
+        @property
+        def hypervisor_host(self) -> str | None:
+            return "root@kvm07"
+
+    with use_drivers(lambda host, method: Remote(host)):
+        plan = plan_dump(guest(), DumpRequest(directory="/nonexistent-here"), at)
+        assert plan.remote == "root@kvm07" and plan.free is None
+        assert plan.path == "/nonexistent-here/vm1-2026-01-02-03:04:05.vmcore"
+    assert "on root@kvm07" in plan.describe(DumpRequest())
