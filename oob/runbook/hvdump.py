@@ -41,6 +41,8 @@ from oob.safetext import printable
 #: kdump's directory name: ``<host>-<date>-<time>`` (RHEL's kdump: ``<address>-%Y-%m-%d-%H:%M:%S``)
 STAMP = "%Y-%m-%d-%H:%M:%S"
 DEFAULT_DIR = "/var/crash"
+#: seconds between two progress events of one dump
+PROGRESS_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,13 @@ def write_dump(
         )
     )
 
+    last: list[float] = []
+
     def progress(step: Any) -> None:
+        # one line every PROGRESS_EVERY_S at most: a dump of a large guest takes minutes
+        if last and step.elapsed_s - last[0] < PROGRESS_EVERY_S:
+            return
+        last[:] = [step.elapsed_s]
         said = f"{step.percent:.0f}%" if step.percent is not None else "running"
         emit(
             Event(
