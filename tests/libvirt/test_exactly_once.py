@@ -131,3 +131,15 @@ def test_an_inject_that_does_not_return_is_unknown_at_the_deadline(guest: Callab
     finally:
         hold.set()
     assert injected(domains) == 1
+
+
+def test_libvirts_words_reach_the_terminal_escaped_and_bounded(guest: Callable[..., Host]) -> None:
+    import libvirt
+
+    hostile = "\x1b]0;owned\x07\x1b[2J" + "x" * 5000
+    failure = libvirt_error(libvirt.VIR_ERR_OPERATION_INVALID, hostile)
+    with CountingDriver(guest(), [], fail=failure) as driver, pytest.raises(BmcRefused) as caught:
+        driver.send_nmi()
+    said = caught.value.bmc_message or ""
+    assert "\x1b" not in said and "\x07" not in said
+    assert len(said) <= 300
