@@ -51,6 +51,7 @@ from oob.errors import (
     OobError,
     OutcomeUnknown,
     SafetyRefusal,
+    UsageError,
 )
 from oob.model import ActionResult, BmcInfo, Host, NmiSupport, PowerAction, PowerState
 
@@ -98,6 +99,11 @@ class LibvirtDriver(BmcDriver):
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
+        if host.bmc.kind != "libvirt" or not host.bmc.domain:
+            raise UsageError(
+                f"host '{host.name}': libvirt reaches only hosts with bmc.kind = 'libvirt' and bmc.domain",
+                host=host.name,
+            )
         self.host = host
         self.uri = host.bmc.address.strip()
         self.domain_ref = host.bmc.domain or ""
