@@ -330,7 +330,9 @@ class ActionResult:
         """``HTTP 204``, ``completion code 0x00``, or the method's own words."""
         if self.answer is not None:
             return self.answer
-        if self.method == "redfish" or self.status is None:
+        if self.status is None:
+            return "no status"
+        if self.method == "redfish":
             return f"HTTP {self.status}"
         return f"completion code 0x{self.status:02X}"
 
