@@ -180,6 +180,14 @@ def _host_options(serve: argparse.ArgumentParser) -> None:
     )
     hosts.add_argument("--hung", action="store_true", help="start every host hung (its probe silent)")
     hosts.add_argument(
+        "--vms",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N virtual machines (vm01...): guests of libvirt's test driver in the inventory "
+        "(bmc.kind libvirt; needs python3-libvirt for oob to reach them; an NMI is accepted, not simulated)",
+    )
+    hosts.add_argument(
         "--hang-kind",
         metavar="KIND[,KIND...]",
         help="how the hosts hang, cycled over them like --layouts: the kernel log a hung host's kdump "
@@ -256,6 +264,7 @@ def _serve(args: argparse.Namespace) -> int:
             ipmi=args.ipmi,
             ipmi_cipher_mode=args.ipmi_cipher_mode,
             latency_ms=args.latency_ms,
+            vms=args.vms,
             **host_options,
         )
     except OSError as error:  # a port in use, an unwritable workdir

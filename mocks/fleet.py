@@ -66,6 +66,7 @@ from .https import ConnectionHub
 from .inventory_writer import InventoryHost, TlsMode, render_inventory, write_atomically
 from .kernellog import hang_kinds
 from .layouts import DEFAULT_LAYOUTS, HostLayout, host_layout
+from .libvirt_guests import MockGuests
 from .liveness import LivenessServer
 from .loopback import loopback_address, loopback_endpoint
 from .scheduler import Scheduler
@@ -119,6 +120,8 @@ class Fleet:
         self.ipmi_cipher_mode: CipherMode | None = None
         #: the hosts' own sshd and fake trees (``host_ssh=True``); None otherwise
         self.host_ssh: HostSsh | None = None
+        #: virtual machines, guests of libvirt's test driver (``vms``); None: none
+        self.vms: MockGuests | None = None
         self._stopped = False
 
     @classmethod
@@ -152,6 +155,7 @@ class Fleet:
         fence_kdump_interval: float = _HOST_DEFAULTS.fence_kdump_interval,
         latency_ms: int = 0,
         bmc_addresses: str | None = None,
+        vms: int = 0,
     ) -> Fleet:
         """Start ``count`` BMCs of every flavour in ``vendors``, all listening when this returns.
 
@@ -188,6 +192,8 @@ class Fleet:
         address of its own, from that one up, instead of all sharing ``bind``: as in a real
         fleet, where oob takes one address for one BMC (its lock, its repeat guard) — which
         matters for IPMI, whose inventory address carries no port.
+        ``vms`` adds that many virtual machines (``vm01``…), guests of libvirt's test driver
+        (:mod:`mocks.libvirt_guests`: what they can and cannot show), to the inventory.
         Raises ValueError for an unknown flavour, cipher mode, layout or hang kind, a count
         below 1, a negative latency or a non-loopback address.
 
@@ -284,6 +290,8 @@ class Fleet:
                 from .hostfs import HostSsh
 
                 fleet.host_ssh = HostSsh.start(fleet.workdir / "hosts", {b.name: b.host for b in fleet.bmcs})
+            if vms:
+                fleet.vms = MockGuests(fleet.workdir, vms)
             if serves_ipmi:
                 fleet._serve_ipmi(every=ipmi, cipher_mode=ipmi_cipher_mode)
             if control_endpoint is not None:
@@ -421,6 +429,8 @@ class Fleet:
             )
             for bmc in self.bmcs
         ]
+        if self.vms is not None:
+            hosts += self.vms.inventory_hosts()
         text = render_inventory(
             hosts, username=self.username, password_ref=password_ref, ca_file=self.ca_file, tls=tls
         )
@@ -445,6 +455,12 @@ class Fleet:
 
     def describe(self) -> dict[str, object]:
         """The summary the CLI prints when ready (no secrets)."""
+        summary = self._describe_bmcs()
+        if self.vms is not None:
+            summary["vms"] = self.vms.describe()
+        return summary
+
+    def _describe_bmcs(self) -> dict[str, object]:
         return {
             "usage": self.usage(),
             "control": self.control_url,

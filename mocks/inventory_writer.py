@@ -46,6 +46,8 @@ class InventoryHost:
     ssh_port: int | None = None
     #: ``dump.fence_kdump``: the host's kdump sends fence_kdump's messages (to the fleet's nodes)
     fence_kdump: bool = False
+    #: ``bmc.domain``: a virtual machine's guest (kind "libvirt": :mod:`mocks.libvirt_guests`)
+    domain: str | None = None
 
 
 def render_inventory(
@@ -79,6 +81,8 @@ def render_inventory(
             f"bmc.kind = {_string(host.kind)}",
             f"bmc.address = {_string(host.url)}",
         ]
+        if host.domain is not None:
+            lines.append(f"bmc.domain = {_string(host.domain)}")
         if host.ipmi_port is not None:
             lines.append(f"bmc.ipmi_port = {int(host.ipmi_port)}")
         if tls == "fingerprint" and host.fingerprint is not None:

@@ -101,6 +101,16 @@ class EventKind(StrEnum):
     DUMP_TARGET_PROBLEM = "dump_target_problem"
     """The dump target cannot be read right now (the watch goes on until its deadline)."""
 
+    # oob dump (a hypervisor writes a guest's memory: oob.runbook.hvdump)
+    VM_DUMP_STARTED = "vm_dump_started"
+    """The hypervisor was asked to write the guest's memory (`path`, `where`: here or the hypervisor's machine, `live`, `after`)."""
+    VM_DUMP_PROGRESS = "vm_dump_progress"
+    """The hypervisor's dump job so far (`elapsed_s`, `processed`, `total`, `percent` when the hypervisor says)."""
+    VM_DUMP_WRITTEN = "vm_dump_written"
+    """The guest's memory is written (`path`, `format`: kdump-zlib, elf or native, `bytes` when local, `skipped` formats)."""
+    VM_DUMP_FAILED = "vm_dump_failed"
+    """The hypervisor did not write the dump (`error`, `message`)."""
+
     # analyze
     DUMP_ANALYSED = "dump_analysed"
     """`oob analyze` read a dump's kernel log: the `analysis` object (verdict, findings, kernel)."""

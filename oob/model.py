@@ -323,6 +323,29 @@ class ActionResult:
     task: str | None = None
     #: the ResetType actually sent (e.g. "ForceOff" for ``off``)
     sent: tuple[str, ...] = ()
+    #: the answer in words, for a method whose answer is neither an HTTP status nor an IPMI
+    #: completion code (libvirt: the call returned)
+    answer: str | None = None
+
+    @property
+    def status_key(self) -> str:
+        """What ``status`` is, as the key a report shows it under."""
+        if self.answer is not None:
+            return "answer"
+        return {"redfish": "http_status", "esxi": "exit_status"}.get(self.method, "completion_code")
+
+    def describe_answer(self) -> str:
+        """``HTTP 204``, ``completion code 0x00``, ``exit status 0`` (the command run on an
+        ESXi host), or the method's own words."""
+        if self.answer is not None:
+            return self.answer
+        if self.status is None:
+            return "no status"
+        if self.method == "redfish":
+            return f"HTTP {self.status}"
+        if self.method == "esxi":
+            return f"exit status {self.status}"
+        return f"completion code 0x{self.status:02X}"
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -15,12 +15,13 @@ from typing import Annotated, Any
 import typer
 
 from oob import __version__
-from oob.cli import analyze, crash, drill, nmi, power, preflight, watch
+from oob.cli import analyze, crash, drill, dump, nmi, power, preflight, watch
 from oob.cli.analyze import analyze_command
 from oob.cli.bmc import bmc_app
 from oob.cli.crash import crash_command
 from oob.cli.demo import demo_command
 from oob.cli.drill import drill_command
+from oob.cli.dump import dump_command
 from oob.cli.inventory import inventory_app
 from oob.cli.mock import mock_app
 from oob.cli.nmi import nmi_command
@@ -74,6 +75,7 @@ app.command("analyze", epilog=analyze.EPILOG)(analyze_command)
 app.command("demo")(demo_command)
 app.command("preflight", epilog=preflight.EPILOG)(preflight_command)
 app.command("drill", epilog=drill.EPILOG)(drill_command)
+app.command("dump", epilog=dump.EPILOG)(dump_command)
 app.add_typer(bmc_app, name="bmc")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(mock_app, name="mock")

@@ -148,6 +148,20 @@ def crash_command(
             "--layout", metavar="LAYOUT", help="With --bmc: auto, rhel, suse, suse-old or debian (auto)."
         ),
     ] = None,
+    hypervisor_dump: Annotated[
+        bool,
+        typer.Option(
+            "--hypervisor-dump",
+            help="libvirt guests without kdump: the hypervisor writes the guest's memory (oob dump) "
+            "instead of NMI + watch; with --recover the guest is reset afterwards.",
+        ),
+    ] = False,
+    dump_dir: Annotated[
+        str,
+        typer.Option(
+            "--dump-dir", metavar="DIR", help="With --hypervisor-dump: where the dump goes (/var/crash)."
+        ),
+    ] = "/var/crash",
 ) -> None:
     """Crash hung hosts on purpose and collect their kdump: the whole runbook.
 
@@ -208,6 +222,15 @@ def crash_command(
             )
         hosts = select_hosts(inventory, targets, flags)
         warn_insecure(insecure, hosts)
+        if hypervisor_dump:  # no NMI, no watch: oob dump's runbook (oob.runbook.hvdump)
+            from oob.cli.dump import dump_and_report
+            from oob.runbook.hvdump import DumpRequest
+
+            if dry_run:
+                raise UsageError("--hypervisor-dump has no --dry-run: run oob bmc info to see the guest")
+            after = "reset" if recover else "resume"
+            dump_request = DumpRequest(directory=dump_dir, after=after, assume_yes=yes)
+            dump_and_report(hosts, dump_request, json_output=json_output, audit_log=audit_log)
         from oob.notify import notifier_for
 
         notifier = notifier_for(notify, "oob crash", hosts)

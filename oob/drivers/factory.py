@@ -93,6 +93,10 @@ def make_driver(
         from oob.drivers.ipmi import IpmiDriver
 
         return IpmiDriver(host, resolve_password(host), connect_attempts=connect_attempts, on_retry=on_retry)
+    if method == "libvirt":
+        from oob.drivers.libvirt import LibvirtDriver
+
+        return LibvirtDriver(host, connect_attempts=connect_attempts, on_retry=on_retry)
     if method == "esxi":
         from oob.drivers.esxi import EsxiDriver
 

@@ -277,12 +277,7 @@ def trigger_host(
         )
     for warning in warnings[len(plan.warnings) :]:
         emit(Event(Level.WARNING, warning, host.name, EventKind.AUDIT_RECORD_MISSING))
-    if method == "redfish":
-        answer = f"HTTP {result.status}"
-    elif method == "esxi":  # vmdumper's exit status on the ESXi host
-        answer = f"exit status {result.status}"
-    else:
-        answer = f"completion code 0x{result.status:02X}"
+    answer = result.describe_answer()
     data: dict[str, Any] = {"via": method, "at": sent_at, "answer": answer}
     if plan.fallback_reason:
         data["fallback_reason"] = plan.fallback_reason
@@ -334,9 +329,9 @@ def _announce_left_out(outcomes: Iterable[Outcome], emit: Emit) -> None:
 
 
 def _sent(plan: CrashPlan, result: ActionResult, warnings: tuple[str, ...], sent_at: str) -> Outcome:
-    # an IPMI answer is a completion code, an ESXi one a command's exit status, not an HTTP status
-    status_key = {"redfish": "http_status", "esxi": "exit_status"}.get(plan.method, "completion_code")
-    detail: dict[str, Any] = {status_key: result.status, "at": sent_at}
+    # an IPMI answer is a completion code, not an HTTP status; libvirt's is words
+    status_key = result.status_key
+    detail: dict[str, Any] = {status_key: result.answer or result.status, "at": sent_at}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
     if result.task:

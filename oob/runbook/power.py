@@ -109,8 +109,7 @@ def _act(
             EventKind(name),
         )
     )
-    status_key = {"redfish": "http_status", "esxi": "exit_status"}.get(method, "completion_code")
-    detail: dict[str, Any] = {"sent": list(result.sent), status_key: result.status}
+    detail: dict[str, Any] = {"sent": list(result.sent), result.status_key: result.answer or result.status}
     if result.bmc_message:
         detail["bmc_message"] = result.bmc_message
     return Outcome(

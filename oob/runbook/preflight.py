@@ -102,6 +102,10 @@ def _tls(host: Host, insecure: bool) -> CheckResult:
         return CheckResult("tls", "bmc", SKIP, "IPMI only: no TLS")
     if host.bmc.kind == "esxi":
         return CheckResult("tls", "bmc", SKIP, "ESXi over SSH: no TLS (the host key is checked)")
+    if host.bmc.kind == "libvirt":
+        return CheckResult(
+            "tls", "bmc", SKIP, "libvirt: its own transport checks the hypervisor (ssh keys, libvirt's PKI)"
+        )
     if insecure or not host.bmc.verify:
         why = "--insecure" if insecure else "bmc.verify = false"
         return CheckResult("tls", "bmc", WARN, f"certificate not verified ({why})")
