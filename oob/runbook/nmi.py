@@ -4,6 +4,9 @@ Lock the hosts and read the audit log (:mod:`oob.runbook.guard`) → plan (per h
 BMC session is kept open for the send) → confirm (the caller asks the human) → trigger
 (the guard read again, audit before, one request, audit after), all under the same locks.
 
+Under ``--yes`` nobody is asked, so each host is planned and sent in one go, without
+waiting for the other hosts' plans (:func:`_plan_and_send_each`).
+
 One session per host from plan to send: the send reuses the planning session while it
 lasts (a session that expired during a long confirmation is replaced by a new login: a
 read or a login never acted on anything), and reads the power state again unless the run
@@ -313,6 +316,46 @@ def _session_for_send(plan: CrashPlan, request: NmiRequest) -> tuple[BmcDriver, 
         raise
 
 
+def _plan_and_send_each(
+    hosts: Sequence[Host], request: NmiRequest, emit: Emit, audit: AuditLog | None, cancel: threading.Event
+) -> dict[str, Outcome]:
+    """Under ``--yes`` nobody is asked, so nothing waits for the other hosts: each host is
+    planned and sent in one go, in one session, its NMI leaving as soon as its own plan is
+    done (a thousand hosts do not wait for the slowest BMC's plan, and the power state read
+    while planning is moments old when the NMI goes)."""
+    if not hosts:
+        return {}
+    confirmed = record_quietly(audit, "nmi.confirmed", None, hosts=[h.name for h in hosts], yes=True)
+    if confirmed:  # the run's own record failed: the per-host ones would too
+        return {
+            h.name: Outcome.from_error(
+                h.name, "nmi", AuditLogError(f"{confirmed[0]}; nothing was sent", host=h.name)
+            )
+            for h in hosts
+        }
+
+    def one(host: Host) -> Outcome:
+        planned = plan_host(host, request, emit, keep_open=True)
+        if isinstance(planned, Outcome):
+            return planned
+        try:
+            if cancel.is_set():
+                refusal = SafetyRefusal("interrupted before the NMI; nothing was sent", host=host.name)
+                return Outcome.from_error(host.name, "nmi", refusal, via=planned.method)
+            return trigger_host(planned, request, emit, audit, cancel=cancel)
+        finally:
+            if planned.session is not None:
+                planned.session.close()
+
+    sent = run_per_host(
+        hosts,
+        one,
+        request.parallel,
+        on_bug=lambda h, exc: Outcome.from_error(h.name, "nmi", internal_error(h, exc)),
+    )
+    return {o.host: o for o in sent}
+
+
 def _announce_left_out(outcomes: Iterable[Outcome], emit: Emit) -> None:
     """Before the question: each host that will not get an NMI, and why."""
     for outcome in outcomes:
@@ -374,6 +417,9 @@ def run_nmi(
             if refused is not None:
                 outcomes[host.name] = Outcome.from_error(host.name, "nmi", refused)
         to_plan = [h for h in hosts if h.name not in outcomes]
+        if request.assume_yes and not request.dry_run:
+            outcomes.update(_plan_and_send_each(to_plan, request, emit, audit, cancel))
+            to_plan = []
         planned = run_per_host(
             to_plan,
             lambda h: plan_host(h, request, emit, keep_open=not request.dry_run),
