@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from oob.audit import AuditLog
-from oob.errors import SafetyRefusal
+from oob.errors import AuditLogError, SafetyRefusal
 from oob.locks import host_lock
 
 
@@ -148,3 +149,68 @@ def test_a_short_write_leaves_no_torn_record(tmp_path: Path) -> None:
     assert run.returncode != 0 and "AuditLogError" in run.stderr and "not written" in run.stderr
     assert path.stat().st_size == size  # the 40 bytes that did fit were cut off again
     assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["old"]
+
+
+def test_records_from_many_threads_share_fsyncs_and_all_arrive_whole(tmp_path, monkeypatch):
+    import threading
+
+    import oob.audit as audit_module
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.record("run.started")  # the file exists: no directory fsync below
+    calls = []
+    real_fsync = audit_module.os.fsync
+
+    def slow_fsync(fd):
+        calls.append(fd)
+        time.sleep(0.01)  # a disk's flush: the other threads queue up meanwhile
+        real_fsync(fd)
+
+    monkeypatch.setattr(audit_module.os, "fsync", slow_fsync)
+    start = threading.Barrier(100)
+
+    def one(index):
+        start.wait()
+        log.record("nmi.sending", f"host{index:03d}", via="redfish")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    hosts = sorted(json.loads(line).get("host", "") for line in lines[1:])
+    assert hosts == [f"host{i:03d}" for i in range(100)]
+    assert len(calls) < 50  # batched: one fsync per write, many records per write
+
+
+def test_a_batch_that_cannot_be_written_fails_every_record_in_it(tmp_path, monkeypatch):
+    import threading
+
+    import oob.audit as audit_module
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.record("run.started")
+    before = (tmp_path / "audit.jsonl").read_bytes()
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audit_module, "_write_all", full_disk)
+    errors = []
+
+    def one(index):
+        try:
+            log.record("nmi.sending", f"host{index}")
+        except AuditLogError as exc:
+            errors.append(exc.for_host(f"host{index}"))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 20
+    assert sorted(e.host for e in errors) == sorted(f"host{i}" for i in range(20))  # each its own copy
+    assert (tmp_path / "audit.jsonl").read_bytes() == before
