@@ -27,6 +27,7 @@ import json
 import os
 import stat
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,13 @@ class AuditLog:
         self._batch = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
         self._writing = False
+        #: the parsed lines of the log's tail and where they end (:meth:`recent`)
+        self._reading = threading.Lock()
+        self._lines: list[_Line] = []
+        self._parsed_end = 0
+        self._file: tuple[int, int] = (0, 0)
+        #: the last whole line read, newline included (checked before reading on from it)
+        self._last_line = b""
         self._user = whoami.user()
         self._operator = whoami.operator()
         # oob never takes secrets on its command line, so the command is safe to record
@@ -90,12 +98,14 @@ class AuditLog:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _tail(self) -> tuple[int, bytes]:
-        """The offset and bytes of the log's last ``_TAIL_BYTES`` (empty when there is no log)."""
+    def _read_from(self, wanted_from: int) -> tuple[int, int, bytes]:
+        """The log's size and its bytes from ``wanted_from`` (or from the start of its last
+        ``_TAIL_BYTES`` when that is later) to its end: (size, start, bytes).  Another file
+        than the one read last time (rotated, replaced) is read from its tail."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            return 0, b""
+            return 0, 0, b""
         except OSError as exc:
             raise AuditLogError(
                 f"cannot read the audit log {self.path}: {exc.strerror or exc}"
@@ -105,7 +115,16 @@ class AuditLog:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise AuditLogError(f"the audit log {self.path} is not a regular file; refusing to use it")
-            start = max(0, info.st_size - _TAIL_BYTES)
+            # the same file, and still the bytes read last time (a new file may reuse the inode)
+            same = (info.st_dev, info.st_ino) == self._file and (
+                wanted_from == 0
+                or os.pread(fd, len(self._last_line), wanted_from - len(self._last_line)) == self._last_line
+            )
+            if not same:
+                self._file = (info.st_dev, info.st_ino)
+                self._lines.clear()
+                self._parsed_end = wanted_from = 0
+            start = max(wanted_from, info.st_size - _TAIL_BYTES, 0)
             chunks: list[bytes] = []
             offset = start
             while offset < info.st_size:
@@ -114,11 +133,44 @@ class AuditLog:
                     break
                 chunks.append(chunk)
                 offset += len(chunk)
-            return start, b"".join(chunks)
+            return info.st_size, start, b"".join(chunks)
         except OSError as exc:
             raise AuditLogError(f"cannot read the audit log {self.path}: {exc.strerror or exc}") from None
         finally:
             os.close(fd)
+
+    def _refresh(self) -> TornRecord | None:
+        """Bring the parsed lines of the log's tail up to date, reading only what was added
+        since the last call (the log is append-only: a whole line once read never changes);
+        the torn end of the file, if it does not end with a newline.  Call with
+        ``self._reading`` held."""
+        size, start, data = self._read_from(self._parsed_end)
+        if size < self._parsed_end or start > self._parsed_end:
+            # the log was replaced or cut, or grew past the tail since: read its tail afresh
+            self._lines.clear()
+            self._parsed_end = 0
+            size, start, data = self._read_from(0)
+        if self._parsed_end == 0 and start > 0:
+            # a tail that starts mid-file begins with a fragment of a line, by construction
+            cut = data.find(b"\n")
+            if cut < 0:
+                return TornRecord(start, data[:200].decode(errors="replace")) if data else None
+            start, data = start + cut + 1, data[cut + 1 :]
+        lines = data.split(b"\n")
+        last = lines.pop()
+        offset = start
+        for line in lines:
+            self._lines.append(_parse_line(offset, line))
+            offset += len(line) + 1
+        if lines:
+            self._last_line = lines[-1] + b"\n"
+        self._parsed_end = offset
+        floor = size - _TAIL_BYTES
+        if self._lines and self._lines[0].offset < floor:
+            self._lines = [line for line in self._lines if line.offset >= floor]
+        if last:  # the file does not end with a newline: its last record is torn
+            return TornRecord(offset, last[:200].decode(errors="replace"))
+        return None
 
     def recent(
         self,
@@ -133,41 +185,28 @@ class AuditLog:
         a record written before records carried it: for ``bmc``, its address) (whichever matches)
         within the last ``window_s`` seconds; a :class:`TornRecord` when a line that is
         not a whole record stands among the records of that window (it could be the one
-        wanted); None when there is neither."""
+        wanted); None when there is neither.
+
+        Each line is parsed once per AuditLog (a thousand hosts' checks against a log of
+        thousands of recent records would otherwise parse it a thousand times)."""
         wanted = frozenset(events)
-        start, data = self._tail()
-        if not data:
-            return None
-        lines = data.split(b"\n")
-        offsets = []
-        position = start
-        for line in lines:
-            offsets.append(position)
-            position += len(line) + 1
-        if start > 0:
-            # the first line of a tail that starts mid-file is a fragment by construction
-            lines, offsets = lines[1:], offsets[1:]
-        last = lines.pop()
-        offsets.pop()
-        if last:  # the file does not end with a newline: its last record is torn
-            return TornRecord(position - len(last) - 1, last[:200].decode(errors="replace"))
-        now = datetime.now(UTC)
-        for line, offset in zip(reversed(lines), reversed(offsets), strict=True):
-            try:
-                entry = json.loads(line)
-                when = datetime.fromisoformat(entry["ts"])
-                if when.tzinfo is None:
-                    raise ValueError("naive timestamp")
-            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-                return TornRecord(offset, line[:200].decode(errors="replace"))
-            if (now - when).total_seconds() > window_s:
-                return None
-            if entry.get("event") in wanted and (
-                (host is not None and entry.get("host") == host)
-                or (machine is not None and entry.get("machine") == machine)
-                or (bmc is not None and "machine" not in entry and entry.get("bmc") == bmc)
-            ):
-                return dict(entry)
+        with self._reading:
+            torn = self._refresh()
+            if torn is not None:
+                return torn
+            now = time.time()
+            for line in reversed(self._lines):
+                if line.entry is None:
+                    return TornRecord(line.offset, line.text)
+                if now - line.when > window_s:
+                    return None
+                entry = line.entry
+                if entry.get("event") in wanted and (
+                    (host is not None and entry.get("host") == host)
+                    or (machine is not None and entry.get("machine") == machine)
+                    or (bmc is not None and "machine" not in entry and entry.get("bmc") == bmc)
+                ):
+                    return dict(entry)
         return None
 
     # -- writing --------------------------------------------------------------------------
@@ -246,6 +285,31 @@ class AuditLog:
                 ) from None
         finally:
             os.close(fd)  # also drops the flock
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line of the log as :meth:`AuditLog.recent` reads it."""
+
+    offset: int
+    #: the record; None: not a whole record (``text`` shows it)
+    entry: dict[str, Any] | None
+    #: its time, seconds since the epoch
+    when: float = 0.0
+    text: str = ""
+
+
+def _parse_line(offset: int, line: bytes) -> _Line:
+    try:
+        entry = json.loads(line)
+        when = datetime.fromisoformat(entry["ts"])
+        if when.tzinfo is None:
+            raise ValueError("naive timestamp")
+        if not isinstance(entry, dict):
+            raise TypeError("not an object")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return _Line(offset, None, text=line[:200].decode(errors="replace"))
+    return _Line(offset, entry, when.timestamp())
 
 
 class _Pending:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oob.audit import AuditLog
+from oob.audit import AuditLog, TornRecord
 from oob.errors import AuditLogError, SafetyRefusal
 from oob.locks import host_lock
 
@@ -214,3 +214,42 @@ def test_a_batch_that_cannot_be_written_fails_every_record_in_it(tmp_path, monke
     assert len(errors) == 20
     assert sorted(e.host for e in errors) == sorted(f"host{i}" for i in range(20))  # each its own copy
     assert (tmp_path / "audit.jsonl").read_bytes() == before
+
+
+def test_recent_parses_each_line_once_and_sees_what_others_append(tmp_path, monkeypatch):
+    import oob.audit as audit_module
+
+    path = tmp_path / "audit.jsonl"
+    writer = AuditLog(path)
+    for index in range(300):
+        writer.record("nmi.sent", f"host{index:03d}", machine=f"bmc{index:03d}")
+    reader = AuditLog(path)
+    parsed = []
+    real_loads = audit_module.json.loads
+    monkeypatch.setattr(audit_module.json, "loads", lambda data: parsed.append(1) or real_loads(data))
+
+    for index in range(300):  # a run over 300 hosts, each looked up (twice in a real run)
+        found = reader.recent(("nmi.sent",), 900, host=f"host{index:03d}")
+        assert isinstance(found, dict) and found["host"] == f"host{index:03d}"
+    assert len(parsed) == 300  # not 300 x 300
+
+    writer.record("nmi.sending", "late")  # another process (another AuditLog) appends
+    assert reader.recent(("nmi.sending",), 900, host="late")["host"] == "late"
+    with path.open("ab") as file:  # and a torn record at the end is seen at once
+        file.write(b'{"ts": "2026-')
+    assert isinstance(reader.recent(("nmi.sending",), 900, host="nobody"), TornRecord)
+
+
+def test_recent_reads_afresh_a_log_that_was_replaced(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    first = AuditLog(path)
+    for index in range(50):
+        first.record("nmi.sent", f"old{index}")
+    reader = AuditLog(path)
+    assert reader.recent(("nmi.sent",), 900, host="old3") is not None
+    path.unlink()  # rotated away; a new log in its place, longer than what was read of the old
+    replacement = AuditLog(path)
+    for index in range(60):
+        replacement.record("nmi.sent", "new", padding="x" * index)
+    assert reader.recent(("nmi.sent",), 900, host="old3") is None
+    assert reader.recent(("nmi.sent",), 900, host="new")["host"] == "new"
