@@ -39,7 +39,16 @@ from xml.sax.saxutils import escape, quoteattr
 
 import libvirt
 
-from tests.vm.guest import ARMED_LINE, BOOT_TAG, DUMP_TAG, SAVED_LINE, GuestImage, ensure_guest
+from tests.vm.guest import (
+    ARMED_LINE,
+    BOOT_TAG,
+    CRASH_UP_LINE,
+    DUMP_TAG,
+    FIRST_UP_LINE,
+    SAVED_LINE,
+    GuestImage,
+    ensure_guest,
+)
 
 #: 96 MiB is the smallest crash reservation Debian's kernel boots in (its bzImage asks for
 #: ~64 MiB to decompress); 320 MiB is the least RAM in which that reservation is found
@@ -114,6 +123,22 @@ class VmGuest:
             raise VmFixtureError(f"the guest could not arm kdump:\n{_tail(self.serial_text()[since:])}")
         return line
 
+    def ensure_armed(self, timeout: float = ARMED_DEADLINE) -> str:
+        """Leave the guest running with kdump armed, whatever a test did to it (powered it
+        off, or crashed it and it is still dumping or rebooting)."""
+        conn = libvirt.open(self.uri)
+        try:
+            dom = conn.lookupByName(self.domain)
+            if not dom.isActive():
+                mark = self.serial_mark()
+                dom.create()
+                return self.wait_armed(since=mark, timeout=timeout)
+        finally:
+            conn.close()
+        text = self.serial_text()
+        last_boot = max(text.rfind(FIRST_UP_LINE), text.rfind(CRASH_UP_LINE), 0)
+        return self.wait_armed(since=last_boot, timeout=timeout)
+
     def dump_dirs(self) -> set[str]:
         return {p.name for p in self.dump_dir.iterdir() if p.is_dir()}
 
@@ -167,8 +192,9 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 
 
 def domain_xml(name: str, image: GuestImage, guest_dir: Path, dump_dir: Path, serial_log: Path) -> str:
-    """The test domain: TCG, one vCPU, direct kernel boot, no network, serial to a file,
-    the image share (read-only) and the dump share."""
+    """The test domain: TCG, one vCPU, direct kernel boot, no network, serial to a file
+    (appended to, so offsets into it stay valid across power cycles), the image share
+    (read-only) and the dump share."""
 
     def attr(value: object) -> str:
         return quoteattr(str(value))
@@ -200,7 +226,7 @@ def domain_xml(name: str, image: GuestImage, guest_dir: Path, dump_dir: Path, se
       <target dir={attr(DUMP_TAG)}/>
     </filesystem>
     <serial type='file'>
-      <source path={attr(serial_log)}/>
+      <source path={attr(serial_log)} append='on'/>
       <target port='0'/>
     </serial>
     <controller type='usb' model='none'/>
@@ -241,7 +267,8 @@ def running_guest(name: str = "oob-vm-guest") -> Iterator[VmGuest]:
             "XDG_DATA_HOME": str(home / "data"),
             "LIBVIRT_LOG_OUTPUTS": f"3:file:{home / 'libvirtd.log'}",
         }
-        as_user = {"user": uid, "group": gid, "extra_groups": []} if os.geteuid() == 0 else {}
+        # as root, drop to the daemon's user in the child (None: stay who we are)
+        root_run = os.geteuid() == 0
         with open(home / "libvirtd.out", "wb") as out:
             daemon = subprocess.Popen(
                 [LIBVIRTD],
@@ -251,11 +278,13 @@ def running_guest(name: str = "oob-vm-guest") -> Iterator[VmGuest]:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **as_user,  # type: ignore[arg-type]
+                user=uid if root_run else None,
+                group=gid if root_run else None,
+                extra_groups=[] if root_run else None,
             )
         socket = run / "libvirt" / "libvirt-sock"
         uri = f"qemu+unix:///session?socket={socket}"
-        conn = _connect(uri, daemon, home)
+        conn = _connect(uri, socket, daemon, home)
         serial_log = root / "serial.log"
         dom = conn.defineXML(domain_xml(name, image, guest_dir, dump_dir, serial_log))
         started = time.monotonic()
@@ -270,19 +299,20 @@ def running_guest(name: str = "oob-vm-guest") -> Iterator[VmGuest]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _connect(uri: str, daemon: subprocess.Popen[bytes], home: Path) -> libvirt.virConnect:
+def _connect(uri: str, socket: Path, daemon: subprocess.Popen[bytes], home: Path) -> libvirt.virConnect:
     deadline = time.monotonic() + DAEMON_DEADLINE
     while True:
         if daemon.poll() is not None:
             raise VmFixtureError(f"libvirtd exited ({daemon.returncode}):\n{_daemon_log(home)}")
         try:
-            return libvirt.open(uri)
+            # libvirt prints every failed connect on stderr: try only once the socket exists
+            if socket.exists():
+                return libvirt.open(uri)
         except libvirt.libvirtError:
-            if time.monotonic() >= deadline:
-                raise VmFixtureError(
-                    f"libvirtd did not answer in {DAEMON_DEADLINE:.0f} s:\n{_daemon_log(home)}"
-                ) from None
-            time.sleep(0.1)
+            pass
+        if time.monotonic() >= deadline:
+            raise VmFixtureError(f"libvirtd did not answer in {DAEMON_DEADLINE:.0f} s:\n{_daemon_log(home)}")
+        time.sleep(0.1)
 
 
 def _daemon_log(home: Path) -> str:

@@ -49,6 +49,9 @@ REPO = Path(__file__).resolve().parents[2]
 ARMED_LINE = "oob-vm-guest: kdump armed"
 #: printed by the crash kernel's /init after the dump directory is complete
 SAVED_LINE = "oob-vm-guest: dump saved"
+#: printed first by /init in the first kernel and in the crash kernel
+FIRST_UP_LINE = "oob-vm-guest: first kernel up"
+CRASH_UP_LINE = "oob-vm-guest: crash kernel up"
 #: 9p mount tags: the guest image (read-only, for kexec -p) and the dump directory
 BOOT_TAG = "oobboot"
 DUMP_TAG = "oobdump"
@@ -82,6 +85,7 @@ done
 ninep="trans=virtio,version=9p2000.L,msize=262144"
 
 arm() {
+    say "first kernel up"
     echo 1 > /proc/sys/kernel/unknown_nmi_panic
     mkdir -p /guest
     mount -t 9p -o "$ninep,ro" @BOOT_TAG@ /guest || { say "cannot mount @BOOT_TAG@"; idle; }
