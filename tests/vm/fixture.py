@@ -45,6 +45,7 @@ from tests.vm.guest import (
     CRASH_UP_LINE,
     DUMP_TAG,
     FIRST_UP_LINE,
+    NOT_ARMED_LINE,
     SAVED_LINE,
     GuestImage,
     ensure_guest,
@@ -102,23 +103,24 @@ class VmGuest:
         """Where the serial log ends now: pass it as ``since`` to wait only for what follows."""
         return len(self.serial_text())
 
-    def wait_for_serial(self, needle: str, *, since: int = 0, timeout: float = ARMED_DEADLINE) -> str:
-        """The first serial line after ``since`` that contains ``needle``, within ``timeout``."""
+    def wait_for_serial(self, *needles: str, since: int = 0, timeout: float = ARMED_DEADLINE) -> str:
+        """The first serial line after ``since`` that contains one of ``needles``, within
+        ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             text = self.serial_text()[since:]
             for line in text.splitlines():
-                if needle in line:
+                if any(needle in line for needle in needles):
                     return line
             if time.monotonic() >= deadline:
                 raise VmFixtureError(
-                    f"no {needle!r} on the serial console in {timeout:.0f} s:\n{_tail(text)}"
+                    f"no {' or '.join(map(repr, needles))} on the serial console in {timeout:.0f} s:\n{_tail(text)}"
                 )
             time.sleep(0.2)
 
     def wait_armed(self, *, since: int = 0, timeout: float = ARMED_DEADLINE) -> str:
         """Wait for the first kernel to have loaded its crash kernel (after ``since``)."""
-        line = self.wait_for_serial(ARMED_LINE, since=since, timeout=timeout)
+        line = self.wait_for_serial(ARMED_LINE, NOT_ARMED_LINE, since=since, timeout=timeout)
         if "NOT armed" in line:
             raise VmFixtureError(f"the guest could not arm kdump:\n{_tail(self.serial_text()[since:])}")
         return line
@@ -255,8 +257,8 @@ def running_guest(name: str = "oob-vm-guest") -> Iterator[VmGuest]:
         run.chmod(0o700)
         (config / "libvirt" / "qemu.conf").write_text('stdio_handler = "file"\n')
         # copies, so the daemon's user can read them wherever the cache lives (e.g. under /root)
-        shutil.copyfile(image.kernel, guest_dir / image.kernel.name)
-        shutil.copyfile(image.initrd, guest_dir / image.initrd.name)
+        for file in {image.kernel, image.bzimage, image.initrd}:
+            shutil.copyfile(file, guest_dir / file.name)
         _chown_tree(root, uid, gid)
         env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
