@@ -193,7 +193,14 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
 
 
-def domain_xml(name: str, image: GuestImage, guest_dir: Path, dump_dir: Path, serial_log: Path) -> str:
+def domain_xml(
+    name: str,
+    image: GuestImage,
+    guest_dir: Path,
+    dump_dir: Path,
+    serial_log: Path,
+    cmdline: str = KERNEL_CMDLINE,
+) -> str:
     """The test domain: TCG, one vCPU, direct kernel boot, no network, serial to a file
     (appended to, so offsets into it stay valid across power cycles), the image share
     (read-only) and the dump share."""
@@ -209,7 +216,7 @@ def domain_xml(name: str, image: GuestImage, guest_dir: Path, dump_dir: Path, se
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{escape(str(guest_dir / image.kernel.name))}</kernel>
     <initrd>{escape(str(guest_dir / image.initrd.name))}</initrd>
-    <cmdline>{escape(KERNEL_CMDLINE)}</cmdline>
+    <cmdline>{escape(cmdline)}</cmdline>
   </os>
   <features><acpi/><vmcoreinfo state='on'/></features>
   <clock offset='utc'/>
@@ -239,10 +246,15 @@ def domain_xml(name: str, image: GuestImage, guest_dir: Path, dump_dir: Path, se
 
 
 @contextmanager
-def running_guest(name: str = "oob-vm-guest") -> Iterator[VmGuest]:
+def running_guest(name: str = "oob-vm-guest", final_action: str = "reboot") -> Iterator[VmGuest]:
     """Build (or reuse) the guest image, start a session libvirtd, define and start the
     domain, wait until kdump is armed; on exit destroy and undefine it, stop the daemon,
-    make sure neither it nor QEMU outlives us, and remove the temporary tree."""
+    make sure neither it nor QEMU outlives us, and remove the temporary tree.
+
+    ``final_action``: what the crash kernel does once the dump is saved, "reboot" (RHEL's
+    default) or "poweroff" (the domain then stops: ``on_poweroff`` is destroy)."""
+    if final_action not in ("reboot", "poweroff"):
+        raise ValueError(f"final_action must be reboot or poweroff, not {final_action!r}")
     image = ensure_guest()
     uid, gid = _daemon_user()
     root = Path(tempfile.mkdtemp(prefix="oob-vm-"))
@@ -288,7 +300,8 @@ def running_guest(name: str = "oob-vm-guest") -> Iterator[VmGuest]:
         uri = f"qemu+unix:///session?socket={socket}"
         conn = _connect(uri, socket, daemon, home)
         serial_log = root / "serial.log"
-        dom = conn.defineXML(domain_xml(name, image, guest_dir, dump_dir, serial_log))
+        cmdline = f"{KERNEL_CMDLINE} oobvm.final={final_action}"
+        dom = conn.defineXML(domain_xml(name, image, guest_dir, dump_dir, serial_log, cmdline))
         started = time.monotonic()
         dom.create()
         qemu_pid = _qemu_pid(run, name)

@@ -8,9 +8,8 @@ virtio/9p modules, loaded with ``insmod`` in dependency order (no modprobe, no d
 
 The hypervisor boots the ELF ``vmlinux`` inside the bzImage (QEMU's PVH entry: no
 decompression in the TCG guest, ~4 s less per boot) when it has a PVH note; the crash
-kernel is the bzImage itself.  The same
-kernel and initramfs serve both kernels; ``/init`` tells them apart by
-``/proc/vmcore``:
+kernel is the bzImage itself.  The same kernel and initramfs serve both kernels; ``/init``
+tells them apart by ``/proc/vmcore``:
 
 - first kernel: ``kernel.unknown_nmi_panic=1`` (so QEMU's ``inject-nmi``, an NMI with no
   reason bits on x86, panics it), the crash kernel loaded with ``kexec -p`` from the
@@ -19,8 +18,9 @@ kernel and initramfs serve both kernels; ``/init`` tells them apart by
 - crash kernel: the dump written on the 9p share ``oobdump`` the way RHEL's kdump writes a
   local target (``127.0.0.1-%Y-%m-%d-%H:%M:%S/``: ``vmcore-dmesg-incomplete.txt`` renamed
   ``vmcore-dmesg.txt``, ``vmcore-incomplete`` renamed ``vmcore``, then ``kexec-dmesg.log``),
-  a plain ``cp /proc/vmcore`` ELF dump, then :data:`SAVED_LINE` and a reboot (RHEL's default
-  final action; ``oobvm.final=poweroff`` on the command line powers off instead).
+  a plain copy of ``/proc/vmcore`` (an ELF dump, as with RHEL's ``core_collector cp``), then
+  :data:`SAVED_LINE` and a reboot (RHEL's default final action; ``oobvm.final=poweroff`` on
+  the command line powers off instead).
 
 The build lands in :func:`cache_dir` (``.venv/tools/vm-guest`` unless ``OOB_VM_GUEST_CACHE``
 says otherwise), one directory per kernel release; the initramfs is rebuilt when anything
@@ -136,7 +136,7 @@ save_dump() {
     else
         status=failed
     fi
-    say "vmcore copy took $(cut -d' ' -f1 /proc/uptime) - $start s of uptime"
+    say "vmcore copied in $(awk -v start="$start" '{ print $1 - start }' /proc/uptime) s"
     dmesg > "$dir/kexec-dmesg.log"
     sync
     umount /dump
