@@ -257,7 +257,8 @@ def running_guest(name: str = "oob-vm-guest", final_action: str = "reboot") -> I
         raise ValueError(f"final_action must be reboot or poweroff, not {final_action!r}")
     image = ensure_guest()
     uid, gid = _daemon_user()
-    root = Path(tempfile.mkdtemp(prefix="oob-vm-"))
+    # under /tmp when we are root: every parent must be searchable by the daemon's user
+    root = Path(tempfile.mkdtemp(prefix="oob-vm-", dir="/tmp" if os.geteuid() == 0 else None))
     daemon: subprocess.Popen[bytes] | None = None
     conn: libvirt.virConnect | None = None
     qemu_pid: int | None = None
@@ -297,6 +298,8 @@ def running_guest(name: str = "oob-vm-guest", final_action: str = "reboot") -> I
                 extra_groups=[] if root_run else None,
             )
         socket = run / "libvirt" / "libvirt-sock"
+        if len(os.fsencode(socket)) >= 108:  # sun_path
+            raise VmFixtureError(f"socket path too long for AF_UNIX (set TMPDIR shorter): {socket}")
         uri = f"qemu+unix:///session?socket={socket}"
         conn = _connect(uri, socket, daemon, home)
         serial_log = root / "serial.log"

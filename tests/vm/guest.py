@@ -250,13 +250,20 @@ def _fetch_kernel(root: Path) -> Path:
                 f"apt-get download {package} failed: {exc.stderr.decode(errors='replace')}"
             ) from exc
         deb = next(Path(tmp).glob("*.deb"))
-        staging = root / f".{release}.partial"
+        # one staging directory per process: two test runs may build the same cache at once
+        staging = root / f".{release}.{os.getpid()}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         (staging / "modules").mkdir(parents=True)
         _extract_kernel(deb, release, staging)
         target = root / release
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:  # another run got there first (or a stale incomplete directory)
+            if _has_modules(target) and (target / "vmlinuz").exists():
+                shutil.rmtree(staging)
+            else:
+                shutil.rmtree(target)
+                staging.rename(target)
     return target
 
 
@@ -425,7 +432,7 @@ def _initramfs(kernel_dir: Path) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     partial.write_bytes(data)
     partial.rename(path)
 
