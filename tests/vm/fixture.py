@@ -313,8 +313,10 @@ def running_guest(name: str = "oob-vm-guest", final_action: str = "reboot") -> I
         guest.timings["boot_to_armed_s"] = round(time.monotonic() - started, 1)
         yield guest
     finally:
-        _teardown(conn, name, daemon, qemu_pid)
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            _teardown(conn, name, daemon, qemu_pid)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _connect(uri: str, socket: Path, daemon: subprocess.Popen[bytes], home: Path) -> libvirt.virConnect:
