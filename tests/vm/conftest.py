@@ -5,8 +5,9 @@ tests/vm/ and take ``vm_guest``; booting once per session keeps the suite's cost
 boot.  A test that powers the guest off or crashes it calls ``vm_guest.ensure_armed()``
 when done, so the next test finds it running with kdump armed.
 
-For oob, the guest is a host like this (``oob crash`` then needs ``--reboot-grace 0``: the
-guest has no network, so its probe never answers, before the NMI or after)::
+For oob, the guest is a host like this.  It has no network, so its probe says nothing
+about it: ``oob crash`` needs ``--reboot-grace 0`` (it would wait for the guest to answer
+after its dump) and ``--force`` if something on this machine answers on 127.0.0.1:22::
 
     [hosts.guest]
     address = "127.0.0.1"
