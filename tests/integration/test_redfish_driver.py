@@ -233,3 +233,25 @@ def test_cray_ex_nmi_unsupported(fleet_factory: Callable[..., Any], tmp_path: Pa
     with _driver(host) as driver, pytest.raises(ActionUnsupported, match="NMI not supported by this BMC"):
         driver.send_nmi()
     assert fleet.bmc(host.name).nmi_count == 0
+
+
+def test_shared_ssl_contexts_never_weaken_a_check(fleet_factory: Callable[..., Any], tmp_path: Path) -> None:
+    from oob.drivers.redfish.wire import shared_context
+
+    ours, theirs = fleet_factory(["dmtf"]), fleet_factory(["intel"])  # two fleets, two CAs
+    trusted = _host(ours, tmp_path, "dmtf-1")
+    stranger = _host(theirs, tmp_path, "intel-1", ca_file=trusted.bmc.ca_file)  # signed by another CA
+    with _driver(trusted) as driver:
+        assert driver.power_state() is PowerState.ON
+    with pytest.raises(TlsError):
+        _driver(stranger).open()
+    assert theirs.bmc("intel-1").requests == 0
+    with _driver(stranger, TlsPolicy("insecure")) as driver:  # a CERT_NONE context, used in between
+        assert driver.power_state() is PowerState.ON
+    served = theirs.bmc("intel-1").requests
+    with pytest.raises(TlsError):  # the CA's context was not loosened by it
+        _driver(stranger).open()
+    assert theirs.bmc("intel-1").requests == served
+    with _driver(trusted) as driver:
+        assert driver.power_state() is PowerState.ON
+    assert shared_context.cache_info().hits > 0  # connections of one trust shared one context

@@ -36,6 +36,7 @@ redirect handling never runs: the transport decides), and urllib3's retries are 
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import socket
 import ssl
@@ -206,7 +207,7 @@ class _Watched:
             str(getattr(self, "host", "")),
             int(getattr(self, "port", 0) or 0),
             getattr(self, "assert_fingerprint", None),
-            getattr(self, "ca_certs", None) if getattr(self, "cert_reqs", None) == "CERT_REQUIRED" else None,
+            getattr(self, "_oob_ca_file", None),
             self._certificate(),
         )
 
@@ -221,6 +222,23 @@ class _Watched:
         return hashlib.sha256(der).hexdigest() if der else None
 
 
+@functools.lru_cache(maxsize=32)
+def shared_context(ca_file: str | None, cert_reqs: Any) -> ssl.SSLContext:
+    """The SSL context of every connection with this trust (CA file and whether the
+    certificate is checked), made and loaded once per process.  urllib3 sets the same
+    verify mode and host-name options on it for every connection of that trust, so
+    sharing it changes nothing of how a certificate is checked."""
+    from urllib3.util.ssl_ import create_urllib3_context, resolve_cert_reqs
+
+    context = create_urllib3_context(cert_reqs=resolve_cert_reqs(cert_reqs))
+    if context.verify_mode != ssl.CERT_NONE:
+        if ca_file:
+            context.load_verify_locations(ca_file)
+        else:
+            context.load_default_certs()
+    return context
+
+
 def _pool_classes() -> dict[str, type]:
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -230,6 +248,15 @@ def _pool_classes() -> dict[str, type]:
 
     class WatchedHTTPSConnection(_Watched, HTTPSConnection):
         _is_tls = True
+
+        def connect(self) -> None:
+            self._oob_ca_file = self.ca_certs if self.cert_reqs == "CERT_REQUIRED" else None
+            if self.ssl_context is None and not (self.ca_cert_dir or self.ca_cert_data or self.cert_file):
+                # one context per trust, loaded once: urllib3 would otherwise make a new one and
+                # load the CA file into it for every connection (the system bundle: 25 ms each)
+                self.ssl_context = shared_context(self.ca_certs, self.cert_reqs)
+                self.ca_certs = None
+            super().connect()
 
     class WatchedHTTPPool(HTTPConnectionPool):
         ConnectionCls = WatchedHTTPConnection
