@@ -38,6 +38,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import heapq
 import socket
 import ssl
 import threading
@@ -324,22 +325,80 @@ def abort_in_flight() -> int:
     return len(attempts)
 
 
+class _Watchdog:
+    """One thread that ends every attempt whose deadline passed (a timer thread per request
+    cost a thread start per request: thousands for a fleet)."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Attempt]] = []
+        self._armed: set[int] = set()
+        self._sequence = 0
+        self._thread: threading.Thread | None = None
+        #: the ticket whose attempt is being ended right now (outside the lock)
+        self._firing: int | None = None
+
+    def arm(self, attempt: Attempt) -> int:
+        with self._wake:
+            self._sequence += 1
+            ticket = self._sequence
+            heapq.heappush(self._heap, (attempt.deadline, ticket, attempt))
+            self._armed.add(ticket)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="oob-redfish-watchdog", daemon=True)
+                self._thread.start()
+            if self._heap[0][1] == ticket:
+                self._wake.notify_all()  # the runner, not only a disarm() waiting on a firing
+        return ticket
+
+    def disarm(self, ticket: int) -> None:
+        """After this, the attempt of ``ticket`` is not being ended and never will be."""
+        with self._wake:
+            self._armed.discard(ticket)
+            while self._firing == ticket:
+                self._wake.wait()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._heap and self._heap[0][1] not in self._armed:
+                    heapq.heappop(self._heap)  # disarmed: dropped lazily
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                deadline, ticket, attempt = self._heap[0]
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    self._wake.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                self._armed.discard(ticket)
+                self._firing = ticket
+            try:
+                attempt.expire()  # outside the lock: it shuts sockets down
+            finally:
+                with self._wake:
+                    self._firing = None
+                    self._wake.notify_all()
+
+
+_watchdog = _Watchdog()
+
+
 @contextmanager
 def attempt_with_deadline(timeout: float, *, abortable: bool = True) -> Iterator[Attempt]:
-    """An Attempt for the calling thread, with a watchdog that ends it at the deadline;
+    """An Attempt for the calling thread, ended by the watchdog at the deadline;
     ``abortable``: :func:`abort_in_flight` may end it sooner."""
-    attempt = Attempt(deadline=time.monotonic() + timeout)
+    attempt = Attempt(deadline=time.monotonic() + max(0.0, timeout))
     token = _current.set(attempt)
-    watchdog = threading.Timer(max(0.0, timeout), attempt.expire)
-    watchdog.daemon = True
     if abortable:
         with _live_lock:
             _live[id(attempt)] = attempt
-    watchdog.start()
+    ticket = _watchdog.arm(attempt)
     try:
         yield attempt
     finally:
-        watchdog.cancel()
+        _watchdog.disarm(ticket)
         with _live_lock:
             _live.pop(id(attempt), None)
         _current.reset(token)
