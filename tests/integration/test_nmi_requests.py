@@ -58,17 +58,25 @@ def test_v_prints_the_request_count_per_host(
     assert "(discovery read from the BMC)" in result.stderr
 
 
+def _after_one_nmi(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path, cache: Path
+) -> tuple[Path, Any, Path]:
+    """An iDRAC that got one NMI: the inventory, the mock BMC, the cache entry oob wrote."""
+    fleet = fleet_factory(["idrac9"])
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    [bmc] = fleet.bmcs
+    assert oob("nmi", "idrac9-1", "-i", str(inventory), "--yes").code == 0
+    [entry] = (cache / "redfish").glob("*.json")
+    return inventory, bmc, entry
+
+
 def test_a_stale_cache_is_dropped_and_the_nmi_still_goes_once(
     fleet_factory: Callable[..., Any],
     oob: Callable[..., CliResult],
     tmp_path: Path,
     discovery_cache: Path,
 ) -> None:
-    fleet = fleet_factory(["idrac9"])
-    inventory = write_inventory(fleet, tmp_path / "inv.toml")
-    [bmc] = fleet.bmcs
-    assert oob("nmi", "idrac9-1", "-i", str(inventory), "--yes").code == 0
-    [entry] = (discovery_cache / "redfish").glob("*.json")
+    inventory, bmc, entry = _after_one_nmi(fleet_factory, oob, tmp_path, discovery_cache)
     data = json.loads(entry.read_text())
     data["system_uri"] = "/redfish/v1/Systems/Gone"  # the firmware moved the system
     entry.write_text(json.dumps(data))
@@ -95,11 +103,7 @@ def test_a_cache_entry_oob_would_not_write_is_not_followed(
     tmp_path: Path,
     discovery_cache: Path,
 ) -> None:
-    fleet = fleet_factory(["idrac9"])
-    inventory = write_inventory(fleet, tmp_path / "inv.toml")
-    [bmc] = fleet.bmcs
-    assert oob("nmi", "idrac9-1", "-i", str(inventory), "--yes").code == 0
-    [entry] = (discovery_cache / "redfish").glob("*.json")
+    inventory, bmc, entry = _after_one_nmi(fleet_factory, oob, tmp_path, discovery_cache)
     entry.write_text(json.dumps({**json.loads(entry.read_text()), **poison}))
     before = bmc.requests_redfish
 
