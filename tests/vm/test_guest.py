@@ -234,22 +234,29 @@ def test_oob_dump_live_writes_a_memory_only_dump_oob_recognises(oob: OobRunner, 
     events = oob.audit_events()
     assert events.count("dump.sending") == events.count("dump.written") == 1
     _still_running(vm_guest, mark)
-    path.unlink()
+    _remove(path)
 
 
 def test_oob_crash_hypervisor_dump_pauses_dumps_and_resumes(oob: OobRunner, vm_guest: VmGuest) -> None:
     mark = vm_guest.serial_mark()
+    before = set(vm_guest.scratch_dir.iterdir())
     result = oob("crash", "guest", "--yes", "--hypervisor-dump", "--dump-dir", str(vm_guest.scratch_dir))
     assert result.code == 0, result.stdout + result.stderr
     said = result.stdout + result.stderr
-    assert "the guest is paused meanwhile" in said and "dump written: " in said
-    path = next(vm_guest.scratch_dir.glob("guest-*/vmcore"))
+    (made,) = set(vm_guest.scratch_dir.iterdir()) - before
+    path = made / "vmcore"
+    assert "the guest is paused meanwhile" in said and f"dump written: {path} (here, kdump-zlib, " in said
     vmlinux = f"/usr/lib/debug/boot/vmlinux-{ensure_guest().release}"
     assert "to open it in crash:" in said and f"crash: crash {vmlinux} {path}-rebuilt" in said
     _is_qemu_kdump_zlib(path)
     assert "nmi.sending" not in oob.audit_events()  # a dump is no crash
     _still_running(vm_guest, mark)
-    path.unlink()
+    _remove(path)
+
+
+def _remove(dump: Path) -> None:
+    dump.unlink()
+    dump.parent.rmdir()
 
 
 def _still_running(vm_guest: VmGuest, mark: int) -> None:
