@@ -1,9 +1,10 @@
 """The test guest under a real libvirtd, driven through the real ``oob`` CLI (a process per
 command, an inventory with ``bmc.kind = "libvirt"``): ``bmc info``, ``power status``,
-``preflight``'s BMC side, an unknown guest, ``oob dump --live`` and ``oob crash
---hypervisor-dump`` (memory-only dumps oob recognises), then one ``oob nmi`` (module-scoped:
-one crash for all the checks) ending in a complete RHEL-layout kdump dump that ``oob watch``
-follows, the repeat guard refusing a second one, and one ``oob crash`` to a complete dump.
+``preflight``'s BMC side, an unknown guest, ``oob dump`` (``--live``, and past its
+``--deadline``) and ``oob crash --hypervisor-dump`` (memory-only dumps oob recognises),
+then one ``oob nmi`` (module-scoped: one crash for all the checks) ending in a complete
+RHEL-layout kdump dump that ``oob watch`` follows, the repeat guard refusing a second one,
+and one ``oob crash`` to a complete dump.
 
 Read-only tests come first, crashes last (pytest runs a file's tests in order); every test
 that crashes the guest leaves it armed again (``vm_guest.ensure_armed()``)."""
@@ -251,6 +252,22 @@ def test_oob_crash_hypervisor_dump_pauses_dumps_and_resumes(oob: OobRunner, vm_g
     _is_qemu_kdump_zlib(path)
     assert "nmi.sending" not in oob.audit_events()  # a dump is no crash
     _still_running(vm_guest, mark)
+    _remove(path)
+
+
+def test_oob_dump_past_its_deadline_is_not_called_aborted(oob: OobRunner, vm_guest: VmGuest) -> None:
+    """libvirt cannot abort a memory-only QEMU dump (VIR_ERR_OPERATION_INVALID): at --deadline
+    oob asks, is refused, and takes the dump that ends a moment later (a TCG guest's takes
+    more than the 1 s minimum) as written; it once said "the job was aborted", exit 5, while
+    the hypervisor went on writing."""
+    mark = vm_guest.serial_mark()
+    result = oob("dump", "guest", "--yes", "--json", "--deadline", "1", "--dir", str(vm_guest.scratch_dir))
+    assert result.code == 0, result.stdout + result.stderr
+    record = result.result()
+    assert (record["status"], record["format"], record["live"]) == ("ok", "kdump-zlib", False)
+    path = _dump_file(record, vm_guest.scratch_dir)
+    _is_qemu_kdump_zlib(path)
+    _still_running(vm_guest, mark)  # paused for the dump, resumed by libvirt
     _remove(path)
 
 
