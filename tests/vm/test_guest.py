@@ -1,10 +1,10 @@
 """The test guest under a real libvirtd, driven through the real ``oob`` CLI (a process per
 command, an inventory with ``bmc.kind = "libvirt"``): ``bmc info``, ``power status``,
-``preflight``'s BMC side, an unknown guest, ``oob dump`` (``--live``, and past its
-``--deadline``) and ``oob crash --hypervisor-dump`` (memory-only dumps oob recognises),
-then one ``oob nmi`` (module-scoped: one crash for all the checks) ending in a complete
-RHEL-layout kdump dump that ``oob watch`` follows, the repeat guard refusing a second one,
-and one ``oob crash`` to a complete dump.
+``preflight``'s BMC side, an unknown guest, a paused one, ``oob dump`` (``--live``, and
+past its ``--deadline``) and ``oob crash --hypervisor-dump`` (memory-only dumps oob
+recognises), then one ``oob nmi`` (module-scoped: one crash for all the checks) ending in
+a complete RHEL-layout kdump dump that ``oob watch`` follows, the repeat guard refusing a
+second one, and one ``oob crash`` to a complete dump.
 
 Read-only tests come first, crashes last (pytest runs a file's tests in order); every test
 that crashes the guest leaves it armed again (``vm_guest.ensure_armed()``)."""
@@ -193,6 +193,31 @@ def test_oob_unknown_guest_is_one_line_and_exit_3(oob: OobRunner, vm_guest: VmGu
         assert "libvirt:" not in result.stderr  # libvirt's own stderr printing is off
     assert "nmi.sending" not in oob.audit_events()
     assert list(vm_guest.scratch_dir.iterdir()) == []
+
+
+def test_a_paused_guest_gets_no_nmi_and_no_record_the_guard_counts(oob: OobRunner, vm_guest: VmGuest) -> None:
+    """QEMU would hold an NMI for a paused guest and crash it whenever someone resumes it:
+    oob refuses while it plans, before its ``nmi.sending`` record (the first ``oob nmi``
+    below is then not refused as a repeat), and preflight says why."""
+    conn, dom = _domain(vm_guest)
+    try:
+        dom.suspend()
+        try:
+            nmi = oob("nmi", "guest", "--yes", "--json")
+            preflight = oob("preflight", "guest", "--json")
+        finally:
+            dom.resume()
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    finally:
+        conn.close()
+    assert nmi.code == 7, nmi.stdout + nmi.stderr
+    message = nmi.result()["message"]
+    assert message.startswith("the guest is paused") and message.endswith("nothing was sent")
+    assert "nmi.sending" not in oob.audit_events()
+    readiness = next(r for r in preflight.records if r.get("event") == "readiness")
+    checks = {c["check"]: c for c in readiness["checks"]}
+    assert checks["power"]["status"] == "fail" and checks["power"]["reason"] == message
+    assert (checks["reachable"]["status"], checks["tls"]["status"]) == ("ok", "skip")
 
 
 def _dump_file(record: dict[str, Any], scratch: Path, host: str = "guest") -> Path:
