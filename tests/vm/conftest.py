@@ -9,7 +9,7 @@ For oob, the guest is a host like this.  It has no network, so its probe says no
 about it: ``oob crash`` needs ``--reboot-grace 0`` (it would wait for the guest to answer
 after its dump), and the probe and SSH port are best a loopback port the test holds bound
 but never listens on (refused at once: the guest "looks hung" without ``--force``,
-whatever answers on this machine's port 22; test_guest.py's ``oob`` fixture)::
+whatever answers on this machine's port 22; test_guest.py's ``cli`` fixture)::
 
     [hosts.guest]
     address = "127.0.0.1"

@@ -111,7 +111,7 @@ class OobRunner:
 
 
 @pytest.fixture(scope="module")
-def oob(vm_guest: VmGuest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OobRunner]:
+def cli(vm_guest: VmGuest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OobRunner]:
     """The guest as an inventory host.  It has no network: its probe and its SSH port are a
     loopback port this fixture holds bound but never listens on, so both are refused at
     once — the probe says "looks hung" without --force, preflight's SSH side fails clearly —
@@ -151,8 +151,8 @@ dump.layout = "rhel"
         yield OobRunner(inventory, work / "audit.jsonl", env)
 
 
-def test_oob_bmc_info_and_power_status(oob: OobRunner, vm_guest: VmGuest) -> None:
-    info = oob("bmc", "info", "guest", "--json")
+def test_oob_bmc_info_and_power_status(cli: OobRunner, vm_guest: VmGuest) -> None:
+    info = cli("bmc", "info", "guest", "--json")
     assert info.code == 0, info.stderr
     record = info.result()
     assert (record["status"], record["via"], record["power"]) == ("ok", "libvirt", "On")
@@ -160,13 +160,13 @@ def test_oob_bmc_info_and_power_status(oob: OobRunner, vm_guest: VmGuest) -> Non
     assert record["nmi"]["offered"] is True and record["nmi"]["allowed"] == ["InjectNMI"]
     assert record["model"] == "hvm guest, 1 vCPU, 320 MiB"
     assert f"guest '{vm_guest.domain}'" in record["manager"]
-    status = oob("power", "guest", "status", "--json")
+    status = cli("power", "guest", "status", "--json")
     assert status.code == 0, status.stderr
     assert (status.result()["power"], status.result()["via"]) == ("On", "libvirt")
 
 
-def test_oob_preflight_checks_the_hypervisor_and_says_ssh_failed(oob: OobRunner) -> None:
-    result = oob("preflight", "guest", "--json")
+def test_oob_preflight_checks_the_hypervisor_and_says_ssh_failed(cli: OobRunner) -> None:
+    result = cli("preflight", "guest", "--json")
     assert result.code == 8  # not ready: the guest has no network for the SSH side
     readiness = next(r for r in result.records if r.get("event") == "readiness")
     assert readiness["ready"] is False
@@ -183,19 +183,19 @@ def test_oob_preflight_checks_the_hypervisor_and_says_ssh_failed(oob: OobRunner)
     assert readiness["message"].startswith("not ready: ssh:")
 
 
-def test_oob_unknown_guest_is_one_line_and_exit_3(oob: OobRunner, vm_guest: VmGuest) -> None:
+def test_oob_unknown_guest_is_one_line_and_exit_3(cli: OobRunner, vm_guest: VmGuest) -> None:
     for args in (("nmi", "ghost", "--yes"), ("power", "ghost", "status"), ("dump", "ghost", "--yes", "--live",
                  "--dir", str(vm_guest.scratch_dir))):  # fmt: skip
-        result = oob(*args)
+        result = cli(*args)
         assert result.code == 3, (args, result.stdout, result.stderr)
         said = [line for line in (result.stdout + result.stderr).splitlines() if "no-such-guest" in line]
         assert len(said) == 1 and "no guest with name 'no-such-guest'" in said[0], result.stdout
         assert "libvirt:" not in result.stderr  # libvirt's own stderr printing is off
-    assert "nmi.sending" not in oob.audit_events()
+    assert "nmi.sending" not in cli.audit_events()
     assert list(vm_guest.scratch_dir.iterdir()) == []
 
 
-def test_a_paused_guest_gets_no_nmi_and_no_record_the_guard_counts(oob: OobRunner, vm_guest: VmGuest) -> None:
+def test_a_paused_guest_gets_no_nmi_and_no_record_the_guard_counts(cli: OobRunner, vm_guest: VmGuest) -> None:
     """QEMU would hold an NMI for a paused guest and crash it whenever someone resumes it:
     oob refuses while it plans, before its ``nmi.sending`` record (the first ``oob nmi``
     below is then not refused as a repeat), and preflight says why."""
@@ -203,8 +203,8 @@ def test_a_paused_guest_gets_no_nmi_and_no_record_the_guard_counts(oob: OobRunne
     try:
         dom.suspend()
         try:
-            nmi = oob("nmi", "guest", "--yes", "--json")
-            preflight = oob("preflight", "guest", "--json")
+            nmi = cli("nmi", "guest", "--yes", "--json")
+            preflight = cli("preflight", "guest", "--json")
         finally:
             dom.resume()
         assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
@@ -213,7 +213,7 @@ def test_a_paused_guest_gets_no_nmi_and_no_record_the_guard_counts(oob: OobRunne
     assert nmi.code == 7, nmi.stdout + nmi.stderr
     message = nmi.result()["message"]
     assert message.startswith("the guest is paused") and message.endswith("nothing was sent")
-    assert "nmi.sending" not in oob.audit_events()
+    assert "nmi.sending" not in cli.audit_events()
     readiness = next(r for r in preflight.records if r.get("event") == "readiness")
     checks = {c["check"]: c for c in readiness["checks"]}
     assert checks["power"]["status"] == "fail" and checks["power"]["reason"] == message
@@ -241,9 +241,9 @@ def _is_qemu_kdump_zlib(path: Path) -> None:
     assert release is not None and release.release == ensure_guest().release
 
 
-def test_oob_dump_live_writes_a_memory_only_dump_oob_recognises(oob: OobRunner, vm_guest: VmGuest) -> None:
+def test_oob_dump_live_writes_a_memory_only_dump_oob_recognises(cli: OobRunner, vm_guest: VmGuest) -> None:
     mark = vm_guest.serial_mark()
-    result = oob("dump", "guest", "--yes", "--json", "--live", "--dir", str(vm_guest.scratch_dir))
+    result = cli("dump", "guest", "--yes", "--json", "--live", "--dir", str(vm_guest.scratch_dir))
     assert result.code == 0, result.stdout + result.stderr
     record = result.result()
     assert (record["status"], record["format"], record["where"]) == ("ok", "kdump-zlib", "local")
@@ -257,16 +257,16 @@ def test_oob_dump_live_writes_a_memory_only_dump_oob_recognises(oob: OobRunner, 
     assert handoff["prepare"] == [f"makedumpfile -R {path}-rebuilt < {path}"]
     assert handoff["crash_command"].endswith(f" {path}-rebuilt")
     assert "to open it in crash:" not in result.stdout + result.stderr  # --json: the data only
-    events = oob.audit_events()
+    events = cli.audit_events()
     assert events.count("dump.sending") == events.count("dump.written") == 1
     _still_running(vm_guest, mark)
     _remove(path)
 
 
-def test_oob_crash_hypervisor_dump_pauses_dumps_and_resumes(oob: OobRunner, vm_guest: VmGuest) -> None:
+def test_oob_crash_hypervisor_dump_pauses_dumps_and_resumes(cli: OobRunner, vm_guest: VmGuest) -> None:
     mark = vm_guest.serial_mark()
     before = set(vm_guest.scratch_dir.iterdir())
-    result = oob("crash", "guest", "--yes", "--hypervisor-dump", "--dump-dir", str(vm_guest.scratch_dir))
+    result = cli("crash", "guest", "--yes", "--hypervisor-dump", "--dump-dir", str(vm_guest.scratch_dir))
     assert result.code == 0, result.stdout + result.stderr
     said = result.stdout + result.stderr
     (made,) = set(vm_guest.scratch_dir.iterdir()) - before
@@ -275,18 +275,18 @@ def test_oob_crash_hypervisor_dump_pauses_dumps_and_resumes(oob: OobRunner, vm_g
     vmlinux = f"/usr/lib/debug/boot/vmlinux-{ensure_guest().release}"
     assert "to open it in crash:" in said and f"crash: crash {vmlinux} {path}-rebuilt" in said
     _is_qemu_kdump_zlib(path)
-    assert "nmi.sending" not in oob.audit_events()  # a dump is no crash
+    assert "nmi.sending" not in cli.audit_events()  # a dump is no crash
     _still_running(vm_guest, mark)
     _remove(path)
 
 
-def test_oob_dump_past_its_deadline_is_not_called_aborted(oob: OobRunner, vm_guest: VmGuest) -> None:
+def test_oob_dump_past_its_deadline_is_not_called_aborted(cli: OobRunner, vm_guest: VmGuest) -> None:
     """libvirt cannot abort a memory-only QEMU dump (VIR_ERR_OPERATION_INVALID): at --deadline
     oob asks, is refused, and takes the dump that ends a moment later (a TCG guest's takes
     more than the 1 s minimum) as written; it once said "the job was aborted", exit 5, while
     the hypervisor went on writing."""
     mark = vm_guest.serial_mark()
-    result = oob("dump", "guest", "--yes", "--json", "--deadline", "1", "--dir", str(vm_guest.scratch_dir))
+    result = cli("dump", "guest", "--yes", "--json", "--deadline", "1", "--dir", str(vm_guest.scratch_dir))
     assert result.code == 0, result.stdout + result.stderr
     record = result.result()
     assert (record["status"], record["format"], record["live"]) == ("ok", "kdump-zlib", False)
@@ -325,42 +325,42 @@ class NmiOutcome:
 
 
 @pytest.fixture(scope="module")
-def nmi_outcome(vm_guest: VmGuest, oob: OobRunner) -> NmiOutcome:
+def nmi_outcome(vm_guest: VmGuest, cli: OobRunner) -> NmiOutcome:
     """One ``oob nmi``, with ``oob watch`` following the dump as it is written on the file://
     target; once the guest is back with kdump armed, a second ``oob nmi`` (the repeat guard's
     to refuse: were it sent, the armed guest would crash and dump again)."""
     before = vm_guest.dump_dirs()
     mark = vm_guest.serial_mark()
-    nmi = oob("nmi", "guest", "--yes", "--json")
+    nmi = cli("nmi", "guest", "--yes", "--json")
     assert nmi.code == 0, nmi.stdout + nmi.stderr
-    watch = oob("watch", "guest", "--since", nmi.result()["at"], "--timeout", "4m", "--interval", "0.2",
+    watch = cli("watch", "guest", "--since", nmi.result()["at"], "--timeout", "4m", "--interval", "0.2",
                 "--json", timeout=300)  # fmt: skip
     dump = vm_guest.wait_dump(before=before, since=mark)
     vm_guest.wait_saved(since=mark)
     vm_guest.ensure_armed()
     serial = vm_guest.serial_text()[mark:]
     again_mark = vm_guest.serial_mark()
-    again = oob("nmi", "guest", "--yes", "--json")
+    again = cli("nmi", "guest", "--yes", "--json")
     return NmiOutcome(before, dump, serial, nmi, watch, again, again_mark)
 
 
-def test_oob_nmi_is_sent_once_through_libvirt(nmi_outcome: NmiOutcome, oob: OobRunner) -> None:
+def test_oob_nmi_is_sent_once_through_libvirt(nmi_outcome: NmiOutcome, cli: OobRunner) -> None:
     record = nmi_outcome.nmi.result()
     assert (record["status"], record["via"]) == ("ok", "libvirt")
     assert record["answer"] == "virDomainInjectNMI returned"
     # the hint to follow the dump names the inventory host
     assert f"oob watch guest --since {record['at']}" in nmi_outcome.nmi.stderr
-    events = oob.audit_events()
+    events = cli.audit_events()
     assert events.index("nmi.confirmed") < events.index("nmi.sending") < events.index("nmi.sent")
 
 
-def test_a_second_oob_nmi_is_refused_by_the_repeat_guard(nmi_outcome: NmiOutcome, oob: OobRunner) -> None:
+def test_a_second_oob_nmi_is_refused_by_the_repeat_guard(nmi_outcome: NmiOutcome, cli: OobRunner) -> None:
     again = nmi_outcome.again
     assert again.code == 7, again.stdout + again.stderr
     record = again.result()
     assert record["status"] == "refused" and "an NMI was already sent to this host" in record["message"]
     assert "--allow-repeat" in record["message"]
-    events = oob.audit_events()
+    events = cli.audit_events()
     assert events.count("nmi.sending") == events.count("nmi.sent") == 1  # before oob crash below
 
 
@@ -435,14 +435,14 @@ class CrashOutcome:
 
 
 @pytest.fixture(scope="module")
-def crash_outcome(vm_guest: VmGuest, oob: OobRunner, nmi_outcome: NmiOutcome) -> CrashOutcome:
+def crash_outcome(vm_guest: VmGuest, cli: OobRunner, nmi_outcome: NmiOutcome) -> CrashOutcome:
     """``oob crash`` after the NMI above: refused by the repeat guard as it stands, then run
     with --allow-repeat to its complete dump.  --reboot-grace 0: the guest has no network,
     its probe would never say it is back (its reboot is seen on the serial console)."""
     argv = ("crash", "guest", "--yes", "--json", "--reboot-grace", "0")
-    refused = oob(*argv)
+    refused = cli(*argv)
     before = vm_guest.dump_dirs()
-    crash = oob(*argv, "--allow-repeat", timeout=400)
+    crash = cli(*argv, "--allow-repeat", timeout=400)
     vm_guest.ensure_armed()
     return CrashOutcome(before, refused, crash, vm_guest.serial_text()[nmi_outcome.again_mark :])
 
@@ -454,7 +454,7 @@ def test_oob_crash_within_the_window_needs_allow_repeat(crash_outcome: CrashOutc
 
 
 def test_oob_crash_ends_with_the_complete_dump_and_its_cause(
-    crash_outcome: CrashOutcome, vm_guest: VmGuest, oob: OobRunner
+    crash_outcome: CrashOutcome, vm_guest: VmGuest, cli: OobRunner
 ) -> None:
     crash = crash_outcome.crash
     assert crash.code == 0, crash.stdout + crash.stderr
@@ -475,7 +475,7 @@ def test_oob_crash_ends_with_the_complete_dump_and_its_cause(
     assert analysis["kernel"]["panic_reason"] == "NMI: Not continuing"
     assert analysis["crash"]["crash_command"].endswith(f"{dump['path']}/vmcore")
     assert crash.records[-1]["event"] == "result" and crash.records[-2]["by_status"] == {"complete": 1}
-    events = oob.audit_events()
+    events = cli.audit_events()
     assert events.count("nmi.sent") == 2 and events[-1] == "crash.result"  # oob nmi's, then this one's
 
 
