@@ -11,7 +11,9 @@ has) → the caller confirms → ``dump.sending`` in the audit log → the dump,
 ``dump.written`` (or ``dump.failed``) → the hand-off to ``crash``.
 
 Nothing is ever written over: the local directory is new (``mkdir`` fails if it exists),
-and a remote file name carries the second it was asked for.  A dump is no crash: the
+and a remote file name carries the second it was asked for.  The hypervisor writes the
+file, not oob: run as root, oob gives the new directory the owner and group of ``--dir``
+(a daemon of another user that may write there may then write in it).  A dump is no crash: the
 repeat guard does not count it, and it may be repeated; the host lock keeps two runs from
 dumping one guest at once.
 """
@@ -151,6 +153,54 @@ def plan_dump(host: Host, request: DumpRequest, now: datetime) -> DumpPlan:
     return DumpPlan(host, path, remote, memory, free)
 
 
+def make_dump_dir(directory: str, host_name: str) -> None:
+    """The new dump directory, never an existing one.  Run as root, oob gives it the owner
+    and group of ``--dir``: the hypervisor writes the file, not oob, and a libvirt daemon
+    that runs as another user (a session daemon, QEMU's own user) may write in ``--dir``
+    but not in a directory of root's (mode 0750)."""
+    parent, name = os.path.split(directory)
+    try:
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise UsageError(f"cannot open {printable(parent)}: {exc.strerror}", host=host_name) from None
+    try:
+        try:
+            os.mkdir(name, 0o750, dir_fd=parent_fd)
+        except FileExistsError:
+            raise SafetyRefusal(
+                f"{printable(directory)} exists already: oob never writes over a dump", host=host_name
+            ) from None
+        except OSError as exc:
+            raise UsageError(f"cannot make {printable(directory)}: {exc.strerror}", host=host_name) from None
+        if os.geteuid() == 0:  # only root gives a directory away
+            _give_to_parents_owner(parent_fd, name, directory, host_name)
+    finally:
+        os.close(parent_fd)
+
+
+def _give_to_parents_owner(parent_fd: int, name: str, directory: str, host_name: str) -> None:
+    """By descriptor, checked to be the directory root just made: whoever may write in the
+    parent could have put a link or a directory of theirs in its place meanwhile."""
+    replaced = SafetyRefusal(
+        f"{printable(directory)} was replaced while oob made it; nothing was written", host=host_name
+    )
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except OSError:
+        raise replaced from None
+    try:
+        if os.fstat(fd).st_uid != 0:
+            raise replaced
+        owner = os.fstat(parent_fd)
+        os.fchown(fd, owner.st_uid, owner.st_gid)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot give {printable(directory)} to its parent's owner: {exc.strerror}", host=host_name
+        ) from None
+    finally:
+        os.close(fd)
+
+
 def write_dump(
     plan: DumpPlan,
     request: DumpRequest,
@@ -163,15 +213,7 @@ def write_dump(
     base = {"bmc": host.bmc.address, "machine": host.bmc.machine, "via": "libvirt", "path": plan.path}
     warnings: tuple[str, ...] = ()
     if plan.remote is None:
-        try:
-            os.mkdir(os.path.dirname(plan.path), 0o750)
-        except FileExistsError:
-            raise SafetyRefusal(
-                f"{printable(os.path.dirname(plan.path))} exists already: oob never writes over a dump",
-                host=host.name,
-            ) from None
-        except OSError as exc:
-            raise UsageError(f"cannot make {printable(os.path.dirname(plan.path))}: {exc.strerror}") from None
+        make_dump_dir(os.path.dirname(plan.path), host.name)
     if plan.remote is not None:
         emit(
             Event(

@@ -197,7 +197,9 @@ def bmc_checks(plan: CrashPlan | Outcome, host: Host, insecure: bool) -> list[Ch
             "the BMC has no session free: every one it allows is open (oob could not log in)",
         )
     for name in order[: order.index(failing)]:
-        if skipped[name].status == SKIP:
+        # passed on the way to the failing one; tls says what it says (a libvirt, IPMI-only
+        # or ESXi host's skip is no "ok")
+        if skipped[name].status == SKIP and name != "tls":
             skipped[name] = CheckResult(name, "bmc", OK, "ok")
     skipped[failing] = CheckResult(failing, "bmc", FAIL, error.message)
     return [skipped[name] for name in BMC_CHECK_NAMES]

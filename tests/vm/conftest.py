@@ -7,10 +7,14 @@ when done, so the next test finds it running with kdump armed.
 
 For oob, the guest is a host like this.  It has no network, so its probe says nothing
 about it: ``oob crash`` needs ``--reboot-grace 0`` (it would wait for the guest to answer
-after its dump) and ``--force`` if something on this machine answers on 127.0.0.1:22::
+after its dump), and the probe and SSH port are best a loopback port the test holds bound
+but never listens on (refused at once: the guest "looks hung" without ``--force``,
+whatever answers on this machine's port 22; test_guest.py's ``cli`` fixture)::
 
     [hosts.guest]
     address = "127.0.0.1"
+    probe = "tcp:127.0.0.1:<port>"
+    ssh.port = <port>
     bmc.kind = "libvirt"
     bmc.address = "<vm_guest.uri>"
     bmc.domain = "<vm_guest.domain>"

@@ -296,11 +296,22 @@ class LibvirtDriver(BmcDriver):
 
     def nmi_support(self) -> NmiSupport:
         """Offered, or ActionUnsupported saying what to do instead (a bare "not offered"
-        would not tell the engineer about ``xl trigger``)."""
+        would not tell the engineer about ``xl trigger``); a paused guest is refused here,
+        while oob plans, so that no ``nmi.sending`` record (which the repeat guard counts)
+        is written for an NMI that is never sent."""
         offer = self.nmi_offer()
         if offer.offered is False:
             raise ActionUnsupported(f"NMI not offered through libvirt: {offer.source}", host=self.host.name)
+        self._refuse_if_paused()
         return offer
+
+    def _refuse_if_paused(self) -> None:
+        if self.state()[0] == STATE_PAUSED:
+            raise SafetyRefusal(
+                "the guest is paused: QEMU would hold the NMI until it is resumed and the crash would "
+                "come then; resume it (virsh resume) or dump it from outside (oob dump); nothing was sent",
+                host=self.host.name,
+            )
 
     def is_active(self) -> bool:
         return bool(self.read("read whether the guest runs", lambda: self.domain.isActive()))
@@ -360,13 +371,7 @@ class LibvirtDriver(BmcDriver):
     # -- actions --------------------------------------------------------------------------
 
     def send_nmi(self) -> ActionResult:
-        state, _reason = self.state()
-        if state == STATE_PAUSED:
-            raise SafetyRefusal(
-                "the guest is paused: QEMU would hold the NMI until it is resumed and the crash would "
-                "come then; resume it (virsh resume) or dump it from outside (oob dump); nothing was sent",
-                host=self.host.name,
-            )
+        self._refuse_if_paused()  # again: it may have been paused since oob planned
         dom = self.domain
         self.act("virDomainInjectNMI", lambda: dom.injectNMI(0), subject="the NMI")
         return self._done("nmi", "InjectNMI", answer="virDomainInjectNMI returned")

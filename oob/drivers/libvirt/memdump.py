@@ -19,7 +19,11 @@ driver does not offer it, or an argument it does not take): nothing was written 
 
 The dump call blocks for as long as the dump takes; it runs in its own thread while this
 one polls the job's progress (``virDomainGetJobStats``) and keeps the deadline: at the
-deadline the job is aborted (``virDomainAbortJob``).  Without ``live`` libvirt pauses the
+deadline (or on Ctrl-C) oob asks libvirt to abort the job (``virDomainAbortJob``) and
+says what became of it.  libvirt refuses to abort a memory-only QEMU dump
+(VIR_ERR_OPERATION_INVALID, "cannot abort memory-only dump": seen with libvirt 9.0 and
+QEMU 7.2 in tests/vm): the hypervisor then goes on writing, and oob says so rather than
+wait past its deadline (a few seconds more: a dump that ends meanwhile is written).  Without ``live`` libvirt pauses the
 guest for the dump and resumes it afterwards (``after`` "resume"), or resets it
 (``VIR_DUMP_RESET``) or leaves it stopped as crashed (``VIR_DUMP_CRASH``, "off").
 """
@@ -198,19 +202,15 @@ def _one_dump(
         if not worker.is_alive():
             break
         elapsed = time.monotonic() - started
-        if cancel is not None and cancel.is_set():
-            _abort(driver)
-            worker.join(min(driver.timeout, 10.0))
-            raise DumpTargetError(
-                "interrupted: the dump job was aborted; the file is incomplete", host=driver.host.name
-            )
-        if elapsed >= deadline_s:
-            _abort(driver)
-            worker.join(min(driver.timeout, 10.0))
+        interrupted = cancel is not None and cancel.is_set()
+        if interrupted or elapsed >= deadline_s:
+            stopped = _stop(driver, worker, box, flags)
+            if stopped is None:
+                break  # libvirt could not abort it, and it was written meanwhile
+            if interrupted:
+                raise DumpTargetError(f"interrupted: {stopped}", host=driver.host.name)
             raise DumpTimeout(
-                f"the dump was not written within {deadline_s:g} s: the job was aborted"
-                + ("" if not worker.is_alive() else " (libvirt has not confirmed the abort yet)"),
-                host=driver.host.name,
+                f"the dump was not written within {deadline_s:g} s: {stopped}", host=driver.host.name
             )
         processed = total = None
         if stats_offered:
@@ -248,8 +248,39 @@ def _job_stats(driver: LibvirtDriver) -> tuple[int | None, int | None] | None:
     return number("memory_processed"), number("memory_total")
 
 
-def _abort(driver: LibvirtDriver) -> None:
+def _stop(
+    driver: LibvirtDriver, worker: threading.Thread, box: dict[str, BaseException], flags: int
+) -> str | None:
+    """Ask libvirt to abort the running dump, wait a little for the dump call to end, and
+    say what became of the dump: aborted, or not (libvirt refuses to abort a memory-only
+    QEMU dump) and then failed or still being written; None when it was not aborted and
+    was written meanwhile (the dump is complete: nothing to refuse)."""
+    refused = _abort(driver)
+    worker.join(min(driver.timeout, 10.0))
+    if refused is None:
+        confirmed = "" if not worker.is_alive() else " (libvirt has not confirmed the abort yet)"
+        return f"the dump job was aborted{confirmed}; the file is incomplete"
+    if worker.is_alive():
+        paused = "" if flags & driver._libvirt.VIR_DUMP_LIVE else "; the guest stays paused until it is done"
+        return (
+            f"libvirt could not abort the dump ({refused}): the hypervisor goes on writing the file{paused}"
+        )
+    if "error" in box:
+        return f"libvirt could not abort the dump ({refused}), which then failed: {error_words(box['error'])}"
+    return None
+
+
+def _abort(driver: LibvirtDriver) -> str | None:
+    """None once libvirt aborted the job, else why it did not (its error code and words)."""
+    libvirt = driver._libvirt
+    seconds = min(driver.timeout, 10.0)
     try:
-        call_with_deadline(lambda: driver.domain.abortJob(), min(driver.timeout, 10.0), "abort the dump job")
-    except Exception:  # noqa: BLE001 - the timeout is reported either way
-        pass
+        call_with_deadline(lambda: driver.domain.abortJob(), seconds, "abort the dump job")
+    except CallTimedOut:
+        return f"no answer within {seconds:g} s"
+    except libvirt.libvirtError as exc:
+        code = error_code(exc)
+        return f"{code_name(libvirt, code) if code is not None else 'no error code'}: {error_words(exc)}"
+    except Exception as exc:  # noqa: BLE001 - said, whatever it is: the dump's outcome matters more
+        return f"{type(exc).__name__}"
+    return None
