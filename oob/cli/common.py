@@ -218,6 +218,12 @@ def handle_errors(verbose: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         sys.stderr.write("oob: interrupted\n")
         raise typer.Exit(130) from None
+    except BrokenPipeError:
+        from oob.render.jsonl import stdout_gone
+
+        stdout_gone()
+        sys.stderr.write("oob: error: the standard output was closed before the report was written\n")
+        raise typer.Exit(1) from None
     except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, keep the trace for -v
         from oob.safetext import printable
 

@@ -9,6 +9,7 @@ the terminal like the console's (:func:`oob.safetext.printable`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -40,8 +41,22 @@ def json_line(data: dict[str, Any]) -> str:
 
 
 def write_json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json_line(data) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json_line(data) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        stdout_gone()
+
+
+def stdout_gone() -> None:
+    """The reader of oob's output went away (``oob ... --json | head -1``): what follows is
+    written to /dev/null, so that the run goes on to its end (its audit records, its exit
+    code) instead of failing on every later write, worker threads' included."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def write_event_line(event: Event) -> None:
