@@ -33,6 +33,8 @@ Method = Literal["redfish", "ipmi", "libvirt", "esxi"]
 METHODS: tuple[str, ...] = ("redfish", "ipmi", "libvirt", "esxi")
 #: kinds whose "BMC" is a hypervisor: ``bmc.address`` names it and ``bmc.domain`` the guest
 HYPERVISOR_KINDS: tuple[str, ...] = ("libvirt", "esxi")
+RedfishAuth = Literal["session", "basic"]
+REDFISH_AUTHS: tuple[str, ...] = ("session", "basic")
 DumpLayout = Literal["auto", "rhel", "suse", "debian"]
 DUMP_LAYOUTS: tuple[str, ...] = ("auto", "rhel", "suse", "debian")
 #: bounds of ``BmcConfig.timeout`` (seconds) an inventory may set: below half a second no BMC
@@ -91,6 +93,9 @@ class BmcConfig:
     timeout: float = 15.0
     #: the guest, for a hypervisor kind: a libvirt domain's name or UUID, an ESXi VM's display name
     domain: str | None = None
+    #: how oob authenticates to a Redfish BMC: "session" (a login and a logout around the
+    #: work) or "basic" (HTTP Basic on every request: a warm NMI is then 2 requests)
+    auth: RedfishAuth = "session"
 
     @property
     def redfish_url(self) -> str:

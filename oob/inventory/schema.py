@@ -31,6 +31,7 @@ from oob.model import (
     BMC_TIMEOUT_MIN,
     DUMP_LAYOUTS,
     HYPERVISOR_KINDS,
+    REDFISH_AUTHS,
     BmcConfig,
     DumpConfig,
     Host,
@@ -552,6 +553,7 @@ CHECKS: dict[str, Check | None] = {
     "bmc.ipmi_port": _port,
     "bmc.timeout": _seconds,
     "bmc.domain": _domain,
+    "bmc.auth": _enum(REDFISH_AUTHS),
     "dump.target": _dump_target,
     "dump.layout": _enum(DUMP_LAYOUTS),
     "dump.fence_kdump": _bool,
@@ -738,6 +740,7 @@ def build_host(
         ipmi_port=value("bmc.ipmi_port", defaults.ipmi_port),
         timeout=value("bmc.timeout", defaults.timeout),
         domain=value("bmc.domain", None),
+        auth=value("bmc.auth", defaults.auth),
     )
     dump = DumpConfig(
         target=value("dump.target", None),

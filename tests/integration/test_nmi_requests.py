@@ -112,3 +112,32 @@ def test_a_cache_entry_oob_would_not_write_is_not_followed(
     assert bmc.nmi_count == 2
     # discovered afresh (the root read again): more than a warm NMI's requests
     assert bmc.requests_redfish - before > WARM
+
+
+def test_http_basic_makes_a_warm_nmi_two_requests(
+    fleet_factory: Callable[..., Any], oob: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    fleet = fleet_factory(["idrac9"])
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    inventory.write_text(inventory.read_text().replace("[defaults]\n", '[defaults]\nbmc.auth = "basic"\n', 1))
+    [bmc] = fleet.bmcs
+
+    cold = oob("nmi", "idrac9-1", "-i", str(inventory), "--yes", "--json")
+    assert cold.code == 0, cold.stderr
+    # service root, Systems (the credentials checked), the system, POST: no login, no logout
+    assert (bmc.requests_redfish, bmc.nmi_count, bmc.open_sessions) == (4, 1, 0)
+    warm = oob("nmi", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--allow-repeat")
+    assert warm.code == 0, warm.stderr
+    assert (bmc.requests_redfish - 4, bmc.nmi_count) == (2, 2)  # the system, POST
+
+    # a wrong password is one refused read, exit 3, and nothing sent
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password\n")
+    wrong.chmod(0o600)
+    text = inventory.read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(str(fleet.password_file), str(wrong)))
+    bad.chmod(0o600)
+    refused = oob("nmi", "idrac9-1", "-i", str(bad), "--yes", "--json", "--allow-repeat")
+    assert refused.code == 3, refused.stderr
+    assert "401" in refused.stdout and bmc.nmi_count == 2

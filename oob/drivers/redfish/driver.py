@@ -151,6 +151,7 @@ class RedfishDriver(BmcDriver):
             timeout=host.bmc.timeout,
             connect_attempts=connect_attempts,
             on_retry=on_retry,
+            basic=host.bmc.auth == "basic",
         )
         self._system_uri: str | None = None
         self._system: dict[str, Any] | None = None
@@ -177,7 +178,8 @@ class RedfishDriver(BmcDriver):
             self._cached = self._discovery.load(self._cache_key, self._transport.origin)
         if self._cached is not None:
             try:
-                self._transport.open(cached_login=CachedLogin(self._cached.login_uri))
+                basic = self.host.bmc.auth == "basic"
+                self._transport.open(cached_login=CachedLogin(None if basic else self._cached.login_uri))
                 self._system_uri = self._cached.system_uri
                 return
             except LoginUriGone:
@@ -225,7 +227,9 @@ class RedfishDriver(BmcDriver):
         if info_uri is None and cached is not None:
             info_uri, info_values = cached.action_info_uri, cached.action_info_values
         entry = Discovery(
-            login_uri=transport.login_uri if transport.auth_method == "session" else None,
+            login_uri=transport.login_uri
+            if transport.login_uri is not None or cached is None
+            else cached.login_uri,
             system_uri=self._system_uri,
             action_info_uri=info_uri,
             action_info_values=info_values,

@@ -127,8 +127,11 @@ class RedfishTransport:
         timeout: float = 15.0,
         connect_attempts: int = 3,
         on_retry: Callable[[str], None] | None = None,
+        basic: bool = False,
     ) -> None:
         self.origin = Origin.parse(base_url)
+        #: HTTP Basic on every request even where the BMC offers sessions (``bmc.auth``)
+        self._basic = basic
         self.base_url = self.origin.base
         self._username = username
         self._password = password
@@ -202,13 +205,19 @@ class RedfishTransport:
     def _login(self) -> None:
         self.root  # noqa: B018 - read first: it names the login URI
         login_uri, login_field = self._login_uri()
-        if login_uri is None:
+        login_path = safe_path(login_uri, self.origin, field=login_field) if login_uri is not None else None
+        self.login_uri = login_path
+        if self._basic and login_path is not None:
+            # HTTP Basic asked for (bmc.auth): the first read (Systems) checks the credentials
+            self.auth_method = "basic"
+            self._session.auth = (self._username, self._password)
+            return
+        if login_path is None:
             # No SessionService at all: HTTP Basic, checked against the Systems collection
             self.auth_method = "basic"
             self._basic_login()
             return
         self.auth_method = "session"
-        login_path = safe_path(login_uri, self.origin, field=login_field)
         self._session_login(login_path)
 
     def _login_uri(self) -> tuple[Any, str]:
