@@ -29,7 +29,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,12 +180,14 @@ class AuditLog:
         host: str | None = None,
         machine: str | None = None,
         bmc: str | None = None,
+        skip: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any] | TornRecord | None:
         """The newest record of ``events`` for ``host`` or for ``machine`` (``BmcConfig.machine``;
         a record written before records carried it: for ``bmc``, its address) (whichever matches)
         within the last ``window_s`` seconds; a :class:`TornRecord` when a line that is
         not a whole record stands among the records of that window (it could be the one
-        wanted); None when there is neither.
+        wanted); None when there is neither.  ``skip(record)``: True passes over a matching
+        record (newest first) and goes on looking.
 
         Each line is parsed once per AuditLog (a thousand hosts' checks against a log of
         thousands of recent records would otherwise parse it a thousand times)."""
@@ -206,6 +208,8 @@ class AuditLog:
                     or (machine is not None and entry.get("machine") == machine)
                     or (bmc is not None and "machine" not in entry and entry.get("bmc") == bmc)
                 ):
+                    if skip is not None and skip(entry):
+                        continue
                     return dict(entry)
         return None
 

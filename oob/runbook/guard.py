@@ -16,12 +16,42 @@ from contextlib import ExitStack
 from typing import Any
 
 from oob.audit import AuditLog, TornRecord
-from oob.errors import OobError, SafetyRefusal
+from oob.errors import NotDelivered, OobError, SafetyRefusal
 from oob.locks import host_lock
 from oob.model import Host
 
 #: records that say a host was (or may have been) crashed on purpose
 CRASH_EVENTS = ("nmi.sending", "nmi.sent", "sysrq.sending", "sysrq.sent")
+
+
+def _not_delivered_kinds() -> frozenset[str]:
+    """The error kinds that say an NMI certainly did not reach the BMC (every ``NotDelivered``)."""
+    kinds: set[str] = set()
+    todo: list[type[OobError]] = [NotDelivered]
+    while todo:
+        cls = todo.pop()
+        if "kind" in cls.__dict__:
+            kinds.add(cls.kind)
+        todo.extend(cls.__subclasses__())
+    return frozenset(kinds)
+
+
+class _Undelivered:
+    """Reading the log newest first: an ``nmi.failed`` whose error says the NMI certainly did
+    not leave (a refusal, an unreachable BMC: never ``outcome_unknown``) clears that run's own
+    ``nmi.sending`` for that host, so a refused attempt is not taken for a sent NMI."""
+
+    def __init__(self) -> None:
+        self.kinds = _not_delivered_kinds()
+        self.cleared: set[tuple[object, object]] = set()
+
+    def __call__(self, record: dict[str, Any]) -> bool:
+        key = (record.get("run"), record.get("host"))
+        if record.get("event") == "nmi.failed":
+            if record.get("error") in self.kinds:
+                self.cleared.add(key)
+            return True  # a failure is never itself the reason to refuse
+        return record.get("event") == "nmi.sending" and key in self.cleared
 
 
 def lock_host(
@@ -45,7 +75,12 @@ def repeat_refusal(audit: AuditLog | None, host: Host, *, force: bool, window_s:
         return None
     try:
         prior = audit.recent(
-            CRASH_EVENTS, window_s, host=host.name, machine=host.bmc.machine, bmc=host.bmc.address
+            (*CRASH_EVENTS, "nmi.failed"),
+            window_s,
+            host=host.name,
+            machine=host.bmc.machine,
+            bmc=host.bmc.address,
+            skip=_Undelivered(),
         )
     except OobError as exc:
         return exc.for_host(host.name)

@@ -462,3 +462,39 @@ def test_bmcs_on_one_address_with_their_own_ports_are_different_machines(
     assert refused.status == "refused"
     assert refused.error is not None and "as 'vm-b'" in refused.error.message
     assert (bmc_a.nmis_applied(), bmc_b.nmis_applied()) == (1, 1)
+
+
+def test_a_refusal_after_the_sending_record_does_not_count_as_a_sent_nmi(
+    fleet: FakeFleet, audit: AuditLog, events: Events
+) -> None:
+    host = make_host("web01", "127.0.1.1")
+    bmc = fleet.add(host.bmc.address)
+    refusal = bmc.fail(Stage.NMI, Fault.REFUSED, method="redfish", times=1, bmc_message="Busy")
+
+    [first] = run_nmi([host], YES, confirm=never, emit=events, audit=audit)
+    assert (first.status, first.exit_code) == ("failed", 4)
+    assert [r["event"] for r in records(audit, host="web01")] == ["nmi.sending", "nmi.failed"]
+
+    # nothing left: the next run is not refused as "already sent", and it sends
+    [second] = run_nmi([host], YES, confirm=never, emit=events, audit=AuditLog(audit.path))
+    assert second.status == "ok", second.error
+    assert bmc.nmis_applied() == 1
+    assert refusal is not None
+
+    # and that one did arrive: a third is refused
+    [third] = run_nmi([host], YES, confirm=never, emit=events, audit=AuditLog(audit.path))
+    assert (third.status, third.exit_code) == ("refused", 7)
+
+
+def test_an_outcome_unknown_still_counts_as_sent(fleet: FakeFleet, audit: AuditLog, events: Events) -> None:
+    host = make_host("web01", "127.0.1.1")
+    bmc = fleet.add(host.bmc.address)
+    bmc.fail(
+        Stage.NMI, Fault.OUTCOME_UNKNOWN, method="redfish", applied=True, times=1, message="read timed out"
+    )
+
+    [first] = run_nmi([host], YES, confirm=never, emit=events, audit=audit)
+    assert first.status == "unknown"
+    [second] = run_nmi([host], YES, confirm=never, emit=events, audit=AuditLog(audit.path))
+    assert (second.status, second.exit_code) == ("refused", 7)
+    assert bmc.nmis_applied() == 1
