@@ -39,12 +39,6 @@ DumpLayout = Literal["auto", "rhel", "suse", "debian"]
 DUMP_LAYOUTS: tuple[str, ...] = ("auto", "rhel", "suse", "debian")
 #: bounds of ``BmcConfig.timeout`` (seconds) an inventory may set: below half a second no BMC
 #: answers; above ten minutes a hung request holds the on-call engineer for nothing
-#: hosts handled at once unless ``--parallel`` says otherwise: each host's work is one
-#: conversation with its own BMC (never two at once with one BMC, each paced), so the bound is
-#: this machine's, not the BMCs'; 64 threads waiting on BMCs cost little
-DEFAULT_PARALLEL = 64
-#: the most ``--parallel`` takes
-MAX_PARALLEL = 1024
 BMC_TIMEOUT_MIN = 0.5
 BMC_TIMEOUT_MAX = 600.0
 

@@ -33,7 +33,7 @@ from oob.cli.common import (
     setup_logging,
     warn_insecure,
 )
-from oob.model import DEFAULT_PARALLEL
+from oob.defaults import DEFAULT_PARALLEL
 
 if TYPE_CHECKING:
     from oob.runbook.common import Outcome

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from oob.defaults import MAX_PARALLEL
 from oob.errors import OobError, worst_exit_code
-from oob.model import MAX_PARALLEL
 
 InventoryOpt = Annotated[
     list[Path] | None,

@@ -62,7 +62,7 @@ from oob.cli.dumpopts import (
     watch_options,
     with_stall_grace,
 )
-from oob.model import DEFAULT_PARALLEL
+from oob.defaults import DEFAULT_PARALLEL
 
 EPILOG = """\b
 Examples:

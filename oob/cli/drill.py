@@ -52,7 +52,7 @@ from oob.cli.dumpopts import (
     watch_options,
 )
 from oob.cli.preflight import StrictOpt
-from oob.model import DEFAULT_PARALLEL
+from oob.defaults import DEFAULT_PARALLEL
 
 EPILOG = """\b
 Examples:

@@ -37,7 +37,7 @@ from oob.cli.common import (
     setup_logging,
     warn_insecure,
 )
-from oob.model import DEFAULT_PARALLEL
+from oob.defaults import DEFAULT_PARALLEL
 
 #: shown under the options of ``oob nmi --help``
 EPILOG = """\b

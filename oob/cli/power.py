@@ -36,7 +36,7 @@ from oob.cli.common import (
     setup_logging,
     warn_insecure,
 )
-from oob.model import DEFAULT_PARALLEL
+from oob.defaults import DEFAULT_PARALLEL
 
 ACTIONS = ("status", "on", "off", "shutdown", "reset", "cycle")
 #: words from other tools (ipmitool, redfishtool, the shell) -> the actions they may mean

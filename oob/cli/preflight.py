@@ -23,7 +23,7 @@ from oob.cli.common import (
     warn_insecure,
 )
 from oob.cli.dumpopts import AcceptNewHostKeyOpt, KnownHostsOpt, SshConfigOpt, SshKeyOpt, ssh_options
-from oob.model import DEFAULT_PARALLEL
+from oob.defaults import DEFAULT_PARALLEL
 
 #: exit code when a host is not ready: not 1, which is oob's "internal error"
 NOT_READY_EXIT = 8

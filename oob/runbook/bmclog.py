@@ -14,10 +14,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from oob.defaults import DEFAULT_PARALLEL
 from oob.drivers.base import BmcDriver
 from oob.errors import OobError, UsageError
 from oob.events import Emit, Event, EventKind, Level
-from oob.model import DEFAULT_PARALLEL, Host
+from oob.model import Host
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method, methods_for
 from oob.signals.bmclog import BmcLog, Window, summary

@@ -36,13 +36,14 @@ from typing import Any
 
 from oob import asyncbridge
 from oob.audit import AuditLog
+from oob.defaults import DEFAULT_PARALLEL
 from oob.drivers.factory import resolve_password
 from oob.dump.targets import Targets
 from oob.dump.watcher import Baseline, DumpResult, DumpState, DumpWatcher, WatchOptions
 from oob.errors import AuditLogError, OobError, SafetyRefusal, UsageError
 from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
-from oob.model import DEFAULT_PARALLEL, Host, PowerAction, PowerState
+from oob.model import Host, PowerAction, PowerState
 from oob.probe import ProbeResult, probe_host
 from oob.runbook.bmclog import emit_log, read_log
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host

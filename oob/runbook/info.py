@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from oob.defaults import DEFAULT_PARALLEL
 from oob.errors import OobError
 from oob.events import Emit
-from oob.model import DEFAULT_PARALLEL, Host
+from oob.model import Host
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method
 

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oob.audit import AuditLog
+from oob.defaults import DEFAULT_PARALLEL
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
 from oob.errors import (
@@ -40,7 +41,7 @@ from oob.errors import (
 )
 from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
-from oob.model import DEFAULT_PARALLEL, ActionResult, Host, NmiSupport, PowerState
+from oob.model import ActionResult, Host, NmiSupport, PowerState
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly, repeat_refusal
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method

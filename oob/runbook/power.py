@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oob.audit import AuditLog
+from oob.defaults import DEFAULT_PARALLEL
 from oob.errors import OobError, SafetyRefusal
 from oob.events import Emit, Event, EventKind, Level
-from oob.model import DEFAULT_PARALLEL, Host, PowerAction
+from oob.model import Host, PowerAction
 from oob.runbook.common import Outcome, Status, internal_error, run_per_host
 from oob.runbook.guard import lock_host, record_quietly
 from oob.runbook.methods import DriverOptions, MethodsFailed, first_method

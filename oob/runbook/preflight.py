@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from oob import asyncbridge
+from oob.defaults import DEFAULT_PARALLEL
 from oob.errors import OobError
 from oob.events import Emit, Event, EventKind, Level
-from oob.model import DEFAULT_PARALLEL, Host
+from oob.model import Host
 from oob.preflight.checks import FAIL, OK, SKIP, WARN, CheckResult, HostView, host_checks
 from oob.runbook.common import Outcome, run_per_host
 from oob.runbook.methods import DriverOptions
