@@ -7,6 +7,7 @@ oob takes one address for one BMC):
 
 * ``oob nmi all --yes --json`` over N iDRAC-flavour Redfish BMCs, once per ``--parallel``,
   cold (nothing known of the BMCs) and warm (a second run: the discovery cache filled),
+  and warm with ``bmc.auth = "basic"``,
   against a sequential python-redfish-library loop (login, POST ComputerSystem.Reset Nmi,
   logout) over the same N;
 * ``oob nmi all --yes --json`` over N IPMI BMCs against FreeIPMI's ``ipmipower --pulse``
@@ -212,9 +213,14 @@ def _contest(
 # -- the contestants
 
 
-def _oob(subcommand: list[str]) -> Command:
+def _oob(subcommand: list[str], *, basic: bool = False) -> Command:
+    """``oob SUBCOMMAND -i <the fleet's inventory>``; ``basic``: with ``bmc.auth = "basic"``."""
+
     def command(fleet: Fleet, workdir: Path, env: dict[str, str]) -> tuple[list[str], str | None]:
         inventory = fleet.write_inventory(workdir / "fleet.toml")
+        if basic:
+            text = inventory.read_text().replace("[defaults]\n", '[defaults]\nbmc.auth = "basic"\n', 1)
+            inventory.write_text(text)
         return [sys.executable, "-m", "oob", *subcommand, "-i", str(inventory)], None
 
     return command
@@ -293,6 +299,11 @@ def run(n: int, latency_ms: int, parallel: list[int], skip: set[str], timeout: f
             show(oob_rows[-1])
             oob_rows.append(
                 contest(f"oob nmi redfish --parallel {p} (warm)", n, ["idrac9"], latency, nmi, warm=True)
+            )
+            show(oob_rows[-1])
+            basic = _oob(["nmi", "all", "--yes", "--json", "--parallel", str(p)], basic=True)
+            oob_rows.append(
+                contest(f"oob nmi redfish Basic -p {p} (warm)", n, ["idrac9"], latency, basic, warm=True)
             )
             show(oob_rows[-1])
         if "redfish-loop" not in skip:
