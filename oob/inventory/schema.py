@@ -379,6 +379,16 @@ def _libvirt_uri(text: str, fail: Fail) -> str:
     return text
 
 
+def _port_and_host(parts: SplitResult, hostname: str | None, fail: Fail, what: str) -> None:
+    """The port, if any, is a port; the host is there and is an IP address or a DNS name."""
+    _port_of(parts, fail, what)
+    if not hostname:
+        fail(f"expected {what}; no host name in it")
+    problem = host_problem(hostname)
+    if problem:
+        fail(f"expected {what}; the host is {problem}")
+
+
 def _esxi_address(text: str, fail: Fail) -> str:
     what = "the ESXi host as HOST, HOST:PORT or ssh://USER@HOST[:PORT]"
     parts, hostname = _split_url(text if "://" in text else f"ssh://{text}", fail, what)
@@ -386,12 +396,7 @@ def _esxi_address(text: str, fail: Fail) -> str:
         fail(f"expected {what}; oob reaches ESXi over SSH only")
     if parts.password is not None:
         fail("do not put a password in the ESXi address; oob logs in to ESXi with an SSH key")
-    _port_of(parts, fail, what)
-    if not hostname:
-        fail(f"expected {what}; no host name in it")
-    problem = host_problem(hostname)
-    if problem:
-        fail(f"expected {what}; the host is {problem}")
+    _port_and_host(parts, hostname, fail, what)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         fail(f"expected {what}; no path, '?' or '#' parts")
     return text
@@ -411,12 +416,7 @@ def _bmc_address(value: Any, fail: Fail) -> str:
         fail(f"expected {what}; only https:// and http:// URLs are allowed")
     if "@" in parts.netloc:
         fail("do not put credentials in the BMC address; use bmc.username and bmc.password")
-    _port_of(parts, fail, what)
-    if not hostname:
-        fail(f"expected {what}; no host name in it")
-    problem = host_problem(hostname)
-    if problem:
-        fail(f"expected {what}; the host is {problem}")
+    _port_and_host(parts, hostname, fail, what)
     if parts.query or parts.fragment:
         fail(f"expected {what}; no '?' or '#' parts")
     return text
