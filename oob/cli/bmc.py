@@ -11,6 +11,7 @@ import typer
 from oob.cli.common import (
     BmcOpt,
     CaFileOpt,
+    DomainOpt,
     FingerprintOpt,
     InsecureOpt,
     InventoryOpt,
@@ -78,6 +79,7 @@ def info_command(
     ca_file: CaFileOpt = None,
     fingerprint: FingerprintOpt = None,
     ipmi_port: IpmiPortOpt = None,
+    domain: DomainOpt = None,
 ) -> None:
     """Vendor, model, firmware, power, and whether NMI is offered (and how oob learnt it)."""
     setup_logging(verbose)
@@ -96,6 +98,7 @@ def info_command(
             ca_file=ca_file,
             fingerprint=fingerprint,
             ipmi_port=ipmi_port,
+            domain=domain,
         )
         hosts = select_hosts(inventory, targets, flags)
         warn_insecure(insecure, hosts)
@@ -151,6 +154,7 @@ def log_command(
     ca_file: CaFileOpt = None,
     fingerprint: FingerprintOpt = None,
     ipmi_port: IpmiPortOpt = None,
+    domain: DomainOpt = None,
 ) -> None:
     """The BMC's own event log in a window: the NMI, hardware errors (machine check,
     memory, PCIe, power), from Redfish LogServices or the IPMI SEL."""
@@ -171,6 +175,7 @@ def log_command(
             ca_file=ca_file,
             fingerprint=fingerprint,
             ipmi_port=ipmi_port,
+            domain=domain,
         )
         hosts = select_hosts(inventory, targets, flags)
         warn_insecure(insecure, hosts)

@@ -143,6 +143,14 @@ FingerprintOpt = Annotated[
         "--fingerprint", metavar="SHA256", help="With --bmc: the SHA-256 of the BMC's certificate (pinned)."
     ),
 ]
+DomainOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--domain",
+        metavar="GUEST",
+        help="With --bmc and --kind libvirt|esxi: the guest (libvirt name or UUID, ESXi VM name); --bmc is its hypervisor.",
+    ),
+]
 IpmiPortOpt = Annotated[
     int | None,
     typer.Option("--ipmi-port", metavar="PORT", help="With --bmc: the BMC's IPMI (RMCP+) UDP port (623)."),

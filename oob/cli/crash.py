@@ -11,6 +11,7 @@ from oob.cli.common import (
     AuditOpt,
     BmcOpt,
     CaFileOpt,
+    DomainOpt,
     DryRunOpt,
     FingerprintOpt,
     InsecureOpt,
@@ -120,6 +121,7 @@ def crash_command(
     ca_file: CaFileOpt = None,
     fingerprint: FingerprintOpt = None,
     ipmi_port: IpmiPortOpt = None,
+    domain: DomainOpt = None,
     address: Annotated[
         str | None,
         typer.Option(
@@ -210,6 +212,7 @@ def crash_command(
             ca_file=ca_file,
             fingerprint=fingerprint,
             ipmi_port=ipmi_port,
+            domain=domain,
             address=address,
             probe=probe,
             target=target,

@@ -10,6 +10,7 @@ from oob.cli.common import (
     AuditOpt,
     BmcOpt,
     CaFileOpt,
+    DomainOpt,
     DryRunOpt,
     FingerprintOpt,
     InsecureOpt,
@@ -80,6 +81,7 @@ def nmi_command(
     ca_file: CaFileOpt = None,
     fingerprint: FingerprintOpt = None,
     ipmi_port: IpmiPortOpt = None,
+    domain: DomainOpt = None,
 ) -> None:
     """Send a non-maskable interrupt to hung hosts through their BMC, exactly once each.
 
@@ -102,6 +104,7 @@ def nmi_command(
             ca_file=ca_file,
             fingerprint=fingerprint,
             ipmi_port=ipmi_port,
+            domain=domain,
         )
         hosts = select_hosts(inventory, targets, flags)
         warn_insecure(insecure, hosts)

@@ -10,6 +10,7 @@ from oob.cli.common import (
     AuditOpt,
     BmcOpt,
     CaFileOpt,
+    DomainOpt,
     DryRunOpt,
     FingerprintOpt,
     InsecureOpt,
@@ -123,6 +124,7 @@ def power_command(
     ca_file: CaFileOpt = None,
     fingerprint: FingerprintOpt = None,
     ipmi_port: IpmiPortOpt = None,
+    domain: DomainOpt = None,
 ) -> None:
     """Show or change the power of hosts. off, shutdown, reset and cycle ask first unless --yes."""
     setup_logging(verbose)
@@ -147,6 +149,7 @@ def power_command(
             ca_file=ca_file,
             fingerprint=fingerprint,
             ipmi_port=ipmi_port,
+            domain=domain,
         )
         hosts = select_hosts(inventory, targets, flags)
         warn_insecure(insecure, hosts)

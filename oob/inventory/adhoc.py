@@ -16,7 +16,7 @@ from pathlib import Path
 
 from oob.errors import UsageError
 from oob.inventory.schema import Layer, Source, build_host, check_name, check_value
-from oob.model import BmcConfig, DumpConfig, DumpLayout, Host
+from oob.model import HYPERVISOR_KINDS, BmcConfig, DumpConfig, DumpLayout, Host
 
 #: what the command line is called in messages, where a file name would be
 LABEL = "command line"
@@ -37,6 +37,8 @@ class HostFlags:
     ca_file: Path | None = None
     fingerprint: str | None = None
     ipmi_port: int | None = None
+    #: a virtual machine's guest (with ``--kind libvirt|esxi``; ``--bmc`` is then its hypervisor)
+    domain: str | None = None
     #: the host's own address and probe (``oob crash``: is it hung, is it back)
     address: str | None = None
     probe: str | None = None
@@ -61,6 +63,7 @@ FLAGS: dict[str, str] = {
     "ca_file": "--ca-file",
     "fingerprint": "--fingerprint",
     "ipmi_port": "--ipmi-port",
+    "domain": "--domain",
     "address": "--address",
     "probe": "--probe",
     "target": "--target",
@@ -74,6 +77,7 @@ KEYS: dict[str, str] = {
     "bmc.ca_file": "ca_file",
     "bmc.fingerprint": "fingerprint",
     "bmc.ipmi_port": "ipmi_port",
+    "bmc.domain": "domain",
     "address": "address",
     "probe": "probe",
     "dump.target": "target",
@@ -133,16 +137,24 @@ def host_from_flags(flags: HostFlags, *, cwd: Path | None = None) -> Host:
             value = str(value)
         layer[key] = check_value(source, key, value, path=(), context="", label=_label(key))
     reference = password_reference(flags)
-    if reference is None:
+    hypervisor = flags.kind is not None and flags.kind.strip().lower() in HYPERVISOR_KINDS
+    if reference is None and not hypervisor:
         raise UsageError(
             "the BMC password: --password-env VAR (an environment variable) or --password-file FILE "
             "(never on the command line)"
         )
-    layer["bmc.password"] = check_value(
-        source, "bmc.password", reference, path=(), context="", label=_label("bmc.password")
-    )
-    name = flags.name if flags.name is not None else BmcConfig(address=layer["bmc.address"].value).hostname
-    name = check_name(source, name, (), "host (--name)" if flags.name is not None else "host (from --bmc)")
+    if reference is not None:
+        layer["bmc.password"] = check_value(
+            source, "bmc.password", reference, path=(), context="", label=_label("bmc.password")
+        )
+    if flags.name is not None:
+        name, origin = flags.name, "host (--name)"
+    elif hypervisor and flags.domain is not None:
+        # a guest is named after itself, not after its hypervisor (qemu:///system has no host)
+        name, origin = flags.domain, "host (from --domain)"
+    else:
+        name, origin = BmcConfig(address=layer["bmc.address"].value).hostname, "host (from --bmc)"
+    name = check_name(source, name, (), origin)
     return build_host(name, source, (), [layer], groups=(), label=_label)
 
 
