@@ -91,6 +91,11 @@ def demo_command(
                         f"(the demo removes {work} now; run it with --keep to look at the dumps)"
                     )
                 if keep:
+                    stop = threading.Event()
+                    # explicit handlers: a shell's background job starts with SIGINT ignored; set
+                    # before the control API is announced, so a client that stops us at once is heard
+                    for signum in (signal.SIGINT, signal.SIGTERM):
+                        signal.signal(signum, lambda *_: stop.set())
                     renderer.message(
                         f"\nthe fleet keeps running (Ctrl-C to stop it). Try:\n"
                         f"  oob bmc info all -i {inventory}\n"
@@ -100,10 +105,6 @@ def demo_command(
                         f"(when stopped, the fleet and {work} are removed)"
                     )
                     sys.stdout.flush()
-                    stop = threading.Event()
-                    # explicit handlers: a shell's background job starts with SIGINT ignored
-                    for signum in (signal.SIGINT, signal.SIGTERM):
-                        signal.signal(signum, lambda *_: stop.set())
                     while not stop.wait(1.0):
                         pass
         finally:
