@@ -247,6 +247,13 @@ class AuditLog:
                     self._append(b"".join(p.line for p in batch))
                 except AuditLogError as exc:
                     error = exc
+                except BaseException as exc:
+                    # anything else (a bug, Ctrl-C in the writer): no record of the batch may
+                    # count as written; the writer's own caller sees the original exception
+                    error = AuditLogError(
+                        f"cannot write the audit log {self.path}: {type(exc).__name__}; the record was not written"
+                    )
+                    raise
                 finally:
                     self._batch.acquire()
                     self._writing = False

@@ -253,3 +253,46 @@ def test_recent_reads_afresh_a_log_that_was_replaced(tmp_path):
         replacement.record("nmi.sent", "new", padding="x" * index)
     assert reader.recent(("nmi.sent",), 900, host="old3") is None
     assert reader.recent(("nmi.sent",), 900, host="new")["host"] == "new"
+
+
+def test_a_writer_that_fails_unexpectedly_never_lets_its_batch_count_as_written(tmp_path, monkeypatch):
+    import threading
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.record("run.started")
+    blocking = threading.Event()
+    release = threading.Event()
+    real_append = AuditLog._append
+
+    def append(self, line):
+        if b'"blocker"' in line:
+            blocking.set()
+            release.wait(5)  # two records queue up behind this write meanwhile
+        elif b'"host-a"' in line and b'"host-b"' in line:
+            raise RuntimeError("a bug in the writer")  # their shared batch
+        return real_append(self, line)
+
+    monkeypatch.setattr(AuditLog, "_append", append)
+    outcomes: dict[str, object] = {}
+
+    def write(host):
+        try:
+            log.record("nmi.sending", host)
+            outcomes[host] = "written"
+        except Exception as exc:  # noqa: BLE001 - the test records what each caller saw
+            outcomes[host] = exc
+
+    threads = [threading.Thread(target=write, args=(host,)) for host in ("blocker", "host-a", "host-b")]
+    threads[0].start()
+    assert blocking.wait(5)
+    threads[1].start()
+    threads[2].start()
+    time.sleep(0.3)  # both queued behind the blocked write
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert outcomes["blocker"] == "written"
+    seen = sorted(type(outcomes[host]).__name__ for host in ("host-a", "host-b"))
+    assert seen == ["AuditLogError", "RuntimeError"]  # the writer's bug, and for the other: not written
+    text = (tmp_path / "audit.jsonl").read_text()
+    assert '"host-a"' not in text and '"host-b"' not in text
