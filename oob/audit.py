@@ -98,13 +98,19 @@ class AuditLog:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _read_from(self, wanted_from: int) -> tuple[int, int, bytes]:
-        """The log's size and its bytes from ``wanted_from`` (or from the start of its last
-        ``_TAIL_BYTES`` when that is later) to its end: (size, start, bytes).  Another file
-        than the one read last time (rotated, replaced) is read from its tail."""
+    def _read_new(self) -> tuple[int, int, bytes]:
+        """The log's size and the bytes added since the last read (from ``_parsed_end``):
+        (size, start, bytes).  When the parsed lines no longer describe the file — another
+        file (rotated, replaced; a new file may reuse the inode), one cut shorter, or one that
+        grew past the tail since — they are dropped and the file's last ``_TAIL_BYTES`` are
+        read instead (``_parsed_end`` is then 0).  Call with ``self._reading`` held."""
+        wanted_from = self._parsed_end
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
+            self._lines.clear()
+            self._parsed_end = 0
+            self._file = (0, 0)
             return 0, 0, b""
         except OSError as exc:
             raise AuditLogError(
@@ -120,7 +126,7 @@ class AuditLog:
                 wanted_from == 0
                 or os.pread(fd, len(self._last_line), wanted_from - len(self._last_line)) == self._last_line
             )
-            if not same:
+            if not same or info.st_size - _TAIL_BYTES > wanted_from:
                 self._file = (info.st_dev, info.st_ino)
                 self._lines.clear()
                 self._parsed_end = wanted_from = 0
@@ -144,12 +150,7 @@ class AuditLog:
         since the last call (the log is append-only: a whole line once read never changes);
         the torn end of the file, if it does not end with a newline.  Call with
         ``self._reading`` held."""
-        size, start, data = self._read_from(self._parsed_end)
-        if size < self._parsed_end or start > self._parsed_end:
-            # the log was replaced or cut, or grew past the tail since: read its tail afresh
-            self._lines.clear()
-            self._parsed_end = 0
-            size, start, data = self._read_from(0)
+        size, start, data = self._read_new()
         if self._parsed_end == 0 and start > 0:
             # a tail that starts mid-file begins with a fragment of a line, by construction
             cut = data.find(b"\n")

@@ -296,3 +296,12 @@ def test_a_writer_that_fails_unexpectedly_never_lets_its_batch_count_as_written(
     assert seen == ["AuditLogError", "RuntimeError"]  # the writer's bug, and for the other: not written
     text = (tmp_path / "audit.jsonl").read_text()
     assert '"host-a"' not in text and '"host-b"' not in text
+
+
+def test_recent_forgets_a_log_that_was_removed(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path).record("nmi.sent", "gone")
+    reader = AuditLog(path)
+    assert reader.recent(("nmi.sent",), 900, host="gone") is not None
+    path.unlink()
+    assert reader.recent(("nmi.sent",), 900, host="gone") is None
