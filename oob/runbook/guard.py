@@ -11,6 +11,7 @@ window makes oob refuse: it could be the record that matters.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -24,6 +25,7 @@ from oob.model import Host
 CRASH_EVENTS = ("nmi.sending", "nmi.sent", "sysrq.sending", "sysrq.sent")
 
 
+@functools.cache
 def _not_delivered_kinds() -> frozenset[str]:
     """The error kinds that say an NMI certainly did not reach the BMC (every ``NotDelivered``)."""
     kinds: set[str] = set()

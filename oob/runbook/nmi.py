@@ -317,6 +317,11 @@ def _session_for_send(plan: CrashPlan, request: NmiRequest) -> tuple[BmcDriver, 
         raise
 
 
+def _unrecorded(problem: str, host: str, via: str | None = None) -> Outcome:
+    """A host left unsent because the run's own audit record could not be written."""
+    return Outcome.from_error(host, "nmi", AuditLogError(f"{problem}; nothing was sent", host=host), via=via)
+
+
 def _plan_and_send_each(
     hosts: Sequence[Host], request: NmiRequest, emit: Emit, audit: AuditLog | None, cancel: threading.Event
 ) -> dict[str, Outcome]:
@@ -328,12 +333,7 @@ def _plan_and_send_each(
         return {}
     confirmed = record_quietly(audit, "nmi.confirmed", None, hosts=[h.name for h in hosts], yes=True)
     if confirmed:  # the run's own record failed: the per-host ones would too
-        return {
-            h.name: Outcome.from_error(
-                h.name, "nmi", AuditLogError(f"{confirmed[0]}; nothing was sent", host=h.name)
-            )
-            for h in hosts
-        }
+        return {h.name: _unrecorded(confirmed[0], h.name) for h in hosts}
 
     def one(host: Host) -> Outcome:
         planned = plan_host(host, request, emit, keep_open=True)
@@ -442,10 +442,9 @@ def run_nmi(
                     warnings=plan.warnings,
                     detail={"power": plan.power.value, "nmi": plan.nmi.to_dict(), "would_send": True},
                 )
-        elif plans:
-            if not request.assume_yes:
-                _announce_left_out(outcomes.values(), emit)
-            if cancel.is_set() or (not request.assume_yes and not confirm(plans)):
+        elif plans:  # a human is asked (under --yes every host went through _plan_and_send_each)
+            _announce_left_out(outcomes.values(), emit)
+            if cancel.is_set() or not confirm(plans):
                 why = "interrupted before the NMI" if cancel.is_set() else "not confirmed"
                 for plan in plans:
                     refusal = SafetyRefusal(f"{why}; nothing was sent", host=plan.host.name)
@@ -454,14 +453,11 @@ def run_nmi(
                     )
             else:
                 confirmed = record_quietly(
-                    audit, "nmi.confirmed", None, hosts=[p.host.name for p in plans], yes=request.assume_yes
+                    audit, "nmi.confirmed", None, hosts=[p.host.name for p in plans], yes=False
                 )
                 if confirmed:  # the run's own record failed: the per-host ones would too
                     for plan in plans:
-                        error = AuditLogError(f"{confirmed[0]}; nothing was sent", host=plan.host.name)
-                        outcomes[plan.host.name] = Outcome.from_error(
-                            plan.host.name, "nmi", error, via=plan.method
-                        )
+                        outcomes[plan.host.name] = _unrecorded(confirmed[0], plan.host.name, plan.method)
                 else:
                     by_host = {p.host.name: p for p in plans}
                     sent = run_per_host(
