@@ -14,6 +14,7 @@ have oob (often root) truncate whatever it points to.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -29,8 +30,15 @@ from oob.errors import AuditLogError, SafetyRefusal
 from oob.fdlimit import above_select_range
 
 
-def _lock_name(host: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", host) + ".lock"
+def _lock_name(name: str) -> str:
+    """A file name for ``name``: itself when it is plain and short (a host name); else its
+    plain characters, cut short, and a hash of the whole, so that two machines never share
+    a file (``a/b`` and ``a_b``) and a long guest name on a long libvirt URI stays a valid
+    file name."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    if plain == name and len(name) <= 100:
+        return f"{name}.lock"
+    return f"{plain[:100]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
 
 
 def _describe(record: dict[str, object]) -> str:

@@ -305,3 +305,15 @@ def test_recent_forgets_a_log_that_was_removed(tmp_path):
     assert reader.recent(("nmi.sent",), 900, host="gone") is not None
     path.unlink()
     assert reader.recent(("nmi.sent",), 900, host="gone") is None
+
+
+def test_lock_files_of_different_machines_never_coincide(tmp_path: Path) -> None:
+    long_guest = "qemu+ssh://root@kvm07.example.com/system?keyfile=/root/.ssh/id_kvm#" + "g" * 255
+    with (
+        host_lock(tmp_path, "vm01", bmc="qemu:///system#a/b"),
+        host_lock(tmp_path, "vm02", bmc="qemu:///system#a_b"),
+    ):
+        with host_lock(tmp_path, "vm03", bmc=long_guest):  # a name past 255 bytes still locks
+            names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 6 and all(len(n) < 255 for n in names)
+    assert "vm01.lock" in names
