@@ -41,9 +41,13 @@ def test_layout_completes_on_file_and_ssh_targets(
         make_host("local01", f"file://{file_root}", address="192.0.2.21"),
         make_host("remote02", sshd.url(ssh_root), address="192.0.2.22"),
     ]
+    # written over about a third of a second (not fast_spec's 50 ms): the watcher must see the
+    # dump growing to report progress, even on a loaded machine where its polls come late (a raw
+    # target has no marker of its end: it is left at fast_spec's pace, which its rule is tuned to)
+    pace = {} if layout == "rhel-raw" else {"rate": 3e5}
     writers = [
-        KdumpWriter(file_root, fast_spec(layout, hostname="local01")),
-        KdumpWriter(ssh_root, fast_spec(layout, hostname="remote02", identity=ssh_identity, seed=1)),
+        KdumpWriter(file_root, fast_spec(layout, hostname="local01", **pace)),
+        KdumpWriter(ssh_root, fast_spec(layout, hostname="remote02", identity=ssh_identity, seed=1, **pace)),
     ]
     run = run_watch(hosts, writers, ssh=ssh_options)
     expected_kind = "gzip" if layout == "debian-compressed" else FORMAT[LAYOUTS[layout].vmcore_format]
