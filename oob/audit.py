@@ -121,6 +121,10 @@ class AuditLog:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise AuditLogError(f"the audit log {self.path} is not a regular file; refusing to use it")
+            # a writer holds the lock exclusively while its batch goes to disk (a page at a
+            # time): half a batch read now would look like a torn record
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            info = os.fstat(fd)
             # the same file, and still the bytes read last time (a new file may reuse the inode)
             same = (info.st_dev, info.st_ino) == self._file and (
                 wanted_from == 0

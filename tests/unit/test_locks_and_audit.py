@@ -317,3 +317,35 @@ def test_lock_files_of_different_machines_never_coincide(tmp_path: Path) -> None
             names = sorted(p.name for p in tmp_path.iterdir())
     assert len(names) == 6 and all(len(n) < 255 for n in names)
     assert "vm01.lock" in names
+
+
+def test_a_record_being_written_is_never_read_as_a_torn_one(tmp_path, monkeypatch):
+    """A reader (this process or another) that looks while a writer's batch is half on disk
+    waits for the whole batch: the half it would see is no torn record (found at 1,000
+    hosts: a large batch reaches the file a page at a time)."""
+    import threading
+
+    import oob.audit as audit_module
+
+    path = tmp_path / "audit.jsonl"
+    writer = AuditLog(path)
+    writer.record("run.started")
+    half_written = threading.Event()
+    real_write_all = audit_module._write_all
+
+    def write_in_two_halves(fd, data):
+        real_write_all(fd, data[: len(data) // 2])
+        half_written.set()
+        time.sleep(0.3)  # the reader looks now
+        real_write_all(fd, data[len(data) // 2 :])
+
+    monkeypatch.setattr(audit_module, "_write_all", write_in_two_halves)
+    thread = threading.Thread(
+        target=writer.record, args=("nmi.sent", "host1"), kwargs={"padding": "x" * 9000}
+    )
+    thread.start()
+    assert half_written.wait(5)
+    assert path.read_bytes().count(b"\n") == 1  # the half is on disk, unfinished
+    found = AuditLog(path).recent(("nmi.sent",), 900, host="host1")
+    thread.join()
+    assert isinstance(found, dict) and found["host"] == "host1"
