@@ -4,11 +4,11 @@ Three ways, chosen per BMC from the inventory: a certificate pinned by its SHA-2
 fingerprint (the usual case for self-signed BMC certificates), a CA file, or the system
 CA bundle.  Verification is off only when the user says so, and then oob says so too.
 
-The Redfish transport's one requests session gets ``verify`` (the CA file, or False when
-a fingerprint is pinned) and the pool options of :meth:`TlsPolicy.pool_kwargs` on its
-one adapter, so every connection it opens is checked the same way.  Environment
-variables such as REQUESTS_CA_BUNDLE never change what is trusted: ``verify`` is set
-explicitly and ``trust_env`` is off on the session.
+The Redfish transport's one urllib3 pool manager per BMC gets ``verify`` (the CA file,
+or False when a fingerprint is pinned) and the pool options of
+:meth:`TlsPolicy.pool_kwargs`, so every connection it opens is checked the same way.
+Environment variables such as REQUESTS_CA_BUNDLE never change what is trusted: urllib3
+reads none of them.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class TlsPolicy:
 
     @property
     def verify(self) -> str | bool:
-        """What requests gets as ``verify``: the CA file, or False (pinned or insecure)."""
+        """The CA file certificates are verified against, or False (pinned or insecure)."""
         return self.cafile if self.cafile else False
 
     def pool_kwargs(self) -> dict[str, Any]:
@@ -82,8 +82,7 @@ class TlsPolicy:
 
         urllib3 checks ``assert_fingerprint`` inside ``connect()``, right after the
         handshake and before the request is written: a wrong certificate never sees a
-        byte of it.  Given to the one adapter of the BMC's session, it applies to every
-        connection that session opens.
+        byte of it.  Given to the BMC's pool manager, it applies to every connection it opens.
         """
         return {"assert_fingerprint": self.fingerprint} if self.fingerprint else {}
 

@@ -1,11 +1,11 @@
-"""One authenticated conversation with one Redfish service, on requests directly.
+"""One authenticated conversation with one Redfish service, on urllib3 directly.
 
 oob used python-redfish-library here; it built every URL as ``base_url + path`` from
 whatever the BMC said, followed redirects (POST included, carrying the token), retried
 any failure of any method, and logged bodies.  Each of those decides where a request
 goes or whether it is sent twice, so oob now speaks the little Redfish it needs
-(service root, session login and logout, GET, action POST) itself, on one requests
-session per BMC (:mod:`oob.drivers.redfish.wire`):
+(service root, session login and logout, GET, action POST) itself, on one urllib3
+pool manager per BMC (:mod:`oob.drivers.redfish.wire`):
 
 * **One origin.**  Every URL is the inventory's scheme, host and port plus a path
   checked by :func:`~oob.drivers.redfish.uris.safe_path`.  The session token and the
@@ -49,6 +49,7 @@ from oob.drivers.redfish.uris import Origin, safe_path
 from oob.drivers.redfish.wire import (
     Answer,
     ConnectionRecord,
+    WireSession,
     attempt_with_deadline,
     classify,
     exchange,
@@ -140,7 +141,7 @@ class RedfishTransport:
         self._connect_attempts = max(1, connect_attempts)
         self._on_retry = on_retry
         self._pacer = pacer_for(self.base_url)
-        self._session: Any = None
+        self._session: WireSession | None = None
         self._token: str | None = None
         self._session_path: str | None = None
         self._root: dict[str, Any] | None = None
@@ -177,13 +178,19 @@ class RedfishTransport:
             elif cached_login.uri is None:
                 # HTTP Basic: the first read checks the credentials (a 401 there is BmcAuthError)
                 self.auth_method = "basic"
-                self._session.auth = (self._username, self._password)
+                self._wire.auth = (self._username, self._password)
             else:
                 self.auth_method = "session"
                 self._session_login(cached_login.uri, cached=True)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def _wire(self) -> WireSession:
+        if self._session is None:
+            raise OobError("Redfish transport used after close")
+        return self._session
 
     @property
     def root(self) -> dict[str, Any]:
@@ -210,7 +217,7 @@ class RedfishTransport:
         if self._basic and login_path is not None:
             # HTTP Basic asked for (bmc.auth): the first read (Systems) checks the credentials
             self.auth_method = "basic"
-            self._session.auth = (self._username, self._password)
+            self._wire.auth = (self._username, self._password)
             return
         if login_path is None:
             # No SessionService at all: HTTP Basic, checked against the Systems collection
@@ -239,7 +246,7 @@ class RedfishTransport:
         return None, ""
 
     def _basic_login(self) -> None:
-        self._session.auth = (self._username, self._password)
+        self._wire.auth = (self._username, self._password)
         systems = self.root.get("Systems")
         uri = systems.get("@odata.id") if isinstance(systems, dict) else "/redfish/v1/Systems"
         reply = self._with_retries(
@@ -299,7 +306,7 @@ class RedfishTransport:
             )
         self._token = token
         self.login_uri = login_path
-        self._session.headers["X-Auth-Token"] = token
+        self._wire.headers["X-Auth-Token"] = token
         if location_error is not None:
             raise location_error
         if self._session_path is None:
@@ -429,8 +436,8 @@ class RedfishTransport:
 
     def _fresh_connection(self) -> None:
         """Close idle keep-alive connections, so that an action goes out on a new one."""
-        for adapter in self._session.adapters.values():
-            adapter.poolmanager.clear()
+        if self._session is not None:
+            self._session.fresh_connections()
 
     def _request(
         self,
@@ -443,15 +450,14 @@ class RedfishTransport:
         abortable: bool = True,
     ) -> Answer:
         """One attempt of one request to a checked path, within ``timeout`` seconds in all."""
-        if self._session is None:
-            raise OobError("Redfish transport used after close")
+        session = self._wire
         url = self.origin.url(path)
         self._pacer.wait()
         self.request_count += 1
         started = time.monotonic()
         with attempt_with_deadline(timeout, abortable=abortable) as attempt:
             try:
-                answer = exchange(self._session, method, url, attempt=attempt, json_body=body)
+                answer = exchange(session, method, url, attempt=attempt, json_body=body)
                 # -v: what was asked of the BMC; the checked path only (never a header or a body)
                 requests_log.debug(
                     "%s %s %s -> HTTP %d in %.0f ms",
