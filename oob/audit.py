@@ -21,15 +21,17 @@ in a row.  A batch that cannot be written is cut back whole and every record in 
 
 from __future__ import annotations
 
+import bisect
 import copy
 import fcntl
 import json
+import math
 import os
 import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,7 +84,7 @@ class AuditLog:
         self._writing = False
         #: the parsed lines of the log's tail and where they end (:meth:`recent`)
         self._reading = threading.Lock()
-        self._lines: list[_Line] = []
+        self._tail = _ParsedTail()
         self._parsed_end = 0
         self._file: tuple[int, int] = (0, 0)
         #: the last whole line read, newline included (checked before reading on from it)
@@ -108,7 +110,7 @@ class AuditLog:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            self._lines.clear()
+            self._tail = _ParsedTail()
             self._parsed_end = 0
             self._file = (0, 0)
             return 0, 0, b""
@@ -132,7 +134,7 @@ class AuditLog:
             )
             if not same or info.st_size - _TAIL_BYTES > wanted_from:
                 self._file = (info.st_dev, info.st_ino)
-                self._lines.clear()
+                self._tail = _ParsedTail()
                 self._parsed_end = wanted_from = 0
             start = max(wanted_from, info.st_size - _TAIL_BYTES, 0)
             chunks: list[bytes] = []
@@ -165,14 +167,12 @@ class AuditLog:
         last = lines.pop()
         offset = start
         for line in lines:
-            self._lines.append(_parse_line(offset, line))
+            self._tail.append(_parse_line(offset, line))
             offset += len(line) + 1
         if lines:
             self._last_line = lines[-1] + b"\n"
         self._parsed_end = offset
-        floor = size - _TAIL_BYTES
-        if self._lines and self._lines[0].offset < floor:
-            self._lines = [line for line in self._lines if line.offset >= floor]
+        self._tail.drop_before(size - _TAIL_BYTES)
         if last:  # the file does not end with a newline: its last record is torn
             return TornRecord(offset, last[:200].decode(errors="replace"))
         return None
@@ -197,25 +197,18 @@ class AuditLog:
         Each line is parsed once per AuditLog (a thousand hosts' checks against a log of
         thousands of recent records would otherwise parse it a thousand times)."""
         wanted = frozenset(events)
+        keys = [("host", host), ("machine", machine), ("bmc", bmc)]
         with self._reading:
             torn = self._refresh()
             if torn is not None:
                 return torn
-            now = time.time()
-            for line in reversed(self._lines):
+            for line in self._tail.newest_first(
+                time.time() - window_s, [k for k in keys if k[1] is not None]
+            ):
                 if line.entry is None:
                     return TornRecord(line.offset, line.text)
-                if now - line.when > window_s:
-                    return None
-                entry = line.entry
-                if entry.get("event") in wanted and (
-                    (host is not None and entry.get("host") == host)
-                    or (machine is not None and entry.get("machine") == machine)
-                    or (bmc is not None and "machine" not in entry and entry.get("bmc") == bmc)
-                ):
-                    if skip is not None and skip(entry):
-                        continue
-                    return dict(entry)
+                if line.entry.get("event") in wanted and not (skip is not None and skip(line.entry)):
+                    return dict(line.entry)
         return None
 
     # -- writing --------------------------------------------------------------------------
@@ -313,6 +306,74 @@ class _Line:
     #: its time, seconds since the epoch
     when: float = 0.0
     text: str = ""
+
+
+class _ParsedTail:
+    """The parsed lines of the log's tail, in file order, indexed so that a lookup costs the
+    records of one host, not the whole tail (a thousand hosts, each looked up twice, against
+    thousands of recent records: that scan was a fifth of oob's CPU).
+
+    :meth:`newest_first` gives what a scan from the end would meet before it stops: the
+    matching records and the lines that are not whole records, newest first, down to the
+    newest whole record older than the window's start (a scan stops there; lines are in
+    the order they were written, their times nearly so).  That stop is found by bisection
+    on the running minimum of the times from each line to the end, which never decreases
+    along the file."""
+
+    def __init__(self) -> None:
+        self._lines: list[_Line] = []
+        #: sequence number of ``_lines[0]`` (lines dropped from the front keep their numbers)
+        self._first = 0
+        #: ("host" | "machine" | "bmc", value) -> sequence numbers of the matching records
+        self._keyed: dict[tuple[str, str], list[int]] = {}
+        #: sequence numbers of the lines that are not whole records
+        self._torn: list[int] = []
+        #: per line, the earliest time of it and every whole record after it (inf for none)
+        self._suffix_min: list[float] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._lines)
+
+    def append(self, line: _Line) -> None:
+        seq = self._first + len(self._lines)
+        self._lines.append(line)
+        entry = line.entry
+        if entry is None:
+            self._torn.append(seq)
+            self._suffix_min.append(math.inf)
+            return
+        for name in ("host", "machine") if "machine" in entry else ("host", "bmc"):
+            value = entry.get(name)
+            if isinstance(value, str):
+                self._keyed.setdefault((name, value), []).append(seq)
+        floor = self._suffix_min
+        floor.append(line.when)
+        index = len(floor) - 2
+        while index >= 0 and floor[index] > line.when:  # a line dated before those above it
+            floor[index] = line.when
+            index -= 1
+
+    def drop_before(self, offset: int) -> None:
+        """Forget the lines that start before ``offset`` (they left the tail)."""
+        count = 0
+        while count < len(self._lines) and self._lines[count].offset < offset:
+            count += 1
+        if count:
+            del self._lines[:count]
+            del self._suffix_min[:count]
+            self._first += count
+
+    def newest_first(self, since: float, keys: list[tuple[str, str | None]]) -> Iterator[_Line]:
+        """Matching records (any of ``keys``) and torn lines, newest first, that a scan from
+        the end meets before the newest whole record dated before ``since``."""
+        stop = self._first + bisect.bisect_left(self._suffix_min, since) - 1  # -1 + first: none
+        lowest = max(stop + 1, self._first)
+        found: set[int] = set(self._torn[bisect.bisect_left(self._torn, lowest) :])
+        for name, value in keys:
+            seqs = self._keyed.get((name, value or ""), [])
+            found.update(seqs[bisect.bisect_left(seqs, lowest) :])
+        for seq in sorted(found, reverse=True):
+            yield self._lines[seq - self._first]
 
 
 def _parse_line(offset: int, line: bytes) -> _Line:

@@ -349,3 +349,59 @@ def test_a_record_being_written_is_never_read_as_a_torn_one(tmp_path, monkeypatc
     found = AuditLog(path).recent(("nmi.sent",), 900, host="host1")
     thread.join()
     assert isinstance(found, dict) and found["host"] == "host1"
+
+
+def test_recent_finds_what_a_scan_from_the_end_finds(tmp_path):
+    """The indexed lookup against the plain scan it replaces, on logs with torn lines, lines
+    dated out of order, hosts, machines and records that name only a BMC."""
+    import random
+    from datetime import UTC, datetime
+
+    def reference(lines, events, window_s, now, host, machine, bmc):
+        for offset, entry, _text in reversed(lines):
+            if entry is None:
+                return ("torn", offset)
+            if now - datetime.fromisoformat(entry["ts"]).timestamp() > window_s:
+                return None
+            if entry["event"] in events and (
+                (host is not None and entry.get("host") == host)
+                or (machine is not None and entry.get("machine") == machine)
+                or (bmc is not None and "machine" not in entry and entry.get("bmc") == bmc)
+            ):
+                return ("record", entry["n"])
+        return None
+
+    rng = random.Random(12)
+    for case in range(40):
+        path = tmp_path / f"audit{case}.jsonl"
+        now = time.time()
+        lines, data, offset = [], b"", 0
+        for n in range(rng.randrange(1, 120)):
+            if rng.random() < 0.03:
+                raw, entry = b'{"ts": "2026-11-30T0', None
+            else:
+                age = rng.choice([rng.uniform(0, 100), rng.uniform(800, 1000), rng.uniform(0, 2000)])
+                entry = {"ts": datetime.fromtimestamp(now - age, UTC).isoformat(), "n": n}
+                entry["event"] = rng.choice(["nmi.sending", "nmi.sent", "power.sent"])
+                if rng.random() < 0.8:
+                    entry["host"] = f"h{rng.randrange(5)}"
+                if rng.random() < 0.6:
+                    entry["machine"] = f"m{rng.randrange(5)}"
+                if rng.random() < 0.6:
+                    entry["bmc"] = f"m{rng.randrange(5)}"
+                raw = json.dumps(entry).encode()
+            lines.append((offset, entry, raw.decode()))
+            data += raw + b"\n"
+            offset += len(raw) + 1
+        path.write_bytes(data)
+        log = AuditLog(path)
+        for _ in range(30):
+            events = frozenset(rng.sample(["nmi.sending", "nmi.sent", "power.sent"], rng.randrange(1, 3)))
+            host, machine, bmc = (rng.choice([None, f"{p}{rng.randrange(5)}"]) for p in ("h", "m", "m"))
+            window = rng.choice([50.0, 900.0, 5000.0])
+            found = log.recent(events, window, host=host, machine=machine, bmc=bmc)
+            expected = reference(lines, events, window, time.time(), host, machine, bmc)
+            if isinstance(found, TornRecord):
+                assert expected == ("torn", found.offset)
+            else:
+                assert (found and ("record", found["n"])) == expected
