@@ -73,6 +73,12 @@ class Answer:
     times: int | None = None
 
 
+def elsewhere_than_the_standard_login() -> dict[tuple[str, str], Answer]:
+    """Answers of a BMC whose sessions are not at the specification's URI: oob's first login
+    there is answered 404, so oob reads the service root to find where they are."""
+    return {("POST", SESSIONS): Answer(404)}
+
+
 def default_root(sessions_uri: Any = SESSIONS) -> dict[str, Any]:
     return {
         "@odata.id": ROOT,

@@ -21,6 +21,7 @@ from tests.hostile.server import (
     Behaviour,
     HostileServer,
     default_system,
+    elsewhere_than_the_standard_login,
 )
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -139,13 +140,15 @@ def test_wrong_shapes_are_a_protocol_error_naming_the_field_and_no_nmi_is_sent(
 def test_service_root_that_is_not_an_object_never_falls_back_to_basic(
     body: Any, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
 ) -> None:
-    bmc = hostile_bmc(Behaviour(answers={("GET", ROOT): Answer(body=body)}))
+    answers = {**elsewhere_than_the_standard_login(), ("GET", ROOT): Answer(body=body)}
+    bmc = hostile_bmc(Behaviour(answers=answers))
     with pytest.raises(BmcProtocolError) as caught:
         hostile_driver(bmc).open()
     assert "service root" in caught.value.message or ROOT in caught.value.message
-    assert bmc.count() == 1  # the root GET and nothing else: no login, no Basic
+    # the standard login (answered 404), the root GET and nothing else: no other login, no Basic
+    assert bmc.count() == 2 and bmc.count("GET", ROOT) == 1
     assert not any("authorization" in r.headers for r in bmc.requests)
-    assert bmc.count("POST", SESSIONS) == 0
+    assert bmc.count("POST", SESSIONS) == 1
 
 
 @pytest.mark.parametrize(
@@ -160,10 +163,12 @@ def test_service_root_links_of_the_wrong_shape_are_refused(
 
     root = default_root()
     root["Links"] = links
-    bmc = hostile_bmc(Behaviour(answers={("GET", ROOT): Answer(body=root)}))
+    bmc = hostile_bmc(
+        Behaviour(answers={**elsewhere_than_the_standard_login(), ("GET", ROOT): Answer(body=root)})
+    )
     with pytest.raises(BmcProtocolError, match="Links"):
         hostile_driver(bmc).open()
-    assert bmc.count("POST") == 0
+    assert bmc.count("POST") == 1  # the standard login, answered 404; nothing after the root
 
 
 @pytest.mark.parametrize("token", [None, "a b", "x" * 5000])

@@ -12,7 +12,14 @@ import pytest
 
 from tests.conftest import CliResult
 from tests.hostile.conftest import PASSWORD, USERNAME
-from tests.hostile.server import RESET, SESSIONS, Answer, Behaviour, HostileServer
+from tests.hostile.server import (
+    RESET,
+    SESSIONS,
+    Answer,
+    Behaviour,
+    HostileServer,
+    elsewhere_than_the_standard_login,
+)
 
 
 def _inventory(path: Path, server: HostileServer, ca_file: Path, timeout: float = 2) -> Path:
@@ -42,7 +49,9 @@ def _inventory(path: Path, server: HostileServer, ca_file: Path, timeout: float 
         ),
         (
             "off-origin login",
-            lambda by: Behaviour(sessions_uri=f"@127.0.0.2:{by.port}{SESSIONS}"),
+            lambda by: Behaviour(
+                sessions_uri=f"@127.0.0.2:{by.port}{SESSIONS}", answers=elsewhere_than_the_standard_login()
+            ),
             4,
             "bmc_protocol",
         ),

@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 
 from oob.errors import BmcUnreachable, OutcomeUnknown
-from tests.hostile.server import RESET, ROOT, SESSION_1, SYSTEM, Answer, Behaviour, HostileServer
+from tests.hostile.server import (
+    RESET,
+    ROOT,
+    SESSION_1,
+    SYSTEM,
+    Answer,
+    Behaviour,
+    HostileServer,
+    elsewhere_than_the_standard_login,
+)
 
 TIMEOUT = 1.5
 #: generous: the point is that it ends, not how fast
@@ -72,9 +81,8 @@ def test_a_2xx_whose_body_drips_past_the_deadline_is_sent(
 def test_a_dripping_get_ends_within_the_deadline(
     head: bool, hostile_bmc: Callable[..., HostileServer], hostile_driver: Callable[..., Any]
 ) -> None:
-    bmc = hostile_bmc(
-        Behaviour(answers={("GET", ROOT): Answer(200, body={"Name": "y" * 60}, drip=1.0, drip_head=head)})
-    )
+    dripping = Answer(200, body={"Name": "y" * 60}, drip=1.0, drip_head=head)
+    bmc = hostile_bmc(Behaviour(answers={**elsewhere_than_the_standard_login(), ("GET", ROOT): dripping}))
     started = time.monotonic()
     with pytest.raises(BmcUnreachable) as caught:
         hostile_driver(bmc, attempts=3, timeout=TIMEOUT).open()

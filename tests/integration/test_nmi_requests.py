@@ -12,8 +12,9 @@ import pytest
 
 from tests.conftest import CliResult, write_inventory
 
-#: cold: service root, login, Systems, the system, POST, logout (ActionInfo: one more)
-COLD = {"idrac9": 6, "ilo5": 6, "openbmc": 7}
+#: cold: login (at the specification's URI, the service root unread), Systems, the system,
+#: POST, logout (ActionInfo: one more)
+COLD = {"idrac9": 5, "ilo5": 5, "openbmc": 6}
 #: warm: login, the system (power state and the Reset target), POST, logout
 WARM = 4
 
@@ -54,7 +55,7 @@ def test_v_prints_the_request_count_per_host(
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
     result = oob("nmi", "idrac9-1", "-i", str(inventory), "--yes", "-v")
     assert result.code == 0, result.stderr
-    assert "idrac9-1: 6 requests to" in result.stderr
+    assert "idrac9-1: 5 requests to" in result.stderr
     assert "(discovery read from the BMC)" in result.stderr
 
 
@@ -124,11 +125,11 @@ def test_http_basic_makes_a_warm_nmi_two_requests(
 
     cold = oob("nmi", "idrac9-1", "-i", str(inventory), "--yes", "--json")
     assert cold.code == 0, cold.stderr
-    # service root, Systems (the credentials checked), the system, POST: no login, no logout
-    assert (bmc.requests_redfish, bmc.nmi_count, bmc.open_sessions) == (4, 1, 0)
+    # Systems (the credentials checked), the system, POST: no service root, no login, no logout
+    assert (bmc.requests_redfish, bmc.nmi_count, bmc.open_sessions) == (3, 1, 0)
     warm = oob("nmi", "idrac9-1", "-i", str(inventory), "--yes", "--json", "--allow-repeat")
     assert warm.code == 0, warm.stderr
-    assert (bmc.requests_redfish - 4, bmc.nmi_count) == (2, 2)  # the system, POST
+    assert (bmc.requests_redfish - 3, bmc.nmi_count) == (2, 2)  # the system, POST
 
     # a wrong password is one refused read, exit 3, and nothing sent
     wrong = tmp_path / "wrong-password"

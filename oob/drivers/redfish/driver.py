@@ -18,7 +18,13 @@ from typing import Any
 from oob.drivers.base import BmcDriver
 from oob.drivers.redfish.discovery import Discovery, DiscoveryCache
 from oob.drivers.redfish.logs import LogReader
-from oob.drivers.redfish.transport import CachedLogin, LoginUriGone, RedfishTransport, requests_log
+from oob.drivers.redfish.transport import (
+    STANDARD_SYSTEMS,
+    CachedLogin,
+    LoginUriGone,
+    RedfishTransport,
+    requests_log,
+)
 from oob.drivers.redfish.uris import safe_path
 from oob.drivers.redfish.vendors import Vendor, detect_vendor, normalise_reset_values
 from oob.drivers.tls import TlsPolicy
@@ -233,12 +239,17 @@ class RedfishDriver(BmcDriver):
             system_uri=self._system_uri,
             action_info_uri=info_uri,
             action_info_values=info_values,
-            vendor=cached.vendor if cached is not None else detect_vendor(transport.root, None).kind,
+            vendor=cached.vendor if cached is not None else self._vendor_if_known(),
             certificate=transport.certificate,
             learnt_at=cached.learnt_at if cached is not None else time.time(),
         )
         if entry != cached:
             self._discovery.save(self._cache_key, entry)
+
+    def _vendor_if_known(self) -> str:
+        """The vendor by the service root if it was read (no request is made for it)."""
+        root = self._transport.root_if_read
+        return detect_vendor(root, None).kind if root is not None else Discovery.vendor
 
     # -- discovery ------------------------------------------------------------------------
 
@@ -248,9 +259,7 @@ class RedfishDriver(BmcDriver):
         return self._system_uri
 
     def _find_system(self) -> str:
-        root = self._transport.root
-        systems_uri = _link(root, "Systems", "service root Systems") or "/redfish/v1/Systems"
-        collection = self._transport.get(systems_uri, field="Systems.@odata.id").body
+        collection = self._systems_collection()
         uris = [
             safe_path(uri, self._transport.origin, field="Systems Members @odata.id")
             for uri in _member_uris(collection, "Systems collection")
@@ -275,6 +284,20 @@ class RedfishDriver(BmcDriver):
                 host=self.host.name,
             )
         return uris[0]
+
+    def _systems_collection(self) -> Any:
+        """The Systems collection: at the URI the service root names once it was read; before,
+        at the specification's fixed URI, and through the root only where that is not it."""
+        root = self._transport.root_if_read
+        if root is None:
+            try:
+                return self._transport.get(STANDARD_SYSTEMS, field="the Systems URI").body
+            except BmcHttpError as exc:
+                if exc.status not in (404, 405):
+                    raise
+            root = self._transport.root
+        systems_uri = _link(root, "Systems", "service root Systems") or STANDARD_SYSTEMS
+        return self._transport.get(systems_uri, field="Systems.@odata.id").body
 
     def system(self, *, fresh: bool = False) -> dict[str, Any]:
         if self._system is None or fresh:

@@ -73,6 +73,11 @@ log = logging.getLogger("oob.redfish")
 requests_log = logging.getLogger("oob.redfish.requests")
 
 SERVICE_ROOT = "/redfish/v1/"
+#: the sessions collection at the URI the Redfish specification fixes (DSP0266 1.6.0 on):
+#: a first login goes there without reading the service root; elsewhere, the root says
+STANDARD_SESSIONS = "/redfish/v1/SessionService/Sessions"
+#: the Systems collection at its fixed URI (read first; the root's link when it is not there)
+STANDARD_SYSTEMS = "/redfish/v1/Systems"
 #: GET redirects followed at most (iLO 5 < 1.40 answers slash-less URIs with one 308)
 MAX_REDIRECTS = 3
 #: the session DELETE on the way out waits at most this long (Ctrl-C must stay quick)
@@ -111,8 +116,12 @@ class CachedLogin:
 
 
 class LoginUriGone(BmcProtocolError):
-    """A login URI from the discovery cache took no login (404/405): nothing was opened;
-    discover afresh."""
+    """A login URI oob did not read from the service root (the discovery cache's, or the
+    specification's) took no login (404/405, or a redirect for the latter): nothing was
+    opened; discover afresh."""
+
+    #: what the answer means should the service root name that very URI
+    otherwise: OobError | None = None
 
 
 class RedfishTransport:
@@ -174,7 +183,7 @@ class RedfishTransport:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         try:
             if cached_login is None:
-                self._login()
+                self._first_login()
             elif cached_login.uri is None:
                 # HTTP Basic: the first read checks the credentials (a 401 there is BmcAuthError)
                 self.auth_method = "basic"
@@ -209,7 +218,30 @@ class RedfishTransport:
         """SHA-256 of the certificate of the first connection (None: http, or none yet)."""
         return self.connections[0].certificate if self.connections else None
 
-    def _login(self) -> None:
+    @property
+    def root_if_read(self) -> dict[str, Any] | None:
+        """The service root if it was read in this conversation (reading it costs a request)."""
+        return self._root
+
+    def _first_login(self) -> None:
+        """Log in knowing nothing of the BMC: at the specification's sessions URI, without
+        reading the service root first; through the root where that URI takes no login.
+        HTTP Basic asked for (``bmc.auth``): nothing to do here, the first read checks the
+        credentials."""
+        if self._basic:
+            self.auth_method = "basic"
+            self._wire.auth = (self._username, self._password)
+            return
+        try:
+            self.auth_method = "session"
+            self._session_login(STANDARD_SESSIONS, guessed=True)
+        except LoginUriGone as gone:
+            self.auth_method = None
+            self._login(tried=(STANDARD_SESSIONS, gone.otherwise or gone))
+
+    def _login(self, *, tried: tuple[str, OobError] | None = None) -> None:
+        """Log in where the service root says; ``tried``: a URI that already took no login
+        and what its answer means (credentials are never sent to it twice)."""
         self.root  # noqa: B018 - read first: it names the login URI
         login_uri, login_field = self._login_uri()
         login_path = safe_path(login_uri, self.origin, field=login_field) if login_uri is not None else None
@@ -224,6 +256,8 @@ class RedfishTransport:
             self.auth_method = "basic"
             self._basic_login()
             return
+        if tried is not None and login_path == tried[0]:
+            raise tried[1]
         self.auth_method = "session"
         self._session_login(login_path)
 
@@ -256,7 +290,10 @@ class RedfishTransport:
         if reply.status == 401:
             raise BmcAuthError("the BMC refused the credentials (HTTP 401)", bmc_message=_message_of(reply))
 
-    def _session_login(self, login_path: str, *, cached: bool = False) -> None:
+    def _session_login(self, login_path: str, *, cached: bool = False, guessed: bool = False) -> None:
+        """Open a session at ``login_path``; ``cached`` (from the discovery cache) or
+        ``guessed`` (the specification's URI, the root unread): :class:`LoginUriGone` when
+        nothing there takes a login."""
         credentials = {"UserName": self._username, "Password": self._password}
         # not an action, but a login that may have left is never re-sent either: the BMC
         # may have opened a session oob holds no token for
@@ -269,22 +306,18 @@ class RedfishTransport:
             "login",
         )
         body, _ = _parsed(answer)
-        if 300 <= answer.status < 400:
-            raise BmcProtocolError(
-                f"the BMC at {self.origin} answered the login with a redirect (HTTP {answer.status}); "
-                "oob sends credentials to nothing but the URI the service root names"
-            )
-        if answer.status == 401:
-            raise BmcAuthError(
-                "the BMC refused the credentials (HTTP 401)", bmc_message=most_severe_message(body)
-            )
+        if guessed and (answer.status in (404, 405) or 300 <= answer.status < 400):
+            # not there, or elsewhere: the service root names where (a redirect is never followed
+            # with credentials)
+            gone = LoginUriGone(f"the BMC at {self.origin} takes no login at {login_path}")
+            gone.otherwise = self._login_refusal(answer.status, body)
+            raise gone
+        if 300 <= answer.status < 400 or answer.status == 401:
+            raise self._login_refusal(answer.status, body)
         if cached and answer.status in (404, 405):
             raise LoginUriGone(f"the BMC at {self.origin} no longer takes logins at {login_path}")
         if not 200 <= answer.status < 300:
-            raise BmcAuthError(
-                f"the BMC would not open a session: HTTP {answer.status}",
-                bmc_message=most_severe_message(body),
-            )
+            raise self._login_refusal(answer.status, body)
         token = answer.headers.get("X-Auth-Token")
         location = answer.headers.get("Location")
         body_id = body.get("@odata.id") if isinstance(body, dict) else None
@@ -318,6 +351,21 @@ class RedfishTransport:
             for entry in extended_info(body)
         ):
             raise BmcAuthError("the BMC requires a password change for this account")
+
+    def _login_refusal(self, status: int, body: Any) -> OobError:
+        """What a login answered with ``status`` (not 2xx) means."""
+        if 300 <= status < 400:
+            return BmcProtocolError(
+                f"the BMC at {self.origin} answered the login with a redirect (HTTP {status}); "
+                "oob sends credentials to nothing but the URI the service root names"
+            )
+        if status == 401:
+            return BmcAuthError(
+                "the BMC refused the credentials (HTTP 401)", bmc_message=most_severe_message(body)
+            )
+        return BmcAuthError(
+            f"the BMC would not open a session: HTTP {status}", bmc_message=most_severe_message(body)
+        )
 
     def close(self) -> None:
         """Delete the session, whatever happened before. Never raises an error."""
