@@ -17,8 +17,9 @@ oob takes one address for one BMC):
 
 Each row: wall time, requests per host (the mock's counters: Redfish requests; for IPMI
 the requests inside sessions, session setup not counted), NMIs the mock counted (must equal
-N: a row that does not is marked and the exit code is 1), the client's peak RSS (its own
-process, from wait4) and the mock's CPU seconds and peak RSS (``Fleet.usage``).  Then the
+N: a row that does not is marked and the exit code is 1), the client's peak RSS and CPU
+seconds (its own process, from GNU time; per host too) and the mock's CPU seconds and peak
+RSS (``Fleet.usage``).  Then the
 ratios.  Nothing is asserted: benchmarks are not tests.
 """
 
@@ -74,6 +75,8 @@ class Row:
     requests_per_host: float
     nmis: int | None  # None: the contestant sends no NMI (preflight)
     client_rss_mib: float
+    #: the client's CPU seconds (user + system), its own process
+    client_cpu_seconds: float
     mock_cpu_seconds: float
     mock_rss_mib: float
     exit_code: int
@@ -89,6 +92,7 @@ class _Child:
     seconds: float
     exit_code: int
     rss_mib: float
+    cpu_seconds: float
     stdout: str
     stderr: str
 
@@ -96,7 +100,7 @@ class _Child:
 def _run_child(
     argv: Sequence[str], env: dict[str, str], stdin: str | None = None, timeout: float = 3600
 ) -> _Child:
-    """Run ``argv``; its wall time, exit code and its own peak RSS.
+    """Run ``argv``; its wall time, exit code, its own peak RSS and CPU time.
 
     The RSS comes from GNU time (``/usr/bin/time -f %M``), which forks the command from its
     own small process: a child forked from this one (which holds the whole mock fleet) would
@@ -104,7 +108,9 @@ def _run_child(
     with tempfile.TemporaryDirectory(prefix="oob-bench-child-") as scratch:
         rss_file = Path(scratch) / "rss"
         timer = Path("/usr/bin/time")
-        command = [str(timer), "-f", "%M", "-o", str(rss_file), *argv] if timer.is_file() else list(argv)
+        command = (
+            [str(timer), "-f", "%M %U %S", "-o", str(rss_file), *argv] if timer.is_file() else list(argv)
+        )
         start = time.perf_counter()
         try:
             run = subprocess.run(
@@ -115,10 +121,11 @@ def _run_child(
             code, out, err = -9, "", f"killed: still running after {timeout:.0f} s"
         seconds = time.perf_counter() - start
         try:
-            rss_mib = int(rss_file.read_text().strip().splitlines()[-1]) / 1024  # %M is in KiB
+            kib, user, system = rss_file.read_text().strip().splitlines()[-1].split()
+            rss_mib, cpu = int(kib) / 1024, float(user) + float(system)  # %M is in KiB
         except (OSError, ValueError, IndexError):
-            rss_mib = float("nan")  # no GNU time: unknown rather than this process's size
-        return _Child(seconds, code, rss_mib, out, err)
+            rss_mib = cpu = float("nan")  # no GNU time: unknown rather than this process's figures
+        return _Child(seconds, code, rss_mib, cpu, out, err)
 
 
 def _mock_cpu() -> float:
@@ -203,6 +210,7 @@ def _contest(
         requests / n,
         nmis,
         child.rss_mib,
+        child.cpu_seconds,
         mock_cpu,
         float(usage["peak_rss_mib"]),
         child.exit_code,
@@ -278,8 +286,9 @@ def run(n: int, latency_ms: int, parallel: list[int], skip: set[str], timeout: f
         nmis = "-" if row.nmis is None else str(row.nmis)
         flag = "" if row.nmis_ok else f"   <<< NMIs COUNTED {row.nmis} != N {row.n} >>>"
         print(
-            f"{row.label:<34} {row.n:>5} {row.seconds:9.2f} {row.requests_per_host:9.1f} {nmis:>6} "
-            f"{row.client_rss_mib:10.1f} {row.mock_cpu_seconds:9.2f} {row.mock_rss_mib:9.1f}  {row.note}{flag}",
+            f"{row.label:<38} {row.n:>5} {row.seconds:9.2f} {row.requests_per_host:9.1f} {nmis:>6} "
+            f"{row.client_rss_mib:10.1f} {row.client_cpu_seconds:10.2f} {1000 * row.client_cpu_seconds / row.n:8.2f} "
+            f"{row.mock_cpu_seconds:9.2f} {row.mock_rss_mib:9.1f}  {row.note}{flag}",
             flush=True,
         )
 
@@ -288,8 +297,8 @@ def run(n: int, latency_ms: int, parallel: list[int], skip: set[str], timeout: f
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
     print(
-        f"{'contestant':<34} {'N':>5} {'wall s':>9} {'req/host':>9} {'NMIs':>6} "
-        f"{'client MiB':>10} {'mock CPU':>9} {'mock MiB':>9}"
+        f"{'contestant':<38} {'N':>5} {'wall s':>9} {'req/host':>9} {'NMIs':>6} "
+        f"{'client MiB':>10} {'client CPU':>10} {'ms/host':>8} {'mock CPU':>9} {'mock MiB':>9}"
     )
     if "redfish" not in skip:
         oob_rows = []
