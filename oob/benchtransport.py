@@ -105,7 +105,7 @@ class Job:
     kind: str
     urls: list[str]
     username: str
-    password: str
+    password: str = field(repr=False)  # travels on the child's stdin, never on argv
     ca_file: str
     concurrency: int
     #: worker processes (``split`` only)
@@ -346,7 +346,10 @@ class Row:
     contestant: str
     concurrency: int
     n: int
+    #: the child process's wall time, start to exit (what a user waits for)
     wall_seconds: float
+    #: the fan-out's alone (``threads x P``: its worker processes' start included)
+    fanout_seconds: float
     #: the child's CPU (user + system) from wait4, interpreter start and workers included
     cpu_seconds: float
     #: the fan-out's CPU per host (interpreter start and imports left out)
@@ -444,6 +447,7 @@ def contest(contestant: str, n: int, latency_ms: int, concurrency: int, timeout:
         concurrency,
         n,
         child.seconds,
+        outcome.wall_seconds,
         child.cpu_seconds,
         outcome.cpu_seconds / n * 1000,
         rss,
@@ -465,7 +469,8 @@ _NAMES = {
 def _show(row: Row) -> None:
     flag = "" if row.nmis == row.n else f"   <<< NMIs COUNTED {row.nmis} != N {row.n} >>>"
     print(
-        f"{_NAMES[row.contestant]:<30} {row.concurrency:>5} {row.wall_seconds:8.2f} {row.cpu_seconds:7.2f} "
+        f"{_NAMES[row.contestant]:<30} {row.concurrency:>5} {row.wall_seconds:8.2f} {row.fanout_seconds:9.2f} "
+        f"{row.cpu_seconds:7.2f} "
         f"{row.cpu_ms_per_host:8.2f} {row.rss_mib:7.1f} {row.mock_cpu_seconds:8.2f} {row.requests_per_host:8.1f} "
         f"{row.nmis:>6} {row.failed:>6}  {row.note}{flag}",
         flush=True,
@@ -524,14 +529,36 @@ def measure(
     return rows
 
 
+def _stacks() -> str:
+    """The HTTP stacks' versions, and whether httpcore pays for a missing sniffio."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} absent"
+
+    line = ", ".join(installed(name) for name in ("requests", "urllib3", "httpx", "httpcore", "anyio"))
+    if find_spec("sniffio") is None:
+        # httpcore's current_async_library() imports sniffio on every lock it sets up, and
+        # Python does not remember a failed import: a search of sys.path each time
+        line += (
+            "; sniffio absent (httpcore then retries `import sniffio` for every lock: CPU in asyncio rows)"
+        )
+    return line
+
+
 def run(n: int, latency_ms: int, concurrency: Sequence[int], timeout: float = 900.0) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"transport: N = {n}, {latency_ms} ms per Redfish response, C = {','.join(map(str, concurrency))}; "
         f"{os.cpu_count()} CPUs (load {load:.2f}), Python {sys.version.split()[0]}"
     )
+    print(_stacks())
     print(
-        f"{'contestant':<30} {'C':>5} {'wall s':>8} {'CPU s':>7} {'ms/host':>8} {'MiB':>7} "
+        f"{'contestant':<30} {'C':>5} {'wall s':>8} {'fan-out s':>9} {'CPU s':>7} {'ms/host':>8} {'MiB':>7} "
         f"{'mock CPU':>8} {'req/host':>8} {'NMIs':>6} {'failed':>6}"
     )
     rows = measure(n, latency_ms, concurrency, timeout, show=_show)
