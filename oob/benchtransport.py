@@ -42,6 +42,7 @@ import json
 import math
 import os
 import resource
+import signal
 import ssl
 import subprocess
 import sys
@@ -390,12 +391,23 @@ def _run_child(argv: Sequence[str], env: dict[str, str], stdin: str, timeout: fl
             [str(timer), "-f", "%M %U %S", "-o", str(usage_file), *argv] if timer.is_file() else list(argv)
         )
         start = time.perf_counter()
+        # a process group of its own: at the deadline GNU time, the contestant and its
+        # worker processes all go, not GNU time alone
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            run = subprocess.run(
-                command, input=stdin, capture_output=True, env=env, text=True, timeout=timeout
-            )
-            code, out, err = run.returncode, run.stdout, run.stderr
+            out, err = child.communicate(stdin, timeout=timeout)
+            code = child.returncode
         except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
             code, out, err = -9, "", f"killed: still running after {timeout:.0f} s"
         seconds = time.perf_counter() - start
         try:
