@@ -24,6 +24,9 @@ two TLS handshakes and five HTTPS exchanges per BMC, by each contestant:
 * ``threads x P``: the best ``threads`` row (fastest with every NMI counted) split across
   P = ``os.cpu_count()`` worker processes, each with a P-th of the BMCs and of C.
 
+Below 50 ms of latency oob's pace per BMC (:mod:`oob.drivers.pace`: a request every 50 ms
+at most) makes the ``threads`` rows wait; at real BMCs' latencies it never does.
+
 Each contestant runs in a child process of its own (``python -m oob.benchtransport``, its
 job, password included, on stdin: never on argv) against a fresh fleet started in this
 process, which does nothing else meanwhile, so the mock's CPU is this process's.  The
@@ -98,7 +101,7 @@ class Outcome:
         kind = type(error).__name__
         self.errors[kind] = self.errors.get(kind, 0) + 1
         if not self.first_error:
-            self.first_error = printable(f"{kind}: {error}")[:_MESSAGE_CHARS]
+            self.first_error = printable(f"{kind}: {error}" if str(error) else kind)[:_MESSAGE_CHARS]
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,9 @@ async def _async_conversation(url: str, job: Job, context: ssl.SSLContext) -> in
         status, headers, _ = await _exchange(keepalive, "POST", login, credentials)
         _expect(status, "the login", origin)
         token = headers.get("X-Auth-Token")
-        if not token or not token.isascii() or not token.isprintable():
+        if not (
+            token and len(token) <= 4096 and token.isascii() and token.isprintable() and " " not in token
+        ):
             raise BmcProtocolError(f"the BMC at {origin} opened a session without a usable X-Auth-Token")
         session = safe_path(headers.get("Location"), origin, field="Location of the new session")
         keepalive.headers["X-Auth-Token"] = fresh.headers["X-Auth-Token"] = token
@@ -285,48 +290,41 @@ def _split(job: Job) -> Outcome:
         Job("threads", urls, job.username, job.password, job.ca_file, per_worker) for urls in shares if urls
     ]
 
-    def fanout(outcome: Outcome) -> None:
-        with tempfile.TemporaryDirectory(prefix="oob-bench-transport-") as scratch, ExitStack() as files:
-            children = []
-            for index, worker_job in enumerate(jobs):
-                out = files.enter_context(Path(scratch, f"{index}.out").open("w+"))
-                child = subprocess.Popen(
-                    [sys.executable, "-m", "oob.benchtransport"],
-                    stdin=subprocess.PIPE,
-                    stdout=out,
-                    stderr=subprocess.DEVNULL,  # oob's log lines; failures come back counted
-                    text=True,
-                )
-                assert child.stdin is not None
-                child.stdin.write(worker_job.to_json())
-                child.stdin.close()
-                children.append((child, out))
-            workers_rss = 0.0
-            for child, out in children:
-                child.wait()
-                out.seek(0)
-                text = out.read()
-                try:
-                    part = json.loads(text)
-                except ValueError:
-                    outcome.failure(RuntimeError(f"a worker exited {child.returncode} without a report"))
-                    continue
-                outcome.sent += part["sent"]
-                outcome.failed += part["failed"]
-                outcome.requests += part["requests"]
-                outcome.cpu_seconds += part["cpu_seconds"]
-                workers_rss += part["rss_mib"]
-                for kind, count in part["errors"].items():
-                    outcome.errors[kind] = outcome.errors.get(kind, 0) + count
-                outcome.first_error = outcome.first_error or part["first_error"]
-            outcome.rss_mib = workers_rss
-
-    split = Outcome()
+    outcome = Outcome(rss_mib=_own_peak_rss_mib())
     start = time.perf_counter()
-    fanout(split)
-    split.wall_seconds = time.perf_counter() - start
-    split.rss_mib += _own_peak_rss_mib()
-    return split
+    with tempfile.TemporaryDirectory(prefix="oob-bench-transport-") as scratch, ExitStack() as files:
+        children = []
+        for index, worker_job in enumerate(jobs):
+            out = files.enter_context(Path(scratch, f"{index}.out").open("w+"))
+            child = subprocess.Popen(
+                [sys.executable, "-m", "oob.benchtransport"],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.DEVNULL,  # oob's log lines; failures come back counted
+                text=True,
+            )
+            assert child.stdin is not None
+            child.stdin.write(worker_job.to_json())
+            child.stdin.close()
+            children.append((child, out))
+        for child, out in children:
+            child.wait()  # the parent's deadline kills this process group
+            out.seek(0)
+            try:
+                part = Outcome(**json.loads(out.read()))
+            except (TypeError, ValueError):
+                outcome.failure(RuntimeError(f"a worker exited {child.returncode} without a report"))
+                continue
+            outcome.sent += part.sent
+            outcome.failed += part.failed
+            outcome.requests += part.requests
+            outcome.cpu_seconds += part.cpu_seconds  # the workers' fan-outs: this process only waits
+            outcome.rss_mib += part.rss_mib
+            for kind, count in part.errors.items():
+                outcome.errors[kind] = outcome.errors.get(kind, 0) + count
+            outcome.first_error = outcome.first_error or part.first_error
+    outcome.wall_seconds = time.perf_counter() - start
+    return outcome
 
 
 def child_main() -> int:
