@@ -3,6 +3,8 @@
 python -m oob.bench help [--runs N]     wall time of `oob --help` (target <= 150 ms)
 python -m oob.bench fanout [--n 100] [--latency-ms 200] [--parallel 64] [--skip ipmi,...] [--timeout 900]
                                         oob vs python-redfish-library and ipmipower over N mock BMCs
+python -m oob.bench transport [--n 1000] [--latency-ms 200] [--concurrency 64,256,1000] [--timeout 900]
+                                        threads or asyncio for the Redfish fan-out, by measurement
 """
 
 from __future__ import annotations
@@ -67,6 +69,19 @@ def main(argv: list[str] | None = None) -> int:
     fanout.add_argument(
         "--timeout", type=float, default=900.0, help="seconds before a contestant is killed (default 900)"
     )
+    transport = sub.add_parser(
+        "transport", help="threads vs asyncio for the Redfish fan-out over N mock BMCs (oob.benchtransport)"
+    )
+    transport.add_argument("--n", type=int, default=1000, help="BMCs per contestant (default 1000)")
+    transport.add_argument("--latency-ms", type=int, default=200, help="per Redfish response (default 200)")
+    transport.add_argument(
+        "--concurrency",
+        default="64,256,1000",
+        help="conversations at once, comma-separated (default 64,256,1000)",
+    )
+    transport.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds before a contestant is killed (default 900)"
+    )
     args = parser.parse_args(argv)
     if args.bench == "help":
         return bench_help(args.runs)
@@ -84,6 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         from .benchfanout import run  # the mock fleet is imported only for this benchmark
 
         return run(args.n, args.latency_ms, parallel, skip, args.timeout)
+    if args.bench == "transport":
+        try:
+            concurrency = [int(value) for value in args.concurrency.split(",") if value.strip()]
+        except ValueError:
+            parser.error(f"--concurrency {args.concurrency!r}: expected numbers such as 64,256")
+        if args.n < 1 or args.latency_ms < 0 or not concurrency or min(concurrency) < 1:
+            parser.error("--n and every --concurrency value must be at least 1, --latency-ms at least 0")
+        from .benchtransport import run as run_transport  # the mock fleet is imported only for this benchmark
+
+        return run_transport(args.n, args.latency_ms, concurrency, args.timeout)
     return 2
 
 
