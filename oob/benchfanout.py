@@ -30,14 +30,14 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from oob.benchchild import Child, run_child
 
 if TYPE_CHECKING:
     from mocks.fleet import Fleet
@@ -87,47 +87,6 @@ class Row:
         return self.nmis is None or self.nmis == self.n
 
 
-@dataclass(frozen=True)
-class _Child:
-    seconds: float
-    exit_code: int
-    rss_mib: float
-    cpu_seconds: float
-    stdout: str
-    stderr: str
-
-
-def _run_child(
-    argv: Sequence[str], env: dict[str, str], stdin: str | None = None, timeout: float = 3600
-) -> _Child:
-    """Run ``argv``; its wall time, exit code, its own peak RSS and CPU time.
-
-    The RSS comes from GNU time (``/usr/bin/time -f %M``), which forks the command from its
-    own small process: a child forked from this one (which holds the whole mock fleet) would
-    report this process's RSS as its own peak, Linux counting the parent's pages up to exec."""
-    with tempfile.TemporaryDirectory(prefix="oob-bench-child-") as scratch:
-        rss_file = Path(scratch) / "rss"
-        timer = Path("/usr/bin/time")
-        command = (
-            [str(timer), "-f", "%M %U %S", "-o", str(rss_file), *argv] if timer.is_file() else list(argv)
-        )
-        start = time.perf_counter()
-        try:
-            run = subprocess.run(
-                command, input=stdin or "", capture_output=True, env=env, text=True, timeout=timeout
-            )
-            code, out, err = run.returncode, run.stdout, run.stderr
-        except subprocess.TimeoutExpired:
-            code, out, err = -9, "", f"killed: still running after {timeout:.0f} s"
-        seconds = time.perf_counter() - start
-        try:
-            kib, user, system = rss_file.read_text().strip().splitlines()[-1].split()
-            rss_mib, cpu = int(kib) / 1024, float(user) + float(system)  # %M is in KiB
-        except (OSError, ValueError, IndexError):
-            rss_mib = cpu = float("nan")  # no GNU time: unknown rather than this process's figures
-        return _Child(seconds, code, rss_mib, cpu, out, err)
-
-
 def _mock_cpu() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     return own.ru_utime + own.ru_stime
@@ -167,7 +126,7 @@ def _contest(
     command: Command,
     *,
     sends_nmi: bool = True,
-    check: Callable[[_Child], str] = lambda child: "",
+    check: Callable[[Child], str] = lambda child: "",
     timeout: float = 900.0,
     warm: bool = False,
 ) -> Row:
@@ -187,11 +146,11 @@ def _contest(
                 return requests, sum(b.nmi_count for b in bmcs)
 
             if warm:
-                _run_child(argv, env, stdin, timeout)
+                run_child(argv, env, stdin, timeout)
                 argv = [*argv, "--allow-repeat"]
             requests_before, nmis_before = counted()
             cpu = _mock_cpu()
-            child = _run_child(argv, env, stdin, timeout)
+            child = run_child(argv, env, stdin, timeout)
             mock_cpu = _mock_cpu() - cpu
             requests_after, nmis_after = counted()
             requests = requests_after - requests_before
@@ -256,15 +215,15 @@ def _ipmipower(fleet: Fleet, workdir: Path, env: dict[str, str]) -> tuple[list[s
     return argv, None
 
 
-def _ipmipower_check(n: int) -> Callable[[_Child], str]:
-    def check(child: _Child) -> str:
+def _ipmipower_check(n: int) -> Callable[[Child], str]:
+    def check(child: Child) -> str:
         ok = sum(1 for line in child.stdout.splitlines() if line.rstrip().endswith(": ok"))
         return "" if ok == n else f"ipmipower said ok for {ok} of {n}"
 
     return check
 
 
-def _loop_check(child: _Child) -> str:
+def _loop_check(child: Child) -> str:
     try:
         failed = json.loads(child.stdout.strip().splitlines()[-1])["failed"]
     except (IndexError, KeyError, ValueError):

@@ -46,7 +46,6 @@ import json
 import math
 import os
 import resource
-import signal
 import ssl
 import subprocess
 import sys
@@ -59,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oob.benchchild import run_child
 from oob.drivers.redfish.bodies import MAX_BODY_BYTES, parse_json
 from oob.drivers.redfish.transport import STANDARD_SESSIONS
 from oob.drivers.redfish.uris import Origin, safe_path
@@ -362,53 +362,6 @@ class Row:
         return self.nmis == self.n and self.failed == 0 and not self.note
 
 
-@dataclass(frozen=True)
-class _Child:
-    seconds: float
-    exit_code: int
-    rss_mib: float
-    cpu_seconds: float
-    stdout: str
-    stderr: str
-
-
-def _run_child(argv: Sequence[str], env: dict[str, str], stdin: str, timeout: float) -> _Child:
-    """Run ``argv`` under GNU time: wall time, exit code, peak RSS and CPU (wait4's, of it
-    and the children it waited for).  Without GNU time the RSS and CPU are unknown (NaN)."""
-    with tempfile.TemporaryDirectory(prefix="oob-bench-child-") as scratch:
-        usage_file = Path(scratch) / "usage"
-        timer = Path("/usr/bin/time")
-        command = (
-            [str(timer), "-f", "%M %U %S", "-o", str(usage_file), *argv] if timer.is_file() else list(argv)
-        )
-        start = time.perf_counter()
-        # a process group of its own: at the deadline GNU time, the contestant and its
-        # worker processes all go, not GNU time alone
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            out, err = child.communicate(stdin, timeout=timeout)
-            code = child.returncode
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.communicate()
-            code, out, err = -9, "", f"killed: still running after {timeout:.0f} s"
-        seconds = time.perf_counter() - start
-        try:
-            kib, user, system = usage_file.read_text().strip().splitlines()[-1].split()
-            rss_mib, cpu = int(kib) / 1024, float(user) + float(system)
-        except (OSError, ValueError, IndexError):
-            rss_mib = cpu = float("nan")
-        return _Child(seconds, code, rss_mib, cpu, out, err)
-
-
 def contest(contestant: str, n: int, latency_ms: int, concurrency: int, timeout: float = 900.0) -> Row:
     """One contestant at one concurrency on a fresh fleet of ``n`` iDRAC-flavour BMCs."""
     from .benchfanout import BMC_ADDRESSES, _clean_env, _fleet
@@ -431,7 +384,7 @@ def contest(contestant: str, n: int, latency_ms: int, concurrency: int, timeout:
             nmis_before = sum(b.nmi_count for b in bmcs)
             requests_before = sum(b.requests_redfish for b in bmcs)
             cpu = _cpu_seconds()
-            child = _run_child([sys.executable, "-m", "oob.benchtransport"], env, job.to_json(), timeout)
+            child = run_child([sys.executable, "-m", "oob.benchtransport"], env, job.to_json(), timeout)
             mock_cpu = _cpu_seconds() - cpu
             nmis = sum(b.nmi_count for b in bmcs) - nmis_before
             requests = sum(b.requests_redfish for b in bmcs) - requests_before
