@@ -1,7 +1,7 @@
 """Benchmarks that print figures (never assertions in the test suite).
 
 python -m oob.bench help [--runs N]     wall time of `oob --help` (target <= 150 ms)
-python -m oob.bench fanout [--n 100] [--latency-ms 200] [--parallel 64] [--skip ipmi,...] [--timeout 900]
+python -m oob.bench fanout [--n 100] [--latency-ms 200] [--parallel 256] [--skip ipmi,...] [--timeout 900]
                                         oob vs python-redfish-library and ipmipower over N mock BMCs
 python -m oob.bench transport [--n 1000] [--latency-ms 200] [--concurrency 64,256,1000] [--timeout 900]
                                         threads or asyncio for the Redfish fan-out, by measurement
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     fanout.add_argument("--n", type=int, default=100, help="BMCs per contestant (default 100)")
     fanout.add_argument("--latency-ms", type=int, default=200, help="per Redfish response (default 200)")
     fanout.add_argument(
-        "--parallel", default="64", help="oob's --parallel values, comma-separated (default 64, the CLI's)"
+        "--parallel", default="256", help="oob's --parallel values, comma-separated (default 256, the CLI's)"
     )
     fanout.add_argument(
         "--skip",
