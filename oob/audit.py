@@ -94,6 +94,16 @@ class AuditLog:
         # oob never takes secrets on its command line, so the command is safe to record
         self._command = " ".join(command)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # to a worker process (``--workers``): the same file, run and people; fresh locks
+        # and no parsed lines (the worker reads the log itself)
+        return {"path": self.path, "run_id": self.run_id, "command": self._command}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+        self.run_id = state["run_id"]
+        self._command = state["command"]
+
     @property
     def lock_dir(self) -> Path:
         return self.path.parent / "locks"

@@ -9,3 +9,7 @@ imports nothing else for them."""
 DEFAULT_PARALLEL = 256
 #: the most ``--parallel`` takes
 MAX_PARALLEL = 1024
+#: the most ``--workers`` takes (processes that plan and send; one per CPU is the sense of it)
+MAX_WORKERS = 64
+#: seconds a request in flight may still take after a stop signal, before it is ended
+IN_FLIGHT_GRACE_S = 1.5

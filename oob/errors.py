@@ -35,6 +35,8 @@ Not an error, and so no class: ``oob preflight`` exits 8 when a host is not read
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class OobError(Exception):
     """Root of every error oob raises on purpose."""
@@ -57,6 +59,11 @@ class OobError(Exception):
         if self.host:
             text = f"{self.host}: {text}"
         return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # across a process boundary (``--workers``): the class and every attribute, whatever
+        # its constructor takes (Exception's pickling would call it with the message alone)
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
     def for_host(self, host: str) -> OobError:
         """Attach the inventory host name, keeping the class (and so the exit code)."""
@@ -224,3 +231,10 @@ class SafetyRefusal(OobError):
 def worst_exit_code(codes: list[int]) -> int:
     """With several hosts the command exits with the worst (highest) code."""
     return max(codes, default=0)
+
+
+def _rebuild(cls: type[OobError], args: tuple[Any, ...], state: dict[str, Any]) -> OobError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from oob.defaults import MAX_PARALLEL
+from oob.defaults import IN_FLIGHT_GRACE_S, MAX_PARALLEL, MAX_WORKERS
 from oob.errors import OobError, worst_exit_code
 
 InventoryOpt = Annotated[
@@ -69,6 +69,16 @@ ParallelOpt = Annotated[
         max=MAX_PARALLEL,
         metavar="N",
         help="Hosts handled at once (each BMC one at a time).",
+    ),
+]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=MAX_WORKERS,
+        metavar="N",
+        help="Processes that plan and send, each with its share of the hosts (needs --yes; one CPU each).",
     ),
 ]
 AuditOpt = Annotated[
@@ -412,8 +422,6 @@ def first_interrupt_cancels(message: str) -> Iterator[Interruption]:
             signal.signal(signum, handler)
 
 
-#: seconds a request in flight may still take after a stop signal
-IN_FLIGHT_GRACE_S = 1.5
 
 
 def _abort_in_flight() -> None:

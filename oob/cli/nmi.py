@@ -27,6 +27,7 @@ from oob.cli.common import (
     UserOpt,
     VerboseOpt,
     ViaOpt,
+    WorkersOpt,
     YesOpt,
     confirm_hosts,
     exit_after_run,
@@ -69,6 +70,7 @@ def nmi_command(
     insecure: InsecureOpt = False,
     refresh: RefreshOpt = False,
     parallel: ParallelOpt = DEFAULT_PARALLEL,
+    workers: WorkersOpt = 1,
     audit_log: AuditOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -117,6 +119,7 @@ def nmi_command(
             assume_yes=yes,
             parallel=parallel,
             allow_repeat=allow_repeat,
+            workers=workers,
         )
 
         def confirm(plans: list[CrashPlan]) -> bool:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oob.audit import AuditLog
-from oob.defaults import DEFAULT_PARALLEL
+from oob.defaults import DEFAULT_PARALLEL, MAX_WORKERS
 from oob.drivers.base import BmcDriver
 from oob.drivers.factory import make_driver
 from oob.errors import (
@@ -38,6 +38,7 @@ from oob.errors import (
     OobError,
     OutcomeUnknown,
     SafetyRefusal,
+    UsageError,
 )
 from oob.events import Emit, Event, EventKind, Level
 from oob.inventory.checks import describe_shared, shared_bmcs
@@ -63,6 +64,8 @@ class NmiRequest:
     sessions: bool = False
     #: discover each BMC afresh instead of trusting the discovery cache
     refresh: bool = False
+    #: processes that plan and send (``--workers``; more than one needs ``assume_yes``)
+    workers: int = 1
 
     @property
     def driver(self) -> DriverOptions:
@@ -70,6 +73,10 @@ class NmiRequest:
 
     def __post_init__(self) -> None:
         self.driver  # noqa: B018 - validates ``via`` the one way it is validated
+        if self.workers < 1 or self.workers > MAX_WORKERS:
+            raise UsageError(f"--workers {self.workers}: expected 1 to {MAX_WORKERS}")
+        if self.workers > 1 and not self.assume_yes:
+            raise UsageError("--workers needs --yes: the question is asked of one process's plan")
 
 
 #: under ``--yes``, a power reading younger than this is not read again before the send (it
@@ -419,7 +426,13 @@ def run_nmi(
                 outcomes[host.name] = Outcome.from_error(host.name, "nmi", refused)
         to_plan = [h for h in hosts if h.name not in outcomes]
         if request.assume_yes and not request.dry_run:
-            outcomes.update(_plan_and_send_each(to_plan, request, emit, audit, cancel))
+            if request.workers > 1 and len(to_plan) > 1:
+                from oob.runbook.workers import plan_and_send_in_workers
+
+                workers = min(request.workers, len(to_plan))
+                outcomes.update(plan_and_send_in_workers(to_plan, request, emit, audit, cancel, workers))
+            else:
+                outcomes.update(_plan_and_send_each(to_plan, request, emit, audit, cancel))
             to_plan = []
         planned = run_per_host(
             to_plan,
