@@ -348,14 +348,20 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         self.process_pktqueue()
 
     def _retransmit_at(self) -> float:
-        """When this session's retransmission (or timeout) timer runs out; inf if not set."""
-        with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):
-            entry = pyghmi_session.Session.waiting_sessions.get(self)
-            return float(entry["timeout"]) if entry and "timeout" in entry else math.inf
+        """When this session's retransmission (or timeout) timer runs out; inf if not set.
+
+        Read without pyghmi's ``WAITING_SESSIONS`` lock: one lookup in a dict is atomic,
+        and that lock is process-wide (every session's sends take it), so a wait that
+        took it at every turn queued behind them all."""
+        entry = pyghmi_session.Session.waiting_sessions.get(self)
+        timeout = entry.get("timeout") if entry else None
+        return math.inf if timeout is None else float(timeout)
 
     def _take_due_timer(self) -> bool:
         """True (and the timer removed) when this session's timer has run out."""
-        with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):
+        if self._retransmit_at() > _now():
+            return False
+        with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):  # taking it: under the lock
             entry = pyghmi_session.Session.waiting_sessions.get(self)
             if not entry or entry.get("timeout", math.inf) > _now():
                 return False
