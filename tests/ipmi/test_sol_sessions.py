@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import select
 import socket
+import time
 from collections.abc import Callable
 
 from mocks.ipmi_server import IpmiBmc
@@ -74,4 +75,24 @@ def test_the_nmi_goes_through_while_the_console_is_open(add_bmc: Callable[..., I
         assert wait_until(lambda: b"after the NMI\r\n" in b"".join(received))
     finally:
         console.stop()
+    assert wait_until(lambda: not bmc.sessions and not bmc.sol.active)
+
+
+def test_stopping_the_console_wakes_its_thread(add_bmc: Callable[..., IpmiBmc]) -> None:
+    """The console's thread waits on its session's socket until its next keepalive (an hour
+    here): stop() must wake it (an empty datagram to that socket), not wait that long."""
+    from oob.drivers.ipmi.console import SolConsole
+
+    bmc = add_bmc()
+    received: list[bytes] = []
+    console = SolConsole(bmc.address, bmc.port, USER, PASSWORD, on_data=received.append, timeout=3, keepalive=3600)
+    console.start()
+    assert bmc.sol.active
+    thread = console._thread
+    assert thread is not None and thread.is_alive()
+    bmc.host.console.write("ready\n")  # type: ignore[attr-defined]
+    assert wait_until(lambda: b"ready" in b"".join(received))  # the thread is in its loop
+    time.sleep(0.3)  # and back to waiting on the socket
+    console.stop(timeout=60)
+    assert not thread.is_alive()
     assert wait_until(lambda: not bmc.sessions and not bmc.sol.active)
