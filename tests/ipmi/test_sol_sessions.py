@@ -52,7 +52,8 @@ def test_a_datagram_from_anyone_but_the_bmc_is_ignored(add_bmc: Callable[..., Ip
             readable = select.poll()
             readable.register(session.socket, select.POLLIN)
             assert readable.poll(5000)  # the strangers' datagrams are there to be read
-            session._read_socket()
+            for _ in range(5):
+                session._read_socket()
         assert not session.pktqueue
         assert driver.power_state() is PowerState.ON
         assert driver.send_nmi().status == 0

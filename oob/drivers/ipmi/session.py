@@ -33,8 +33,9 @@
    thread, then the waiting one), each waiting its turn for the GIL, so at 1,000 BMCs an
    answer sat unread for tens of milliseconds.  An :class:`OobSession` has a socket of
    its own (:meth:`OobSession._assignsocket`), which pyghmi's I/O thread never sees:
-   the session's thread waits on it with ``poll`` and reads and handles its datagrams
-   itself (:meth:`OobSession._pump`), only those from the BMC's address (as pyghmi
+   the session's thread waits on it in ``recvfrom`` (bounded by the kernel's
+   SO_RCVTIMEO: one system call, and one hand-over of the GIL, per datagram) and handles
+   its datagrams itself (:meth:`OobSession._pump`), only those from the BMC's address (as pyghmi
    routes them), with its own retransmission timer, during login
    (:meth:`OobSession._await_login`) and for every request
    (:meth:`OobSession.awaitresponse`).  A datagram that arrives before the thread waits
@@ -65,8 +66,8 @@ import collections
 import hashlib
 import logging
 import math
-import select
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -110,41 +111,33 @@ class _SingleShot:
         return bool(payload[1] >> 2 == self.netfn and payload[5] == self.command)
 
 
-#: how long a datagram may wait for room in its socket's send buffer (it is not sent when
-#: there is none by then; the request's own timer decides what happens next, as when a
-#: datagram is lost)
+#: how long a datagram may wait for room in its socket's send buffer (the kernel's
+#: SO_SNDTIMEO; it is not sent when there is none by then, and the request's own timer
+#: decides what happens next, as when a datagram is lost)
 _SEND_ROOM_WAIT = 1.0
+#: the longest one wait for a datagram lasts (the kernel's SO_RCVTIMEO); callers loop
+#: until their own deadline
+_LONGEST_WAIT = 60.0
+#: pyghmi's receive size; an RMCP+ datagram is far smaller
+_DATAGRAM_MAX = 3000
 
 #: (socket, datagram, destination) waiting for pyghmi to let go of its lock
 _Outgoing = tuple[socket.socket, bytes, Any]
 
 
-#: datagrams read from a session's socket in one go before they are handled
-_READ_BATCH = 64
-#: pyghmi's receive size; an RMCP+ datagram is far smaller
-_DATAGRAM_MAX = 3000
+def _timeval(seconds: float) -> bytes:
+    """``struct timeval`` for SO_RCVTIMEO/SO_SNDTIMEO: rounded up, never 0 (0 is "forever")."""
+    micro = max(1, math.ceil(min(seconds, _LONGEST_WAIT) * 1_000_000))
+    return struct.pack("@ll", micro // 1_000_000, micro % 1_000_000)
 
 
 def _send_datagram(sock: socket.socket, packet: bytes, address: Any) -> None:
     """``sendto`` as pyghmi's ``_io_sendto`` does (errors are the request timer's business:
-    a datagram lost on the way is no different), without changing the socket's mode."""
-    deadline = time.monotonic() + _SEND_ROOM_WAIT
-    while True:
-        try:
-            sock.sendto(packet, address)
-            return
-        except BlockingIOError:
-            # nothing was queued, so trying again cannot put a second copy on the wire
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                log.debug("no room to send a datagram to %s within %g s", address, _SEND_ROOM_WAIT)
-                return
-            room = select.poll()  # not select(): descriptors reach 1024 with a large fleet
-            room.register(sock, select.POLLOUT)
-            room.poll(remaining * 1000)
-        except OSError as exc:
-            log.debug("sending a datagram to %s: %s", address, exc)
-            return
+    a datagram lost on the way is no different), within the socket's SO_SNDTIMEO."""
+    try:
+        sock.sendto(packet, address)
+    except OSError as exc:  # BlockingIOError: no room within _SEND_ROOM_WAIT; nothing was sent
+        log.debug("sending a datagram to %s: %s", address, exc)
 
 
 def _session_socket() -> socket.socket:
@@ -172,7 +165,10 @@ def _session_socket() -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.bind(("", 0))  # as pyghmi: any local address, a port chosen by the kernel
-        sock.setblocking(False)
+        # blocking, each wait bounded by the kernel (SO_RCVTIMEO, set per wait; SO_SNDTIMEO):
+        # one system call per datagram, and so one hand-over of the GIL, not a poll and reads
+        sock.setblocking(True)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(_SEND_ROOM_WAIT))
     except OSError:
         sock.close()
         raise
@@ -251,8 +247,6 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         # 4. another thread asked this session's thread to look at the session again
         self._stir_lock = threading.Lock()
         self._stirred = False
-        self._poller: Any = None
-        self._polled: socket.socket | None = None
         #: the thread waiting on this session (the only one that handles its datagrams and timer)
         self._pumping: int | None = None
         #: time.monotonic() by which the login must be done
@@ -284,7 +278,7 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         self._stir()  # _await_login reads the outcome from the session's state
 
     def _stir(self) -> None:
-        """Make this session's thread look at the session again (it may be waiting in poll)."""
+        """Make this session's thread look at the session again (it may be waiting in recvfrom)."""
         if self._pumping == threading.get_ident():
             return  # the caller is that thread: it looks again once this returns
         with self._stir_lock:
@@ -292,7 +286,7 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         sock = getattr(self, "socket", None)
         if not isinstance(sock, socket.socket) or sock.fileno() < 0:
             return
-        for address in _loopback_of(sock):  # an empty datagram ends its poll
+        for address in _loopback_of(sock):  # an empty datagram ends its wait
             try:
                 sock.sendto(b"", address)
                 return
@@ -307,28 +301,26 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
             self.evq.append(over)
             over.wait(left)
 
-    def _read_socket(self) -> None:
-        """Queue what has arrived on the session's socket from its BMC (never waits)."""
+    def _read_socket(self, wait: float = 0.0) -> None:
+        """Queue the next datagram from the BMC on the session's socket, waiting for one up
+        to ``wait`` seconds (not at all when 0): one system call, whatever happens."""
         sock = self.socket
-        peers = getattr(self, "allsockaddrs", None) or ()  # pyghmi's addresses of the BMC
-        for _ in range(_READ_BATCH):
-            try:
+        try:
+            if wait > 0:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(wait))
+                data, source = sock.recvfrom(_DATAGRAM_MAX)
+            else:
                 data, source = sock.recvfrom(_DATAGRAM_MAX, socket.MSG_DONTWAIT)
-            except OSError:  # BlockingIOError: nothing more; or the socket is closed
-                return
-            # pyghmi's I/O thread routes by the sender's address; anything else (a wake-up
-            # from _stir, a stray datagram) is nobody's business here
-            if len(data) >= 4 and source in peers:
-                self.pktqueue.append((data, source, sock, True))
+        except OSError:  # BlockingIOError: nothing (within the wait); or the socket is closed
+            return
+        # pyghmi's I/O thread routes by the sender's address; anything else (a wake-up from
+        # _stir, a stray datagram) is nobody's business here
+        if len(data) >= 4 and source in (getattr(self, "allsockaddrs", None) or ()):
+            self.pktqueue.append((data, source, sock, True))
 
     def _pump(self, until: float) -> None:
-        """Handle the datagrams that have arrived; when there were none, wait until one
-        arrives, another thread stirs this session, its timer runs out or ``until``
-        (``time.monotonic()``)."""
-        self._read_socket()
-        if self.pktqueue:
-            self.process_pktqueue()
-            return
+        """Wait for the next datagram until another thread stirs this session, its timer
+        runs out or ``until`` (``time.monotonic()``); handle what arrived."""
         with self._stir_lock:
             if self._stirred:
                 self._stirred = False
@@ -336,16 +328,9 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         sock = self.socket
         if not isinstance(sock, socket.socket) or sock.fileno() < 0:
             return  # closed with the session: nothing more can arrive
-        remaining = min(until - time.monotonic(), self._retransmit_at() - _now())
-        if remaining > 0:
-            if self._polled is not sock:
-                self._poller, self._polled = select.poll(), sock  # poll: no 1024-descriptor limit
-                self._poller.register(sock, select.POLLIN)
-            self._poller.poll(math.ceil(remaining * 1000))
-        with self._stir_lock:
-            self._stirred = False
-        self._read_socket()
-        self.process_pktqueue()
+        self._read_socket(min(until - time.monotonic(), self._retransmit_at() - _now()))
+        if self.pktqueue:
+            self.process_pktqueue()
 
     def _retransmit_at(self) -> float:
         """When this session's retransmission (or timeout) timer runs out; inf if not set.
