@@ -117,7 +117,7 @@ def ipmipower(fleet: Fleet) -> tuple[float, float, int]:
         stream.write(f"password {resolve_password(fleet.hosts[0])}\n")
     username = fleet.hosts[0].bmc.username or ""
     targets = ",".join(f"{h.bmc.address}:{h.bmc.ipmi_port}" for h in fleet.hosts)
-    argv = ["ipmipower", "-D", "LAN_2_0", "-u", username, "--config-file", str(config), "-h", targets, "--pulse"]
+    argv = ["ipmipower", "-D", "LAN_2_0", "-u", username, "--config-file", str(config), "-h", targets, "--pulse"]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     run = subprocess.run(argv, capture_output=True, text=True, timeout=600)

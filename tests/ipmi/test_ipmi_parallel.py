@@ -14,6 +14,7 @@ import json
 import os
 import select
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,37 @@ def test_an_answer_read_before_the_thread_waits_for_it_is_not_missed(
     assert queued_first == [True]
     assert result.status == 0 and bmc.nmi_count == 1
     assert elapsed < 5.0, f"the answer was noticed only after {elapsed:.1f} s (timeout 20 s)"
+    assert wait_until(lambda: session_closed(bmc))
+
+
+def test_an_answer_that_waited_past_the_timeout_behind_another_datagram_still_counts(
+    add_bmc: Callable[..., IpmiBmc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread kept from running (dozens of threads, one GIL) past its NMI's timeout, while
+    the answer arrived behind a stray datagram: the session takes in everything that
+    arrived before it acts on the timeout, so the NMI is reported sent, not unknown."""
+    bmc = add_bmc()
+    original = OobSession._send_ipmi_net_payload
+
+    def send_then_stall(
+        self: OobSession, netfn: Any = None, command: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if (netfn, command) == (0x00, 0x02):  # a stray datagram queued before the NMI's answer
+            family, port = self.socket.family, self.socket.getsockname()[1]
+            with socket.socket(family, socket.SOCK_DGRAM) as stray:
+                stray.sendto(
+                    b"\x06\x00\xff\x07" + bytes(20),
+                    ("::1" if family == socket.AF_INET6 else "127.0.0.1", port),
+                )
+        result = original(self, netfn, command, *args, **kwargs)
+        if (netfn, command) == (0x00, 0x02):
+            time.sleep(1.5)  # descheduled past the 1 s timeout, the answer waiting in the socket
+        return result
+
+    monkeypatch.setattr(OobSession, "_send_ipmi_net_payload", send_then_stall)
+    with driver_for(bmc, timeout=1.0) as driver:
+        result = driver.send_nmi()
+    assert result.status == 0 and bmc.nmi_count == 1
     assert wait_until(lambda: session_closed(bmc))
 
 

@@ -86,7 +86,9 @@ def test_stopping_the_console_wakes_its_thread(add_bmc: Callable[..., IpmiBmc]) 
 
     bmc = add_bmc()
     received: list[bytes] = []
-    console = SolConsole(bmc.address, bmc.port, USER, PASSWORD, on_data=received.append, timeout=3, keepalive=3600)
+    console = SolConsole(
+        bmc.address, bmc.port, USER, PASSWORD, on_data=received.append, timeout=3, keepalive=3600
+    )
     console.start()
     assert bmc.sol.active
     thread = console._thread

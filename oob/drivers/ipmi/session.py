@@ -120,6 +120,8 @@ _SEND_ROOM_WAIT = 1.0
 _LONGEST_WAIT = 60.0
 #: pyghmi's receive size; an RMCP+ datagram is far smaller
 _DATAGRAM_MAX = 3000
+#: datagrams taken in at most before a session acts on its timer or deadline
+_DRAIN_MAX = 64
 
 #: (socket, datagram, destination) waiting for pyghmi to let go of its lock
 _Outgoing = tuple[socket.socket, bytes, Any]
@@ -301,22 +303,26 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
             self.evq.append(over)
             over.wait(left)
 
-    def _read_socket(self, wait: float = 0.0) -> None:
+    def _read_socket(self, wait: float = 0.0) -> bool:
         """Queue the next datagram from the BMC on the session's socket, waiting for one up
-        to ``wait`` seconds (not at all when 0): one system call, whatever happens."""
+        to ``wait`` seconds (not at all when 0): one system call, whatever happens.  True
+        when a datagram was read (for this session or not)."""
         sock = self.socket
         try:
             if wait > 0:
+                # (a signal caught by a handler, only SIGINT/SIGTERM/SIGHUP here, restarts the wait
+                # in full; the caller's deadline is checked again once it returns)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(wait))
                 data, source = sock.recvfrom(_DATAGRAM_MAX)
             else:
                 data, source = sock.recvfrom(_DATAGRAM_MAX, socket.MSG_DONTWAIT)
         except OSError:  # BlockingIOError: nothing (within the wait); or the socket is closed
-            return
+            return False
         # pyghmi's I/O thread routes by the sender's address; anything else (a wake-up from
         # _stir, a stray datagram) is nobody's business here
         if len(data) >= 4 and source in (getattr(self, "allsockaddrs", None) or ()):
             self.pktqueue.append((data, source, sock, True))
+        return True
 
     def _pump(self, until: float) -> None:
         """Wait for the next datagram until another thread stirs this session, its timer
@@ -329,6 +335,13 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         if not isinstance(sock, socket.socket) or sock.fileno() < 0:
             return  # closed with the session: nothing more can arrive
         self._read_socket(min(until - time.monotonic(), self._retransmit_at() - _now()))
+        if time.monotonic() >= until or self._retransmit_at() <= _now():
+            # the caller acts on its deadline or timer next (a retransmission, giving up):
+            # first take in all that has arrived, an answer that waited while this thread
+            # was kept from running included
+            for _ in range(_DRAIN_MAX):
+                if not self._read_socket():
+                    break
         if self.pktqueue:
             self.process_pktqueue()
 
