@@ -18,7 +18,7 @@ import pytest
 from mocks.host import SimulatedHost
 from mocks.ipmi_server import CipherMode, DeviceIdentity, IpmiBmc, IpmiMockServer
 from oob.drivers.ipmi import IpmiDriver
-from oob.model import BmcConfig, Host
+from oob.model import BmcConfig, BmcKind, Host
 
 USER = "admin"
 #: one random password per test run: a test that leaks it into argv would be visible
@@ -70,7 +70,7 @@ def add_bmc(ipmi_server: IpmiMockServer) -> Callable[..., IpmiBmc]:
     return add
 
 
-def oob_host(bmc: IpmiBmc, *, username: str = USER, timeout: float = 5.0, kind: str = "ipmi") -> Host:
+def oob_host(bmc: IpmiBmc, *, username: str = USER, timeout: float = 5.0, kind: BmcKind = "ipmi") -> Host:
     """The inventory entry oob would have for this BMC."""
     return Host(
         name=bmc.name,
@@ -86,7 +86,7 @@ def driver_for(
     timeout: float = 5.0,
     connect_attempts: int = 1,
     on_retry: Callable[[str], None] | None = None,
-    kind: str = "ipmi",
+    kind: BmcKind = "ipmi",
 ) -> IpmiDriver:
     host = oob_host(bmc, username=username, timeout=timeout, kind=kind)
     return IpmiDriver(host, password, connect_attempts=connect_attempts, on_retry=on_retry)

@@ -1,5 +1,7 @@
-"""A run over hundreds of hosts holds two lock files per host: pyghmi's I/O thread, which
-waits with select(2), must still see its sockets (below descriptor 1024)."""
+"""A run over hundreds of hosts holds two lock files per host, and an IPMI session's socket
+is made after them: it works whatever its descriptor's number (an ``OobSession`` waits on
+its socket with poll(2); pyghmi's I/O thread, which waits with select(2), could not see a
+descriptor at or above 1024, and oob keeps its lock files up there for libraries that do)."""
 
 from __future__ import annotations
 

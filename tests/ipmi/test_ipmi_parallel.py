@@ -1,18 +1,20 @@
 """Many IPMI sessions in parallel threads of one process, as ``oob nmi --parallel`` runs them.
 
-pyghmi reads every datagram of the process in one I/O thread.  Stock pyghmi wakes a thread
+Stock pyghmi reads every datagram of the process in one I/O thread and wakes a thread
 waiting for an answer only if it was registered as waiting when the answer was read: a
 thread descheduled between sending and waiting (common with dozens of threads) slept
 through its answer until its timer ran out - for an NMI, the whole ``bmc.timeout``
-(10 s), though the BMC had answered at once.  ``OobSession`` waits on its own condition,
-notified when a datagram is queued for it.
+(10 s), though the BMC had answered at once.  An ``OobSession`` reads its own socket:
+an answer that arrives before its thread waits stays there until the thread reads it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -43,8 +45,8 @@ TOTAL_BOUND = 8.0
 def test_an_answer_read_before_the_thread_waits_for_it_is_not_missed(
     add_bmc: Callable[..., IpmiBmc], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The race, forced: the NMI's answer is queued on the session by pyghmi's I/O thread
-    before the sending thread starts waiting for it."""
+    """The race, forced: the NMI's answer has arrived on the session's socket before the
+    sending thread starts waiting for it."""
     bmc = add_bmc()
     original = OobSession._send_ipmi_net_payload
     queued_first: list[bool] = []
@@ -54,7 +56,9 @@ def test_an_answer_read_before_the_thread_waits_for_it_is_not_missed(
     ) -> Any:
         result = original(self, netfn, command, *args, **kwargs)
         if (netfn, command) == (0x00, 0x02):  # Chassis Control: as if descheduled right after sendto
-            queued_first.append(wait_until(lambda: len(self.pktqueue) > 0))
+            answered = select.poll()
+            answered.register(self.socket, select.POLLIN)
+            queued_first.append(bool(answered.poll(5000)))
         return result
 
     monkeypatch.setattr(OobSession, "_send_ipmi_net_payload", send_then_stall)
@@ -62,10 +66,41 @@ def test_an_answer_read_before_the_thread_waits_for_it_is_not_missed(
         started = time.monotonic()
         result = driver.send_nmi()
         elapsed = time.monotonic() - started
-    print(f"NMI answered {elapsed * 1000:.1f} ms after sending (answer queued before waiting)")
+    print(f"NMI answered {elapsed * 1000:.1f} ms after sending (answer there before waiting)")
     assert queued_first == [True]
     assert result.status == 0 and bmc.nmi_count == 1
     assert elapsed < 5.0, f"the answer was noticed only after {elapsed:.1f} s (timeout 20 s)"
+    assert wait_until(lambda: session_closed(bmc))
+
+
+def test_an_answer_that_waited_past_the_timeout_behind_another_datagram_still_counts(
+    add_bmc: Callable[..., IpmiBmc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread kept from running (dozens of threads, one GIL) past its NMI's timeout, while
+    the answer arrived behind a stray datagram: the session takes in everything that
+    arrived before it acts on the timeout, so the NMI is reported sent, not unknown."""
+    bmc = add_bmc()
+    original = OobSession._send_ipmi_net_payload
+
+    def send_then_stall(
+        self: OobSession, netfn: Any = None, command: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if (netfn, command) == (0x00, 0x02):  # a stray datagram queued before the NMI's answer
+            family, port = self.socket.family, self.socket.getsockname()[1]
+            with socket.socket(family, socket.SOCK_DGRAM) as stray:
+                stray.sendto(
+                    b"\x06\x00\xff\x07" + bytes(20),
+                    ("::1" if family == socket.AF_INET6 else "127.0.0.1", port),
+                )
+        result = original(self, netfn, command, *args, **kwargs)
+        if (netfn, command) == (0x00, 0x02):
+            time.sleep(1.5)  # descheduled past the 1 s timeout, the answer waiting in the socket
+        return result
+
+    monkeypatch.setattr(OobSession, "_send_ipmi_net_payload", send_then_stall)
+    with driver_for(bmc, timeout=1.0) as driver:
+        result = driver.send_nmi()
+    assert result.status == 0 and bmc.nmi_count == 1
     assert wait_until(lambda: session_closed(bmc))
 
 

@@ -22,25 +22,40 @@
    apart (unreachable vs. authentication trouble), so the session records whether any
    datagram came back from the BMC and why it gave up.
 
-4. **Waiting without losing wake-ups, and within oob's deadline.**  pyghmi's one I/O
-   thread reads every datagram of the process, queues it on its session (``pktqueue``)
-   and wakes only the threads that were *already* registered as waiting for that BMC
-   (``_io_wait``).  ``Session.awaitresponse`` sends, then registers: when the answer is
-   read in between, which with many sessions in parallel threads happens often enough,
-   nobody is woken and the thread sleeps with the answer in its queue until its timer
-   runs out (a read's 0.5-1.5 s retransmission timer, a login's, or the whole
-   ``timeout`` of :meth:`OobSession.send_once`).  pyghmi's shared ``wait_for_rsp`` loop
-   also lets any waiting thread handle any session's datagrams and timers.  An
-   :class:`OobSession` instead waits on its own condition variable, notified when the
-   I/O thread queues a datagram for it (:class:`_Inbox`), and is served by its own
-   thread only: it handles its own datagrams and its own retransmission timer
-   (:meth:`OobSession._pump`), during login (:meth:`OobSession._await_login`) and for
-   every request (:meth:`OobSession.awaitresponse`).  Session setup runs until
-   ``login_timeout`` seconds have passed, retransmitting as pyghmi does (setup
-   messages deliver nothing to the host), not until pyghmi's own retry count runs out.
-   Nothing runs pyghmi's shared loop for these sessions, so neither does its idle
-   keepalive (a Get Device ID after 25-29 s idle): oob holds a session for one step of
-   a runbook, seconds, and closes it.
+4. **A socket of its own, read by the session's own thread, within oob's deadline.**
+   pyghmi shares one UDP socket among up to 64 sessions and reads every datagram of the
+   process in one I/O thread, which queues it on its session (``pktqueue``) and wakes
+   the threads registered as waiting for that BMC.  With many sessions in parallel
+   threads that costs twice: ``Session.awaitresponse`` sends, then registers, so an
+   answer read in between woke nobody and the thread slept with it in its queue until
+   its timer ran out (a read's 0.5-1.5 s retransmission timer, or the whole ``timeout``
+   of :meth:`OobSession.send_once`); and every datagram crossed two threads (the I/O
+   thread, then the waiting one), each waiting its turn for the GIL, so at 1,000 BMCs an
+   answer sat unread for tens of milliseconds.  An :class:`OobSession` has a socket of
+   its own (:meth:`OobSession._assignsocket`), which pyghmi's I/O thread never sees:
+   the session's thread waits on it in ``recvfrom`` (bounded by the kernel's
+   SO_RCVTIMEO: one system call, and one hand-over of the GIL, per datagram) and handles
+   its datagrams itself (:meth:`OobSession._pump`), only those from the BMC's address (as pyghmi
+   routes them), with its own retransmission timer, during login
+   (:meth:`OobSession._await_login`) and for every request
+   (:meth:`OobSession.awaitresponse`).  A datagram that arrives before the thread waits
+   stays in the socket until it reads it: no wake-up can be lost.  Another thread that
+   needs the session's thread (the serial console stopping) sends an empty datagram to
+   the socket (:meth:`OobSession._stir`).  The socket is closed with the session
+   (:meth:`OobSession.logout`).  Session setup runs until ``login_timeout`` seconds
+   have passed, retransmitting as pyghmi does (setup messages deliver nothing to the
+   host), not until pyghmi's own retry count runs out.  Nothing runs pyghmi's shared
+   loop for these sessions, so neither does its idle keepalive (a Get Device ID after
+   25-29 s idle): oob holds a session for one step of a runbook, seconds, and closes it.
+
+5. **Sending outside pyghmi's process-wide lock.**  pyghmi puts every datagram on the wire
+   while it holds its ``KEEPALIVE_SESSIONS`` lock, one lock for every session of the
+   process.  ``sendto`` lets go of the GIL, and with dozens of threads the sender then
+   waits its turn for the GIL *holding that lock*: every other session's send, and its
+   login, queues behind it (at 1,000 BMCs, threads waited longer for this lock than for
+   their BMCs).  :meth:`OobSession._xmit_packet` leaves the datagram in an outbox that
+   :meth:`OobSession.send_payload` sends once pyghmi has let go of the lock; the bytes,
+   the sequence number and the retransmission timer are pyghmi's, as before.
 
 Everything else (framing, RAKP, integrity, AES, sequence numbers) is pyghmi's.
 """
@@ -52,9 +67,9 @@ import hashlib
 import logging
 import math
 import socket
+import struct
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -96,27 +111,83 @@ class _SingleShot:
         return bool(payload[1] >> 2 == self.netfn and payload[5] == self.command)
 
 
+#: how long a datagram may wait for room in its socket's send buffer (the kernel's
+#: SO_SNDTIMEO; it is not sent when there is none by then, and the request's own timer
+#: decides what happens next, as when a datagram is lost)
+_SEND_ROOM_WAIT = 1.0
+#: the longest one wait for a datagram lasts (the kernel's SO_RCVTIMEO); callers loop
+#: until their own deadline
+_LONGEST_WAIT = 60.0
+#: pyghmi's receive size; an RMCP+ datagram is far smaller
+_DATAGRAM_MAX = 3000
+#: datagrams taken in at most before a session acts on its timer or deadline
+_DRAIN_MAX = 64
+
+#: (socket, datagram, destination) waiting for pyghmi to let go of its lock
+_Outgoing = tuple[socket.socket, bytes, Any]
+
+
+def _timeval(seconds: float) -> bytes:
+    """``struct timeval`` for SO_RCVTIMEO/SO_SNDTIMEO: rounded up, never 0 (0 is "forever")."""
+    micro = max(1, math.ceil(min(seconds, _LONGEST_WAIT) * 1_000_000))
+    return struct.pack("@ll", micro // 1_000_000, micro % 1_000_000)
+
+
+def _send_datagram(sock: socket.socket, packet: bytes, address: Any) -> None:
+    """``sendto`` as pyghmi's ``_io_sendto`` does (errors are the request timer's business:
+    a datagram lost on the way is no different), within the socket's SO_SNDTIMEO."""
+    try:
+        sock.sendto(packet, address)
+    except OSError as exc:  # BlockingIOError: no room within _SEND_ROOM_WAIT; nothing was sent
+        log.debug("sending a datagram to %s: %s", address, exc)
+
+
+def _session_socket() -> socket.socket:
+    """A UDP socket for one session, of the family pyghmi addresses BMCs in.
+
+    pyghmi writes IPv4 BMC addresses as IPv4-mapped IPv6 ones when the kernel has IPv6
+    (``ipv6support``, which it decides when it makes its first socket): decided here the
+    same way when pyghmi has not yet, so that pyghmi's addressing and this socket agree.
+    """
+    if pyghmi_session.ipv6support is None:
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            pyghmi_session.ipv6support = True
+        except OSError:
+            pyghmi_session.ipv6support = False
+    if pyghmi_session.ipv6support:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        except OSError:
+            sock.close()
+            raise
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("", 0))  # as pyghmi: any local address, a port chosen by the kernel
+        # blocking, each wait bounded by the kernel (SO_RCVTIMEO, set per wait; SO_SNDTIMEO):
+        # one system call per datagram, and so one hand-over of the GIL, not a poll and reads
+        sock.setblocking(True)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(_SEND_ROOM_WAIT))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _loopback_of(sock: socket.socket) -> list[Any]:
+    """Where a datagram reaches ``sock`` from this machine (its own wake-up, see _stir)."""
+    port = sock.getsockname()[1]
+    if sock.family == socket.AF_INET6:
+        return [("::1", port, 0, 0), ("::ffff:127.0.0.1", port, 0, 0)]
+    return [("127.0.0.1", port)]
+
+
 def _now() -> float:
     """pyghmi's clock (``os.times()``, 10 ms steps), in which its timers are set."""
     return float(pyghmi_util._monotonic_time())
-
-
-class _Inbox(collections.deque):  # type: ignore[type-arg]
-    """A session's queue of received datagrams (pyghmi's ``pktqueue``) that wakes its thread.
-
-    pyghmi's I/O thread appends each datagram for the session here; the append notifies
-    the session's condition under its lock, so the session's thread, which checks the
-    queue under the same lock before it sleeps, cannot miss it.
-    """
-
-    def __init__(self, arrived: threading.Condition, items: Iterable[Any] = ()) -> None:
-        super().__init__(items)
-        self._arrived = arrived
-
-    def append(self, item: Any) -> None:
-        with self._arrived:
-            super().append(item)
-            self._arrived.notify_all()
 
 
 class OobSession(pyghmi_session.Session):  # type: ignore[misc]
@@ -140,19 +211,11 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         # ``initting_sessions`` entry is added under str keys and removed under bytes keys,
         # so it is never removed and the next login to that BMC gets the dead session.
         self = object.__new__(cls)
-        # What pyghmi's __new__ also does: stay off the local sockets that already carry a
-        # session with this BMC, since replies are routed by (BMC address, local port).
+        # pyghmi's socket sharing, undone: the socket is this session's alone (4), so no
+        # other session's socket is off limits, and pyghmi's use count of it is this
+        # session's own (pyghmi counts down what was never counted up: a Counter takes it)
         self.forbidsock = []
-        try:
-            addresses = socket.getaddrinfo(bmc, port, 0, socket.SOCK_DGRAM)
-        except OSError:
-            addresses = []  # pyghmi reports the unresolvable address when it first sends
-        for family, _type, _proto, _name, address in addresses:
-            key: tuple[Any, ...] = tuple(address)
-            if pyghmi_session.ipv6support and family == socket.AF_INET:
-                key = (f"::ffff:{address[0]}", address[1], 0, 0)
-            for other in list(cls.bmc_handlers.get(key, {}).values()):
-                self.forbidsock.append(other.socket)
+        self.socketpool = collections.Counter()
         return self
 
     def __init__(
@@ -179,10 +242,12 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         #: the login_timeout that ran out before the session was set up
         self.oob_login_expired: float | None = None
         self._single_shot: _SingleShot | None = None
+        #: 5. datagrams to send once send_payload is out of pyghmi's lock (None: send at once)
+        self._outbox: list[_Outgoing] | None = None
         #: the last request made through send_once, armed or not (transmitted, suppressed...)
         self.last_shot: _SingleShot | None = None
-        # 4. this session's own wake-ups: a datagram queued for it, or another thread acting on it
-        self._wake = threading.Condition()
+        # 4. another thread asked this session's thread to look at the session again
+        self._stir_lock = threading.Lock()
         self._stirred = False
         #: the thread waiting on this session (the only one that handles its datagrams and timer)
         self._pumping: int | None = None
@@ -194,78 +259,112 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
         super().__init__(bmc, userid, password, port=port, kg=kg, onlogon=self._logon_done, **kwargs)
         self._await_login()
 
-    # -- 4. waiting: each session served by its own thread -------------------------------
-
-    @property
-    def pktqueue(self) -> _Inbox:
-        return self._inbox
-
-    @pktqueue.setter
-    def pktqueue(self, items: Iterable[Any]) -> None:  # pyghmi's __init__ assigns a deque
-        self._inbox = _Inbox(self._wake, items)
+    # -- 4. a socket of its own, read by the session's own thread ------------------------
 
     @classmethod
     def _assignsocket(cls, server: Any = None, forbiddensockets: Any = ()) -> Any:
-        # pyghmi's I/O thread select()s on the sockets it had when it last went to sleep
-        # (for up to 300 s), and pyghmi's own waits poke it awake; an OobSession waits on its
-        # condition instead.  A session that needs a new socket (a second session with the
-        # same BMC: the serial console and the NMI) would never hear its answers: poke it.
-        before = len(pyghmi_session.iosockets)
-        sock = super()._assignsocket(server, forbiddensockets)
-        if len(pyghmi_session.iosockets) > before and before and pyghmi_session.iothreadready:
-            first = pyghmi_session.iosockets[0]
-            pyghmi_session._io_sendto(first, b"\x01", (pyghmi_session.myself, first.getsockname()[1]))
-        return sock
+        if server is not None:  # pyghmi's server side; a client session never asks this
+            return super()._assignsocket(server, forbiddensockets)
+        return _session_socket()
+
+    def logout(self, sessionok: bool = True) -> Any:
+        """pyghmi's logout (Close Session, sent once, not waited for), then the socket closed."""
+        try:
+            return super().logout(sessionok)
+        finally:
+            sock = getattr(self, "socket", None)
+            if isinstance(sock, socket.socket):
+                sock.close()
 
     def _logon_done(self, _result: Any) -> None:
         self._stir()  # _await_login reads the outcome from the session's state
 
     def _stir(self) -> None:
-        """Wake this session's thread: something happened to the session."""
-        with self._wake:
+        """Make this session's thread look at the session again (it may be waiting in recvfrom)."""
+        if self._pumping == threading.get_ident():
+            return  # the caller is that thread: it looks again once this returns
+        with self._stir_lock:
             self._stirred = True
-            self._wake.notify_all()
-
-    def process_pktqueue(self) -> None:
-        if not self.pktqueue:
+        sock = getattr(self, "socket", None)
+        if not isinstance(sock, socket.socket) or sock.fileno() < 0:
             return
+        for address in _loopback_of(sock):  # an empty datagram ends its wait
+            try:
+                sock.sendto(b"", address)
+                return
+            except OSError:  # no ::1 here: the IPv4 loopback, mapped
+                continue
+
+    def _cmdwait(self) -> None:
+        # pyghmi waits for the command in flight through its I/O thread, which never
+        # serves this session's socket: wait for raw_command to say it is over (evq)
+        while left := self._isincommand():
+            over = threading.Event()
+            self.evq.append(over)
+            over.wait(left)
+
+    def _read_socket(self, wait: float = 0.0) -> bool:
+        """Queue the next datagram from the BMC on the session's socket, waiting for one up
+        to ``wait`` seconds (not at all when 0): one system call, whatever happens.  True
+        when a datagram was read (for this session or not)."""
+        sock = self.socket
         try:
-            super().process_pktqueue()
-        finally:
-            self._stir()
+            if wait > 0:
+                # (a signal caught by a handler, only SIGINT/SIGTERM/SIGHUP here, restarts the wait
+                # in full; the caller's deadline is checked again once it returns)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(wait))
+                data, source = sock.recvfrom(_DATAGRAM_MAX)
+            else:
+                data, source = sock.recvfrom(_DATAGRAM_MAX, socket.MSG_DONTWAIT)
+        except OSError:  # BlockingIOError: nothing (within the wait); or the socket is closed
+            return False
+        # pyghmi's I/O thread routes by the sender's address; anything else (a wake-up from
+        # _stir, a stray datagram) is nobody's business here
+        if len(data) >= 4 and source in (getattr(self, "allsockaddrs", None) or ()):
+            self.pktqueue.append((data, source, sock, True))
+        return True
+
+    def _pump(self, until: float) -> None:
+        """Wait for the next datagram until another thread stirs this session, its timer
+        runs out or ``until`` (``time.monotonic()``); handle what arrived."""
+        with self._stir_lock:
+            if self._stirred:
+                self._stirred = False
+                return
+        sock = self.socket
+        if not isinstance(sock, socket.socket) or sock.fileno() < 0:
+            return  # closed with the session: nothing more can arrive
+        self._read_socket(min(until - time.monotonic(), self._retransmit_at() - _now()))
+        if time.monotonic() >= until or self._retransmit_at() <= _now():
+            # the caller acts on its deadline or timer next (a retransmission, giving up):
+            # first take in all that has arrived, an answer that waited while this thread
+            # was kept from running included
+            for _ in range(_DRAIN_MAX):
+                if not self._read_socket():
+                    break
+        if self.pktqueue:
+            self.process_pktqueue()
 
     def _retransmit_at(self) -> float:
-        """When this session's retransmission (or timeout) timer runs out; inf if not set."""
-        with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):
-            entry = pyghmi_session.Session.waiting_sessions.get(self)
-            return float(entry["timeout"]) if entry and "timeout" in entry else math.inf
+        """When this session's retransmission (or timeout) timer runs out; inf if not set.
+
+        Read without pyghmi's ``WAITING_SESSIONS`` lock: one lookup in a dict is atomic,
+        and that lock is process-wide (every session's sends take it), so a wait that
+        took it at every turn queued behind them all."""
+        entry = pyghmi_session.Session.waiting_sessions.get(self)
+        timeout = entry.get("timeout") if entry else None
+        return math.inf if timeout is None else float(timeout)
 
     def _take_due_timer(self) -> bool:
         """True (and the timer removed) when this session's timer has run out."""
-        with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):
+        if self._retransmit_at() > _now():
+            return False
+        with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):  # taking it: under the lock
             entry = pyghmi_session.Session.waiting_sessions.get(self)
             if not entry or entry.get("timeout", math.inf) > _now():
                 return False
             pyghmi_session.Session.waiting_sessions.pop(self, None)
             return True
-
-    def _pump(self, until: float) -> None:
-        """Handle the datagrams that have arrived; when there were none, sleep until one
-        arrives, another thread acts on this session, its timer runs out or ``until``
-        (``time.monotonic()``)."""
-        with self._wake:
-            self._stirred = False
-        self.process_pktqueue()
-        # read before taking _wake: pyghmi holds its WAITING_SESSIONS lock when it calls
-        # _timedout, which takes _wake; a timer changed by another thread stirs this one
-        timer_at = self._retransmit_at()
-        with self._wake:
-            while not self._stirred and not self.pktqueue:
-                remaining = min(until - time.monotonic(), timer_at - _now())
-                if remaining <= 0:
-                    break
-                self._wake.wait(remaining)
-        self.process_pktqueue()
 
     def _await_login(self) -> None:
         previous, self._pumping = self._pumping, threading.get_ident()
@@ -420,14 +519,43 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
                 if delay_xmit is not None:  # pyghmi would send it later, from its retry timer
                     delay_xmit = None
                 shot.transmitted += 1
-        return super().send_payload(
-            payload=payload,
-            payload_type=payload_type,
-            retry=retry,
-            delay_xmit=delay_xmit,
-            needskeepalive=needskeepalive,
-            timeout=timeout,
-        )
+        outbox: list[_Outgoing] = []
+        previous, self._outbox = self._outbox, outbox
+        try:
+            result = super().send_payload(
+                payload=payload,
+                payload_type=payload_type,
+                retry=retry,
+                delay_xmit=delay_xmit,
+                needskeepalive=needskeepalive,
+                timeout=timeout,
+            )
+        finally:
+            self._outbox = previous
+        # 5. pyghmi has let go of its process-wide lock: now on the wire
+        for sock, datagram, address in outbox:
+            _send_datagram(sock, datagram, address)
+        return result
+
+    def _xmit_packet(self, retry: bool = True, delay_xmit: Any = None, timeout: Any = None) -> None:
+        """pyghmi's transmission, minus the ``sendto``: the datagram goes to the outbox of
+        :meth:`send_payload`, which sends it outside pyghmi's lock (module docstring, 5)."""
+        outbox = self._outbox
+        if outbox is None or delay_xmit is not None or not self.sockaddr:
+            # a delayed send is pyghmi's timer's business; with no address yet (a session's
+            # first datagram) pyghmi tries each address getaddrinfo gives and registers them
+            super()._xmit_packet(retry, delay_xmit=delay_xmit, timeout=timeout)
+            return
+        if self.sequencenumber:  # pyghmi's: 0 is special and stays, others count up
+            self.sequencenumber += 1
+        outbox.append((self.socket, bytes(self.netpacket), self.sockaddr))
+        if retry:
+            with pyghmi_util.protect(pyghmi_session.WAITING_SESSIONS):
+                self.expiration = (timeout if timeout is not None else self.timeout) + _now()
+                pyghmi_session.Session.waiting_sessions[self] = {
+                    "ipmisession": self,
+                    "timeout": self.expiration,
+                }
 
     def _timedout(self) -> None:
         pumping = self._pumping
@@ -465,21 +593,3 @@ class OobSession(pyghmi_session.Session):  # type: ignore[misc]
                 "data": bytearray(),
             }
         )
-
-
-class _SharedQueue(collections.deque):  # type: ignore[type-arg]
-    """pyghmi's process-wide ``sessionqueue``, without oob's sessions.
-
-    pyghmi's I/O thread lists here every session it queued a datagram for, so that any
-    thread in pyghmi's ``wait_for_rsp`` handles it.  An :class:`OobSession` is handled by
-    its own thread only (its :class:`_Inbox` wakes it), so it is left out: no other
-    thread touches its state, and the list does not grow with entries nobody takes.
-    """
-
-    def append(self, session: Any) -> None:
-        if not isinstance(session, OobSession):
-            super().append(session)
-
-
-if not isinstance(pyghmi_session.sessionqueue, _SharedQueue):
-    pyghmi_session.sessionqueue = _SharedQueue(pyghmi_session.sessionqueue)
