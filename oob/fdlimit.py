@@ -3,7 +3,7 @@
 A run over hundreds of hosts holds two lock files per host for its whole length, and one
 session socket or more per BMC: past the soft RLIMIT_NOFILE many shells start with (1024),
 and past FD_SETSIZE (1024), the most a select(2) can watch — which pyghmi's I/O thread
-still uses. So the limit is raised to what the process may take, and descriptors oob
+uses (oob's own IPMI sessions no longer go through it; other libraries' waits may). So the limit is raised to what the process may take, and descriptors oob
 keeps for long (its locks) are moved above FD_SETSIZE, leaving the numbers below it to
 the sockets of libraries that wait with select.
 """
