@@ -7,7 +7,7 @@ oob takes one address for one BMC):
 
 * ``oob nmi all --yes --json`` over N iDRAC-flavour Redfish BMCs, once per ``--parallel``,
   cold (nothing known of the BMCs) and warm (a second run: the discovery cache filled),
-  and warm with ``bmc.auth = "basic"``,
+  and warm with ``bmc.auth = "basic"``, and cold with ``--workers`` one per CPU,
   against a sequential python-redfish-library loop (login, POST ComputerSystem.Reset Nmi,
   logout) over the same N;
 * ``oob nmi all --yes --json`` over N IPMI BMCs against FreeIPMI's ``ipmipower --pulse``
@@ -274,6 +274,13 @@ def run(n: int, latency_ms: int, parallel: list[int], skip: set[str], timeout: f
                 contest(f"oob nmi redfish Basic -p {p} (warm)", n, ["idrac9"], latency, basic, warm=True)
             )
             show(oob_rows[-1])
+            cpus = os.cpu_count() or 1
+            if cpus > 1:  # the hosts shared among one process per CPU
+                split = _oob(["nmi", "all", "--yes", "--json", "--parallel", str(p), "--workers", str(cpus)])
+                oob_rows.append(
+                    contest(f"oob nmi redfish -p {p} --workers {cpus}", n, ["idrac9"], latency, split)
+                )
+                show(oob_rows[-1])
         if "redfish-loop" not in skip:
             loop = contest(
                 "redfish library loop (sequential)", n, ["idrac9"], latency, _redfish_loop, check=_loop_check
