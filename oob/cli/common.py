@@ -422,8 +422,6 @@ def first_interrupt_cancels(message: str) -> Iterator[Interruption]:
             signal.signal(signum, handler)
 
 
-
-
 def _abort_in_flight() -> None:
     from oob.drivers.redfish.wire import abort_in_flight
 
