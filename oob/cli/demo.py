@@ -35,6 +35,7 @@ def demo_command(
     """Crash a mock fleet of hung hosts end to end: preflight, NMI, dumps, report."""
     setup_logging(verbose)
     with handle_errors(verbose):
+        import os
         import shutil
         import signal
         import sys
@@ -50,6 +51,9 @@ def demo_command(
         from oob.runbook.crash import CrashRequest, run_crash
 
         work = Path(tempfile.mkdtemp(prefix="oob-demo-"))
+        # the mock BMCs live as long as the demo: what is learnt of them (the Redfish
+        # discovery cache) goes with it, never into the user's cache
+        os.environ["OOB_CACHE_DIR"] = str(work / "cache")
         try:
             fleet = mock_module("fleet").Fleet.start(
                 vendors=vendors.split(","),

@@ -172,9 +172,11 @@ def test_mock_serve_cli_and_oob_against_it(oob: Callable[..., CliResult], tmp_pa
     assert proc.returncode == 0, stderr
 
 
-def test_demo_runs_end_to_end(oob: Callable[..., CliResult]) -> None:
-    result = oob("demo", "--json")
+def test_demo_runs_end_to_end(oob: Callable[..., CliResult], tmp_path: Path) -> None:
+    users_cache = tmp_path / "cache"
+    result = oob("demo", "--json", env={"OOB_CACHE_DIR": str(users_cache)})
     assert result.code == 0, result.stderr
+    assert not users_cache.exists()  # what the demo learnt of its mock BMCs went with it
     results = [r for r in result.records if r.get("event") == "result"]
     assert {r["host"] for r in results} == {"ilo5-1", "idrac9-1", "openbmc-1", "ipmi-1", "ami-1"}
     assert all(r["status"] == "complete" for r in results)
