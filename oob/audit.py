@@ -280,8 +280,11 @@ class AuditLog:
             try:
                 fd = os.open(self.path, flags)
             except FileNotFoundError:
-                fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
-                created = True
+                try:
+                    fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+                    created = True
+                except FileExistsError:  # another process (an oob worker) made it meanwhile
+                    fd = os.open(self.path, flags)
         except OSError as exc:
             symlink = " (it is a symlink; refusing to write through it)" if os.path.islink(self.path) else ""
             raise AuditLogError(

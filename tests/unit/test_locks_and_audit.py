@@ -405,3 +405,29 @@ def test_recent_finds_what_a_scan_from_the_end_finds(tmp_path):
                 assert expected == ("torn", found.offset)
             else:
                 assert (found and ("record", found["n"])) == expected
+
+
+def test_a_log_another_process_creates_first_is_appended_to(tmp_path, monkeypatch):
+    """Two processes write the first record at once (an oob run's workers): the one whose
+    exclusive create loses appends to the file the other made (it had been refused: File
+    exists)."""
+    import oob.audit as audit_module
+
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path).record("run.started")  # the other process's record: the file exists
+    real_open = audit_module.os.open
+    calls = []
+
+    def late(file, flags, *args):
+        calls.append(flags)
+        if len(calls) == 1:  # this process looked before the other created it
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_open(file, flags, *args)
+
+    monkeypatch.setattr(audit_module.os, "open", late)
+    AuditLog(path).record("nmi.confirmed", hosts=["h1"])
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == [
+        "run.started",
+        "nmi.confirmed",
+    ]
+    assert calls[1] & os.O_EXCL  # it did try to create it, and lost
