@@ -10,8 +10,9 @@ process, one request at a time).  A worker runs the same code the parent would
 file (records of one run, one run id; the log's lock keeps processes' records whole) and
 sends its events and outcomes back over a pipe.
 
-Stops: a worker ignores SIGINT (the terminal sends it to the whole process group: the
-parent decides) and takes SIGTERM/SIGHUP, or the parent's word when the parent is stopped,
+Stops: a worker runs in a session of its own and ignores SIGINT (a terminal's Ctrl-C is the
+parent's to decide) and takes SIGTERM/SIGHUP, or the parent's word when the parent is stopped
+(or gone: its socket closes),
 as the CLI does: no NMI starts afterwards, requests in flight get
 :data:`~oob.defaults.IN_FLIGHT_GRACE_S`, then are ended.  A worker that ends without
 reporting leaves its hosts to the audit log: a host whose ``nmi.sending`` of this run has
@@ -22,12 +23,16 @@ with none was never sent.
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oob.audit import AuditLog
@@ -39,16 +44,46 @@ from oob.runbook.common import Outcome, Status
 if TYPE_CHECKING:
     from oob.runbook.nmi import NmiRequest
 
-#: seconds a stopped parent waits for its workers to report before ending them
+#: seconds the parent waits for a worker that reported all (or died) to exit
 _REPORT_WAIT_S = 30.0
+#: seconds a worker told to abort (a second Ctrl-C) has before it is killed
+_ABORT_WAIT_S = 5.0
 _TICK_S = 0.2
 
 
 @dataclass
 class _Worker:
-    process: Any
+    process: subprocess.Popen[bytes]
     conn: Connection
     hosts: list[Host]
+
+
+def _start(share: list[Host], request: NmiRequest, audit: AuditLog | None) -> _Worker:
+    """A worker process: ``python -m oob.runbook.workers FD``, its job sent over the socket
+    FD.  A fresh interpreter (no fork: this process runs threads whose locks a fork would
+    copy held), and not multiprocessing's spawn, which imports the caller's ``__main__``
+    again: a runbook script calling :func:`oob.nmi` without a ``__main__`` guard would run
+    itself a second time."""
+    ours, theirs = socket.socketpair()
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    # this very oob, wherever the caller found it
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "oob.runbook.workers", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            env=env,
+            # a session of its own: a terminal's Ctrl-C (sent to the whole foreground group)
+            # never reaches it, even while it starts; the parent tells it what to do
+            start_new_session=True,
+        )
+    finally:
+        theirs.close()
+    conn = Connection(ours.detach())
+    conn.send((share, request, audit, logging.getLogger("oob").getEffectiveLevel()))
+    return _Worker(process, conn, share)
 
 
 def plan_and_send_in_workers(
@@ -61,36 +96,38 @@ def plan_and_send_in_workers(
 ) -> dict[str, Outcome]:
     """:func:`~oob.runbook.nmi._plan_and_send_each` over ``workers`` processes."""
     shares = [list(hosts[i::workers]) for i in range(workers) if hosts[i::workers]]
-    # spawn, not fork: this process runs threads (a fork would copy their locks held)
-    context = multiprocessing.get_context("spawn")
     each = replace(request, parallel=max(1, request.parallel // len(shares)), workers=1)
     started: list[_Worker] = []
     outcomes: dict[str, Outcome] = {}
     try:
         for share in shares:
-            ours, theirs = context.Pipe()
-            process = context.Process(
-                target=_worker_main,
-                args=(theirs, share, each, audit, logging.getLogger("oob").getEffectiveLevel()),
-                name="oob-worker",
-                daemon=True,
-            )
-            process.start()
-            theirs.close()
-            started.append(_Worker(process, ours, share))
+            started.append(_start(share, each, audit))
         _collect(started, emit, audit, cancel, outcomes)
     except BaseException:
         # a second Ctrl-C, or a bug here: the workers end their requests in flight now
         for worker in started:
             _tell(worker, "abort")
         for worker in started:
-            worker.process.join(_REPORT_WAIT_S)
-            if worker.process.is_alive():
+            try:
+                worker.process.wait(_ABORT_WAIT_S)
+            except subprocess.TimeoutExpired:
                 worker.process.kill()
         raise
+    finally:
+        for worker in started:
+            worker.conn.close()
     for worker in started:
-        worker.process.join(_REPORT_WAIT_S)
+        _reap(worker)
     return outcomes
+
+
+def _reap(worker: _Worker) -> int:
+    """The worker's exit status once it has exited (killed if it lingers past the wait)."""
+    try:
+        return worker.process.wait(_REPORT_WAIT_S)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
+        return worker.process.wait()
 
 
 def _collect(
@@ -114,8 +151,7 @@ def _collect(
                 kind, payload = conn.recv()
             except (EOFError, OSError):
                 del live[id(conn)]
-                worker.process.join(_REPORT_WAIT_S)
-                code = worker.process.exitcode
+                code = _reap(worker)
                 for host in worker.hosts:
                     if host.name not in outcomes:
                         outcomes[host.name] = _lost(host, audit, code)
@@ -164,16 +200,16 @@ def _lost(host: Host, audit: AuditLog | None, exit_code: int | None) -> Outcome:
     return Outcome.from_error(host.name, "nmi", unknown.for_host(host.name), via=record.get("via"))
 
 
-def _worker_main(
-    conn: Connection, hosts: list[Host], request: NmiRequest, audit: AuditLog | None, log_level: int
-) -> None:
-    """One worker: its share of the hosts, planned and sent as the parent would; its log
-    records go to the parent (``log_level``: the parent's for oob's loggers)."""
+def _worker_main(fd: int) -> None:
+    """One worker: its share of the hosts, planned and sent as the parent would; its events,
+    outcomes and log records go to the parent (oob's loggers at the parent's level)."""
     from oob.defaults import IN_FLIGHT_GRACE_S
     from oob.drivers.redfish.wire import abort_in_flight
     from oob.runbook.nmi import _plan_and_send_each
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+    conn = Connection(fd)
+    hosts, request, audit, log_level = conn.recv()
     cancel = threading.Event()
     sending = threading.Lock()
 
@@ -221,3 +257,7 @@ def _worker_main(
     for outcome in outcomes.values():
         send(("outcome", outcome))
     send(("done", None))
+
+
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]))

@@ -163,6 +163,6 @@ def test_v_shows_each_workers_request_counts(
     fleet = fleet_factory(["idrac9"], count=3)
     inventory = write_inventory(fleet, tmp_path / "inv.toml")
     result = oob("nmi", "all", "-i", str(inventory), "--yes", "--workers", "2", "-v")
-    assert result.code == 0, result.stderr
+    assert result.code == 0, result.stdout + result.stderr
     for name in ("idrac9-1", "idrac9-2", "idrac9-3"):
         assert f"{name}: 5 requests to" in result.stderr
