@@ -166,3 +166,29 @@ def test_v_shows_each_workers_request_counts(
     assert result.code == 0, result.stdout + result.stderr
     for name in ("idrac9-1", "idrac9-2", "idrac9-3"):
         assert f"{name}: 5 requests to" in result.stderr
+
+
+def test_a_runbook_script_without_a_main_guard_runs_once(
+    fleet_factory: Callable[..., Any], tmp_path: Path, audit_path: Path
+) -> None:
+    """``oob.nmi(..., workers=2)`` from a script with no ``if __name__ == "__main__"``: the
+    workers never import the script again (multiprocessing's spawn would have)."""
+    fleet = fleet_factory(["idrac9"], count=4)
+    inventory = write_inventory(fleet, tmp_path / "inv.toml")
+    script = tmp_path / "runbook.py"
+    script.write_text(
+        "import oob\n"
+        f"outcomes = oob.nmi(['all'], inventory=[{str(inventory)!r}], audit_log={str(audit_path)!r}, workers=2)\n"
+        "print(sorted((o.host, o.status) for o in outcomes))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("[(") == 1  # the script ran once
+    assert [b.nmi_count for b in fleet.bmcs] == [1] * 4
