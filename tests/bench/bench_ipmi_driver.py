@@ -15,11 +15,9 @@ client's CPU per host, NMIs the mock counted (must be N).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +38,7 @@ from oob.inventory import load_inventory
 from oob.model import Host
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # the mock beside this checkout (mocks.child), when run as a script
 
 
 @dataclass(frozen=True)
@@ -57,34 +56,13 @@ class Fleet:
 
 @contextmanager
 def mock_fleet(n: int) -> Iterator[Fleet]:
+    from mocks.child import serve_in_child
+
     with tempfile.TemporaryDirectory(prefix="oob-bench-ipmi-") as scratch:
         work = Path(scratch)
-        inventory = work / "inv.toml"
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "mocks", "serve", "--vendors", "ipmi", "--count", str(n),
-                "--control", "127.0.0.1:0", "--write-inventory", str(inventory), "--workdir", str(work / "fleet"),
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("OOB_")},
-        )  # fmt: skip
-        try:
-            assert proc.stdout is not None
-            ready = json.loads(proc.stdout.readline())
-            hosts = list(load_inventory([inventory]).hosts.values())
-            yield Fleet(hosts, ready["control"], work / "fleet")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        with serve_in_child(["ipmi"], n, work, stop_timeout=30) as child:
+            hosts = list(load_inventory([child.inventory]).hosts.values())
+            yield Fleet(hosts, child.control_url, work / "fleet")
 
 
 def _cpu() -> float:

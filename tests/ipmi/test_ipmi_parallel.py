@@ -10,14 +10,9 @@ an answer that arrives before its thread waits stays there until the thread read
 
 from __future__ import annotations
 
-import json
-import os
 import select
-import signal
 import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -123,34 +118,12 @@ class ChildFleet:
 def child_fleet(tmp_path: Path) -> Iterator[ChildFleet]:
     """``python -m mocks serve`` with FLEET IPMI-only BMCs: the answers come from another
     process, as from real BMCs, not from a thread competing with oob's for the GIL."""
-    inventory = tmp_path / "inv.toml"
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "mocks", "serve", "--vendors", "ipmi", "--count", str(FLEET),
-            "--control", "127.0.0.1:0", "--write-inventory", str(inventory), "--workdir", str(tmp_path / "fleet"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("OOB_")},
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        ready = json.loads(proc.stdout.readline())
-        assert ready["event"] == "ready", ready
-        hosts = list(load_inventory([inventory]).hosts.values())
+    from mocks.child import serve_in_child
+
+    with serve_in_child(["ipmi"], FLEET, tmp_path) as child:
+        hosts = list(load_inventory([child.inventory]).hosts.values())
         assert len(hosts) == FLEET and all(h.bmc.address == "127.0.0.1" for h in hosts)
-        yield ChildFleet(hosts, ready["control"])
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        yield ChildFleet(hosts, child.control_url)
 
 
 @dataclass(frozen=True)
