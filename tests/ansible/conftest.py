@@ -67,6 +67,9 @@ def ansible_environ(home: Path) -> dict[str, str]:
             "LC_ALL": "C.UTF-8",
             "LANG": "C.UTF-8",
             "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            # oob's state of this test only (the suite's own OOB_CACHE_DIR went with OOB_*):
+            # what the modules learn of the mock BMCs never reaches the user's ~/.cache/oob
+            "OOB_CACHE_DIR": str(home / "oob-cache"),
         }
     )
     return environ
