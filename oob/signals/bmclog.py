@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from oob.model import HYPERVISOR_KINDS
 from oob.safetext import printable
 
 #: longest string oob keeps from a BMC log entry (messages are a line or two)
@@ -509,6 +510,8 @@ class LogCollector:
 def summary(log: BmcLog) -> str:
     """One line: what the logs say about the incident."""
     if not log.offered:
+        if log.method in HYPERVISOR_KINDS:  # a VM's "BMC" is its hypervisor: say which
+            return f"the hypervisor ({log.method}) keeps no event log oob reads"
         return "the BMC offers no event log"
     parts = [f"{log.kept} entr{'y' if log.kept == 1 else 'ies'} in the window (of {log.seen} read)"]
     nmi = log.nmi_entries

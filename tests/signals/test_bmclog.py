@@ -159,6 +159,9 @@ def test_no_log_offered_is_said_not_raised() -> None:
     log = collector.result()
     assert not log.offered and log.kept == 0
     assert summary(log) == "the BMC offers no event log"
+    guest = LogCollector("vm1", "libvirt", Window())
+    guest.source("hypervisor", SourceStatus.NOT_OFFERED)
+    assert summary(guest.result()) == "the hypervisor (libvirt) keeps no event log oob reads"
 
 
 def test_strings_from_the_bmc_are_bounded_and_shown_escaped() -> None:
