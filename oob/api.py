@@ -16,6 +16,7 @@ subclasses, each with its ``exit_code``.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,15 +52,20 @@ def crash(
     inventory: Sequence[str | Path] = (),
     on_event: Emit = discard,
     audit_log: str | Path | None = None,
+    cancel: threading.Event | None = None,
     **options: Any,
 ) -> CrashReport:
     """The whole crash runbook; ``options`` are :class:`oob.runbook.crash.CrashRequest` fields
-    (``dry_run``, ``force``, ``recover``, ``watch=WatchOptions(...)``, ``reboot_grace_s``, ...)."""
+    (``dry_run``, ``force``, ``recover``, ``watch=WatchOptions(...)``, ``reboot_grace_s``, ...).
+    ``cancel`` set (from another thread, a signal handler): no NMI starts afterwards, the
+    watch ends, what was done is reported, as Ctrl-C does in the CLI."""
     from oob.runbook.crash import CrashRequest, run_crash
 
     request = CrashRequest(**{"assume_yes": True, **options})
     hosts = select_hosts(targets, inventory)
-    return run_crash(hosts, request, confirm=lambda plans: True, emit=on_event, audit=_audit(audit_log))
+    return run_crash(
+        hosts, request, confirm=lambda plans: True, emit=on_event, audit=_audit(audit_log), cancel=cancel
+    )
 
 
 def nmi(
@@ -68,14 +74,18 @@ def nmi(
     inventory: Sequence[str | Path] = (),
     on_event: Emit = discard,
     audit_log: str | Path | None = None,
+    cancel: threading.Event | None = None,
     **options: Any,
 ) -> list[Outcome]:
-    """Send one NMI per host; ``options`` are :class:`oob.runbook.nmi.NmiRequest` fields."""
+    """Send one NMI per host; ``options`` are :class:`oob.runbook.nmi.NmiRequest` fields.
+    ``cancel`` set: no NMI starts afterwards (those in flight finish)."""
     from oob.runbook.nmi import NmiRequest, run_nmi
 
     request = NmiRequest(**{"assume_yes": True, **options})
     hosts = select_hosts(targets, inventory)
-    return run_nmi(hosts, request, confirm=lambda plans: True, emit=on_event, audit=_audit(audit_log))
+    return run_nmi(
+        hosts, request, confirm=lambda plans: True, emit=on_event, audit=_audit(audit_log), cancel=cancel
+    )
 
 
 def preflight(
