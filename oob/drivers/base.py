@@ -5,20 +5,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 from types import TracebackType
+from typing import Self
 
 from oob.model import ActionResult, BmcInfo, NmiSupport, PowerAction, PowerState
 from oob.signals.bmclog import BmcLog, LogCollector, SourceStatus, Window
 
 
 class BmcDriver(ABC):
-    #: "redfish" or "ipmi"
+    #: "redfish", "ipmi", "libvirt" or "esxi"
     method: str = ""
 
     def __init__(self) -> None:
         #: things the engineer should know that did not stop the work
         self.warnings: list[str] = []
 
-    def __enter__(self) -> BmcDriver:
+    def __enter__(self) -> Self:  # each driver's own type, so callers see its own methods
         self.open()
         return self
 

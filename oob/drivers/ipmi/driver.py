@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Self
 
 from oob.drivers.base import BmcDriver
 from oob.drivers.ipmi.client import IpmiClient, Reply
@@ -82,10 +81,6 @@ class IpmiDriver(BmcDriver):
         return f"IpmiDriver({self.host.name!r}, {self._client.where!r})"
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:  # typed as IpmiDriver, so callers see cipher_suite
-        self.open()
-        return self
 
     def open(self) -> None:
         try:

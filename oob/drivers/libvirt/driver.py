@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from oob.drivers.base import BmcDriver
@@ -192,10 +192,6 @@ class LibvirtDriver(BmcDriver):
             ) from None
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:  # typed as LibvirtDriver, so callers see its own methods
-        self.open()
-        return self
 
     def open(self) -> None:
         libvirt = self._libvirt
