@@ -34,7 +34,7 @@ displayName="web01" vmxCartelID=2099713
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -209,35 +209,34 @@ def _getallvms_line(line: str) -> RegisteredVm | None:
 def parse_vmdumper(text: str, wanted: str = "") -> Listing[RunningVm]:
     """``vmdumper -l``; ``wanted``: the display name the caller looks for (for
     :attr:`Listing.suspicious`)."""
-    vms: list[RunningVm] = []
-    unread = 0
-    suspicious: list[str] = []
-    for line, too_long in _lines(text):
-        if not line.strip():
-            continue
-        found = None if too_long else _vmdumper_line(line)
-        if found is None:
-            unread += 1
-            if wanted and wanted in line:
-                suspicious.append(_shown(line))
-            continue
-        vms.append(found)
-    return Listing(tuple(vms), unread, tuple(suspicious), len(_split(text)) > MAX_LINES)
+    return _listing(text, wanted, _vmdumper_line, lambda line: not line.strip())
 
 
 def parse_getallvms(text: str, wanted: str = "") -> Listing[RegisteredVm]:
     """``vim-cmd vmsvc/getallvms``: the header line and annotation lines are skipped; a line
     that starts with a number but has not one reading is unread."""
-    vms: list[RegisteredVm] = []
+
+    def not_a_vm(line: str) -> bool:
+        # the header, or an annotation's further lines: not a VM's line (an annotation line
+        # that reads as a VM's is caught by the caller: a name or vmid on two lines)
+        stripped = line.strip()
+        return not stripped or not stripped[0].isdigit()
+
+    return _listing(text, wanted, lambda line: _getallvms_line(line.strip()), not_a_vm)
+
+
+def _listing(
+    text: str, wanted: str, read: Callable[[str], _T | None], skipped: Callable[[str], bool]
+) -> Listing[_T]:
+    """Each line read one way or not at all: the VMs read, the lines that could not be (those
+    that mention ``wanted`` kept, shown escaped), and whether the text was cut."""
+    vms: list[_T] = []
     unread = 0
     suspicious: list[str] = []
     for line, too_long in _lines(text):
-        stripped = line.strip()
-        if not stripped or not stripped[0].isdigit():
-            # the header, or an annotation's further lines: not a VM's line (an annotation
-            # line that reads as a VM's is caught by the caller: a name or vmid on two lines)
+        if skipped(line):
             continue
-        found = None if too_long else _getallvms_line(stripped)
+        found = None if too_long else read(line)
         if found is None:
             unread += 1
             if wanted and wanted in line:
