@@ -30,7 +30,7 @@ is the inventory's ``ssh.known_hosts`` when set.  The guest's own ``ssh.user``, 
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 from oob import asyncbridge
@@ -122,10 +122,6 @@ class EsxiDriver(BmcDriver):
         return f"VM '{printable(self.vm_name)}'"
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
 
     def open(self) -> None:
         # the bridge's net: every hop's connect is bounded by connect_timeout already
