@@ -206,7 +206,12 @@ def test_listing_is_capped_and_says_so(crash: Path, run_watch, monkeypatch: pyte
     assert listing is not None and len(listing) == 20 and listing.truncated
 
     run = watch_one(run_watch, crash, options=dataclasses.replace(FAST, timeout=0.5))
-    problems = [e.data["problem"] for e in run.events if e.kind == "dump_target_problem"]
+    # (a listing the watch's own end cut short on a loaded machine says so too: not this test's)
+    problems = [
+        e.data["problem"]
+        for e in run.events
+        if e.kind == "dump_target_problem" and "(the watch's deadline came)" not in e.data["problem"]
+    ]
     assert problems == [
         (
             "more than 20 entries: only the first 20 are read each time, so a new dump "
